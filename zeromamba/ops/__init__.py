@@ -1,0 +1,31 @@
+"""Scan kernels: the plain references and the fast implementations, side by side."""
+
+from .cross_scan import (
+    SCAN_BACKENDS,
+    cross_merge,
+    cross_scan,
+    cross_selective_scan,
+    resolve_backend,
+    scan_order,
+)
+from .selective_scan import (
+    linear_recurrence,
+    mamba_ssm_available,
+    selective_scan_chunked,
+    selective_scan_mamba,
+    selective_scan_reference,
+)
+
+__all__ = [
+    "SCAN_BACKENDS",
+    "cross_merge",
+    "cross_scan",
+    "cross_selective_scan",
+    "linear_recurrence",
+    "mamba_ssm_available",
+    "resolve_backend",
+    "scan_order",
+    "selective_scan_chunked",
+    "selective_scan_mamba",
+    "selective_scan_reference",
+]
