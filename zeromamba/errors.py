@@ -1,8 +1,23 @@
-"""The exceptions zeromamba raises. Each message says what went wrong and what to do about it."""
+"""The exceptions zeromamba raises. Each message says what went wrong and what to do about it.
+
+All derive from :class:`ZeroMambaError`, so ``except zeromamba.ZeroMambaError`` catches every
+bad-input error; most also derive from the matching builtin (``ValueError``, ``FileNotFoundError``)
+so generic handlers keep working.
+"""
 
 from __future__ import annotations
 
-__all__ = ["ZeroMambaError", "CheckpointError"]
+__all__ = [
+    "ZeroMambaError",
+    "CheckpointError",
+    "UnknownModelError",
+    "ModelNotAvailableError",
+    "ConfigError",
+    "ImageError",
+    "AttributeMatrixError",
+    "DataError",
+    "TrainingError",
+]
 
 
 class ZeroMambaError(Exception):
@@ -10,4 +25,35 @@ class ZeroMambaError(Exception):
 
 
 class CheckpointError(ZeroMambaError, ValueError):
-    """A checkpoint cannot be read safely, or does not fit the model (names and shapes listed)."""
+    """A checkpoint cannot be read safely, is corrupt or truncated, or does not fit the model."""
+
+
+class UnknownModelError(ZeroMambaError, KeyError):
+    """A variant or architecture name that is not registered (the message suggests close names)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelNotAvailableError(ZeroMambaError, OSError):
+    """Weights cannot be fetched: no network and nothing cached, or no such repository/revision."""
+
+
+class ConfigError(ZeroMambaError, ValueError):
+    """A ``config.json`` that is malformed or of a format version this release does not understand."""
+
+
+class ImageError(ZeroMambaError, ValueError):
+    """An image that cannot be read: missing, zero-byte, truncated, unsupported, or over the pixel limit."""
+
+
+class AttributeMatrixError(ZeroMambaError, ValueError):
+    """A class-attribute matrix of the wrong width, with NaN/inf or no rows, or names that do not match."""
+
+
+class DataError(ZeroMambaError, ValueError):
+    """Dataset files that are missing, unreadable or inconsistent (the message names the file)."""
+
+
+class TrainingError(ZeroMambaError, RuntimeError):
+    """Training cannot continue (e.g. a NaN or inf loss); the last good checkpoint is kept."""
