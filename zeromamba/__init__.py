@@ -14,8 +14,11 @@ import torch.nn as nn
 
 from . import models, ops
 from .errors import CheckpointError, ZeroMambaError
+from .hub import from_pretrained
 from .models import VMamba, ZeroMamba, ZeroMambaOutput
 from .official import load_official
+from .predictor import ClassificationResult, Predictor
+from .zoo import PretrainedVariant, list_pretrained
 
 __version__ = "0.1.0"
 
@@ -45,11 +48,16 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Modul
 
 __all__ = [
     "CheckpointError",
+    "ClassificationResult",
+    "Predictor",
     "VMamba",
     "ZeroMamba",
     "ZeroMambaError",
     "ZeroMambaOutput",
+    "PretrainedVariant",
     "create_model",
+    "from_pretrained",
+    "list_pretrained",
     "list_models",
     "load_official",
     "models",

@@ -26,6 +26,13 @@ from .models.zeromamba import checkpoint_filter_fn as zeromamba_filter_fn
 __all__ = ["load_official", "read_official_state_dict", "infer_architecture", "load_state_dict_strict"]
 
 
+def _refused_global(message: str) -> str:
+    for line in message.splitlines():
+        if "Unsupported global" in line:
+            return line.strip().split(" was not")[0]
+    return message.splitlines()[0]
+
+
 def read_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a ``.pth`` safely and unwrap ``{"model": ...}`` / ``{"state_dict": ...}``."""
     path = os.fspath(path)
@@ -34,10 +41,14 @@ def read_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e):  # not a refused object: a damaged or foreign file
+            raise CheckpointError(
+                f"cannot read {path!r} as a PyTorch checkpoint (damaged or not a .pth file)"
+            ) from None
         raise CheckpointError(
             f"{path!r} needs arbitrary unpickling to load, which zeromamba refuses (it could run code). "
             "Re-save it as a plain state dict (torch.save(model.state_dict(), ...)) or as safetensors. "
-            f"Detail: {str(e).splitlines()[0]}"
+            f"Detail: {_refused_global(str(e))}"
         ) from None
     except Exception as e:  # truncated zip, not a torch file, ...
         raise CheckpointError(f"cannot read {path!r} as a PyTorch checkpoint: {e}") from None

@@ -278,7 +278,8 @@ class VMamba(nn.Module):
         self.grad_checkpointing = False
 
         self.patch_embed = PatchEmbed(in_chans, embed_dim)
-        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        n_blocks = sum(depths)
+        dpr = [drop_path_rate * i / max(n_blocks - 1, 1) for i in range(n_blocks)]  # linear, as timm
         self.layers = nn.ModuleList()
         self.feature_info = []
         start = 0
@@ -445,11 +446,15 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     }
 
 
+# the pretrained tags (vmamba_{tiny,small,base}.in1k) come from the model zoo, which points each
+# one's hf_hub_id at its Hub repository (namespace: ZEROMAMBA_HUB_NAMESPACE at import time)
+from ..zoo import timm_pretrained_cfgs  # noqa: E402
+
 default_cfgs = generate_default_cfgs(
     {
-        "vmamba_tiny.in1k": _cfg(),
-        "vmamba_small.in1k": _cfg(),
-        "vmamba_base.in1k": _cfg(),
+        name: _cfg(**cfg)
+        for arch in ("vmamba_tiny", "vmamba_small", "vmamba_base")
+        for name, cfg in timm_pretrained_cfgs(arch).items()
     }
 )
 

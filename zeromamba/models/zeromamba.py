@@ -313,7 +313,13 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     }
 
 
-default_cfgs = generate_default_cfgs({"zeromamba_small": _cfg()})
+# the pretrained tags (zeromamba_small.cub_gzsl, ...) come from the model zoo, which points each
+# one's hf_hub_id at its Hub repository (namespace: ZEROMAMBA_HUB_NAMESPACE at import time)
+from ..zoo import timm_pretrained_cfgs  # noqa: E402
+
+default_cfgs = generate_default_cfgs(
+    {"zeromamba_small": _cfg(), **{name: _cfg(**cfg) for name, cfg in timm_pretrained_cfgs("zeromamba_small").items()}}
+)
 
 
 def _create_zeromamba(variant: str, pretrained: bool = False, **kwargs: Any) -> ZeroMamba:

@@ -8,6 +8,7 @@ from .cross_scan import (
     resolve_backend,
     scan_order,
 )
+from .fused_cpu import fused_cpu_available, kernel_status
 from .selective_scan import (
     linear_recurrence,
     mamba_ssm_available,
@@ -21,6 +22,8 @@ __all__ = [
     "cross_merge",
     "cross_scan",
     "cross_selective_scan",
+    "fused_cpu_available",
+    "kernel_status",
     "linear_recurrence",
     "mamba_ssm_available",
     "resolve_backend",

@@ -12,8 +12,11 @@ and summed.
 * ``"torch"`` -- the fast pure-PyTorch path (default on CPU, and on CUDA without mamba-ssm):
   everything stays sequence-major, the four directions become index arithmetic (one gather in,
   one gather out), and the recurrence is the two-level scan of :func:`two_level_scan`.
+* ``"fused_cpu"`` -- a one-pass C kernel for ``d_state == 1`` inference on CPU, built on first use
+  with the system compiler (:mod:`zeromamba.ops.fused_cpu`); forward only.
 * ``"mamba"`` -- mamba-ssm's fused CUDA kernel on the official layout.
-* ``"auto"`` -- ``"mamba"`` for CUDA tensors when mamba-ssm imports, else ``"torch"``.
+* ``"auto"`` -- ``"mamba"`` for CUDA tensors when mamba-ssm imports; ``"fused_cpu"`` for float32
+  CPU inference with ``d_state == 1`` when the kernel builds; else ``"torch"``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import torch
 import torch.nn.functional as F
 
+from .fused_cpu import cross_scan_fused_cpu, fused_cpu_available, kernel_status
 from .selective_scan import (
     chunk_layout,
     mamba_ssm_available,
@@ -41,7 +45,7 @@ __all__ = [
     "scan_order",
 ]
 
-SCAN_BACKENDS = ("auto", "reference", "torch", "mamba")
+SCAN_BACKENDS = ("auto", "reference", "torch", "fused_cpu", "mamba")
 K_DIRECTIONS = 4
 
 
@@ -71,6 +75,7 @@ def cross_merge(ys: torch.Tensor) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=64)
+@torch.inference_mode(False)  # cached: must stay usable by later autograd calls
 def _scan_order_cpu(H: int, W: int) -> torch.Tensor:
     L = H * W
     rows = torch.arange(L)
@@ -84,48 +89,58 @@ def scan_order(H: int, W: int, device: torch.device | str = "cpu") -> torch.Tens
 
 
 @functools.lru_cache(maxsize=64)
-def _fast_indices_cpu(H: int, W: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, int]:
-    """Gather indices between row-major ``(L, K)`` rows and the chunked scan layout ``(T, nc, K)``.
+@torch.inference_mode(False)
+def _fast_indices_cpu(B: int, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """Gather indices between row-major rows ``(B * L)`` and the scan layout ``(K, B, T, nc)``.
 
-    ``gather_in[(j * nc + c) * K + k]`` is the source row ``p * K + k`` of step ``t = c * T + j``
-    of direction ``k``; steps past ``L`` (padding) read a real row, which is harmless because the
-    scan is causal and padding sits at the end. ``gather_out[p * K + k]`` is where position ``p`` of
-    direction ``k`` sits in the scan layout. ``gather_u`` is ``gather_in`` for a tensor shared by
-    all directions (one row per position).
+    Direction ``k``'s step ``t = c * T + j`` of image ``b`` lives at ``[k, b, j, c]`` (each in-chunk
+    step is one slab over all chunks). ``gather_in[k, (b, j, c)]`` is the row-major source row;
+    steps past ``L`` (padding) re-read the last real step, harmless because the scan is causal and
+    padding sits at the end. ``gather_out[k, b * L + p]`` is the flat scan-layout row that holds
+    position ``p`` of direction ``k``.
     """
     L = H * W
     K = K_DIRECTIONS
     T, nc = chunk_layout(L)
     order = _scan_order_cpu(H, W)  # (K, L)
-    t = torch.arange(T * nc).view(nc, T).t()  # t[j, c] = c * T + j
-    t = t.clamp(max=L - 1)
+    t = (torch.arange(T * nc).view(nc, T).t()).clamp(max=L - 1)  # t[j, c] = c * T + j
     pos = order[:, t]  # (K, T, nc)
-    k = torch.arange(K).view(K, 1, 1)
-    gather_in = (pos * K + k).permute(1, 2, 0).reshape(-1)
-    gather_u = pos.permute(1, 2, 0).reshape(-1)
-    # inverse: slot of (position, direction)
-    inv = torch.empty(K, L, dtype=torch.long)
-    inv.scatter_(1, order, torch.arange(L).expand(K, L).contiguous())  # inv[k, p] = step of p
-    step = inv  # (K, L)
-    j, c = step % T, step // T
-    slot = (j * nc + c) * K + torch.arange(K).view(K, 1)
-    gather_out = slot.t().reshape(-1)  # (L * K,) ordered p-major, k-minor
-    return gather_in, gather_u, gather_out, T, nc
+    base = (torch.arange(B) * L).view(1, B, 1, 1)
+    gather_in = (pos.unsqueeze(1) + base).reshape(K, B * T * nc)
+    step = torch.empty(K, L, dtype=torch.long)
+    step.scatter_(1, order, torch.arange(L).expand(K, L).contiguous())  # step[k, p]
+    slot = (step % T) * nc + step // T  # (K, L) within one image
+    k_off = (torch.arange(K) * (B * T * nc)).view(K, 1, 1)
+    b_off = (torch.arange(B) * (T * nc)).view(1, B, 1)
+    gather_out = (slot.unsqueeze(1) + b_off + k_off).reshape(K, B * L)
+    return gather_in, gather_out, T, nc
 
 
-def _fast_indices(H: int, W: int, device: torch.device):
-    gather_in, gather_u, gather_out, T, nc = _fast_indices_cpu(H, W)
-    return gather_in.to(device), gather_u.to(device), gather_out.to(device), T, nc
+def _fast_indices(B: int, H: int, W: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    gather_in, gather_out, T, nc = _fast_indices_cpu(B, H, W)
+    return gather_in.to(device), gather_out.to(device), T, nc
 
 
-def resolve_backend(backend: str, x: torch.Tensor) -> str:
+def resolve_backend(backend: str, x: torch.Tensor, d_state: int = 1, needs_grad: bool = False) -> str:
     """Turn ``"auto"`` (or the ``ZEROMAMBA_SCAN_BACKEND`` override) into a concrete backend."""
     if backend == "auto":
         backend = os.environ.get("ZEROMAMBA_SCAN_BACKEND", "auto") or "auto"
     if backend not in SCAN_BACKENDS:
         raise ValueError(f"unknown scan backend {backend!r}; choose one of {', '.join(SCAN_BACKENDS)}")
     if backend == "auto":
-        return "mamba" if (x.is_cuda and mamba_ssm_available()) else "torch"
+        if x.is_cuda:
+            return "mamba" if mamba_ssm_available() else "torch"
+        if x.device.type == "cpu" and d_state == 1 and not needs_grad and fused_cpu_available():
+            return "fused_cpu"
+        return "torch"
+    if backend == "fused_cpu":
+        if x.device.type != "cpu" or d_state != 1 or needs_grad:
+            raise RuntimeError(
+                "scan backend 'fused_cpu' runs CPU inference with d_state=1 only; use 'torch' for training, "
+                "other d_state values or other devices"
+            )
+        if not fused_cpu_available():
+            raise RuntimeError(f"scan backend 'fused_cpu' is unavailable ({kernel_status()}); use 'torch'")
     if backend == "mamba" and not mamba_ssm_available():
         raise RuntimeError(
             "scan backend 'mamba' needs mamba-ssm with its CUDA extension "
@@ -157,7 +172,12 @@ def cross_selective_scan(
     """
     if x.dim() != 4:
         raise ValueError(f"expected a (B, H, W, D) tensor, got shape {tuple(x.shape)}")
-    backend = resolve_backend(backend, x)
+    needs_grad = torch.is_grad_enabled() and any(
+        t.requires_grad for t in (x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds)
+    )
+    backend = resolve_backend(backend, x, A_logs.shape[1], needs_grad)
+    if backend == "fused_cpu":
+        return cross_scan_fused_cpu(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds)
     if backend == "torch":
         return _cross_scan_fast(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds)
     scan = selective_scan_reference if backend == "reference" else selective_scan_mamba
@@ -188,53 +208,51 @@ def _cross_scan_official(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_log
     return y.transpose(1, 2).reshape(B, H, W, D)
 
 
-def _block_diagonal(w: torch.Tensor) -> torch.Tensor:
-    """``(K, D, R) -> (K * D, K * R)`` block-diagonal, so K small matmuls become one GEMM."""
-    K, D, R = w.shape
-    out = w.new_zeros(K, D, K, R)
-    idx = torch.arange(K, device=w.device)
-    out[idx, :, idx, :] = w
-    return out.reshape(K * D, K * R)
-
-
 def _cross_scan_fast(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds):
+    """Sequence-major fast path: gather once into the scan layout, scan, gather back once."""
     B, H, W, D = x.shape
     K, _, R = dt_projs_weight.shape
     N = A_logs.shape[1]
     L = H * W
     dtype = torch.float32
-    u = x.reshape(B, L, D).to(dtype)
+    inplace = not (
+        torch.is_grad_enabled()
+        and any(t.requires_grad for t in (x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds))
+    )
+    u = x.reshape(B * L, D).to(dtype)
+    gather_in, gather_out, T, nc = _fast_indices(B, H, W, x.device)
+    S = B * T * nc  # scan-layout rows per direction
 
-    # per-position projections in row-major order (they commute with the scan permutations)
-    x_dbl = F.linear(u, x_proj_weight.to(dtype).reshape(K * (R + 2 * N), D)).view(B, L, K, R + 2 * N)
-    dt_low, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=3)
-    delta = F.linear(
-        dt_low.reshape(B, L, K * R),
-        _block_diagonal(dt_projs_weight.to(dtype)),
-        dt_projs_bias.to(dtype).reshape(K * D),
-    )  # (B, L, K * D), bias included
+    # per-position projection in row-major order (it commutes with the scan orders), then the
+    # small (R + 2N)-wide result is gathered per direction: far cheaper than gathering D-wide rows
+    x_dbl = F.linear(u, x_proj_weight.to(dtype).reshape(K * (R + 2 * N), D)).view(B * L, K, R + 2 * N)
+    k_index = torch.arange(K, device=x.device).view(K, 1)
+    x_dbl = x_dbl[gather_in, k_index]  # (K, S, R + 2N)
+    dt_low, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
+    # dt projection per direction, bias folded into the GEMM: (K, S, D)
+    delta = torch.baddbmm(dt_projs_bias.to(dtype).view(K, 1, D), dt_low, dt_projs_weight.to(dtype).transpose(1, 2))
+    us = u.index_select(0, gather_in.reshape(-1)).view(K, S, D)
+    A = -torch.exp(A_logs.to(dtype)).view(K, 1, D, N)
 
-    gather_in, gather_u, gather_out, T, nc = _fast_indices(H, W, x.device)
-    # into scan layout (B, T, nc, K, ...): direction k's step c * T + j at [:, j, c, k]
-    delta = delta.view(B, L * K, D).index_select(1, gather_in).view(B, T, nc, K, D)
-    us = u.index_select(1, gather_u).view(B, T, nc, K, D)
-    Bs = Bs.reshape(B, L * K, N).index_select(1, gather_in).view(B, T, nc, K, N)
-    Cs = Cs.reshape(B, L * K, N).index_select(1, gather_in).view(B, T, nc, K, N)
-
-    A = -torch.exp(A_logs.to(dtype)).view(K, D, N)
-    dt = F.softplus(delta)
     if N == 1:
-        dA = torch.exp(dt * A[..., 0])
-        dBu = dt * us * Bs
-        h = two_level_scan(dA, dBu)
-        y = h * Cs
+        A = A[..., 0]
+        dt = F.softplus(delta)
+        if inplace:
+            b = us.mul_(dt).mul_(Bs)  # dt * u * B
+            a = dt.mul_(A).exp_()  # exp(dt * A)
+        else:
+            b = dt * us * Bs
+            a = torch.exp(dt * A)
+        h = two_level_scan(a.view(K * B, T, nc, D), b.view(K * B, T, nc, D)).view(K, S, D)
+        y = h.mul_(Cs) if inplace else h * Cs
     else:
-        dA = torch.exp(dt.unsqueeze(-1) * A)
-        dBu = (dt * us).unsqueeze(-1) * Bs.unsqueeze(-2)
-        h = two_level_scan(dA, dBu)
-        y = torch.einsum("btckdn,btckn->btckd", h, Cs)
+        dt = F.softplus(delta)
+        a = torch.exp(dt.unsqueeze(-1) * A)
+        b = (dt * us).unsqueeze(-1) * Bs.unsqueeze(2)
+        h = two_level_scan(a.view(K * B, T, nc, D, N), b.view(K * B, T, nc, D, N)).view(K, S, D, N)
+        y = torch.einsum("ksdn,ksn->ksd", h, Cs)
 
-    # back to row-major positions, sum the directions, add the skip term once for all four
-    y = y.reshape(B, T * nc * K, D).index_select(1, gather_out).view(B, L, K, D).sum(2)
+    # back to row-major positions and sum the directions; the skip term once for all four
+    y = y.reshape(K * S, D).index_select(0, gather_out.reshape(-1)).view(K, B * L, D).sum(0)
     y = torch.addcmul(y, u, Ds.to(dtype).view(K, D).sum(0))
     return y.view(B, H, W, D)

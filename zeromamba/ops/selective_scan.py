@@ -116,13 +116,33 @@ def chunk_layout(length: int) -> tuple[int, int]:
 def two_level_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """The recurrence on tensors laid out ``(batch, chunk, n_chunks, ...)``.
 
-    Sequence position ``t = c * chunk + j`` lives at ``[:, j, c]``. Returns ``h`` in the same layout.
+    Sequence position ``t = c * chunk + j`` lives at ``[:, j, c]``. Returns ``h`` in the same
+    layout. Without autograd it works in place: ``b`` becomes ``h`` and ``a`` is overwritten.
     """
+    if not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)):
+        return _two_level_scan_inplace(a, b)
     h_local = _sequential(a, b, dim=1)  # state within each chunk, starting from zero
     decay = torch.cumprod(a, dim=1)  # running product of a within each chunk
     carry = _sequential(decay[:, -1], h_local[:, -1], dim=1)  # state at the end of each chunk
     carry_in = torch.cat([torch.zeros_like(carry[:, :1]), carry[:, :-1]], dim=1)
     return torch.addcmul(h_local, decay, carry_in.unsqueeze(1))
+
+
+def _two_level_scan_inplace(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    hs, ps = b.unbind(1), a.unbind(1)
+    for j in range(1, len(hs)):
+        hs[j].addcmul_(ps[j], hs[j - 1])  # in-chunk state
+        ps[j].mul_(ps[j - 1])  # a becomes its running product within the chunk
+    n_chunks = b.shape[2]
+    if n_chunks == 1:
+        return b
+    last_h, last_p = hs[-1], ps[-1]  # (batch, n_chunks, ...)
+    carry = torch.zeros_like(b[:, :1])  # state entering each chunk
+    carry = carry.expand(-1, 1, *b.shape[2:]).clone().squeeze(1)
+    cs, lh, lp = carry.unbind(1), last_h.unbind(1), last_p.unbind(1)
+    for c in range(1, n_chunks):
+        torch.addcmul(lh[c - 1], lp[c - 1], cs[c - 1], out=cs[c])
+    return b.addcmul_(a, carry.unsqueeze(1))
 
 
 def _sequential(a: torch.Tensor, b: torch.Tensor, dim: int) -> torch.Tensor:

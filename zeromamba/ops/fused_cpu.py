@@ -1,0 +1,210 @@
+"""A fused CPU kernel for SS2D's scan with ``d_state == 1``, compiled on first use.
+
+The eager PyTorch path needs about ten passes over the scan's data (each one a full read and
+write of ``4 * d_inner * L`` floats); this C kernel makes one, with vectorised ``expf``/``log1pf``.
+It is an optional accelerator for inference:
+
+* built with the system C compiler (``$CC``, else ``cc``/``gcc``) into the user cache
+  (``$ZEROMAMBA_CACHE_DIR``, else ``$XDG_CACHE_HOME/zeromamba``, else ``~/.cache/zeromamba``),
+  atomically, keyed by a hash of the source, flags and machine;
+* checked once against the PyTorch path on a small random problem before it is trusted;
+* used only for float32 CPU tensors, ``d_state == 1`` and no autograd; everything else, or any
+  failure to build, falls back to the pure-PyTorch backend (``ZEROMAMBA_DISABLE_CPU_KERNEL=1``
+  turns it off).
+
+Compilation flags: ``-ffast-math`` is applied at compile time only, never at link time, so the
+library does not switch the whole process to flush-to-zero.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+__all__ = ["fused_cpu_available", "ss2d_scan_dstate1", "kernel_status"]
+
+log = logging.getLogger(__name__)
+
+_COMPILE_FLAGS = ("-O3", "-march=native", "-ffast-math", "-fopenmp-simd", "-fPIC", "-std=c99")
+_lock = threading.Lock()
+_state: dict[str, object] = {}  # "lib", "fn", "error"
+_pool: ThreadPoolExecutor | None = None
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("ZEROMAMBA_CACHE_DIR")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(xdg, "zeromamba")
+    return Path(root) / "kernels"
+
+
+def _cpu_signature() -> str:
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    flags = line
+                    break
+    except OSError:
+        pass
+    return platform.machine() + platform.system() + flags
+
+
+def _compiler() -> str | None:
+    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if cc and shutil.which(cc):
+            return cc
+    return None
+
+
+def _build() -> ctypes.CDLL:
+    source = resources.files("zeromamba.ops").joinpath("csrc/ss2d_scan.c").read_text()
+    cc = _compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler found (set $CC)")
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    key = hashlib.sha256("\0".join([source, cc, version, *_COMPILE_FLAGS, _cpu_signature()]).encode()).hexdigest()[:16]
+    target = _cache_dir() / f"ss2d_scan_{key}.so"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            src, obj, lib = (os.path.join(tmp, n) for n in ("ss2d_scan.c", "ss2d_scan.o", "lib.so"))
+            with open(src, "w") as f:
+                f.write(source)
+            for cmd in ([cc, *_COMPILE_FLAGS, "-c", src, "-o", obj], [cc, "-shared", obj, "-o", lib, "-lm"]):
+                res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+                if res.returncode != 0:
+                    raise RuntimeError(f"{' '.join(cmd)} failed: {res.stderr.strip()[:500]}")
+            os.replace(lib, target)  # atomic: a reader sees no file or a whole one
+    lib = ctypes.CDLL(str(target))
+    fn = lib.ss2d_scan_dstate1
+    fn.restype = None
+    fn.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int64] * 6
+    return lib
+
+
+def _self_check() -> None:
+    """Compare with the PyTorch path on a small, awkward problem (odd sizes, several chunks)."""
+    from .cross_scan import _cross_scan_fast
+
+    g = torch.Generator().manual_seed(0)
+    B, H, W, D, R = 2, 9, 7, 40, 3
+    x = torch.randn(B, H, W, D, generator=g)
+    xp = torch.randn(4, R + 2, D, generator=g) * 0.3
+    dw = torch.randn(4, D, R, generator=g) * 0.3
+    db = torch.randn(4, D, generator=g) * 0.3
+    al = torch.randn(4 * D, 1, generator=g) * 0.5
+    ds = torch.randn(4 * D, generator=g)
+    with torch.no_grad():
+        want = _cross_scan_fast(x, xp, dw, db, al, ds)
+        got = cross_scan_fused_cpu(x, xp, dw, db, al, ds)
+    err = ((got - want).abs().max() / want.abs().max()).item()
+    if not err < 1e-5:
+        raise RuntimeError(f"self-check failed: relative error {err:.2e}")
+
+
+def _load() -> object | None:
+    with _lock:
+        if "fn" in _state or "error" in _state:
+            return _state.get("fn")
+        if os.environ.get("ZEROMAMBA_DISABLE_CPU_KERNEL", "") not in ("", "0"):
+            _state["error"] = "disabled by ZEROMAMBA_DISABLE_CPU_KERNEL"
+            return None
+        try:
+            lib = _build()
+            _state["lib"], _state["fn"] = lib, lib.ss2d_scan_dstate1
+        except Exception as e:  # no compiler, odd platform, read-only cache...
+            _state["error"] = str(e)
+            log.info("zeromamba: fused CPU scan kernel unavailable, using the PyTorch path (%s)", e)
+            return None
+    try:
+        _self_check()
+    except Exception as e:
+        with _lock:
+            _state.pop("fn", None)
+            _state["error"] = str(e)
+        log.warning("zeromamba: fused CPU scan kernel disabled: %s", e)
+        return None
+    return _state.get("fn")
+
+
+def fused_cpu_available() -> bool:
+    """True when the kernel is built (building it now if needed) and passed its self-check."""
+    return _load() is not None
+
+
+def kernel_status() -> str:
+    """``"ok"`` or why the kernel is not in use."""
+    _load()
+    return "ok" if _state.get("fn") is not None else str(_state.get("error", "not loaded"))
+
+
+def _threads() -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()), thread_name_prefix="zm-scan")
+        return _pool
+
+
+def ss2d_scan_dstate1(delta, bias, u, Bs, Cs, A, Dsum, H: int, W: int) -> torch.Tensor:
+    """Run the kernel. Shapes: delta (4, B, L, D), bias (4, D), u (B, L, D), Bs/Cs (4, B, L),
+    A (4, D), Dsum (D,); all float32 contiguous CPU tensors. Returns y (B, L, D)."""
+    fn = _load()
+    if fn is None:
+        raise RuntimeError(f"the fused CPU scan kernel is unavailable: {kernel_status()}")
+    _, B, L, D = delta.shape
+    y = torch.empty(B, L, D, dtype=torch.float32)
+    n_threads = max(1, min(torch.get_num_threads(), D // 16))
+    bounds = [(D * i // n_threads) // 16 * 16 for i in range(n_threads)] + [D]
+    scratch = torch.empty(D, dtype=torch.float32)
+    ptrs = [t.data_ptr() for t in (delta, bias, u, Bs, Cs, A, Dsum, y)]
+
+    def run(i: int) -> None:
+        d0, d1 = bounds[i], bounds[i + 1]
+        fn(*ptrs, scratch.data_ptr() + 4 * d0, B, H, W, D, d0, d1)
+
+    if n_threads == 1:
+        run(0)
+    else:  # ctypes drops the GIL during the call, so threads run the channel ranges in parallel
+        for f in [_threads().submit(run, i) for i in range(n_threads)]:
+            f.result()
+    return y
+
+
+def cross_scan_fused_cpu(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds) -> torch.Tensor:
+    """:func:`~zeromamba.ops.cross_selective_scan` through the fused kernel (``d_state == 1``)."""
+    B, H, W, D = x.shape
+    K, _, R = dt_projs_weight.shape
+    L = H * W
+    f32 = torch.float32
+    u = x.reshape(B * L, D).to(f32).contiguous()
+    x_dbl = torch.nn.functional.linear(u, x_proj_weight.to(f32).reshape(K * (R + 2), D))
+    x_dbl = x_dbl.view(B * L, K, R + 2).permute(1, 0, 2)  # (K, B*L, R+2)
+    delta = torch.bmm(x_dbl[..., :R], dt_projs_weight.to(f32).transpose(1, 2))  # (K, B*L, D)
+    y = ss2d_scan_dstate1(
+        delta.view(K, B, L, D),
+        dt_projs_bias.to(f32).contiguous(),
+        u,
+        x_dbl[..., R].contiguous(),
+        x_dbl[..., R + 1].contiguous(),
+        (-torch.exp(A_logs.to(f32))).reshape(K, D).contiguous(),
+        Ds.to(f32).view(K, D).sum(0).contiguous(),
+        H,
+        W,
+    )
+    return y.view(B, H, W, D)
