@@ -219,18 +219,22 @@ def _cross_scan_fast(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, D
         torch.is_grad_enabled()
         and any(t.requires_grad for t in (x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds))
     )
-    u = x.reshape(B * L, D).to(dtype)
+    xr = x.reshape(B * L, D)
+    u = xr.to(dtype)
     gather_in, gather_out, T, nc = _fast_indices(B, H, W, x.device)
     S = B * T * nc  # scan-layout rows per direction
 
     # per-position projection in row-major order (it commutes with the scan orders), then the
-    # small (R + 2N)-wide result is gathered per direction: far cheaper than gathering D-wide rows
-    x_dbl = F.linear(u, x_proj_weight.to(dtype).reshape(K * (R + 2 * N), D)).view(B * L, K, R + 2 * N)
+    # small (R + 2N)-wide result is gathered per direction: far cheaper than gathering D-wide rows.
+    # Projections run in the input dtype, as the official code does; the scan runs in float32.
+    x_dbl = F.linear(xr, x_proj_weight.to(x.dtype).reshape(K * (R + 2 * N), D)).view(B * L, K, R + 2 * N)
     k_index = torch.arange(K, device=x.device).view(K, 1)
     x_dbl = x_dbl[gather_in, k_index]  # (K, S, R + 2N)
     dt_low, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
-    # dt projection per direction, bias folded into the GEMM: (K, S, D)
-    delta = torch.baddbmm(dt_projs_bias.to(dtype).view(K, 1, D), dt_low, dt_projs_weight.to(dtype).transpose(1, 2))
+    delta = torch.bmm(dt_low, dt_projs_weight.to(x.dtype).transpose(1, 2)).to(dtype)  # (K, S, D)
+    bias = dt_projs_bias.to(dtype).view(K, 1, D)
+    delta = delta.add_(bias) if inplace else delta + bias
+    Bs, Cs = Bs.to(dtype), Cs.to(dtype)
     us = u.index_select(0, gather_in.reshape(-1)).view(K, S, D)
     A = -torch.exp(A_logs.to(dtype)).view(K, 1, D, N)
 

@@ -192,10 +192,13 @@ def cross_scan_fused_cpu(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_log
     K, _, R = dt_projs_weight.shape
     L = H * W
     f32 = torch.float32
-    u = x.reshape(B * L, D).to(f32).contiguous()
-    x_dbl = torch.nn.functional.linear(u, x_proj_weight.to(f32).reshape(K * (R + 2), D))
+    xr = x.reshape(B * L, D)
+    u = xr.to(f32).contiguous()
+    # projections in the input dtype, as the official code does; the scan itself in float32
+    x_dbl = torch.nn.functional.linear(xr, x_proj_weight.to(x.dtype).reshape(K * (R + 2), D))
     x_dbl = x_dbl.view(B * L, K, R + 2).permute(1, 0, 2)  # (K, B*L, R+2)
-    delta = torch.bmm(x_dbl[..., :R], dt_projs_weight.to(f32).transpose(1, 2))  # (K, B*L, D)
+    delta = torch.bmm(x_dbl[..., :R], dt_projs_weight.to(x.dtype).transpose(1, 2)).to(f32)  # (K, B*L, D)
+    x_dbl = x_dbl.to(f32)
     y = ss2d_scan_dstate1(
         delta.view(K, B, L, D),
         dt_projs_bias.to(f32).contiguous(),
