@@ -152,7 +152,8 @@ class SS2D(nn.Module):
             self.Ds,
             backend=self.scan_backend,
         )
-        y = self.out_norm(y).to(x.dtype)
+        # the scan returns float32; the norm runs in the weights' dtype (bf16 models included)
+        y = self.out_norm(y.to(self.out_norm.weight.dtype)).to(x.dtype)
         return self.out_proj(y)
 
 

@@ -109,7 +109,7 @@ def _self_check() -> None:
     db = torch.randn(4, D, generator=g) * 0.3
     al = torch.randn(4 * D, 1, generator=g) * 0.5
     ds = torch.randn(4 * D, generator=g)
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", enabled=False):
         want = _cross_scan_fast(x, xp, dw, db, al, ds)
         got = cross_scan_fused_cpu(x, xp, dw, db, al, ds)
     err = ((got - want).abs().max() / want.abs().max()).item()
@@ -168,6 +168,10 @@ def ss2d_scan_dstate1(delta, bias, u, Bs, Cs, A, Dsum, H: int, W: int) -> torch.
     if fn is None:
         raise RuntimeError(f"the fused CPU scan kernel is unavailable: {kernel_status()}")
     _, B, L, D = delta.shape
+    args = [t.to(torch.float32).contiguous() for t in (delta, bias, u, Bs, Cs, A, Dsum)]
+    if any(t.device.type != "cpu" for t in args):
+        raise RuntimeError("the fused CPU scan kernel needs CPU tensors")
+    delta, bias, u, Bs, Cs, A, Dsum = args
     y = torch.empty(B, L, D, dtype=torch.float32)
     n_threads = max(1, min(torch.get_num_threads(), D // 16))
     bounds = [(D * i // n_threads) // 16 * 16 for i in range(n_threads)] + [D]
