@@ -1,0 +1,130 @@
+"""The model zoo: the named variants, their namespace, timm tags and the ``list`` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from timm.models import get_pretrained_cfg
+
+import zeromamba
+from zeromamba import hub, zoo
+from zeromamba.cli import main as cli_main
+from zeromamba.errors import UnknownModelError
+from zeromamba.models import ZeroMamba
+
+ZSL = ["cub-gzsl", "cub-czsl", "sun-gzsl", "sun-czsl", "awa2-gzsl", "awa2-czsl"]
+BACKBONES = ["vmamba-tiny", "vmamba-small", "vmamba-base"]
+
+
+def test_the_variants() -> None:
+    variants = zeromamba.list_pretrained()
+    assert [v.name for v in variants] == ZSL + BACKBONES
+    assert all(isinstance(v, zeromamba.PretrainedVariant) for v in variants)
+    gammas = {"CUB": 0.3, "SUN": 0.35, "AWA2": 0.98}
+    attributes = {"CUB": 312, "SUN": 102, "AWA2": 85}
+    for v in zeromamba.list_pretrained(task="gzsl") + zeromamba.list_pretrained(task="czsl"):
+        assert v.architecture == "zeromamba_small" and v.input_size == (3, 448, 448)
+        assert v.gamma == gammas[v.dataset] and v.num_attributes == attributes[v.dataset]
+        assert v.model_args["num_attributes"] == attributes[v.dataset]
+        assert v.model_args["depths"] == (2, 2, 15, 2) and v.model_args["embed_dim"] == 96
+        assert v.source_file == f"{v.dataset}_best{v.task.upper()}.pth"
+        assert "authors" in v.authors_metrics_source and v.license and v.license_note
+    cub = zoo.get_variant("cub-gzsl")
+    assert dict(cub.authors_metrics) == {"gzsl_u": 72.1, "gzsl_s": 76.4, "gzsl_h": 74.2}
+    assert dict(zoo.get_variant("sun-czsl").authors_metrics) == {"czsl_acc": 72.4}
+    assert dict(zoo.get_variant("awa2-gzsl").authors_metrics)["gzsl_h"] == 76.5
+    small = zoo.get_variant("vmamba-small")
+    assert small.source_file == "vssm_small_0229_ckpt_epoch_222.pth" and small.license == "mit"
+    assert dict(small.authors_metrics) == {"imagenet_top1": 83.6} and small.input_size == (3, 224, 224)
+    assert zoo.get_variant("vmamba-tiny").model_args["ssm_ratio"] == 1.0
+    assert [v.name for v in zeromamba.list_pretrained(dataset="sun")] == ["sun-gzsl", "sun-czsl"]
+    with pytest.raises(TypeError):
+        cub.model_args["num_attributes"] = 1  # the registry is read-only
+    json.dumps([v.to_dict() for v in variants])
+
+
+def test_names_and_suggestions() -> None:
+    cub = zoo.get_variant("cub-gzsl")
+    for alias in ("cub_gzsl", "CUB-GZSL", " cub-gzsl ", "zeromamba_small.cub_gzsl"):
+        assert zoo.get_variant(alias) is cub
+    with pytest.raises(UnknownModelError, match="Did you mean 'sun-gzsl'") as e:
+        zoo.get_variant("sun-gszl")
+    assert "Known variants: cub-gzsl, cub-czsl" in str(e.value)
+    with pytest.raises(UnknownModelError, match="'vmamba-small'"):
+        zoo.get_variant("vmamba-smal")
+    with pytest.raises(UnknownModelError, match="non-empty string"):
+        zoo.get_variant("")
+
+
+def test_namespace_is_read_at_call_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(zoo.NAMESPACE_ENV, raising=False)
+    assert zoo.get_variant("cub-gzsl").repo_id == "zeromamba/zeromamba-small-cub-gzsl"
+    monkeypatch.setenv(zoo.NAMESPACE_ENV, "my-org")
+    assert zoo.get_variant("cub-gzsl").repo_id == "my-org/zeromamba-small-cub-gzsl"
+    assert zoo.get_variant("vmamba-base").repo_id == "my-org/vmamba-base-in1k"
+    monkeypatch.setenv(zoo.NAMESPACE_ENV, "  ")
+    assert zoo.hub_namespace() == zoo.DEFAULT_NAMESPACE
+
+
+def test_timm_tags(monkeypatch: pytest.MonkeyPatch) -> None:
+    tags = set(timm.list_models(pretrained=True))
+    for v in zeromamba.list_pretrained():
+        assert v.timm_name in tags
+        cfg = get_pretrained_cfg(v.timm_name)
+        assert cfg.hf_hub_id == v.repo_id and cfg.input_size == v.input_size
+    assert "zeromamba_small.sun_gzsl" in zeromamba.list_models(pretrained=True)
+    assert zoo.timm_model_args("zeromamba_small", "sun_gzsl")["num_attributes"] == 102
+    assert zoo.timm_model_args("zeromamba_small", "nope") == {}
+    # the untagged architecture still builds with any attribute count (tags declare num_classes=0)
+    model = timm.create_model("zeromamba_small", num_attributes=7, embed_dim=8, depths=(1, 1, 1, 1), semantic_dim=8)
+    assert isinstance(model, ZeroMamba) and model.num_attributes == 7
+    # tags follow a namespace changed at run time once refreshed
+    monkeypatch.setenv(zoo.NAMESPACE_ENV, "other-org")
+    try:
+        assert zoo.refresh_timm_pretrained_cfgs() >= 9
+        assert get_pretrained_cfg("vmamba_base.in1k").hf_hub_id == "other-org/vmamba-base-in1k"
+        assert get_pretrained_cfg("zeromamba_small").hf_hub_id == "other-org/zeromamba-small-cub-gzsl"
+    finally:
+        monkeypatch.delenv(zoo.NAMESPACE_ENV)
+        zoo.refresh_timm_pretrained_cfgs()
+    assert get_pretrained_cfg("vmamba_base.in1k").hf_hub_id == "zeromamba/vmamba-base-in1k"
+
+
+def test_embedded_variant_loads_without_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    torch.manual_seed(0)
+    model = ZeroMamba(num_attributes=4, semantic_dim=8, embed_dim=8, depths=(1, 1, 1, 1), fusion_hidden=8)
+    folder = hub.save_pretrained(model, tmp_path / "shapes", class_attributes=torch.eye(4), seen=[0, 1], gamma=0.1)
+    variant = zoo.PretrainedVariant(
+        name="shapes-test",
+        architecture="zeromamba_small",
+        timm_tag="shapes_test",
+        repo_name="unused",
+        model_args={},
+        task="zsl",
+        dataset="shapes",
+        package_dir=str(folder),  # absolute here; a package-relative folder in the real embedded variant
+    )
+    monkeypatch.setitem(zoo._REGISTRY, "shapes-test", variant)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    assert variant.is_local and variant.local_path() == folder
+    assert "zeromamba_small.shapes_test" not in zoo.timm_pretrained_cfgs("zeromamba_small")
+    p = zeromamba.from_pretrained("shapes-test")
+    assert p.num_classes == 4 and p.gamma == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="already registered"):
+        zoo.register_variant(variant)
+
+
+def test_cli_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "cub-gzsl" in out and "zeromamba_small.cub_gzsl" in out and "authors' published figures" in out
+    assert cli_main(["list", "--json", "--task", "imagenet"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == BACKBONES and rows[0]["authors_metrics"] == {"imagenet_top1": 82.5}

@@ -1,0 +1,424 @@
+"""The model zoo: every named pretrained variant zeromamba knows, in one registry.
+
+Each :class:`PretrainedVariant` says what the weights are (architecture and its arguments, the
+task, preprocessing, gamma), where they live (a Hugging Face Hub repository, or a folder inside
+the installed package for small embedded variants), where they come from (the authors' release
+file they were converted from, and its licence) and what the *authors* report for them. The
+metrics are the authors' published figures, not numbers this project measured.
+
+Repository ids are ``{namespace}/{repo_name}``. The namespace defaults to
+:data:`DEFAULT_NAMESPACE` and is overridden by the environment variable
+``ZEROMAMBA_HUB_NAMESPACE``, read each time a repository id is asked for.
+
+This module imports nothing from :mod:`zeromamba.models` at import time, because the model
+modules import it to build their timm pretrained tags (:func:`timm_pretrained_cfgs`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from .errors import UnknownModelError
+
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "NAMESPACE_ENV",
+    "PretrainedVariant",
+    "hub_namespace",
+    "list_pretrained",
+    "get_variant",
+    "register_variant",
+    "timm_pretrained_cfgs",
+    "timm_model_args",
+    "refresh_timm_pretrained_cfgs",
+]
+
+DEFAULT_NAMESPACE = "zeromamba"
+NAMESPACE_ENV = "ZEROMAMBA_HUB_NAMESPACE"
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+PAPER = "W. Hou, D. Fu, K. Li, S. Chen, H. Fan, Y. Yang, ZeroMamba: Exploring Visual State Space Model for Zero-Shot Learning, AAAI 2025"  # noqa: E501
+PAPER_URL = "https://arxiv.org/abs/2408.14868"
+ZEROMAMBA_CODE_URL = "https://github.com/DingjieFu/ZeroMamba"
+ZEROMAMBA_WEIGHTS_URL = "https://drive.google.com/drive/folders/1VtmU_HqvjtdyNRyp0ou3RJwB3-CmdXGv"
+VMAMBA_CODE_URL = "https://github.com/MzeroMiko/VMamba"
+VMAMBA_RELEASES_URL = "https://github.com/MzeroMiko/VMamba/releases"
+
+TASKS = ("gzsl", "czsl", "imagenet", "zsl")
+
+
+def hub_namespace() -> str:
+    """The Hub namespace (user or organisation) of the zoo's repositories, read now from
+    ``ZEROMAMBA_HUB_NAMESPACE`` (default :data:`DEFAULT_NAMESPACE`)."""
+    value = os.environ.get(NAMESPACE_ENV, "").strip().strip("/")
+    return value or DEFAULT_NAMESPACE
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class PretrainedVariant:
+    """One named set of pretrained weights.
+
+    Attributes:
+        name: the zoo name, e.g. ``"cub-gzsl"``.
+        architecture: the timm architecture name, e.g. ``"zeromamba_small"``.
+        timm_tag: the timm pretrained tag, e.g. ``"cub_gzsl"`` (``zeromamba_small.cub_gzsl``).
+        repo_name: the repository name inside the namespace; the full id is :attr:`repo_id`.
+        model_args: every constructor argument of the architecture.
+        task: ``"gzsl"``, ``"czsl"`` (zero-shot, the checkpoint selected for that protocol),
+            ``"zsl"`` (zero-shot, no protocol) or ``"imagenet"`` (a backbone).
+        dataset: ``"CUB"``, ``"SUN"``, ``"AWA2"``, ``"ImageNet-1k"``, ...
+        gamma: calibrated-stacking gamma for GZSL (the authors' per-dataset value), else ``None``.
+        input_size: ``(3, H, W)`` the resolution the weights were trained at.
+        interpolation, crop_pct, crop_mode, mean, std: preprocessing (timm's names).
+        num_classes: classes of the dataset (zero-shot) or of the classifier (ImageNet).
+        num_attributes: width of the attribute space (zero-shot variants).
+        num_seen: how many of ``num_classes`` were seen in training (zero-shot variants).
+        authors_metrics: the metrics **as the authors report them** for their released weights
+            (percent). Not measured by this project.
+        authors_metrics_source: where those figures are published.
+        source_file: the authors' release file these weights are converted from.
+        source_url: where that file is published.
+        license: licence identifier of the weights (SPDX, or ``"unknown"``).
+        license_note: what is known about that licence.
+        description: one line for tables and model cards.
+        revision: the Hub revision to download (``None``: ``main``).
+        repo_id_override: a fixed repository id that ignores the namespace.
+        package_dir: for variants shipped inside the package: the folder, relative to the
+            ``zeromamba`` package, holding ``config.json`` + ``model.safetensors``; resolved
+            without any network access.
+    """
+
+    name: str
+    architecture: str
+    timm_tag: str
+    repo_name: str
+    model_args: Mapping[str, Any]
+    task: str
+    dataset: str
+    gamma: float | None = None
+    input_size: tuple[int, int, int] = (3, 448, 448)
+    interpolation: str = "bilinear"
+    crop_pct: float = 1.0
+    crop_mode: str = "squash"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    num_classes: int | None = None
+    num_attributes: int | None = None
+    num_seen: int | None = None
+    authors_metrics: Mapping[str, float] = field(default_factory=lambda: _frozen(None))
+    authors_metrics_source: str = ""
+    source_file: str = ""
+    source_url: str = ""
+    license: str = "unknown"
+    license_note: str = ""
+    description: str = ""
+    revision: str | None = None
+    repo_id_override: str | None = None
+    package_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)} (got {self.task!r})")
+        # keep the registry immutable: callers get read-only views
+        object.__setattr__(self, "model_args", _frozen(self.model_args))
+        object.__setattr__(self, "authors_metrics", _frozen(self.authors_metrics))
+
+    @property
+    def repo_id(self) -> str:
+        """``namespace/repo_name``, with the namespace read from the environment now."""
+        return self.repo_id_override or f"{hub_namespace()}/{self.repo_name}"
+
+    @property
+    def timm_name(self) -> str:
+        """``architecture.tag``, the name to give ``timm.create_model``."""
+        return f"{self.architecture}.{self.timm_tag}"
+
+    @property
+    def is_zero_shot(self) -> bool:
+        return self.task != "imagenet"
+
+    @property
+    def is_local(self) -> bool:
+        """Weights shipped inside the package (no download)."""
+        return self.package_dir is not None
+
+    def local_path(self) -> Path | None:
+        """The folder of an embedded variant, or ``None`` for a Hub variant."""
+        if self.package_dir is None:
+            return None
+        return Path(__file__).resolve().parent / self.package_dir
+
+    def pretrained_cfg(self) -> dict[str, Any]:
+        """The preprocessing and head description, in timm's ``pretrained_cfg`` vocabulary."""
+        h, w = self.input_size[1], self.input_size[2]
+        cfg: dict[str, Any] = dict(
+            input_size=tuple(self.input_size),
+            interpolation=self.interpolation,
+            crop_pct=self.crop_pct,
+            crop_mode=self.crop_mode,
+            mean=tuple(self.mean),
+            std=tuple(self.std),
+            pool_size=(h // 32, w // 32),
+            license=self.license,
+        )
+        if self.is_zero_shot:
+            cfg.update(num_classes=self.num_attributes or 0, first_conv="backbone.patch_embed.0", classifier="fusion")
+        else:
+            cfg.update(num_classes=self.num_classes or 1000, first_conv="patch_embed.0", classifier="classifier.head")
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able description (what ``zeromamba list --json`` prints)."""
+        return dict(
+            name=self.name,
+            repo_id=self.repo_id,
+            timm_name=self.timm_name,
+            architecture=self.architecture,
+            task=self.task,
+            dataset=self.dataset,
+            gamma=self.gamma,
+            input_size=list(self.input_size),
+            num_classes=self.num_classes,
+            num_attributes=self.num_attributes,
+            num_seen=self.num_seen,
+            model_args={k: list(v) if isinstance(v, tuple) else v for k, v in self.model_args.items()},
+            authors_metrics=dict(self.authors_metrics),
+            authors_metrics_source=self.authors_metrics_source,
+            source_file=self.source_file,
+            source_url=self.source_url,
+            license=self.license,
+            license_note=self.license_note,
+            description=self.description,
+            revision=self.revision,
+            local=self.is_local,
+        )
+
+
+# --- the registry ---------------------------------------------------------------------------
+
+_REGISTRY: dict[str, PretrainedVariant] = {}
+
+
+def _normalise(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def register_variant(variant: PretrainedVariant, *, overwrite: bool = False) -> PretrainedVariant:
+    """Add a variant to the zoo (used for the built-in list and for embedded variants)."""
+    key = _normalise(variant.name)
+    if key in _REGISTRY and not overwrite:
+        raise ValueError(f"a pretrained variant named {variant.name!r} is already registered")
+    _REGISTRY[key] = variant
+    return variant
+
+
+def list_pretrained(task: str | None = None, dataset: str | None = None) -> list[PretrainedVariant]:
+    """Every pretrained variant in the zoo, optionally only one ``task`` or ``dataset``.
+
+    Example: ``[v.name for v in zeromamba.list_pretrained(task="gzsl")]``.
+    """
+    out = list(_REGISTRY.values())
+    if task is not None:
+        out = [v for v in out if v.task == task.lower()]
+    if dataset is not None:
+        out = [v for v in out if v.dataset.lower() == dataset.lower()]
+    return out
+
+
+def _known_names() -> list[str]:
+    names = list(_REGISTRY)
+    names += [v.timm_name for v in _REGISTRY.values()]
+    return names
+
+
+def get_variant(name: str) -> PretrainedVariant:
+    """Look a variant up by zoo name (``cub-gzsl``, ``cub_gzsl``) or timm name (``zeromamba_small.cub_gzsl``).
+
+    Raises:
+        UnknownModelError: no such variant; the message lists close names and all names.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise UnknownModelError(f"a variant name must be a non-empty string (got {name!r})")
+    key = _normalise(name)
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    for v in _REGISTRY.values():
+        if name.strip().lower() == v.timm_name:
+            return v
+    close = difflib.get_close_matches(key, _known_names(), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownModelError(
+        f"unknown pretrained variant {name!r}.{hint} Known variants: {', '.join(_REGISTRY)} "
+        "(see `zeromamba list`). A Hub repository is given as 'owner/name' or 'hf-hub:owner/name', "
+        "a local model as the path of its folder."
+    )
+
+
+# --- timm integration ------------------------------------------------------------------------
+
+
+def timm_pretrained_cfgs(architecture: str) -> dict[str, dict[str, Any]]:
+    """``{"architecture.tag": cfg}`` for every Hub variant of ``architecture``, ready for timm's
+    ``generate_default_cfgs`` (each cfg sets ``hf_hub_id``; timm then loads ``model.safetensors``).
+
+    Zero-shot tags declare ``num_classes=0`` and no ``classifier``: :class:`ZeroMamba` sizes its
+    head from ``num_attributes``, and a non-zero ``num_classes`` default would clash with a
+    user's ``num_attributes`` when the tag becomes the architecture's default.
+    """
+    out = {}
+    for v in _REGISTRY.values():
+        if v.architecture != architecture or v.is_local:
+            continue
+        cfg = v.pretrained_cfg()
+        if v.is_zero_shot:
+            cfg.update(num_classes=0, classifier=None)
+        cfg.update(
+            hf_hub_id=v.repo_id, description=v.description, origin_url=v.source_url, paper_ids="arXiv:2408.14868"
+        )
+        out[v.timm_name] = cfg
+    return out
+
+
+def timm_model_args(architecture: str, tag: str | None) -> dict[str, Any]:
+    """Constructor arguments a timm tag's weights need beyond the architecture's defaults
+    (e.g. ``num_attributes=102`` for ``zeromamba_small.sun_gzsl``); ``{}`` for unknown tags."""
+    if not tag:
+        return {}
+    for v in _REGISTRY.values():
+        if v.architecture == architecture and v.timm_tag == tag:
+            return {k: (tuple(x) if isinstance(x, list) else x) for k, x in v.model_args.items()}
+    return {}
+
+
+def refresh_timm_pretrained_cfgs() -> int:
+    """Point timm's registered tags at the current namespace (after changing
+    ``ZEROMAMBA_HUB_NAMESPACE`` at run time; tags are generated when zeromamba is imported).
+
+    Returns the number of tags updated.
+    """
+    from timm.models import _registry  # noqa: PLC0415 (timm's registry is only needed here)
+
+    updated = 0
+    for v in _REGISTRY.values():
+        if v.is_local:
+            continue
+        names = [v.timm_name]
+        default = _registry._model_default_cfgs.get(v.architecture)
+        if default is not None and default.tags and default.tags[0] == v.timm_tag:
+            names.append(v.architecture)  # the untagged alias of the default tag
+        for name in names:
+            cfg = _registry._model_pretrained_cfgs.get(name)
+            if cfg is not None:
+                cfg.hf_hub_id = v.repo_id
+                updated += 1
+        if default is not None and v.timm_tag in default.cfgs:
+            default.cfgs[v.timm_tag].hf_hub_id = v.repo_id
+    return updated
+
+
+# --- the built-in variants -------------------------------------------------------------------
+
+_ZEROMAMBA_SMALL = dict(
+    embed_dim=96,
+    depths=(2, 2, 15, 2),
+    d_state=1,
+    ssm_ratio=2.0,
+    mlp_ratio=4.0,
+    semantic_dim=300,
+    fusion_hidden=512,
+    num_imagenet_classes=1000,
+)
+_AUTHORS_ZSL = (
+    f"as reported by the authors for their released checkpoints ({PAPER}, main results; "
+    f"the README of {ZEROMAMBA_CODE_URL})"
+)
+_ZSL_LICENSE_NOTE = (
+    "The authors' repository (github.com/DingjieFu/ZeroMamba) has no licence file, so the licence of "
+    "these converted weights is not known; ask the authors before redistributing. The backbone they "
+    "were fine-tuned from (VMamba-S) is MIT-licensed."
+)
+
+# dataset: (attributes, classes, seen, gamma, CZSL acc, U, S, H)
+_ZSL_DATASETS = {
+    "CUB": (312, 200, 150, 0.3, 80.0, 72.1, 76.4, 74.2),
+    "SUN": (102, 717, 645, 0.35, 72.4, 56.5, 41.4, 47.7),
+    "AWA2": (85, 50, 40, 0.98, 71.9, 67.9, 87.6, 76.5),
+}
+
+for _ds, (_a, _c, _s, _gamma, _acc, _u, _seen_acc, _h) in _ZSL_DATASETS.items():
+    for _task in ("gzsl", "czsl"):
+        _metrics = {"czsl_acc": _acc} if _task == "czsl" else {"gzsl_u": _u, "gzsl_s": _seen_acc, "gzsl_h": _h}
+        register_variant(
+            PretrainedVariant(
+                name=f"{_ds.lower()}-{_task}",
+                architecture="zeromamba_small",
+                timm_tag=f"{_ds.lower()}_{_task}",
+                repo_name=f"zeromamba-small-{_ds.lower()}-{_task}",
+                model_args=dict(_ZEROMAMBA_SMALL, num_attributes=_a),
+                task=_task,
+                dataset=_ds,
+                gamma=_gamma,
+                num_classes=_c,
+                num_attributes=_a,
+                num_seen=_s,
+                authors_metrics=_metrics,
+                authors_metrics_source=_AUTHORS_ZSL,
+                source_file=f"{_ds}_best{_task.upper()}.pth",
+                source_url=ZEROMAMBA_WEIGHTS_URL,
+                license="unknown",
+                license_note=_ZSL_LICENSE_NOTE,
+                description=(
+                    f"ZeroMamba-S (VMamba-S backbone) on {_ds}, 448x448, the authors' checkpoint selected for "
+                    f"{_task.upper()}; {_c} classes ({_s} seen / {_c - _s} unseen), {_a} attributes, gamma {_gamma}"
+                ),
+            )
+        )
+
+# name: (embed_dim, depths, ssm_ratio, ImageNet top-1, release file)
+_VMAMBA = {
+    "tiny": (96, (2, 2, 8, 2), 1.0, 82.5, "vssm1_tiny_0230s_ckpt_epoch_264.pth"),
+    "small": (96, (2, 2, 15, 2), 2.0, 83.6, "vssm_small_0229_ckpt_epoch_222.pth"),
+    "base": (128, (2, 2, 15, 2), 2.0, 83.9, "vssm_base_0229_ckpt_epoch_237.pth"),
+}
+
+for _size, (_dim, _depths, _ratio, _top1, _file) in _VMAMBA.items():
+    register_variant(
+        PretrainedVariant(
+            name=f"vmamba-{_size}",
+            architecture=f"vmamba_{_size}",
+            timm_tag="in1k",
+            repo_name=f"vmamba-{_size}-in1k",
+            model_args=dict(
+                embed_dim=_dim, depths=_depths, d_state=1, ssm_ratio=_ratio, mlp_ratio=4.0, num_classes=1000
+            ),
+            task="imagenet",
+            dataset="ImageNet-1k",
+            input_size=(3, 224, 224),
+            interpolation="bicubic",
+            crop_pct=0.875,
+            crop_mode="center",
+            num_classes=1000,
+            authors_metrics={"imagenet_top1": _top1},
+            authors_metrics_source=f"as reported by the VMamba authors for this release ({VMAMBA_CODE_URL}, 224x224)",
+            source_file=_file,
+            source_url=VMAMBA_RELEASES_URL,
+            license="mit",
+            license_note="Released by the VMamba authors under the MIT licence (github.com/MzeroMiko/VMamba).",
+            description=f"VMamba v2 {_size} ImageNet-1k classifier (the authors' release), 224x224",
+        )
+    )
+
+del _ds, _a, _c, _s, _gamma, _acc, _u, _seen_acc, _h, _task, _metrics
+del _size, _dim, _depths, _ratio, _top1, _file
