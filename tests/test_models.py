@@ -155,3 +155,11 @@ def test_channels_last_and_batch_consistency():
         single = torch.cat([m(x[i : i + 1]).attributes for i in range(3)])
         cl = m(x.contiguous(memory_format=torch.channels_last)).attributes
     assert torch.allclose(batched, single, atol=1e-5) and torch.allclose(batched, cl, atol=1e-6)
+
+
+def test_timm_tags_carry_their_attribute_count():
+    # a tag's weights fix num_attributes; creating it without pretrained weights must agree
+    for tag, width in (("cub_gzsl", 312), ("sun_czsl", 102), ("awa2_gzsl", 85)):
+        m = timm.create_model(f"zeromamba_small.{tag}", **TINY)
+        assert m.num_attributes == width, tag
+    assert timm.create_model("zeromamba_small", num_attributes=9, **TINY).num_attributes == 9

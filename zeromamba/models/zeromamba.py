@@ -315,7 +315,7 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
 
 # the pretrained tags (zeromamba_small.cub_gzsl, ...) come from the model zoo, which points each
 # one's hf_hub_id at its Hub repository (namespace: ZEROMAMBA_HUB_NAMESPACE at import time)
-from ..zoo import timm_pretrained_cfgs  # noqa: E402
+from ..zoo import timm_model_args, timm_pretrained_cfgs  # noqa: E402
 
 default_cfgs = generate_default_cfgs(
     {"zeromamba_small": _cfg(), **{name: _cfg(**cfg) for name, cfg in timm_pretrained_cfgs("zeromamba_small").items()}}
@@ -341,4 +341,7 @@ def _create_zeromamba(variant: str, pretrained: bool = False, **kwargs: Any) -> 
 def zeromamba_small(pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
     """ZeroMamba with a VMamba-S backbone (the published configuration)."""
     args = dict(embed_dim=96, depths=(2, 2, 15, 2), ssm_ratio=2.0, d_state=1)
+    tag = kwargs.get("pretrained_cfg")
+    if isinstance(tag, str):  # e.g. "sun_gzsl": its weights need num_attributes=102
+        args.update(timm_model_args("zeromamba_small", tag))
     return _create_zeromamba("zeromamba_small", pretrained, **dict(args, **kwargs))
