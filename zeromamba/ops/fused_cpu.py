@@ -190,6 +190,19 @@ def ss2d_scan_dstate1(delta, bias, u, Bs, Cs, A, Dsum, H: int, W: int) -> torch.
     return y
 
 
+_local = threading.local()
+
+
+def _workspace(numel: int) -> torch.Tensor:
+    """A float32 scratch buffer of at least ``numel`` elements, reused by the calling thread."""
+    buf = getattr(_local, "buf", None)
+    if buf is None or buf.numel() < numel:
+        with torch.inference_mode(False):  # usable from inference and no-grad code alike
+            buf = torch.empty(numel, dtype=torch.float32)
+        _local.buf = buf
+    return buf[:numel]
+
+
 def cross_scan_fused_cpu(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds) -> torch.Tensor:
     """:func:`~zeromamba.ops.cross_selective_scan` through the fused kernel (``d_state == 1``)."""
     B, H, W, D = x.shape
@@ -201,7 +214,13 @@ def cross_scan_fused_cpu(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_log
     # projections in the input dtype, as the official code does; the scan itself in float32
     x_dbl = torch.nn.functional.linear(xr, x_proj_weight.to(x.dtype).reshape(K * (R + 2), D))
     x_dbl = x_dbl.view(B * L, K, R + 2).permute(1, 0, 2)  # (K, B*L, R+2)
-    delta = torch.bmm(x_dbl[..., :R], dt_projs_weight.to(x.dtype).transpose(1, 2)).to(f32)  # (K, B*L, D)
+    dt_low, dt_w = x_dbl[..., :R], dt_projs_weight.to(x.dtype).transpose(1, 2)
+    if x.dtype == f32:
+        # (K, B*L, D) is the biggest tensor of the block; reusing one buffer per thread avoids
+        # fresh page-faulting allocations (it is above glibc's mmap threshold at 448 px)
+        delta = torch.bmm(dt_low, dt_w, out=_workspace(K * B * L * D).view(K, B * L, D))
+    else:
+        delta = torch.bmm(dt_low, dt_w).to(f32)
     x_dbl = x_dbl.to(f32)
     y = ss2d_scan_dstate1(
         delta.view(K, B, L, D),
