@@ -191,6 +191,7 @@ def ss2d_scan_dstate1(delta, bias, u, Bs, Cs, A, Dsum, H: int, W: int) -> torch.
 
 
 _local = threading.local()
+_WORKSPACE_MAX = 32 * 1024 * 1024  # floats (128 MiB): larger problems allocate per call instead
 
 
 def _workspace(numel: int) -> torch.Tensor:
@@ -215,7 +216,7 @@ def cross_scan_fused_cpu(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_log
     x_dbl = torch.nn.functional.linear(xr, x_proj_weight.to(x.dtype).reshape(K * (R + 2), D))
     x_dbl = x_dbl.view(B * L, K, R + 2).permute(1, 0, 2)  # (K, B*L, R+2)
     dt_low, dt_w = x_dbl[..., :R], dt_projs_weight.to(x.dtype).transpose(1, 2)
-    if x.dtype == f32:
+    if x.dtype == f32 and K * B * L * D <= _WORKSPACE_MAX:
         # (K, B*L, D) is the biggest tensor of the block; reusing one buffer per thread avoids
         # fresh page-faulting allocations (it is above glibc's mmap threshold at 448 px)
         delta = torch.bmm(dt_low, dt_w, out=_workspace(K * B * L * D).view(K, B * L, D))
