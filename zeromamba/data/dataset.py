@@ -1,0 +1,198 @@
+"""The in-memory description of a zero-shot dataset, its image dataset, transforms and splits.
+
+Every loader (:mod:`~zeromamba.data.xlsa17`, :mod:`~zeromamba.data.folder`) returns a
+:class:`ZSLData`: local image paths, 0-based labels, the class-attribute matrix and named splits of
+image indices. Split names follow xlsa17: ``trainval`` (training images of seen classes),
+``test_seen``, ``test_unseen``, and ``train``/``val`` (seen classes divided into
+train classes and validation classes that play the unseen role for model selection).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ..errors import DataError
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ZSLData",
+    "ImageDataset",
+    "SelectionSplits",
+    "build_transform",
+    "check_images",
+    "selection_splits",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SPLIT_NAMES = ("trainval", "test_seen", "test_unseen", "train", "val")
+
+
+@dataclass
+class ZSLData:
+    """A zero-shot dataset: images, labels, class attributes and splits.
+
+    Attributes:
+        name: dataset name (``CUB``, ``SUN``, ``AWA2``, ``FLO`` or a folder's name).
+        image_paths: local path of every image.
+        labels: ``(N,)`` 0-based class index of every image.
+        class_names: ``C`` class names.
+        class_attributes: ``(C, A)`` float32 class-attribute matrix (rows L2-normalised by default).
+        splits: split name -> 0-based image indices (see module docstring).
+        attribute_names: ``A`` attribute names when the format has them (own data), else ``None``.
+        source: where the data came from, for messages.
+    """
+
+    name: str
+    image_paths: list[str]
+    labels: np.ndarray
+    class_names: list[str]
+    class_attributes: torch.Tensor
+    splits: dict[str, np.ndarray]
+    attribute_names: list[str] | None = None
+    source: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def num_attributes(self) -> int:
+        return int(self.class_attributes.shape[1])
+
+    def classes_of(self, split: str) -> np.ndarray:
+        """Sorted class indices that occur in a split."""
+        return np.unique(self.labels[self.splits[split]])
+
+    @property
+    def seen_classes(self) -> np.ndarray:
+        return self.classes_of("trainval")
+
+    @property
+    def unseen_classes(self) -> np.ndarray:
+        return self.classes_of("test_unseen")
+
+    def seen_mask(self, seen: np.ndarray | None = None) -> torch.Tensor:
+        """``(C,)`` bool mask of the seen classes (default: the trainval classes)."""
+        mask = torch.zeros(self.num_classes, dtype=torch.bool)
+        mask[torch.as_tensor(self.seen_classes if seen is None else seen, dtype=torch.long)] = True
+        return mask
+
+    def dataset(self, indices: np.ndarray, transform: Callable | None = None) -> ImageDataset:
+        """An :class:`ImageDataset` over some image indices."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return ImageDataset([self.image_paths[i] for i in indices], self.labels[indices], transform)
+
+
+class ImageDataset(Dataset):
+    """Images from paths with their labels; items are ``(image, label, position)``.
+
+    ``position`` is the item's index in this dataset, so predictions gathered from several
+    processes can be put back in order.
+    """
+
+    def __init__(self, paths: Sequence[str], labels: Sequence[int] | np.ndarray, transform: Callable | None = None):
+        if len(paths) != len(labels):
+            raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
+        self.paths = list(paths)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        path = self.paths[i]
+        try:
+            with Image.open(path) as im:
+                img = im.convert("RGB")
+        except FileNotFoundError:
+            raise DataError(f"image not found: {path!r} (it was present when the dataset was loaded)") from None
+        except Exception as e:  # truncated, not an image, ...
+            raise DataError(f"cannot read image {path!r}: {e}") from None
+        x = self.transform(img) if self.transform is not None else img
+        return x, int(self.labels[i]), i
+
+
+def build_transform(image_size: int = 448, train: bool = False) -> Callable:
+    """The paper's preprocessing: plain resize to a square (no crop), a random horizontal flip in
+    training, ImageNet mean/std normalisation."""
+    from torchvision import transforms as T
+
+    steps: list[Callable] = [T.Resize((image_size, image_size), interpolation=T.InterpolationMode.BILINEAR)]
+    if train:
+        steps.append(T.RandomHorizontalFlip())
+    steps += [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    return T.Compose(steps)
+
+
+def check_images(paths: Sequence[str], source: str, show: int = 5) -> None:
+    """Raise :class:`DataError` naming the first missing images and how many are missing."""
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        listed = "\n  ".join(missing[:show])
+        more = f"\n  ... and {len(missing) - show} more" if len(missing) > show else ""
+        raise DataError(
+            f"{len(missing)} of {len(paths)} images listed by {source} are missing:\n  {listed}{more}\n"
+            "Check the image folder (and the path rule: strip_components / path_regex)."
+        )
+
+
+@dataclass
+class SelectionSplits:
+    """Splits for model selection that never touch a test image.
+
+    ``train`` (images of the train classes), ``val_seen`` (held-out images of the train classes)
+    and ``val_unseen`` (images of the validation classes); ``seen``/``unseen`` are class indices.
+    """
+
+    train: np.ndarray
+    val_seen: np.ndarray
+    val_unseen: np.ndarray
+    seen: np.ndarray
+    unseen: np.ndarray
+
+
+def selection_splits(data: ZSLData, holdout_fraction: float = 0.2, seed: int = 0) -> SelectionSplits:
+    """Derive train / val-seen / val-unseen from the ``train``/``val`` splits, minus every test image.
+
+    xlsa17's ``train_loc``/``val_loc`` cover all images of the seen classes, test_seen images
+    included, so those are removed here. ``holdout_fraction`` of each train class's images (at least
+    one when the class has two or more) become ``val_seen``, chosen with ``seed``.
+    """
+    if not 0.0 < holdout_fraction < 1.0:
+        raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
+    for key in ("train", "val"):
+        if key not in data.splits or len(data.splits[key]) == 0:
+            raise DataError(f"{data.source}: no '{key}' split, needed for validation-based model selection")
+    test = np.union1d(data.splits.get("test_seen", []), data.splits.get("test_unseen", []))
+    train = np.setdiff1d(data.splits["train"], test)
+    val_unseen = np.setdiff1d(data.splits["val"], test)
+    seen = np.unique(data.labels[train])
+    unseen = np.unique(data.labels[val_unseen])
+    if np.intersect1d(seen, unseen).size:
+        raise DataError(f"{data.source}: the train and val splits share classes; val classes must be disjoint")
+    if seen.size == 0 or unseen.size == 0:
+        raise DataError(f"{data.source}: the train/val splits have no images left once test images are removed")
+    rng = np.random.default_rng(seed)
+    held: list[np.ndarray] = []
+    for c in seen:
+        idx = train[data.labels[train] == c]
+        n = int(round(len(idx) * holdout_fraction))
+        if len(idx) >= 2:
+            n = min(max(n, 1), len(idx) - 1)
+        else:
+            n = 0
+        held.append(rng.permutation(idx)[:n])
+    val_seen = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
+    train = np.setdiff1d(train, val_seen)
+    return SelectionSplits(train=train, val_seen=val_seen, val_unseen=val_unseen, seen=seen, unseen=unseen)
