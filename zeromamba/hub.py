@@ -865,7 +865,7 @@ def _loadmat(path: str | os.PathLike, what: str) -> dict[str, Any]:
     try:
         from scipy.io import loadmat
     except ImportError:  # pragma: no cover
-        raise DataError("reading .mat files needs scipy: pip install 'zeromamba[train]' (or pip install scipy)") from None
+        raise DataError("reading .mat files needs scipy: pip install 'zeromamba[train]'") from None
     try:
         return loadmat(os.fspath(path))
     except FileNotFoundError:

@@ -50,7 +50,7 @@ def _scipy_io() -> Any:
     try:
         import scipy.io
     except ModuleNotFoundError:
-        raise DataError("reading the xlsa17 .mat files needs scipy: pip install 'zeromamba[train]' (or pip install scipy)") from None
+        raise DataError("reading the xlsa17 .mat files needs scipy: pip install 'zeromamba[train]'") from None
     return scipy.io
 
 
