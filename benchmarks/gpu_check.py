@@ -39,7 +39,9 @@ def parity(fixtures: Path, dev: str) -> dict:
         e = load_file(d / "expected.safetensors")
         meta = json.loads((d / "meta.json").read_text())
         res = {}
-        for backend in ["auto", "torch"]:
+        for backend in ["auto", "torch", "triton"]:
+            if backend == "triton" and meta["config"]["d_state"] != 1:
+                continue
             m = zeromamba.load_official(d / "zeromamba_official_format.pth", scan_backend=backend).to(dev)
             worst, preds_ok = 0.0, True
             att = e["class_attributes"].to(dev)
@@ -106,9 +108,11 @@ def random_scan(dev: str) -> dict:
         rb = cross_selective_scan(**b, backend="torch")
         ga = torch.autograd.grad(ra.square().sum(), list(a.values()))
         gb = torch.autograd.grad(rb.square().sum(), list(b.values()))
-        res[f"{B}x{H}x{W}x{D}_N{N}_{str(dtype)[6:]}"] = dict(
-            out=scaled(rb, ra.cpu()), grad=max(scaled(x, y.cpu()) for x, y in zip(gb, ga))
-        )
+        row = dict(out=scaled(rb, ra.cpu()), grad=max(scaled(x, y.cpu()) for x, y in zip(gb, ga)))
+        if N == 1:
+            with torch.no_grad():
+                row["triton_out"] = scaled(cross_selective_scan(**p, backend="triton"), ra.detach().cpu())
+        res[f"{B}x{H}x{W}x{D}_N{N}_{str(dtype)[6:]}"] = row
     return res
 
 
@@ -133,34 +137,26 @@ def throughput(dev: str) -> dict:
     for batch in (1, 32):
         x = torch.randn(batch, 3, 448, 448, device=dev)
         row = {}
-        for name, m in (("zeromamba_small", zm), ("resnet101", r101)):
+        for name, m, backend in (
+            ("zeromamba_small", zm, "auto"),
+            ("zeromamba_small_torchscan", zm, "torch"),
+            ("resnet101", r101, None),
+        ):
+            if backend:
+                m.set_scan_backend(backend)
             for prec in ("fp32", "bf16"):
 
-                def run(m=m, prec=prec):
+                def run(m=m, prec=prec, x=x):
                     with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16, enabled=prec == "bf16"):
                         m(x)
 
                 ms = timed(run, 10 if batch == 1 else 5)
                 row[f"{name}_{prec}_ms"] = round(ms, 2)
                 row[f"{name}_{prec}_img_per_s"] = round(batch * 1000 / ms, 1)
+        zm.set_scan_backend("auto")
         row["zm_vs_r101_bf16"] = round(row["zeromamba_small_bf16_ms"] / row["resnet101_bf16_ms"], 2)
+        row["auto_backend"] = zeromamba.ops.resolve_backend("auto", x, 1, False)
         res[f"batch{batch}"] = row
-    # one training step (forward + backward + SGD), bf16 autocast, batch 16 at 448
-    x = torch.randn(16, 3, 448, 448, device=dev)
-    for name, m in (("zeromamba_small", zm), ("resnet101", r101)):
-        m.train()
-        opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
-
-        def step(m=m, opt=opt):
-            with torch.autocast("cuda", torch.bfloat16):
-                o = m(x)
-                loss = (o.attributes if hasattr(o, "attributes") else o).float().square().mean()
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
-        res[f"train_step_b16_{name}_ms"] = round(timed(step, 3), 1)
-        m.eval()
     return res
 
 

@@ -9,6 +9,7 @@ from .cross_scan import (
     scan_order,
 )
 from .fused_cpu import fused_cpu_available, kernel_status
+from .fused_triton import fused_triton_available
 from .selective_scan import (
     linear_recurrence,
     mamba_ssm_available,
@@ -23,6 +24,7 @@ __all__ = [
     "cross_scan",
     "cross_selective_scan",
     "fused_cpu_available",
+    "fused_triton_available",
     "kernel_status",
     "linear_recurrence",
     "mamba_ssm_available",

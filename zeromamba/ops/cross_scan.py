@@ -14,9 +14,12 @@ and summed.
   one gather out), and the recurrence is the two-level scan of :func:`two_level_scan`.
 * ``"fused_cpu"`` -- a one-pass C kernel for ``d_state == 1`` inference on CPU, built on first use
   with the system compiler (:mod:`zeromamba.ops.fused_cpu`); forward only.
+* ``"triton"`` -- the same one-pass scan as a Triton kernel for CUDA inference with ``d_state == 1``
+  (:mod:`zeromamba.ops.fused_triton`); forward only.
 * ``"mamba"`` -- mamba-ssm's fused CUDA kernel on the official layout.
-* ``"auto"`` -- ``"mamba"`` for CUDA tensors when mamba-ssm imports; ``"fused_cpu"`` for float32
-  CPU inference with ``d_state == 1`` when the kernel builds; else ``"torch"``.
+* ``"auto"`` -- on CUDA: ``"mamba"`` when mamba-ssm imports, else ``"triton"`` for inference with
+  ``d_state == 1`` when its self-check passes; on CPU: ``"fused_cpu"`` for inference with
+  ``d_state == 1`` when the kernel builds; otherwise ``"torch"``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .fused_cpu import cross_scan_fused_cpu, fused_cpu_available, kernel_status
+from .fused_triton import cross_scan_fused_triton, fused_triton_available
 from .selective_scan import (
     chunk_layout,
     mamba_ssm_available,
@@ -45,7 +49,7 @@ __all__ = [
     "scan_order",
 ]
 
-SCAN_BACKENDS = ("auto", "reference", "torch", "fused_cpu", "mamba")
+SCAN_BACKENDS = ("auto", "reference", "torch", "fused_cpu", "triton", "mamba")
 K_DIRECTIONS = 4
 
 
@@ -129,10 +133,22 @@ def resolve_backend(backend: str, x: torch.Tensor, d_state: int = 1, needs_grad:
         raise ValueError(f"unknown scan backend {backend!r}; choose one of {', '.join(SCAN_BACKENDS)}")
     if backend == "auto":
         if x.is_cuda:
-            return "mamba" if mamba_ssm_available() else "torch"
+            if mamba_ssm_available():
+                return "mamba"
+            if d_state == 1 and not needs_grad and fused_triton_available(x.device):
+                return "triton"
+            return "torch"
         if x.device.type == "cpu" and d_state == 1 and not needs_grad and fused_cpu_available():
             return "fused_cpu"
         return "torch"
+    if backend == "triton":
+        if not x.is_cuda or d_state != 1 or needs_grad:
+            raise RuntimeError(
+                "scan backend 'triton' runs CUDA inference with d_state=1 only; use 'torch' for training, "
+                "other d_state values or other devices"
+            )
+        if not fused_triton_available(x.device):
+            raise RuntimeError("scan backend 'triton' is unavailable (Triton missing or its self-check failed)")
     if backend == "fused_cpu":
         if x.device.type != "cpu" or d_state != 1 or needs_grad:
             raise RuntimeError(
@@ -176,6 +192,8 @@ def cross_selective_scan(
         t.requires_grad for t in (x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds)
     )
     backend = resolve_backend(backend, x, A_logs.shape[1], needs_grad)
+    if backend == "triton":
+        return cross_scan_fused_triton(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds)
     if backend == "fused_cpu":
         return cross_scan_fused_cpu(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds)
     if backend == "torch":
