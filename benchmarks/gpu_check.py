@@ -65,6 +65,8 @@ def parity(fixtures: Path, dev: str) -> dict:
                 gzsl = calibrated_stacking(s, seen, meta["gamma"]).argmax(1).cpu()
                 preds_ok &= torch.equal(czsl, e[f"{k}.czsl_pred"]) and torch.equal(gzsl, e[f"{k}.gzsl_pred"])
             m.train()
+            if backend == "triton":  # forward-only kernel: train through the PyTorch scan
+                m.set_scan_backend("torch")
             seen_att = att[: len(meta["seen_classes"])]
             y = e["train.labels"].to(dev)
             fused = m(e["input0"].to(dev)).attributes
