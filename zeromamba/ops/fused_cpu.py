@@ -33,6 +33,8 @@ from pathlib import Path
 
 import torch
 
+from .ss2d_inputs import dstate1_inputs
+
 __all__ = ["fused_cpu_available", "ss2d_scan_dstate1", "kernel_status"]
 
 log = logging.getLogger(__name__)
@@ -207,31 +209,10 @@ def _workspace(numel: int) -> torch.Tensor:
 def cross_scan_fused_cpu(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds) -> torch.Tensor:
     """:func:`~zeromamba.ops.cross_selective_scan` through the fused kernel (``d_state == 1``)."""
     B, H, W, D = x.shape
-    K, _, R = dt_projs_weight.shape
-    L = H * W
-    f32 = torch.float32
-    xr = x.reshape(B * L, D)
-    u = xr.to(f32).contiguous()
-    # projections in the input dtype, as the official code does; the scan itself in float32
-    x_dbl = torch.nn.functional.linear(xr, x_proj_weight.to(x.dtype).reshape(K * (R + 2), D))
-    x_dbl = x_dbl.view(B * L, K, R + 2).permute(1, 0, 2)  # (K, B*L, R+2)
-    dt_low, dt_w = x_dbl[..., :R], dt_projs_weight.to(x.dtype).transpose(1, 2)
-    if x.dtype == f32 and K * B * L * D <= _WORKSPACE_MAX:
-        # (K, B*L, D) is the biggest tensor of the block; reusing one buffer per thread avoids
-        # fresh page-faulting allocations (it is above glibc's mmap threshold at 448 px)
-        delta = torch.bmm(dt_low, dt_w, out=_workspace(K * B * L * D).view(K, B * L, D))
-    else:
-        delta = torch.bmm(dt_low, dt_w).to(f32)
-    x_dbl = x_dbl.to(f32)
-    y = ss2d_scan_dstate1(
-        delta.view(K, B, L, D),
-        dt_projs_bias.to(f32).contiguous(),
-        u,
-        x_dbl[..., R].contiguous(),
-        x_dbl[..., R + 1].contiguous(),
-        (-torch.exp(A_logs.to(f32))).reshape(K, D).contiguous(),
-        Ds.to(f32).view(K, D).sum(0).contiguous(),
-        H,
-        W,
-    )
+    n = 4 * B * H * W * D
+    # (4, B*L, D) is the biggest tensor of the block; reusing one buffer per thread avoids fresh
+    # page-faulting allocations (it is above glibc's mmap threshold at 448 px)
+    buffer = _workspace(n) if n <= _WORKSPACE_MAX else None
+    inp = dstate1_inputs(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds, delta_buffer=buffer)
+    y = ss2d_scan_dstate1(inp.delta, inp.bias, inp.u, inp.Bs, inp.Cs, inp.A, inp.Dsum, H, W)
     return y.view(B, H, W, D)

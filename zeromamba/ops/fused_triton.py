@@ -20,6 +20,8 @@ import threading
 
 import torch
 
+from .ss2d_inputs import dstate1_inputs
+
 __all__ = ["fused_triton_available", "cross_scan_fused_triton"]
 
 log = logging.getLogger(__name__)
@@ -104,28 +106,9 @@ def _launch(delta, bias, u, Bs, Cs, A, H: int, W: int) -> torch.Tensor:
 def cross_scan_fused_triton(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds) -> torch.Tensor:
     """:func:`~zeromamba.ops.cross_selective_scan` through the Triton kernel (``d_state == 1``)."""
     B, H, W, D = x.shape
-    K, _, R = dt_projs_weight.shape
-    L = H * W
-    f32 = torch.float32
-    xr = x.reshape(B * L, D)
-    u = xr.to(f32).contiguous()
-    # projections in the input dtype, as the official code does; the scan itself in float32
-    x_dbl = torch.nn.functional.linear(xr, x_proj_weight.to(x.dtype).reshape(K * (R + 2), D))
-    x_dbl = x_dbl.view(B * L, K, R + 2).permute(1, 0, 2)
-    delta = torch.bmm(x_dbl[..., :R], dt_projs_weight.to(x.dtype).transpose(1, 2)).to(f32)
-    x_dbl = x_dbl.to(f32)
-    ys = _launch(
-        delta.view(K, B, L, D).contiguous(),
-        dt_projs_bias.to(f32).contiguous(),
-        u,
-        x_dbl[..., R].contiguous(),
-        x_dbl[..., R + 1].contiguous(),
-        (-torch.exp(A_logs.to(f32))).reshape(K, D).contiguous(),
-        H,
-        W,
-    )
-    y = ys.sum(0).view(B * L, D)
-    y = torch.addcmul(y, u, Ds.to(f32).view(K, D).sum(0))
+    inp = dstate1_inputs(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds)
+    ys = _launch(inp.delta, inp.bias, inp.u, inp.Bs, inp.Cs, inp.A, H, W)
+    y = torch.addcmul(ys.sum(0), inp.u.view(B, H * W, D), inp.Dsum)
     return y.view(B, H, W, D)
 
 
