@@ -121,11 +121,44 @@ def two_level_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """
     if not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)):
         return _two_level_scan_inplace(a, b)
-    h_local = _sequential(a, b, dim=1)  # state within each chunk, starting from zero
-    decay = torch.cumprod(a, dim=1)  # running product of a within each chunk
-    carry = _sequential(decay[:, -1], h_local[:, -1], dim=1)  # state at the end of each chunk
-    carry_in = torch.cat([torch.zeros_like(carry[:, :1]), carry[:, :-1]], dim=1)
-    return torch.addcmul(h_local, decay, carry_in.unsqueeze(1))
+    return _TwoLevelScan.apply(a, b)
+
+
+class _TwoLevelScan(torch.autograd.Function):
+    """Autograd for the recurrence without a graph node per step.
+
+    ``h_t = a_t h_{t-1} + b_t`` has the adjoint ``g_t = dL/dh_t + a_{t+1} g_{t+1}`` -- the same
+    recurrence run backwards -- and then ``dL/db_t = g_t``, ``dL/da_t = g_t h_{t-1}``. Both
+    directions use the in-place two-level scan; only ``a`` and ``h`` are kept for the backward.
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        h = _two_level_scan_inplace(a.clone(), b.clone())
+        ctx.save_for_backward(a, h)
+        return h
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, h = ctx.saved_tensors
+        reverse = (1, 2)  # flipping both chunk axes reverses the sequence
+        g = _two_level_scan_inplace(_shift(a, 1).flip(reverse), grad_h.flip(reverse)).flip(reverse)
+        return g * _shift(h, -1), g
+
+
+def _shift(x: torch.Tensor, step: int) -> torch.Tensor:
+    """``out_t = x_{t + step}`` (``step`` is +1 or -1) in the chunked layout, zero past either end."""
+    out = torch.empty_like(x)
+    if step == 1:
+        out[:, :-1] = x[:, 1:]
+        out[:, -1, :-1] = x[:, 0, 1:]
+        out[:, -1, -1] = 0
+    else:
+        out[:, 1:] = x[:, :-1]
+        out[:, 0, 1:] = x[:, -1, :-1]
+        out[:, 0, 0] = 0
+    return out
 
 
 def _two_level_scan_inplace(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
