@@ -163,3 +163,15 @@ def test_timm_tags_carry_their_attribute_count():
         m = timm.create_model(f"zeromamba_small.{tag}", **TINY)
         assert m.num_attributes == width, tag
     assert timm.create_model("zeromamba_small", num_attributes=9, **TINY).num_attributes == 9
+
+
+def test_zeromamba_backbone_variants():
+    with torch.device("meta"):
+        tiny = ZeroMamba(num_attributes=4, semantic_dim=5, variant="tiny")
+        base = ZeroMamba(num_attributes=4, semantic_dim=5, variant="vmamba_base")
+        mixed = ZeroMamba(num_attributes=4, semantic_dim=5, variant="base", depths=(1, 1, 1, 1))
+    assert tiny.backbone.depths == (2, 2, 8, 2) and tiny.backbone.layers[0].blocks[0].op.d_inner == 96
+    assert base.backbone.dims[0] == 128 and base.num_features == 1024
+    assert mixed.backbone.depths == (1, 1, 1, 1) and mixed.backbone.dims[0] == 128
+    with pytest.raises(ValueError, match="backbone variant"):
+        ZeroMamba(num_attributes=4, variant="huge")

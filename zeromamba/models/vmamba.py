@@ -25,7 +25,14 @@ from torch.utils.checkpoint import checkpoint
 
 from ..ops.cross_scan import SCAN_BACKENDS, cross_selective_scan
 
-__all__ = ["VMamba", "SS2D", "VSSBlock", "VMambaStage", "checkpoint_filter_fn"]
+__all__ = ["VMamba", "SS2D", "VSSBlock", "VMambaStage", "VMAMBA_VARIANTS", "checkpoint_filter_fn"]
+
+# the published VMamba v2 configurations (all with d_state 1)
+VMAMBA_VARIANTS: dict[str, dict[str, Any]] = {
+    "tiny": dict(embed_dim=96, depths=(2, 2, 8, 2), ssm_ratio=1.0),
+    "small": dict(embed_dim=96, depths=(2, 2, 15, 2), ssm_ratio=2.0),
+    "base": dict(embed_dim=128, depths=(2, 2, 15, 2), ssm_ratio=2.0),
+}
 
 
 class ToChannelsLast(nn.Module):
@@ -478,19 +485,19 @@ def _create_vmamba(variant: str, pretrained: bool = False, **kwargs: Any) -> VMa
 @register_model
 def vmamba_tiny(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """VMamba v2 tiny: 96 wide, depths 2-2-8-2, ssm_ratio 1 (30.2M parameters)."""
-    args = dict(embed_dim=96, depths=(2, 2, 8, 2), ssm_ratio=1.0, d_state=1)
+    args = dict(VMAMBA_VARIANTS["tiny"], d_state=1)
     return _create_vmamba("vmamba_tiny", pretrained, **dict(args, **kwargs))
 
 
 @register_model
 def vmamba_small(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """VMamba v2 small: 96 wide, depths 2-2-15-2, ssm_ratio 2 (50.1M parameters)."""
-    args = dict(embed_dim=96, depths=(2, 2, 15, 2), ssm_ratio=2.0, d_state=1)
+    args = dict(VMAMBA_VARIANTS["small"], d_state=1)
     return _create_vmamba("vmamba_small", pretrained, **dict(args, **kwargs))
 
 
 @register_model
 def vmamba_base(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """VMamba v2 base: 128 wide, depths 2-2-15-2, ssm_ratio 2 (88.6M parameters)."""
-    args = dict(embed_dim=128, depths=(2, 2, 15, 2), ssm_ratio=2.0, d_state=1)
+    args = dict(VMAMBA_VARIANTS["base"], d_state=1)
     return _create_vmamba("vmamba_base", pretrained, **dict(args, **kwargs))

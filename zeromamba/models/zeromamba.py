@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
-from .vmamba import VMamba
+from .vmamba import VMAMBA_VARIANTS, VMamba
 from .vmamba import checkpoint_filter_fn as vmamba_filter_fn
 
 __all__ = [
@@ -146,8 +146,11 @@ class ZeroMamba(nn.Module):
         num_attributes: ``A``, the width of the attribute space (312 CUB, 102 SUN, 85 AWA2).
         semantic_dim: width of the attribute embeddings ``V`` (300 for word2vec).
         attribute_embeddings: optional ``(A, semantic_dim)`` tensor to initialise ``V``.
+        variant: backbone size, ``"tiny"``, ``"small"`` (the published ZeroMamba) or ``"base"``
+            (``"vmamba_small"`` etc. also accepted); sets ``embed_dim``, ``depths``, ``ssm_ratio``.
         embed_dim, depths, d_state, ssm_ratio, dt_rank, mlp_ratio, ssm_conv_bias, drop_path_rate,
-            scan_backend: passed to :class:`~zeromamba.models.vmamba.VMamba` (defaults: VMamba-S).
+            scan_backend: passed to :class:`~zeromamba.models.vmamba.VMamba`; ``None`` takes the
+            variant's value.
         fusion_hidden: hidden width of the fusion MLP (512).
         num_imagenet_classes: width of the backbone's classifier that GRL reads (1000).
         in_chans: input channels.
@@ -158,10 +161,11 @@ class ZeroMamba(nn.Module):
         num_attributes: int = 312,
         semantic_dim: int = 300,
         attribute_embeddings: torch.Tensor | None = None,
-        embed_dim: int = 96,
-        depths: Sequence[int] = (2, 2, 15, 2),
+        variant: str = "small",
+        embed_dim: int | None = None,
+        depths: Sequence[int] | None = None,
         d_state: int = 1,
-        ssm_ratio: float = 2.0,
+        ssm_ratio: float | None = None,
         dt_rank: int | str = "auto",
         mlp_ratio: float = 4.0,
         ssm_conv_bias: bool = False,
@@ -178,6 +182,13 @@ class ZeroMamba(nn.Module):
         kwargs.pop("global_pool", None)
         if kwargs:
             raise TypeError(f"unexpected arguments for ZeroMamba: {', '.join(sorted(kwargs))}")
+        size = variant.removeprefix("vmamba_")
+        if size not in VMAMBA_VARIANTS:
+            raise ValueError(f"unknown backbone variant {variant!r}; choose one of {', '.join(VMAMBA_VARIANTS)}")
+        preset = VMAMBA_VARIANTS[size]  # explicit arguments override the variant's
+        embed_dim = preset["embed_dim"] if embed_dim is None else embed_dim
+        depths = preset["depths"] if depths is None else depths
+        ssm_ratio = preset["ssm_ratio"] if ssm_ratio is None else ssm_ratio
         self.backbone = VMamba(
             num_classes=num_imagenet_classes,
             in_chans=in_chans,
@@ -318,7 +329,11 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
 from ..zoo import timm_model_args, timm_pretrained_cfgs  # noqa: E402
 
 default_cfgs = generate_default_cfgs(
-    {"zeromamba_small": _cfg(), **{name: _cfg(**cfg) for name, cfg in timm_pretrained_cfgs("zeromamba_small").items()}}
+    {
+        "zeromamba_small": _cfg(),
+        **{name: _cfg(**cfg) for name, cfg in timm_pretrained_cfgs("zeromamba_small").items()},
+        "zeromamba_nano": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
+    }
 )
 
 
@@ -340,8 +355,27 @@ def _create_zeromamba(variant: str, pretrained: bool = False, **kwargs: Any) -> 
 @register_model
 def zeromamba_small(pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
     """ZeroMamba with a VMamba-S backbone (the published configuration)."""
-    args = dict(embed_dim=96, depths=(2, 2, 15, 2), ssm_ratio=2.0, d_state=1)
+    args = dict(VMAMBA_VARIANTS["small"], d_state=1)
     tag = kwargs.get("pretrained_cfg")
     if isinstance(tag, str):  # e.g. "sun_gzsl": its weights need num_attributes=102
         args.update(timm_model_args("zeromamba_small", tag))
     return _create_zeromamba("zeromamba_small", pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def zeromamba_nano(pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
+    """A tiny ZeroMamba (embed_dim 24, depths 1-1-2-1, 64 x 64 input) for CPU training and demos.
+
+    Its only weights are the embedded ``shapes-zsl`` variant, loaded with
+    ``zeromamba.from_pretrained("shapes-zsl")`` (not through timm's ``pretrained=True``).
+    """
+    args = dict(
+        embed_dim=24,
+        depths=(1, 1, 2, 1),
+        ssm_ratio=1.0,
+        d_state=1,
+        semantic_dim=16,
+        fusion_hidden=64,
+        num_imagenet_classes=64,
+    )
+    return _create_zeromamba("zeromamba_nano", pretrained, **dict(args, **kwargs))
