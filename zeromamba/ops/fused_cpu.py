@@ -40,6 +40,7 @@ __all__ = ["fused_cpu_available", "ss2d_scan_dstate1", "kernel_status"]
 log = logging.getLogger(__name__)
 
 _COMPILE_FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fopenmp-simd", "-fPIC", "-std=c99")
+_PORTABLE_FLAGS = ("-O3", "-fno-math-errno", "-fPIC", "-std=c99")
 _lock = threading.Lock()
 _state: dict[str, object] = {}  # "lib", "fn", "error"
 _pool: ThreadPoolExecutor | None = None
@@ -73,30 +74,46 @@ def _compiler() -> str | None:
     return None
 
 
+def _compile(cc: str, flags: tuple[str, ...], source: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        src, obj, lib = (os.path.join(tmp, n) for n in ("ss2d_scan.c", "ss2d_scan.o", "lib.so"))
+        with open(src, "w") as f:
+            f.write(source)
+        for cmd in ([cc, *flags, "-c", src, "-o", obj], [cc, "-shared", obj, "-o", lib, "-lm"]):
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            if res.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd)} failed: {res.stderr.strip()[:500]}")
+        os.replace(lib, target)  # atomic: a reader sees no file or a whole one
+
+
 def _build() -> ctypes.CDLL:
     source = resources.files("zeromamba.ops").joinpath("csrc/ss2d_scan.c").read_text()
     cc = _compiler()
     if cc is None:
         raise RuntimeError("no C compiler found (set $CC)")
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
-    key = hashlib.sha256("\0".join([source, cc, version, *_COMPILE_FLAGS, _cpu_signature()]).encode()).hexdigest()[:16]
-    target = _cache_dir() / f"ss2d_scan_{key}.so"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            src, obj, lib = (os.path.join(tmp, n) for n in ("ss2d_scan.c", "ss2d_scan.o", "lib.so"))
-            with open(src, "w") as f:
-                f.write(source)
-            for cmd in ([cc, *_COMPILE_FLAGS, "-c", src, "-o", obj], [cc, "-shared", obj, "-o", lib, "-lm"]):
-                res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-                if res.returncode != 0:
-                    raise RuntimeError(f"{' '.join(cmd)} failed: {res.stderr.strip()[:500]}")
-            os.replace(lib, target)  # atomic: a reader sees no file or a whole one
-    lib = ctypes.CDLL(str(target))
-    fn = lib.ss2d_scan_dstate1
-    fn.restype = None
-    fn.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int64] * 6
-    return lib
+    errors = []
+    fallback_dir = Path(tempfile.gettempdir()) / f"zeromamba-kernels-{getattr(os, 'getuid', lambda: 0)()}"
+    # tuned for this CPU first; plain flags for compilers that reject -march=native
+    for flags in (_COMPILE_FLAGS, _PORTABLE_FLAGS):
+        key = hashlib.sha256("\0".join([source, cc, version, *flags, _cpu_signature()]).encode()).hexdigest()[:16]
+        for root in (_cache_dir(), fallback_dir):
+            target = root / f"ss2d_scan_{key}.so"
+            try:
+                if not target.exists():
+                    _compile(cc, flags, source, target)
+                lib = ctypes.CDLL(str(target))
+                break
+            except Exception as e:  # unwritable cache, compiler error, unloadable library
+                errors.append(str(e))
+        else:
+            continue
+        fn = lib.ss2d_scan_dstate1
+        fn.restype = None
+        fn.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int64] * 6
+        return lib
+    raise RuntimeError("; ".join(errors))
 
 
 def _self_check() -> None:

@@ -1,0 +1,45 @@
+"""The fused CPU kernel's build and fallback behaviour (each case in a fresh process)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+PROBE = (
+    "import torch; from zeromamba.ops import resolve_backend, kernel_status; "
+    "print(resolve_backend('auto', torch.zeros(1, 2, 2, 4)), '|', kernel_status())"
+)
+
+
+def _probe(tmp_path, **env) -> tuple[str, str]:
+    full = dict(os.environ, TMPDIR=str(tmp_path), **env)
+    res = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=full, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    backend, status = (part.strip() for part in res.stdout.strip().splitlines()[-1].split("|", 1))
+    return backend, status
+
+
+def test_builds_into_the_cache_dir(tmp_path):
+    cache = tmp_path / "cache"
+    backend, status = _probe(tmp_path, ZEROMAMBA_CACHE_DIR=str(cache))
+    assert (backend, status) == ("fused_cpu", "ok")
+    built = list((cache / "kernels").glob("ss2d_scan_*.so"))
+    assert len(built) == 1 and built[0].stat().st_size > 0
+    assert not [p for p in (cache / "kernels").iterdir() if p.is_dir()]  # no half-built leftovers
+
+
+def test_unwritable_cache_falls_back_to_a_temp_dir(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache folder should be")
+    backend, status = _probe(tmp_path, ZEROMAMBA_CACHE_DIR=str(blocker))
+    assert (backend, status) == ("fused_cpu", "ok")
+    assert list(tmp_path.glob("zeromamba-kernels-*/ss2d_scan_*.so"))
+
+
+def test_disabled_or_no_compiler_uses_the_torch_path(tmp_path):
+    backend, status = _probe(tmp_path, ZEROMAMBA_DISABLE_CPU_KERNEL="1")
+    assert backend == "torch" and "disabled" in status
+    no_cc = dict(CC="/nonexistent/cc", PATH="/nonexistent")
+    backend, status = _probe(tmp_path, ZEROMAMBA_CACHE_DIR=str(tmp_path / "c"), **no_cc)
+    assert backend == "torch" and "compiler" in status
