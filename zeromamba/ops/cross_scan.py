@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -226,6 +227,37 @@ def _cross_scan_official(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_log
     return y.transpose(1, 2).reshape(B, H, W, D)
 
 
+def us_gather(u: torch.Tensor, gather_in: torch.Tensor, K: int, S: int, D: int) -> torch.Tensor:
+    """``u`` (rows in row-major order) laid out in each direction's scan order: ``(K, S, D)``."""
+    return u.index_select(0, gather_in.reshape(-1)).view(K, S, D)
+
+
+_local = threading.local()
+_WORK_MAX = 96 * 1024 * 1024  # floats (384 MiB) held per thread at most; larger calls allocate
+
+
+def _work_buffers(device: torch.device, numel: int) -> torch.Tensor | None:
+    """A reusable float32 CPU buffer of ``numel`` elements for the calling thread (None on other
+    devices or past the cap): fresh multi-MB allocations page-fault, which costs as much as the maths."""
+    if device.type != "cpu" or numel > _WORK_MAX:
+        return None
+    buf = getattr(_local, "buf", None)
+    if buf is None or buf.numel() < numel:
+        with torch.inference_mode(False):
+            buf = torch.empty(numel, dtype=torch.float32)
+        _local.buf = buf
+    return buf[:numel]
+
+
+def _softplus(x: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    if out is None:
+        return F.softplus(x)
+    try:
+        return torch._C._nn.softplus(x, 1.0, 20.0, out=out)  # no public out= variant
+    except (AttributeError, TypeError, RuntimeError):
+        return out.copy_(F.softplus(x))
+
+
 def _cross_scan_fast(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds):
     """Sequence-major fast path: gather once into the scan layout, scan, gather back once."""
     B, H, W, D = x.shape
@@ -238,7 +270,7 @@ def _cross_scan_fast(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, D
         and any(t.requires_grad for t in (x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds))
     )
     xr = x.reshape(B * L, D)
-    u = xr.to(dtype)
+    u = xr.to(dtype).contiguous()
     gather_in, gather_out, T, nc = _fast_indices(B, H, W, x.device)
     S = B * T * nc  # scan-layout rows per direction
 
@@ -249,28 +281,38 @@ def _cross_scan_fast(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, D
     k_index = torch.arange(K, device=x.device).view(K, 1)
     x_dbl = x_dbl[gather_in, k_index]  # (K, S, R + 2N)
     dt_low, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
-    delta = torch.bmm(dt_low, dt_projs_weight.to(x.dtype).transpose(1, 2)).to(dtype)  # (K, S, D)
-    bias = dt_projs_bias.to(dtype).view(K, 1, D)
-    delta = delta.add_(bias) if inplace else delta + bias
     Bs, Cs = Bs.to(dtype), Cs.to(dtype)
-    us = u.index_select(0, gather_in.reshape(-1)).view(K, S, D)
+    dt_w = dt_projs_weight.to(x.dtype).transpose(1, 2)
+    bias = dt_projs_bias.to(dtype).view(K, 1, D)
     A = -torch.exp(A_logs.to(dtype)).view(K, 1, D, N)
 
-    if N == 1:
-        A = A[..., 0]
-        dt = F.softplus(delta)
-        if inplace:
-            b = us.mul_(dt).mul_(Bs)  # dt * u * B
-            a = dt.mul_(A).exp_()  # exp(dt * A)
+    if N == 1 and inplace:
+        # inference: three (K, S, D) work buffers reused across calls (CPU), every step in place;
+        # the result below is gathered into a new tensor, so nothing returned aliases them
+        work = _work_buffers(x.device, 3 * K * S * D)
+        bufs = work.view(3, K, S, D).unbind(0) if work is not None else (None, None, None)
+        if x.dtype == dtype:
+            delta = torch.baddbmm(bias, dt_low, dt_w, out=bufs[0])
         else:
-            b = dt * us * Bs
-            a = torch.exp(dt * A)
+            delta = torch.bmm(dt_low, dt_w).to(dtype).add_(bias)
+        dt = _softplus(delta, out=bufs[1])
+        us = torch.index_select(u, 0, gather_in.reshape(-1), out=None if bufs[2] is None else bufs[2].view(-1, D))
+        b = us.view(K, S, D).mul_(dt).mul_(Bs)  # dt * u * B
+        a = dt.mul_(A[..., 0]).exp_()  # exp(dt * A)
         h = two_level_scan(a.view(K * B, T, nc, D), b.view(K * B, T, nc, D)).view(K, S, D)
-        y = h.mul_(Cs) if inplace else h * Cs
+        y = h.mul_(Cs)
+    elif N == 1:
+        delta = torch.bmm(dt_low, dt_w).to(dtype) + bias
+        dt = F.softplus(delta)
+        b = dt * us_gather(u, gather_in, K, S, D) * Bs
+        a = torch.exp(dt * A[..., 0])
+        h = two_level_scan(a.view(K * B, T, nc, D), b.view(K * B, T, nc, D)).view(K, S, D)
+        y = h * Cs
     else:
+        delta = torch.bmm(dt_low, dt_w).to(dtype) + bias
         dt = F.softplus(delta)
         a = torch.exp(dt.unsqueeze(-1) * A)
-        b = (dt * us).unsqueeze(-1) * Bs.unsqueeze(2)
+        b = (dt * us_gather(u, gather_in, K, S, D)).unsqueeze(-1) * Bs.unsqueeze(2)
         h = two_level_scan(a.view(K * B, T, nc, D, N), b.view(K * B, T, nc, D, N)).view(K, S, D, N)
         y = torch.einsum("ksdn,ksn->ksd", h, Cs)
 
