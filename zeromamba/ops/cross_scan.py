@@ -9,8 +9,8 @@ and summed.
 
 * ``"reference"`` -- the official layout (cross-scan copies, per-direction einsums, the sequential
   float32 recurrence, cross-merge). Slow; kept as the ground truth for the tests.
-* ``"torch"`` -- the fast pure-PyTorch path (default on CPU, and on CUDA without mamba-ssm):
-  everything stays sequence-major, the four directions become index arithmetic (one gather in,
+* ``"torch"`` -- the fast pure-PyTorch path, differentiable, on any device (what ``"auto"`` picks for
+  training and wherever the fused kernels do not apply): everything stays sequence-major, the four directions become index arithmetic (one gather in,
   one gather out), and the recurrence is the two-level scan of :func:`two_level_scan`.
 * ``"fused_cpu"`` -- a one-pass C kernel for ``d_state == 1`` inference on CPU, built on first use
   with the system compiler (:mod:`zeromamba.ops.fused_cpu`); forward only.
@@ -121,7 +121,10 @@ def _fast_indices_cpu(B: int, H: int, W: int) -> tuple[torch.Tensor, torch.Tenso
     return gather_in, gather_out, T, nc
 
 
+@functools.lru_cache(maxsize=64)
+@torch.inference_mode(False)
 def _fast_indices(B: int, H: int, W: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    # cached per device too: no host-to-device copy on every block of every forward
     gather_in, gather_out, T, nc = _fast_indices_cpu(B, H, W)
     return gather_in.to(device), gather_out.to(device), T, nc
 

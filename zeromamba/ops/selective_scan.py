@@ -20,6 +20,7 @@ The recurrence, per channel ``d`` and state ``n``::
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -215,8 +216,9 @@ def selective_scan_chunked(
     return y
 
 
+@functools.lru_cache(maxsize=1)
 def mamba_ssm_available() -> bool:
-    """True when mamba-ssm's compiled selective-scan extension can be imported."""
+    """True when mamba-ssm's compiled selective-scan extension can be imported (checked once)."""
     try:
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # noqa: F401
     except Exception:  # ImportError, or an OSError/RuntimeError from a broken CUDA build
