@@ -9,9 +9,10 @@ and summed.
 
 * ``"reference"`` -- the official layout (cross-scan copies, per-direction einsums, the sequential
   float32 recurrence, cross-merge). Slow; kept as the ground truth for the tests.
-* ``"torch"`` -- the fast pure-PyTorch path, differentiable, on any device (what ``"auto"`` picks for
-  training and wherever the fused kernels do not apply): everything stays sequence-major, the four directions become index arithmetic (one gather in,
-  one gather out), and the recurrence is the two-level scan of :func:`two_level_scan`.
+* ``"torch"`` -- the fast pure-PyTorch path, differentiable, on any device (what ``"auto"`` picks
+  for training and wherever the fused kernels do not apply): everything stays sequence-major,
+  the four directions become index arithmetic (one gather in, one gather out), and the
+  recurrence is the two-level scan of :func:`two_level_scan`.
 * ``"fused_cpu"`` -- a one-pass C kernel for ``d_state == 1`` inference on CPU, built on first use
   with the system compiler (:mod:`zeromamba.ops.fused_cpu`); forward only.
 * ``"triton"`` -- the same one-pass scan as a Triton kernel for CUDA inference with ``d_state == 1``
