@@ -43,3 +43,21 @@ def test_disabled_or_no_compiler_uses_the_torch_path(tmp_path):
     no_cc = dict(CC="/nonexistent/cc", PATH="/nonexistent")
     backend, status = _probe(tmp_path, ZEROMAMBA_CACHE_DIR=str(tmp_path / "c"), **no_cc)
     assert backend == "torch" and "compiler" in status
+
+
+def test_forked_child_gets_a_fresh_thread_pool():
+    # the kernel's worker threads do not survive fork(); a child must not queue work on them
+    script = (
+        "import os, torch\n"
+        "from zeromamba.ops import fused_cpu\n"
+        "torch.set_num_threads(2)\n"
+        "assert fused_cpu._threads().submit(int, '1').result(timeout=10) == 1\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    ok = fused_cpu._threads().submit(int, '2').result(timeout=10) == 2\n"
+        "    os._exit(0 if ok else 3)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "raise SystemExit(os.waitstatus_to_exitcode(status))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]

@@ -172,6 +172,15 @@ def kernel_status() -> str:
     return "ok" if _state.get("fn") is not None else str(_state.get("error", "not loaded"))
 
 
+def _forget_pool_after_fork() -> None:
+    global _pool
+    _pool = None  # the parent's worker threads do not exist in a forked child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def _threads() -> ThreadPoolExecutor:
     global _pool
     with _lock:
