@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.checkpoints is None:
         parser.error("--checkpoints is required")
-    names = args.variants.split(",") if args.variants else [v.name for v in zeromamba.list_pretrained()]
+    # variants shipped inside the package are not converted from an authors' file
+    published = [v.name for v in zeromamba.list_pretrained() if not v.is_local]
+    names = args.variants.split(",") if args.variants else published
     variants = [zoo.get_variant(n) for n in names]
     if any(v.is_zero_shot for v in variants) and args.xlsa17 is None:
         parser.error("--xlsa17 is required for the zero-shot variants")

@@ -15,7 +15,13 @@ from collections.abc import Sequence
 from .errors import ZeroMambaError
 
 # modules that provide subcommands, in the order they appear in --help
-CLI_MODULES: tuple[str, ...] = ("zeromamba.hub", "zeromamba.predict_cli", "zeromamba.train", "zeromamba.evaluate")
+CLI_MODULES: tuple[str, ...] = (
+    "zeromamba.hub",
+    "zeromamba.predict_cli",
+    "zeromamba.train",
+    "zeromamba.evaluate",
+    "zeromamba.demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1287,7 +1287,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
         if i == 0:
             print("  ".join("-" * w for w in widths))
-    print("\nMetrics are the authors' published figures for the checkpoints these weights are converted from.")
+    print(
+        "\nMetrics are the authors' published figures for the checkpoints these weights are converted from. "
+        "Variants shipped inside the package (no repository needed) were trained by this project: "
+        "see MODEL_CARD.md for what we measured."
+    )
     return 0
 
 

@@ -422,3 +422,40 @@ for _size, (_dim, _depths, _ratio, _top1, _file) in _VMAMBA.items():
 
 del _ds, _a, _c, _s, _gamma, _acc, _u, _seen_acc, _h, _task, _metrics
 del _size, _dim, _depths, _ratio, _top1, _file
+
+# --- the embedded variant --------------------------------------------------------------------
+
+# trained by this project (examples/train_shapes_zsl.sh); its weights ship inside the package
+register_variant(
+    PretrainedVariant(
+        name="shapes-zsl",
+        architecture="zeromamba_nano",
+        timm_tag="shapes_zsl",
+        repo_name="zeromamba-nano-shapes-zsl",
+        model_args=dict(
+            embed_dim=24,
+            depths=(1, 1, 2, 1),
+            d_state=1,
+            ssm_ratio=1.0,
+            mlp_ratio=4.0,
+            semantic_dim=16,
+            fusion_hidden=64,
+            num_imagenet_classes=64,
+            num_attributes=10,
+        ),
+        task="zsl",
+        dataset="shapes",
+        gamma=0.28990564592364965,  # chosen on validation by the training run (as in the folder's config.json)
+        input_size=(3, 64, 64),
+        num_classes=36,
+        num_attributes=10,
+        num_seen=24,
+        license="mit",
+        license_note="Trained by the zeromamba project from random initialisation on generated data; MIT.",
+        description=(
+            "ZeroMamba-nano trained by this project on the generated Shapes dataset (colour x fill x shape), "
+            "64x64; 36 classes (24 seen / 12 unseen), 10 attributes. A demo model: it knows shapes, not birds."
+        ),
+        package_dir="pretrained/shapes-zsl",
+    )
+)

@@ -49,6 +49,8 @@ class ZSLData:
         splits: split name -> 0-based image indices (see module docstring).
         attribute_names: ``A`` attribute names when the format has them (own data), else ``None``.
         source: where the data came from, for messages.
+        render: for generated datasets (:mod:`~zeromamba.data.shapes`): image index -> PIL image,
+            used instead of reading ``image_paths`` (which then only name the images).
     """
 
     name: str
@@ -60,6 +62,7 @@ class ZSLData:
     attribute_names: list[str] | None = None
     source: str = ""
     extra: dict[str, object] = field(default_factory=dict)
+    render: Callable[[int], Image.Image] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -90,27 +93,51 @@ class ZSLData:
     def dataset(self, indices: np.ndarray, transform: Callable | None = None) -> ImageDataset:
         """An :class:`ImageDataset` over some image indices."""
         indices = np.asarray(indices, dtype=np.int64)
-        return ImageDataset([self.image_paths[i] for i in indices], self.labels[indices], transform)
+        render = _RenderSubset(self.render, indices) if self.render is not None else None
+        return ImageDataset([self.image_paths[i] for i in indices], self.labels[indices], transform, render=render)
+
+
+class _RenderSubset:
+    """``render`` restricted to some image indices (a class, not a closure, so DataLoader workers can pickle it)."""
+
+    def __init__(self, render: Callable[[int], Image.Image], indices: np.ndarray):
+        self.render = render
+        self.indices = indices
+
+    def __call__(self, i: int) -> Image.Image:
+        return self.render(int(self.indices[i]))
 
 
 class ImageDataset(Dataset):
     """Images from paths with their labels; items are ``(image, label, position)``.
 
     ``position`` is the item's index in this dataset, so predictions gathered from several
-    processes can be put back in order.
+    processes can be put back in order. With ``render`` (position -> PIL image) the images are
+    generated instead of read, and ``paths`` only name them.
     """
 
-    def __init__(self, paths: Sequence[str], labels: Sequence[int] | np.ndarray, transform: Callable | None = None):
+    def __init__(
+        self,
+        paths: Sequence[str],
+        labels: Sequence[int] | np.ndarray,
+        transform: Callable | None = None,
+        render: Callable[[int], Image.Image] | None = None,
+    ):
         if len(paths) != len(labels):
             raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
         self.paths = list(paths)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.transform = transform
+        self.render = render
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        if self.render is not None:
+            img = self.render(i)
+            x = self.transform(img) if self.transform is not None else img
+            return x, int(self.labels[i]), i
         path = self.paths[i]
         try:
             with Image.open(path) as im:

@@ -8,6 +8,7 @@ import os
 from ..errors import DataError
 from .dataset import ZSLData
 from .folder import load_folder
+from .shapes import SHAPES_DATASET, load_shapes, parse_shapes_spec
 from .xlsa17 import XLSA17_DATASETS, PathRule, load_xlsa17
 
 __all__ = ["load_dataset", "add_data_arguments", "FOLDER"]
@@ -17,7 +18,7 @@ FOLDER = "folder"
 
 def load_dataset(
     dataset: str,
-    image_root: str | os.PathLike | None,
+    image_root: str | os.PathLike | None = None,
     data_root: str | os.PathLike | None = None,
     strip_components: int | None = None,
     path_regex: str | None = None,
@@ -27,12 +28,17 @@ def load_dataset(
     val_class_fraction: float = 0.2,
     split_seed: int = 0,
 ) -> ZSLData:
-    """Load xlsa17 (``dataset`` = CUB, SUN, AWA2, FLO or another xlsa17 folder name) or the own-data
-    format (``dataset="folder"``, with ``attributes_csv`` and ``unseen_classes``).
+    """Load xlsa17 (``dataset`` = CUB, SUN, AWA2, FLO or another xlsa17 folder name), the own-data
+    format (``dataset="folder"``, with ``attributes_csv`` and ``unseen_classes``) or the generated
+    Shapes dataset (``dataset="shapes"`` or ``"shapes:<seed>"``, no folders; see
+    :mod:`~zeromamba.data.shapes`).
 
     Raises:
         DataError: missing arguments or files, inconsistent data (see the loaders).
     """
+    shapes_seed = parse_shapes_spec(dataset)
+    if shapes_seed is not None:  # generated on the fly: no folders
+        return load_shapes(seed=shapes_seed)
     if not image_root:
         raise DataError("no image folder given (image_root / --image-root)")
     if dataset.lower() == FOLDER:
@@ -57,7 +63,11 @@ def load_dataset(
 def add_data_arguments(parser: argparse.ArgumentParser, defaults_none: bool = True) -> None:
     """The data options of ``train`` and ``evaluate`` (default ``None``: config/preset values apply)."""
     g = parser.add_argument_group("data")
-    g.add_argument("--dataset", help=f"{', '.join(XLSA17_DATASETS)} (xlsa17) or '{FOLDER}' (own data)")
+    g.add_argument(
+        "--dataset",
+        help=f"{', '.join(XLSA17_DATASETS)} (xlsa17), '{FOLDER}' (own data) or "
+        f"'{SHAPES_DATASET}[:seed]' (generated, no download)",
+    )
     g.add_argument("--data-root", help="xlsa17 'data' folder (with CUB/, SUN/, ...) or one dataset's folder")
     g.add_argument("--image-root", help="local image folder of the dataset (own data: one sub-folder per class)")
     g.add_argument(

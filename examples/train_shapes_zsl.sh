@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Reproduce the embedded `shapes-zsl` model (zeromamba/pretrained/shapes-zsl) on CPU.
+#
+# One command trains it: `zeromamba train --config examples/shapes_zsl.json` (about 20-25 minutes
+# on 2 CPU cores; see MODEL_CARD.md). It trains ZeroMamba-nano from random weights on the generated
+# Shapes dataset (seed 0), picks the epoch and gamma on validation classes (never the test set),
+# evaluates the test split once and exports the model to runs/shapes-zsl/model. This script then
+# copies that folder into the package, where `zeromamba.from_pretrained("shapes-zsl")` finds it.
+#
+# Usage: examples/train_shapes_zsl.sh [RUN_FOLDER]   (default runs/shapes-zsl; must not hold a run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+run="${1:-runs/shapes-zsl}"
+
+zeromamba train --config examples/shapes_zsl.json --output "$run"
+
+target=zeromamba/pretrained/shapes-zsl
+rm -rf "$target"
+mkdir -p "$target"
+cp "$run/model/config.json" "$run/model/model.safetensors" "$run/model/class_attributes.safetensors" "$target/"
+echo "shipped: $target ($(du -sh "$target" | cut -f1)); gamma $(python3 -c "import json; print(json.load(open('$target/config.json'))['gamma'])")"

@@ -1,0 +1,61 @@
+"""``zeromamba demo``: offline, under a minute, a table, an explanation PNG, a class defined on the spot."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import zeromamba
+from tests.test_shapes_model import _no_network
+from zeromamba.cli import main
+from zeromamba.demo import DEFAULT_SEED, demo_images, parse_attribute_words
+from zeromamba.errors import ZeroMambaError
+
+
+def test_demo_runs_offline_and_writes_the_png(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _no_network(monkeypatch)
+    out = tmp_path / "why.png"
+    t0 = time.perf_counter()
+    assert main(["demo", "--out", str(out)]) == 0
+    took = time.perf_counter() - t0
+    text = capsys.readouterr().out
+    assert took < 60, f"the demo took {took:.1f} s"
+    assert "true class" in text and "prediction" in text and str(out) in text
+    assert "my class: green striped triangle" in text and "-> recognised" in text
+    # the PNG: the image and the maps of the predicted class's three attributes, as Predictor.explain renders them
+    predictor = zeromamba.from_pretrained("shapes-zsl")
+    expected = predictor.explain(demo_images(DEFAULT_SEED, 1)[0][1], top_k=3).render()
+    with Image.open(out) as im:
+        im.load()
+        assert im.format == "PNG" and im.size == expected.size
+        assert im.size[0] > im.size[1] > 200  # four panels in a row
+
+
+def test_demo_json_and_a_user_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    _no_network(monkeypatch)
+    monkeypatch.chdir(tmp_path)  # the default PNG goes to the current folder
+    assert main(["demo", "--json", "--n", "4", "--seed", "11", "--define", "green,striped,triangle"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert Path(r["explanation"]) == tmp_path / "zeromamba-demo.png" and Path(r["explanation"]).is_file()
+    assert len(r["images"]) == 4 and all(not x["seen"] or not x["correct"] for x in r["images"])
+    assert r["accuracy"] >= 0.5
+    d = r["defined"]
+    assert d["attributes"] == {"green": 1.0, "striped": 1.0, "triangle": 1.0} and not d["seen_in_training"]
+    assert d["recognised"] and d["predicted"] == "my class: green striped triangle" and d["candidates"] == 25
+
+
+def test_attribute_words() -> None:
+    assert parse_attribute_words("Yellow  dotted circle") == {"yellow": 1.0, "dotted": 1.0, "circle": 1.0}
+    with pytest.raises(ZeroMambaError, match="exactly one shape"):
+        parse_attribute_words("red striped")
+    with pytest.raises(ZeroMambaError, match="exactly one colour"):
+        parse_attribute_words("red blue striped star")
+    with pytest.raises(ZeroMambaError, match="unknown attribute words"):
+        parse_attribute_words("red striped star sparkly")
+    assert main(["demo", "--define", "purple star"]) == 1  # a clear error, not a traceback

@@ -1,0 +1,81 @@
+"""The generated Shapes dataset: determinism, the seen/unseen split, the data-layer hook."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from zeromamba.data import build_transform, load_dataset, selection_splits
+from zeromamba.data.shapes import COLOURS, FILLS, SHAPES, SHAPES_ATTRIBUTES, load_shapes
+from zeromamba.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_shapes(seed=0)
+
+
+def _pixels(data, indices) -> list[np.ndarray]:
+    return [np.asarray(data.render(int(i))) for i in indices]
+
+
+def test_same_seed_same_images_other_seed_other_images() -> None:
+    a, b, c = load_shapes(seed=7), load_shapes(seed=7), load_shapes(seed=8)
+    idx = [0, 5, 901, len(a.labels) - 1]
+    for x, y in zip(_pixels(a, idx), _pixels(b, idx)):
+        assert x.shape == (64, 64, 3) and x.dtype == np.uint8
+        assert np.array_equal(x, y)
+    # the order of reading does not matter (one generator per image)
+    assert np.array_equal(_pixels(a, [901])[0], _pixels(load_shapes(seed=7), [901])[0])
+    assert all(not np.array_equal(x, y) for x, y in zip(_pixels(a, idx), _pixels(c, idx)))
+    # the classes, labels and splits do not depend on the seed
+    assert a.class_names == c.class_names and np.array_equal(a.labels, c.labels)
+    assert all(np.array_equal(a.splits[k], c.splits[k]) for k in a.splits)
+
+
+def test_classes_and_attributes_read_well(data) -> None:
+    assert data.num_classes == len(COLOURS) * len(FILLS) * len(SHAPES) == 36
+    assert data.attribute_names == list(SHAPES_ATTRIBUTES) and data.num_attributes == 10
+    assert "red striped triangle" in data.class_names
+    i = data.class_names.index("red striped triangle")
+    row = data.class_attributes[i]
+    on = {data.attribute_names[k] for k in torch.nonzero(row).flatten().tolist()}
+    assert on == {"red", "striped", "triangle"}
+    assert torch.allclose(data.class_attributes.norm(dim=1), torch.ones(36))
+    assert len({tuple(r.tolist()) for r in data.class_attributes}) == 36  # every class is distinct
+
+
+def test_split_covers_every_attribute_value_and_keeps_unseen_out_of_training(data) -> None:
+    seen, unseen = data.seen_classes, data.unseen_classes
+    assert len(seen) == 24 and len(unseen) == 12 and not np.intersect1d(seen, unseen).size
+    present = (data.class_attributes > 0).numpy()
+    # every attribute value occurs in some seen class, and in some class of the model-selection train split
+    assert present[seen].sum(0).min() >= 1
+    sel = selection_splits(data, 0.1, 0)
+    assert present[sel.seen].sum(0).min() >= 1
+    assert len(sel.unseen) == 6 and not np.intersect1d(sel.unseen, unseen).size
+    # no image of an unseen class in any split used for training or model selection
+    for split in ("trainval", "train", "val", "test_seen"):
+        assert not np.isin(data.labels[data.splits[split]], unseen).any(), split
+    for part in (sel.train, sel.val_seen, sel.val_unseen):
+        assert not np.isin(data.labels[part], unseen).any()
+    assert set(data.labels[data.splits["test_unseen"]]) == set(unseen.tolist())
+    # test images are held out from the training images
+    assert not np.intersect1d(data.splits["trainval"], data.splits["test_seen"]).size
+
+
+def test_load_dataset_hook_and_image_dataset(data) -> None:
+    loaded = load_dataset("shapes", None)  # no folders needed
+    assert loaded.class_names == data.class_names and loaded.extra["seed"] == 0
+    other = load_dataset("shapes:123", None, data_root=None)
+    assert other.extra["seed"] == 123 and other.source == "generated shapes (seed 123)"
+    with pytest.raises(DataError, match="shapes:<integer seed>"):
+        load_dataset("shapes:abc", None)
+    with pytest.raises(DataError, match="no image folder"):  # other datasets still need their folders
+        load_dataset("CUB", None)
+    idx = data.splits["test_unseen"][:4]
+    ds = data.dataset(idx, build_transform(64))
+    x, y, pos = ds[2]
+    assert x.shape == (3, 64, 64) and y == int(data.labels[idx[2]]) and pos == 2
+    assert torch.equal(x, build_transform(64)(data.render(int(idx[2]))))

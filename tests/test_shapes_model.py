@@ -1,0 +1,125 @@
+"""The embedded ``shapes-zsl`` model: offline loading, its accuracy on a fresh test set, and a short
+training run from scratch that shows the training code still learns."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import zeromamba
+from zeromamba import zoo
+from zeromamba.data.shapes import load_shapes
+from zeromamba.evaluate import evaluate
+from zeromamba.train import train
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_CONFIG = REPO / "examples" / "shapes_zsl.json"
+# a seed used neither for training (0) nor by the demo (2025)
+FRESH_SEED = 4242
+
+
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline mode, and any socket connection fails loudly."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"network access attempted: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+def test_embedded_weights_ship_with_the_package() -> None:
+    variant = zoo.get_variant("shapes-zsl")
+    folder = variant.local_path()
+    assert variant.is_local and folder is not None and folder.is_dir()
+    assert folder.parent.parent == Path(zeromamba.__file__).resolve().parent
+    files = {p.name for p in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "class_attributes.safetensors"} <= files
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    assert size < 8 * 2**20  # a few MB
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["gamma"] == pytest.approx(variant.gamma) and cfg["dataset"] == "shapes"
+    assert {k: cfg["model_args"][k] for k in ("embed_dim", "depths", "num_attributes")} == {
+        "embed_dim": variant.model_args["embed_dim"],
+        "depths": list(variant.model_args["depths"]),
+        "num_attributes": 10,
+    }
+
+
+# Issue 5's acceptance floors. The shipped model does NOT reach them yet (measured on seed 4242:
+# CZSL 75.1%, H 38.1%; see MODEL_CARD.md): test_issue_floors is an expected failure until a better
+# model ships, and the regression floors below guard the shipped model's measured level.
+ISSUE_CZSL, ISSUE_H = 0.85, 0.75
+SHIPPED_CZSL, SHIPPED_H = 0.70, 0.33  # measured 0.751 / 0.381, less a margin for platform differences
+
+
+@pytest.fixture(scope="module")
+def fresh_metrics():
+    mp = pytest.MonkeyPatch()
+    try:
+        _no_network(mp)
+        predictor = zeromamba.from_pretrained("shapes-zsl")
+        data = load_shapes(seed=FRESH_SEED)  # other images than the training run's (seed 0)
+        result = evaluate(predictor, data, split="test", device="cpu", batch_size=128, progress=False)
+    finally:
+        mp.undo()
+    return predictor, data, result
+
+
+def test_shipped_model_offline_on_a_fresh_test_set(fresh_metrics) -> None:
+    predictor, data, result = fresh_metrics
+    assert predictor.num_classes == 36 and int(predictor.seen.sum()) == 24
+    assert predictor.preprocess["input_size"] == (3, 64, 64)
+    assert predictor.class_names == data.class_names
+    assert torch.equal(predictor.seen, data.seen_mask())
+    m = result.metrics
+    print(f"\nshapes-zsl on seed {FRESH_SEED}: CZSL {m.czsl:.4f} U {m.unseen:.4f} S {m.seen:.4f} H {m.harmonic:.4f}")
+    assert result.gamma_source == "model" and m.gamma == pytest.approx(predictor.gamma)
+    assert result.num_images == 24 * 50 + 12 * 100
+    assert m.czsl >= SHIPPED_CZSL  # unseen classes among the unseen classes (chance: 1/12)
+    assert m.harmonic >= SHIPPED_H  # GZSL at the model's own gamma, chosen on validation
+
+
+@pytest.mark.xfail(strict=True, reason="the shipped shapes-zsl model is below issue 5's floors (see MODEL_CARD.md)")
+def test_issue_floors(fresh_metrics) -> None:
+    m = fresh_metrics[2].metrics
+    assert m.czsl >= ISSUE_CZSL and m.harmonic >= ISSUE_H
+
+
+@pytest.mark.filterwarnings("ignore:init='none'", "ignore:no attribute embeddings")  # both intended here
+def test_training_from_scratch_learns(tmp_path: Path) -> None:
+    """The shipped configuration, cut to ~150 SGD steps (about a minute on 2 cores).
+
+    Unseen-class accuracy (CZSL over the 12 unseen classes) is 1/12 = 8.3% by chance; on 1200
+    test images its standard deviation is under 1 point, so 20% cannot happen by luck. A run that
+    learns only the colours (the first thing it picks up) can reach about 33% (3 classes per
+    colour); at this budget the run reached 49% when measured. A broken loss, optimiser,
+    label mapping or data pipeline stays near chance.
+    """
+    cfg = json.loads(TRAIN_CONFIG.read_text())
+    cfg.update(
+        output_dir=str(tmp_path / "run"),
+        selection="last",  # no validation phase: one short training, then the test split
+        epochs=1,
+        max_steps_per_epoch=150,
+        num_workers=0,
+        progress="off",
+    )
+    t0 = time.perf_counter()
+    result = train(cfg)
+    took = time.perf_counter() - t0
+    print(f"\nshort training: {took:.0f} s, test CZSL {result.test['czsl']:.4f} H {result.test['harmonic']:.4f}")
+    assert result.history[0]["steps"] == 150
+    assert result.test["czsl"] >= 0.20
+    assert zeromamba.from_pretrained(result.model_dir).num_classes == 36

@@ -1,0 +1,255 @@
+"""Shapes: a procedural zero-shot dataset, rendered on the fly (no files, no download).
+
+Each image shows one object on a noisy background. Its class is a combination of three
+attributes: a **colour** (red, green, blue, yellow), a **fill pattern** (solid, striped, dotted)
+and a **shape** (circle, triangle, star), named like ``"red striped triangle"``:
+4 x 3 x 3 = 36 classes and 10 attributes. Position, size, rotation, the exact hue, the stripe
+angle and period, the background colour and the noise level are random.
+
+The split of classes is fixed (it does not depend on the seed): 12 classes are **unseen**
+(never shown in training), 24 are seen, and every attribute value occurs in several seen classes,
+so an unseen class is a new combination of known attribute values. For model selection 6 of
+the seen classes are set aside as validation classes (the ``val`` split), again such that every
+attribute value occurs among the remaining 18 ``train`` classes.
+
+Images are a pure function of ``(seed, image index)``: the same seed gives the same images in any
+order, in any process, and another seed gives a fresh set of the same classes (a held-out test
+set). Use it like any other dataset::
+
+    data = load_dataset("shapes")        # seed 0, the training set of the shipped model
+    data = load_dataset("shapes:123")     # the same classes, other images
+    zeromamba train --dataset shapes ...  /  zeromamba evaluate shapes-zsl --dataset shapes:123
+
+Class-attribute matrix: the 0/1 indicator of a class's three attribute values, rows
+L2-normalised (as xlsa17's ``att``). There are no word embeddings for these attributes; a model
+trained on them starts its SLP's semantic matrix ``V`` at random (with the training seed).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from ..errors import DataError
+from .dataset import ZSLData
+
+__all__ = [
+    "COLOURS",
+    "FILLS",
+    "SHAPES",
+    "SHAPES_ATTRIBUTES",
+    "SHAPES_DATASET",
+    "ShapesRenderer",
+    "class_name",
+    "class_role",
+    "load_shapes",
+    "parse_shapes_spec",
+    "render_shape",
+    "shapes_class_attributes",
+    "shapes_classes",
+]
+
+SHAPES_DATASET = "shapes"
+COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow")
+FILLS: tuple[str, ...] = ("solid", "striped", "dotted")
+SHAPES: tuple[str, ...] = ("circle", "triangle", "star")
+#: attribute names, in the column order of the class-attribute matrix
+SHAPES_ATTRIBUTES: tuple[str, ...] = SHAPES + COLOURS + FILLS
+
+# mean RGB of each colour name; each image jitters it
+_RGB = {"red": (215, 45, 40), "green": (40, 175, 65), "blue": (45, 85, 225), "yellow": (235, 210, 40)}
+_SUPERSAMPLE = 2  # draw at twice the size and reduce: smooth edges and stripes
+
+
+def class_name(colour: str, fill: str, shape: str) -> str:
+    """``"red striped triangle"``."""
+    return f"{colour} {fill} {shape}"
+
+
+def shapes_classes() -> list[tuple[str, str, str]]:
+    """The 36 classes as ``(colour, fill, shape)``, in class-index order."""
+    return list(itertools.product(COLOURS, FILLS, SHAPES))
+
+
+def class_role(colour: str, fill: str, shape: str) -> str:
+    """``unseen``, ``val`` (a seen class held out for model selection) or ``train``.
+
+    A fixed rule, so the split never depends on a seed: a class is unseen when
+    ``(colour + fill + shape) % 3 == 0`` (indices), which picks exactly one fill for each of the 12
+    colour-shape pairs; validation classes take the residue 1 among the pairs with an even colour
+    index, 6 of the remaining classes.
+    """
+    c, f, s = COLOURS.index(colour), FILLS.index(fill), SHAPES.index(shape)
+    r = (c + f + s) % 3
+    if r == 0:
+        return "unseen"
+    if r == 1 and c % 2 == 0:
+        return "val"
+    return "train"
+
+
+def shapes_class_attributes(classes: list[tuple[str, str, str]] | None = None) -> torch.Tensor:
+    """``(C, 10)`` float32: the indicator of each class's three attribute values, rows L2-normalised."""
+    classes = shapes_classes() if classes is None else classes
+    att = torch.zeros(len(classes), len(SHAPES_ATTRIBUTES))
+    for i, triple in enumerate(classes):
+        for value in triple:
+            att[i, SHAPES_ATTRIBUTES.index(value)] = 1.0
+    return torch.nn.functional.normalize(att, dim=1)
+
+
+def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
+    if shape == "triangle":
+        radii, n = [r * 1.05], 3
+    elif shape == "star":
+        radii, n = [r * 1.05, r * 0.5], 10
+    else:
+        raise ValueError(shape)
+    pts = []
+    for k in range(n):
+        a = angle + 2 * math.pi * k / n
+        rr = radii[k % len(radii)]
+        pts.append((cx + rr * math.cos(a), cy + rr * math.sin(a)))
+    return pts
+
+
+def render_shape(colour: str, fill: str, shape: str, rng: np.random.Generator, size: int = 64) -> Image.Image:
+    """One random RGB image of a class (``size`` x ``size``), drawn with ``rng``."""
+    big = size * _SUPERSAMPLE
+    # background: a dim, weakly saturated colour (never as vivid as an object) with a soft gradient
+    grey = rng.uniform(60, 190)
+    tint = rng.uniform(-18, 18, size=3)
+    bg = np.clip(grey + tint, 0, 255)
+    ramp = np.linspace(-1.0, 1.0, big, dtype=np.float32)
+    gx, gy = rng.uniform(-20, 20, size=2)
+    background = bg[None, None, :] + (gx * ramp[None, :, None] + gy * ramp[:, None, None])
+
+    r = rng.uniform(0.22, 0.36) * big
+    cx, cy = rng.uniform(r * 1.05, big - r * 1.05, size=2)
+    # rotation within +-30 degrees of upright: enough variety, while a tiny model still learns the shapes
+    angle = -math.pi / 2 + rng.uniform(-math.pi / 6, math.pi / 6)
+
+    solid = Image.new("L", (big, big), 0)
+    draw = ImageDraw.Draw(solid)
+    if shape == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
+    else:
+        draw.polygon(_polygon(shape, cx, cy, r, angle), fill=255)
+    mask = np.asarray(solid, dtype=np.float32) / 255.0
+    rgb = np.clip(np.asarray(_RGB[colour], dtype=np.float32) + rng.uniform(-25, 25, size=3), 0, 255)
+    # every fill keeps the whole silhouette in the object's colour; patterns are drawn in a dark shade of it
+    pattern = np.zeros((big, big), dtype=np.float32)
+    if fill in ("striped", "dotted"):
+        period = rng.uniform(0.3, 0.4) * r
+        theta = rng.uniform(0, math.pi)
+        yy, xx = np.mgrid[0:big, 0:big].astype(np.float32)
+        u = (xx * math.cos(theta) + yy * math.sin(theta)) / period + rng.uniform(0, 1)
+        if fill == "striped":
+            pattern = (np.mod(u, 1.0) < 0.45).astype(np.float32)
+        else:
+            v = (-xx * math.sin(theta) + yy * math.cos(theta)) / period + rng.uniform(0, 1)
+            pattern = ((np.mod(u, 1.0) - 0.5) ** 2 + (np.mod(v, 1.0) - 0.5) ** 2 < 0.27**2).astype(np.float32)
+    elif fill != "solid":
+        raise ValueError(fill)
+    shade = rng.uniform(0.25, 0.4)
+    face = rgb[None, None, :] * (1.0 - (1.0 - shade) * pattern[..., None])
+    img = background * (1.0 - mask[..., None]) + face * mask[..., None]
+    img = img.reshape(size, _SUPERSAMPLE, size, _SUPERSAMPLE, 3).mean(axis=(1, 3))
+    img = img + rng.normal(0.0, rng.uniform(0.0, 14.0), size=img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), mode="RGB")
+
+
+class ShapesRenderer:
+    """Image index -> PIL image for one generated set: a pure function of ``(seed, index)``.
+
+    A class (not a closure) so that DataLoader worker processes can pickle it.
+    """
+
+    def __init__(self, seed: int, labels: np.ndarray, size: int = 64):
+        self.seed = int(seed)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.size = int(size)
+        self.classes = shapes_classes()
+
+    def __call__(self, index: int) -> Image.Image:
+        # a generator per image from (seed, index): the same image in any order and any worker
+        rng = np.random.default_rng([self.seed, int(index)])
+        colour, fill, shape = self.classes[int(self.labels[index])]
+        return render_shape(colour, fill, shape, rng, self.size)
+
+
+def load_shapes(
+    seed: int = 0,
+    train_per_class: int = 400,
+    test_seen_per_class: int = 50,
+    test_unseen_per_class: int = 100,
+    image_size: int = 64,
+) -> ZSLData:
+    """Generate the Shapes dataset (nothing is drawn until an image is read).
+
+    Args:
+        seed: the images' seed; the classes and their split never change.
+        train_per_class: training images of each seen class (``trainval``).
+        test_seen_per_class: held-out images of each seen class (``test_seen``).
+        test_unseen_per_class: images of each unseen class (``test_unseen``).
+        image_size: side of the square images in pixels.
+
+    Splits follow xlsa17: ``trainval`` and ``test_seen`` cover the 24 seen classes,
+    ``test_unseen`` the 12 unseen ones; ``train``/``val`` cover all images of the 18 train
+    classes and the 6 validation classes (test_seen included, as in xlsa17;
+    :func:`~zeromamba.data.selection_splits` removes those).
+    """
+    for name, n in (("train_per_class", train_per_class), ("test_seen_per_class", test_seen_per_class)):
+        if n < 1:
+            raise DataError(f"shapes: {name} must be at least 1 (got {n})")
+    if test_unseen_per_class < 1 or image_size < 16:
+        raise DataError("shapes: test_unseen_per_class must be >= 1 and image_size >= 16")
+    classes = shapes_classes()
+    labels: list[int] = []
+    splits: dict[str, list[int]] = {k: [] for k in ("trainval", "test_seen", "test_unseen", "train", "val")}
+    for c, triple in enumerate(classes):
+        role = class_role(*triple)
+        if role == "unseen":
+            start = len(labels)
+            labels += [c] * test_unseen_per_class
+            splits["test_unseen"] += range(start, len(labels))
+            continue
+        start = len(labels)
+        labels += [c] * train_per_class
+        splits["trainval"] += range(start, len(labels))
+        mid = len(labels)
+        labels += [c] * test_seen_per_class
+        splits["test_seen"] += range(mid, len(labels))
+        splits["train" if role == "train" else "val"] += range(start, len(labels))
+    label_arr = np.asarray(labels, dtype=np.int64)
+    names = [class_name(*t) for t in classes]
+    paths = [f"shapes-{seed}/{names[y].replace(' ', '_')}/{i:06d}.png" for i, y in enumerate(labels)]
+    return ZSLData(
+        name=SHAPES_DATASET,
+        image_paths=paths,
+        labels=label_arr,
+        class_names=names,
+        class_attributes=shapes_class_attributes(classes),
+        splits={k: np.asarray(v, dtype=np.int64) for k, v in splits.items()},
+        attribute_names=list(SHAPES_ATTRIBUTES),
+        source=f"generated shapes (seed {seed})",
+        extra={"seed": int(seed), "image_size": int(image_size)},
+        render=ShapesRenderer(seed, label_arr, image_size),
+    )
+
+
+def parse_shapes_spec(dataset: str) -> int | None:
+    """The seed of a dataset name ``shapes`` (0) or ``shapes:<seed>``; ``None`` for other datasets."""
+    name, _, seed = dataset.strip().partition(":")
+    if name.lower() != SHAPES_DATASET:
+        return None
+    if not seed:
+        return 0
+    try:
+        return int(seed)
+    except ValueError:
+        raise DataError(f"bad shapes dataset {dataset!r}: write 'shapes' or 'shapes:<integer seed>'") from None
