@@ -14,7 +14,7 @@ from .conftest import TINY
 
 def test_timm_finds_our_models():
     names = timm.list_models("*mamba*")
-    for arch in ("vmamba_tiny", "vmamba_small", "vmamba_base", "zeromamba_small"):
+    for arch in ("vmamba_tiny", "vmamba_small", "vmamba_base", "zeromamba_small", "zeromamba_nano"):
         assert arch in names
     assert zeromamba.list_models("vmamba*") == ["vmamba_base", "vmamba_small", "vmamba_tiny"]
     assert "mambaout_tiny" not in zeromamba.list_models("*")  # only ours

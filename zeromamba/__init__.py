@@ -23,7 +23,7 @@ from .zoo import PretrainedVariant, list_pretrained
 __version__ = "0.1.0"
 
 # the architectures this package registers with timm
-_ARCHITECTURES = ("vmamba_tiny", "vmamba_small", "vmamba_base", "zeromamba_small")
+_ARCHITECTURES = ("vmamba_tiny", "vmamba_small", "vmamba_base", "zeromamba_small", "zeromamba_nano")
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
