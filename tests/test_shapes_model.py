@@ -57,11 +57,10 @@ def test_embedded_weights_ship_with_the_package() -> None:
     }
 
 
-# Issue 5's acceptance floors. The shipped model does NOT reach them yet (measured on seed 4242:
-# CZSL 75.1%, H 38.1%; see MODEL_CARD.md): test_issue_floors is an expected failure until a better
-# model ships, and the regression floors below guard the shipped model's measured level.
+# Issue 5's acceptance floors, and regression floors at the shipped model's measured level less a
+# margin for platform differences (measured on seed 4242: CZSL 93.7%, H 71.1%; see MODEL_CARD.md).
 ISSUE_CZSL, ISSUE_H = 0.85, 0.75
-SHIPPED_CZSL, SHIPPED_H = 0.70, 0.33  # measured 0.751 / 0.381, less a margin for platform differences
+SHIPPED_CZSL, SHIPPED_H = 0.90, 0.67
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +90,16 @@ def test_shipped_model_offline_on_a_fresh_test_set(fresh_metrics) -> None:
     assert m.harmonic >= SHIPPED_H  # GZSL at the model's own gamma, chosen on validation
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped shapes-zsl model is below issue 5's floors (see MODEL_CARD.md)")
-def test_issue_floors(fresh_metrics) -> None:
-    m = fresh_metrics[2].metrics
-    assert m.czsl >= ISSUE_CZSL and m.harmonic >= ISSUE_H
+def test_issue_czsl_floor(fresh_metrics) -> None:
+    _, _, result = fresh_metrics
+    assert result.metrics.czsl >= ISSUE_CZSL
+
+
+@pytest.mark.xfail(strict=True, reason="shipped shapes-zsl reaches GZSL H 71% < the 75% floor (see MODEL_CARD.md)")
+def test_issue_harmonic_floor(fresh_metrics) -> None:
+    # strict: turns red (a reminder to drop this mark) as soon as a model that meets the floor ships
+    _, _, result = fresh_metrics
+    assert result.metrics.harmonic >= ISSUE_H
 
 
 @pytest.mark.filterwarnings("ignore:init='none'", "ignore:no attribute embeddings")  # both intended here
