@@ -1,9 +1,11 @@
 """CPU forward-pass benchmark: ZeroMamba-small vs timm's resnet101 and vit_small, batch 1.
 
-Prints one JSON document: milliseconds per forward (best of ``--repeats`` after a warm-up) at
-each input size, for ZeroMamba-small with the default scan backend (``auto``), the pure-PyTorch
+Prints one JSON document: milliseconds per forward (best of ``--repeats`` rounds after a warm-up)
+at each input size, for ZeroMamba-small with the default scan backend (``auto``), the pure-PyTorch
 backend and the reference backend, for timm's ``resnet101`` and ``vit_small_patch16_224``, all in
-this one process so the ratios compare like with like on a shared, noisy machine.
+this one process. The models are timed in interleaved rounds (one call each per round), and the
+ratios to resnet101 are given both from the best times and as the median of per-round ratios, so
+that load drifts on a shared, noisy machine affect both sides alike.
 
     python benchmarks/cpu_forward.py --threads 2 --sizes 224 448
 """
@@ -14,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
 
 import timm
@@ -23,57 +26,65 @@ import zeromamba
 from zeromamba.ops import kernel_status
 
 
-def best_ms(model: torch.nn.Module, size: int, repeats: int) -> float:
+def once_ms(model: torch.nn.Module, x: torch.Tensor) -> float:
+    t = time.perf_counter()
+    model(x)
+    return (time.perf_counter() - t) * 1000
+
+
+def interleaved(models: dict[str, torch.nn.Module], size: int, rounds: int) -> dict[str, list[float]]:
+    """Time every model once per round, round after round, so that the machine's load drifts
+    affect all of them alike; a warm-up call per model first."""
     x = torch.randn(1, 3, size, size)
+    times: dict[str, list[float]] = {name: [] for name in models}
     with torch.inference_mode():
-        model(x)  # warm-up (builds caches, first-touch of buffers)
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t)
-    return round(min(times) * 1000, 1)
+        for m in models.values():
+            m(x)
+        for _ in range(rounds):
+            for name, m in models.items():
+                times[name].append(once_ms(m, x))
+    return times
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sizes", type=int, nargs="+", default=[224, 448])
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--reference-repeats", type=int, default=1, help="the reference scan is slow")
     ap.add_argument("--skip-reference", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    zm = zeromamba.create_model("zeromamba_small", num_attributes=312, semantic_dim=300).eval()
+    zm_auto = zeromamba.create_model("zeromamba_small", num_attributes=312, semantic_dim=300).eval()
+    zm_torch = zeromamba.create_model("zeromamba_small", num_attributes=312, semantic_dim=300).eval()
+    zm_torch.load_state_dict(zm_auto.state_dict())
+    zm_torch.set_scan_backend("torch")
     resnet = timm.create_model("resnet101").eval()
     results: dict[str, dict[str, float]] = {}
     for size in args.sizes:
         vit = timm.create_model("vit_small_patch16_224", img_size=size).eval()
-        row: dict[str, float] = {}
-        row["resnet101_ms"] = best_ms(resnet, size, args.repeats)
-        row["vit_small_ms"] = best_ms(vit, size, args.repeats)
-        zm.set_scan_backend("auto")
-        row["zeromamba_small_auto_ms"] = best_ms(zm, size, args.repeats)
-        zm.set_scan_backend("torch")
-        row["zeromamba_small_torch_ms"] = best_ms(zm, size, args.repeats)
-        if not args.skip_reference:
-            zm.set_scan_backend("reference")
-            row["zeromamba_small_reference_ms"] = best_ms(zm, size, args.reference_repeats)
-        zm.set_scan_backend("auto")
-        row["resnet101_ms_again"] = best_ms(resnet, size, args.repeats)  # drift check on a shared box
-        r = min(row["resnet101_ms"], row["resnet101_ms_again"])
-        row["auto_vs_resnet101"] = round(row["zeromamba_small_auto_ms"] / r, 2)
-        row["torch_vs_resnet101"] = round(row["zeromamba_small_torch_ms"] / r, 2)
+        models = {
+            "resnet101": resnet,
+            "vit_small": vit,
+            "zeromamba_small_auto": zm_auto,
+            "zeromamba_small_torch": zm_torch,
+        }
+        times = interleaved(models, size, args.repeats)
+        row: dict[str, float] = {f"{name}_ms": round(min(t), 1) for name, t in times.items()}
+        for name in ("auto", "torch"):
+            ratios = [z / r for z, r in zip(times[f"zeromamba_small_{name}"], times["resnet101"])]
+            row[f"{name}_vs_resnet101"] = round(row[f"zeromamba_small_{name}_ms"] / row["resnet101_ms"], 2)
+            row[f"{name}_vs_resnet101_median_of_rounds"] = round(statistics.median(ratios), 2)
         row["auto_vs_vit_small"] = round(row["zeromamba_small_auto_ms"] / row["vit_small_ms"], 2)
-        if "zeromamba_small_reference_ms" in row:
-            row["auto_speedup_over_reference"] = round(
-                row["zeromamba_small_reference_ms"] / row["zeromamba_small_auto_ms"], 1
-            )
-            row["torch_speedup_over_reference"] = round(
-                row["zeromamba_small_reference_ms"] / row["zeromamba_small_torch_ms"], 1
-            )
+        if not args.skip_reference:
+            zm_auto.set_scan_backend("reference")
+            ref = interleaved({"reference": zm_auto}, size, args.reference_repeats)["reference"]
+            zm_auto.set_scan_backend("auto")
+            row["zeromamba_small_reference_ms"] = round(min(ref), 1)
+            for name in ("auto", "torch"):
+                row[f"{name}_speedup_over_reference"] = round(min(ref) / row[f"zeromamba_small_{name}_ms"], 1)
         results[str(size)] = row
     print(
         json.dumps(
