@@ -736,6 +736,26 @@ def resolve_model_dir(
     return folder, source
 
 
+def _fetch_and_load(
+    name_or_repo_or_dir: str | os.PathLike,
+    revision: str | None,
+    cache_dir: str | os.PathLike | None,
+    force_download: bool,
+    local_files_only: bool,
+    token: str | bool | None,
+) -> tuple[dict[str, Any], nn.Module, torch.Tensor | None]:
+    """Resolve a name to a model folder (downloading it if needed) and load config, model, classes."""
+    folder, source = resolve_model_dir(
+        name_or_repo_or_dir,
+        revision=revision,
+        cache_dir=cache_dir,
+        force_download=force_download,
+        local_files_only=local_files_only,
+        token=token,
+    )
+    return _load_folder(folder, source)
+
+
 def load_model(
     name_or_repo_or_dir: str | os.PathLike,
     *,
@@ -748,15 +768,7 @@ def load_model(
     token: str | bool | None = None,
 ) -> nn.Module:
     """The bare model (``ZeroMamba`` or ``VMamba``, eval mode) of a zoo name, Hub repository or folder."""
-    folder, source = resolve_model_dir(
-        name_or_repo_or_dir,
-        revision=revision,
-        cache_dir=cache_dir,
-        force_download=force_download,
-        local_files_only=local_files_only,
-        token=token,
-    )
-    _, model, _ = _load_folder(folder, source)
+    _, model, _ = _fetch_and_load(name_or_repo_or_dir, revision, cache_dir, force_download, local_files_only, token)
     if isinstance(dtype, str):
         resolved = getattr(torch, dtype.removeprefix("torch."), None)
         if not isinstance(resolved, torch.dtype):
@@ -799,15 +811,9 @@ def from_pretrained(
     """
     from .predictor import Predictor
 
-    folder, source = resolve_model_dir(
-        name_or_repo_or_dir,
-        revision=revision,
-        cache_dir=cache_dir,
-        force_download=force_download,
-        local_files_only=local_files_only,
-        token=token,
+    cfg, model, matrix = _fetch_and_load(
+        name_or_repo_or_dir, revision, cache_dir, force_download, local_files_only, token
     )
-    cfg, model, matrix = _load_folder(folder, source)
     pc = cfg.get("pretrained_cfg", {})
     preprocess = {k: tuple(pc[k]) if isinstance(pc.get(k), list) else pc[k] for k in _PREPROCESS_KEYS if k in pc}
     seen = None
