@@ -48,10 +48,17 @@ def test_classes_and_attributes_read_well(data) -> None:
 
 def test_split_covers_every_attribute_value_and_keeps_unseen_out_of_training(data) -> None:
     seen, unseen = data.seen_classes, data.unseen_classes
-    assert len(seen) == 24 and len(unseen) == 12 and not np.intersect1d(seen, unseen).size
+    assert len(seen) == 27 and len(unseen) == 9 and not np.intersect1d(seen, unseen).size
     present = (data.class_attributes > 0).numpy()
     # every attribute value occurs in some seen class, and in some class of the model-selection train split
     assert present[seen].sum(0).min() >= 1
+    # each unseen class is new only as a triple: each of its attribute pairs occurs in some seen class
+    for u in unseen:
+        on = np.nonzero(present[u])[0]
+        for a, b in ((on[0], on[1]), (on[0], on[2]), (on[1], on[2])):
+            assert (present[seen][:, a] & present[seen][:, b]).any(), (data.class_names[u], a, b)
+    # three unseen classes per shape and per fill
+    assert present[unseen][:, :3].sum(0).tolist() == [3, 3, 3] and present[unseen][:, 7:].sum(0).tolist() == [3, 3, 3]
     sel = selection_splits(data, 0.1, 0)
     assert present[sel.seen].sum(0).min() >= 1
     assert len(sel.unseen) == 6 and not np.intersect1d(sel.unseen, unseen).size

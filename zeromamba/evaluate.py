@@ -320,7 +320,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"))
-    p.add_argument("--workers", type=int, default=4, help="data-loading worker processes")
+    p.add_argument(
+        "--workers", type=int, default=None, help="data-loading worker processes (default: min(4, CPU count))"
+    )
     p.add_argument("--json", dest="json_path", help="write the metrics and the whole curve as JSON")
     p.add_argument("--plot", dest="plot_path", help="draw the seen-unseen curve to a PNG")
     p.set_defaults(func=_cli_evaluate)
@@ -358,7 +360,7 @@ def _cli_evaluate_inner(args: argparse.Namespace, device: torch.device) -> int:
         device=device,
         image_size=args.image_size,
         amp=args.amp,
-        num_workers=args.workers,
+        num_workers=args.workers if args.workers is not None else min(4, os.cpu_count() or 1),
         json_path=args.json_path,
         plot_path=args.plot_path,
     )

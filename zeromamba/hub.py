@@ -80,7 +80,10 @@ WEIGHTS_NAME = "model.safetensors"
 CLASS_ATTRIBUTES_NAME = "class_attributes.safetensors"
 MODEL_CARD_NAME = "README.md"
 
-_ZEROMAMBA_ARCHS = ("zeromamba_small",)
+_ZEROMAMBA_ARCHS = ("zeromamba_small", "zeromamba_nano")
+# backbone (embed_dim, depths, ssm_ratio) -> ZeroMamba architecture; other sizes are saved as
+# zeromamba_small with their own (always explicit) model_args
+_ZEROMAMBA_SIZES = {(24, (1, 1, 2, 1), 1.0): "zeromamba_nano"}
 _VMAMBA_ARCHS = ("vmamba_tiny", "vmamba_small", "vmamba_base")
 _VMAMBA_SIZES = {  # (embed_dim, depths, ssm_ratio) -> architecture, to name a backbone folder
     (96, (2, 2, 8, 2), 1.0): "vmamba_tiny",
@@ -224,7 +227,7 @@ def model_config(model: nn.Module) -> tuple[str, dict[str, Any]]:
     if int(backbone.in_chans) != 3:
         args["in_chans"] = int(backbone.in_chans)
     if isinstance(model, ZeroMamba):
-        arch = "zeromamba_small"
+        arch = _ZEROMAMBA_SIZES.get((embed_dim, tuple(args["depths"]), args["ssm_ratio"]), "zeromamba_small")
         args.update(
             num_attributes=int(model.num_attributes),
             semantic_dim=int(model.slp.V.shape[1]),

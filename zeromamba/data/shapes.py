@@ -2,15 +2,20 @@
 
 Each image shows one object on a noisy background. Its class is a combination of three
 attributes: a **colour** (red, green, blue, yellow), a **fill pattern** (solid, striped, dotted)
-and a **shape** (circle, triangle, star), named like ``"red striped triangle"``:
+and a **shape** (circle, triangle, bar), named like ``"red striped triangle"``:
 4 x 3 x 3 = 36 classes and 10 attributes. Position, size, rotation, the exact hue, the stripe
 angle and period, the background colour and the noise level are random.
 
-The split of classes is fixed (it does not depend on the seed): 12 classes are **unseen**
-(never shown in training), 24 are seen, and every attribute value occurs in several seen classes,
-so an unseen class is a new combination of known attribute values. For model selection 6 of
-the seen classes are set aside as validation classes (the ``val`` split), again such that every
-attribute value occurs among the remaining 18 ``train`` classes.
+The split of classes is fixed (it does not depend on the seed): 9 classes are **unseen** (never
+shown in training; :data:`UNSEEN_CLASSES`), 27 are seen. Each shape and each fill is unseen in
+three classes, and every unseen class is a new combination of attribute values whose pairs
+(colour-fill, colour-shape, fill-shape) all occur in seen classes. For model selection 6 of the
+seen classes are set aside as validation classes (the ``val`` split), again such that every
+attribute value occurs among the remaining 21 ``train`` classes.
+
+Why these shapes: with a star as the third shape, the small model learnt triangle-versus-star
+only relative to the colour and fill around it and named unseen stars and triangles at chance;
+a bar differs from the other two in a way that does not depend on the context.
 
 Images are a pure function of ``(seed, image index)``: the same seed gives the same images in any
 order, in any process, and another seed gives a fresh set of the same classes (a held-out test
@@ -43,6 +48,8 @@ __all__ = [
     "SHAPES",
     "SHAPES_ATTRIBUTES",
     "SHAPES_DATASET",
+    "UNSEEN_CLASSES",
+    "VALIDATION_CLASSES",
     "ShapesRenderer",
     "class_name",
     "class_role",
@@ -56,13 +63,35 @@ __all__ = [
 SHAPES_DATASET = "shapes"
 COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow")
 FILLS: tuple[str, ...] = ("solid", "striped", "dotted")
-SHAPES: tuple[str, ...] = ("circle", "triangle", "star")
+SHAPES: tuple[str, ...] = ("circle", "triangle", "bar")
 #: attribute names, in the column order of the class-attribute matrix
 SHAPES_ATTRIBUTES: tuple[str, ...] = SHAPES + COLOURS + FILLS
 
 # mean RGB of each colour name; each image jitters it
 _RGB = {"red": (215, 45, 40), "green": (40, 175, 65), "blue": (45, 85, 225), "yellow": (235, 210, 40)}
 _SUPERSAMPLE = 2  # draw at twice the size and reduce: smooth edges and stripes
+
+#: the unseen classes as ``(colour, fill, shape)``: three per shape and per fill, two or three per colour
+UNSEEN_CLASSES: tuple[tuple[str, str, str], ...] = (
+    ("red", "solid", "circle"),
+    ("red", "striped", "bar"),
+    ("red", "dotted", "triangle"),
+    ("green", "solid", "bar"),
+    ("green", "striped", "triangle"),
+    ("blue", "striped", "circle"),
+    ("blue", "dotted", "bar"),
+    ("yellow", "solid", "circle"),
+    ("yellow", "dotted", "triangle"),
+)
+#: seen classes held out for model selection (the ``val`` split)
+VALIDATION_CLASSES: tuple[tuple[str, str, str], ...] = (
+    ("red", "solid", "triangle"),
+    ("red", "striped", "circle"),
+    ("red", "dotted", "bar"),
+    ("blue", "solid", "bar"),
+    ("blue", "striped", "triangle"),
+    ("blue", "dotted", "circle"),
+)
 
 
 def class_name(colour: str, fill: str, shape: str) -> str:
@@ -76,18 +105,15 @@ def shapes_classes() -> list[tuple[str, str, str]]:
 
 
 def class_role(colour: str, fill: str, shape: str) -> str:
-    """``unseen``, ``val`` (a seen class held out for model selection) or ``train``.
-
-    A fixed rule, so the split never depends on a seed: a class is unseen when
-    ``(colour + fill + shape) % 3 == 0`` (indices), which picks exactly one fill for each of the 12
-    colour-shape pairs; validation classes take the residue 1 among the pairs with an even colour
-    index, 6 of the remaining classes.
-    """
-    c, f, s = COLOURS.index(colour), FILLS.index(fill), SHAPES.index(shape)
-    r = (c + f + s) % 3
-    if r == 0:
+    """``unseen`` (:data:`UNSEEN_CLASSES`), ``val`` (:data:`VALIDATION_CLASSES`, seen classes held out
+    for model selection) or ``train``: a fixed table, so the split never depends on a seed."""
+    triple = (colour, fill, shape)
+    for value, values in zip(triple, (COLOURS, FILLS, SHAPES)):
+        if value not in values:
+            raise ValueError(f"unknown attribute value {value!r}; expected one of {', '.join(values)}")
+    if triple in UNSEEN_CLASSES:
         return "unseen"
-    if r == 1 and c % 2 == 0:
+    if triple in VALIDATION_CLASSES:
         return "val"
     return "train"
 
@@ -105,8 +131,11 @@ def shapes_class_attributes(classes: list[tuple[str, str, str]] | None = None) -
 def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
     if shape == "triangle":
         radii, n = [r * 1.05], 3
-    elif shape == "star":
-        radii, n = [r * 1.05, r * 0.5], 10
+    elif shape == "bar":  # a rectangle along the rotation angle, wide enough to show the fill pattern
+        half_len, half_wid = r * 1.05, r * 0.45
+        ca, sa = math.cos(angle), math.sin(angle)
+        corners = ((half_len, half_wid), (-half_len, half_wid), (-half_len, -half_wid), (half_len, -half_wid))
+        return [(cx + u * ca - v * sa, cy + u * sa + v * ca) for u, v in corners]
     else:
         raise ValueError(shape)
     pts = []
@@ -198,8 +227,8 @@ def load_shapes(
         test_unseen_per_class: images of each unseen class (``test_unseen``).
         image_size: side of the square images in pixels.
 
-    Splits follow xlsa17: ``trainval`` and ``test_seen`` cover the 24 seen classes,
-    ``test_unseen`` the 12 unseen ones; ``train``/``val`` cover all images of the 18 train
+    Splits follow xlsa17: ``trainval`` and ``test_seen`` cover the 27 seen classes,
+    ``test_unseen`` the 9 unseen ones; ``train``/``val`` cover all images of the 21 train
     classes and the 6 validation classes (test_seen included, as in xlsa17;
     :func:`~zeromamba.data.selection_splits` removes those).
     """
