@@ -116,6 +116,18 @@ def test_save_a_bare_model_with_overrides(tmp_path: Path) -> None:
     assert not (tmp_path / "refused").exists()
 
 
+def test_architecture_names_the_model_size(tmp_path: Path) -> None:
+    """A nano-sized ZeroMamba is saved as zeromamba_nano (and rebuilt by its explicit arguments);
+    other sizes keep the generic zeromamba_small name."""
+    nano = zeromamba.create_model("zeromamba_nano", num_attributes=10)
+    cfg = hub.read_config(hub.save_pretrained(nano, tmp_path / "nano"))
+    assert cfg["architecture"] == "zeromamba_nano" and cfg["model_args"]["depths"] == [1, 1, 2, 1]
+    loaded = zeromamba.from_pretrained(tmp_path / "nano").model
+    assert type(loaded) is ZeroMamba and loaded.state_dict().keys() == nano.state_dict().keys()
+    tiny = hub.save_pretrained(ZeroMamba(**TINY), tmp_path / "tiny")
+    assert hub.read_config(tiny)["architecture"] == "zeromamba_small"
+
+
 def test_writes_are_atomic(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = {p.name: p.read_bytes() for p in saved.iterdir()}
 
