@@ -20,6 +20,20 @@ def test_timm_finds_our_models():
     assert "mambaout_tiny" not in zeromamba.list_models("*")  # only ours
 
 
+@pytest.mark.parametrize("arch", ["vmamba_tiny", "zeromamba_nano"])
+def test_entry_points_build_the_shared_architecture_table(arch: str) -> None:
+    """The timm entry point, the zoo and the saved config all describe a model by the same table."""
+    from zeromamba.architectures import VMAMBA_ARCHITECTURES, ZEROMAMBA_ARCHITECTURES
+    from zeromamba.hub import model_config
+
+    table = {**VMAMBA_ARCHITECTURES, **ZEROMAMBA_ARCHITECTURES}[arch]
+    name, args = model_config(
+        zeromamba.create_model(arch, num_attributes=10) if "zero" in arch else timm.create_model(arch)
+    )
+    assert name == arch
+    assert {k: tuple(v) if isinstance(v, list) else v for k, v in args.items() if k in table} == table
+
+
 def test_create_model_through_timm_and_zeromamba():
     m = timm.create_model("zeromamba_small", num_attributes=5, semantic_dim=7, **TINY)
     assert isinstance(m, ZeroMamba) and m.num_attributes == 5

@@ -1,7 +1,7 @@
 """zeromamba: zero-shot image classification with ZeroMamba (Hou et al., AAAI 2025).
 
 Importing the package registers its architectures with timm (``vmamba_tiny``, ``vmamba_small``,
-``vmamba_base``, ``zeromamba_small``), so ``timm.create_model`` finds them too.
+``vmamba_base``, ``zeromamba_small``, ``zeromamba_nano``), so ``timm.create_model`` finds them too.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import timm
 import torch.nn as nn
 
 from . import models, ops
+from .architectures import VMAMBA_ARCHITECTURES, ZEROMAMBA_ARCHITECTURES
 from .errors import CheckpointError, ZeroMambaError
 from .hub import from_pretrained
 from .models import VMamba, ZeroMamba, ZeroMambaOutput
@@ -23,7 +24,7 @@ from .zoo import PretrainedVariant, list_pretrained
 __version__ = "0.1.0"
 
 # the architectures this package registers with timm
-_ARCHITECTURES = ("vmamba_tiny", "vmamba_small", "vmamba_base", "zeromamba_small", "zeromamba_nano")
+_ARCHITECTURES = (*VMAMBA_ARCHITECTURES, *ZEROMAMBA_ARCHITECTURES)
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:

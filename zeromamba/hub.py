@@ -42,6 +42,7 @@ import torch
 import torch.nn as nn
 
 from . import zoo
+from .architectures import VMAMBA_ARCHITECTURES, ZEROMAMBA_ARCHITECTURES, architecture_for
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -80,16 +81,8 @@ WEIGHTS_NAME = "model.safetensors"
 CLASS_ATTRIBUTES_NAME = "class_attributes.safetensors"
 MODEL_CARD_NAME = "README.md"
 
-_ZEROMAMBA_ARCHS = ("zeromamba_small", "zeromamba_nano")
-# backbone (embed_dim, depths, ssm_ratio) -> ZeroMamba architecture; other sizes are saved as
-# zeromamba_small with their own (always explicit) model_args
-_ZEROMAMBA_SIZES = {(24, (1, 1, 2, 1), 1.0): "zeromamba_nano"}
-_VMAMBA_ARCHS = ("vmamba_tiny", "vmamba_small", "vmamba_base")
-_VMAMBA_SIZES = {  # (embed_dim, depths, ssm_ratio) -> architecture, to name a backbone folder
-    (96, (2, 2, 8, 2), 1.0): "vmamba_tiny",
-    (96, (2, 2, 15, 2), 2.0): "vmamba_small",
-    (128, (2, 2, 15, 2), 2.0): "vmamba_base",
-}
+_ZEROMAMBA_ARCHS = tuple(ZEROMAMBA_ARCHITECTURES)
+_VMAMBA_ARCHS = tuple(VMAMBA_ARCHITECTURES)
 _ZSL_PREPROCESS = dict(
     input_size=(3, 448, 448),
     interpolation="bilinear",
@@ -227,7 +220,8 @@ def model_config(model: nn.Module) -> tuple[str, dict[str, Any]]:
     if int(backbone.in_chans) != 3:
         args["in_chans"] = int(backbone.in_chans)
     if isinstance(model, ZeroMamba):
-        arch = _ZEROMAMBA_SIZES.get((embed_dim, tuple(args["depths"]), args["ssm_ratio"]), "zeromamba_small")
+        # other backbone sizes are saved as zeromamba_small with their own (always explicit) model_args
+        arch = architecture_for("zeromamba", embed_dim, args["depths"], args["ssm_ratio"]) or "zeromamba_small"
         args.update(
             num_attributes=int(model.num_attributes),
             semantic_dim=int(model.slp.V.shape[1]),
@@ -236,8 +230,7 @@ def model_config(model: nn.Module) -> tuple[str, dict[str, Any]]:
         )
         cls: type[nn.Module] = ZeroMamba
     else:
-        key = (embed_dim, tuple(args["depths"]), args["ssm_ratio"])
-        arch = _VMAMBA_SIZES.get(key, "vmamba_small")
+        arch = architecture_for("vmamba", embed_dim, args["depths"], args["ssm_ratio"]) or "vmamba_small"
         args["num_classes"] = int(backbone.num_classes)
         if backbone.global_pool != "avg":
             args["global_pool"] = backbone.global_pool

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .architectures import VMAMBA_ARCHITECTURES, ZEROMAMBA_ARCHITECTURES
 from .errors import UnknownModelError
 
 __all__ = [
@@ -330,16 +331,6 @@ def refresh_timm_pretrained_cfgs() -> int:
 
 # --- the built-in variants -------------------------------------------------------------------
 
-_ZEROMAMBA_SMALL = dict(
-    embed_dim=96,
-    depths=(2, 2, 15, 2),
-    d_state=1,
-    ssm_ratio=2.0,
-    mlp_ratio=4.0,
-    semantic_dim=300,
-    fusion_hidden=512,
-    num_imagenet_classes=1000,
-)
 _AUTHORS_ZSL = (
     f"as reported by the authors for their released checkpoints ({PAPER}, main results; "
     f"the README of {ZEROMAMBA_CODE_URL})"
@@ -366,7 +357,7 @@ for _ds, (_a, _c, _s, _gamma, _acc, _u, _seen_acc, _h) in _ZSL_DATASETS.items():
                 architecture="zeromamba_small",
                 timm_tag=f"{_ds.lower()}_{_task}",
                 repo_name=f"zeromamba-small-{_ds.lower()}-{_task}",
-                model_args=dict(_ZEROMAMBA_SMALL, num_attributes=_a),
+                model_args=dict(ZEROMAMBA_ARCHITECTURES["zeromamba_small"], num_attributes=_a),
                 task=_task,
                 dataset=_ds,
                 gamma=_gamma,
@@ -386,23 +377,21 @@ for _ds, (_a, _c, _s, _gamma, _acc, _u, _seen_acc, _h) in _ZSL_DATASETS.items():
             )
         )
 
-# name: (embed_dim, depths, ssm_ratio, ImageNet top-1, release file)
+# name: (ImageNet top-1, release file)
 _VMAMBA = {
-    "tiny": (96, (2, 2, 8, 2), 1.0, 82.5, "vssm1_tiny_0230s_ckpt_epoch_264.pth"),
-    "small": (96, (2, 2, 15, 2), 2.0, 83.6, "vssm_small_0229_ckpt_epoch_222.pth"),
-    "base": (128, (2, 2, 15, 2), 2.0, 83.9, "vssm_base_0229_ckpt_epoch_237.pth"),
+    "tiny": (82.5, "vssm1_tiny_0230s_ckpt_epoch_264.pth"),
+    "small": (83.6, "vssm_small_0229_ckpt_epoch_222.pth"),
+    "base": (83.9, "vssm_base_0229_ckpt_epoch_237.pth"),
 }
 
-for _size, (_dim, _depths, _ratio, _top1, _file) in _VMAMBA.items():
+for _size, (_top1, _file) in _VMAMBA.items():
     register_variant(
         PretrainedVariant(
             name=f"vmamba-{_size}",
             architecture=f"vmamba_{_size}",
             timm_tag="in1k",
             repo_name=f"vmamba-{_size}-in1k",
-            model_args=dict(
-                embed_dim=_dim, depths=_depths, d_state=1, ssm_ratio=_ratio, mlp_ratio=4.0, num_classes=1000
-            ),
+            model_args=dict(VMAMBA_ARCHITECTURES[f"vmamba_{_size}"], num_classes=1000),
             task="imagenet",
             dataset="ImageNet-1k",
             input_size=(3, 224, 224),
@@ -421,7 +410,7 @@ for _size, (_dim, _depths, _ratio, _top1, _file) in _VMAMBA.items():
     )
 
 del _ds, _a, _c, _s, _gamma, _acc, _u, _seen_acc, _h, _task, _metrics
-del _size, _dim, _depths, _ratio, _top1, _file
+del _size, _top1, _file
 
 # --- the embedded variant --------------------------------------------------------------------
 
@@ -432,17 +421,7 @@ register_variant(
         architecture="zeromamba_nano",
         timm_tag="shapes_zsl",
         repo_name="zeromamba-nano-shapes-zsl",
-        model_args=dict(
-            embed_dim=24,
-            depths=(1, 1, 2, 1),
-            d_state=1,
-            ssm_ratio=1.0,
-            mlp_ratio=4.0,
-            semantic_dim=16,
-            fusion_hidden=64,
-            num_imagenet_classes=64,
-            num_attributes=10,
-        ),
+        model_args=dict(ZEROMAMBA_ARCHITECTURES["zeromamba_nano"], num_attributes=10),
         task="zsl",
         dataset="shapes",
         gamma=0.22863910820524513,  # chosen on validation classes by the training run, as in config.json

@@ -23,16 +23,10 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from timm.models._features import feature_take_indices
 from torch.utils.checkpoint import checkpoint
 
+from ..architectures import VMAMBA_ARCHITECTURES, VMAMBA_VARIANTS
 from ..ops.cross_scan import SCAN_BACKENDS, cross_selective_scan
 
 __all__ = ["VMamba", "SS2D", "VSSBlock", "VMambaStage", "VMAMBA_VARIANTS", "checkpoint_filter_fn"]
-
-# the published VMamba v2 configurations (all with d_state 1)
-VMAMBA_VARIANTS: dict[str, dict[str, Any]] = {
-    "tiny": dict(embed_dim=96, depths=(2, 2, 8, 2), ssm_ratio=1.0),
-    "small": dict(embed_dim=96, depths=(2, 2, 15, 2), ssm_ratio=2.0),
-    "base": dict(embed_dim=128, depths=(2, 2, 15, 2), ssm_ratio=2.0),
-}
 
 
 class ToChannelsLast(nn.Module):
@@ -485,19 +479,16 @@ def _create_vmamba(variant: str, pretrained: bool = False, **kwargs: Any) -> VMa
 @register_model
 def vmamba_tiny(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """VMamba v2 tiny: 96 wide, depths 2-2-8-2, ssm_ratio 1 (30.2M parameters)."""
-    args = dict(VMAMBA_VARIANTS["tiny"], d_state=1)
-    return _create_vmamba("vmamba_tiny", pretrained, **dict(args, **kwargs))
+    return _create_vmamba("vmamba_tiny", pretrained, **{**VMAMBA_ARCHITECTURES["vmamba_tiny"], **kwargs})
 
 
 @register_model
 def vmamba_small(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """VMamba v2 small: 96 wide, depths 2-2-15-2, ssm_ratio 2 (50.1M parameters)."""
-    args = dict(VMAMBA_VARIANTS["small"], d_state=1)
-    return _create_vmamba("vmamba_small", pretrained, **dict(args, **kwargs))
+    return _create_vmamba("vmamba_small", pretrained, **{**VMAMBA_ARCHITECTURES["vmamba_small"], **kwargs})
 
 
 @register_model
 def vmamba_base(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """VMamba v2 base: 128 wide, depths 2-2-15-2, ssm_ratio 2 (88.6M parameters)."""
-    args = dict(VMAMBA_VARIANTS["base"], d_state=1)
-    return _create_vmamba("vmamba_base", pretrained, **dict(args, **kwargs))
+    return _create_vmamba("vmamba_base", pretrained, **{**VMAMBA_ARCHITECTURES["vmamba_base"], **kwargs})

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
-from .vmamba import VMAMBA_VARIANTS, VMamba
+from ..architectures import VMAMBA_VARIANTS, ZEROMAMBA_ARCHITECTURES
+from .vmamba import VMamba
 from .vmamba import checkpoint_filter_fn as vmamba_filter_fn
 
 __all__ = [
@@ -355,7 +356,7 @@ def _create_zeromamba(variant: str, pretrained: bool = False, **kwargs: Any) -> 
 @register_model
 def zeromamba_small(pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
     """ZeroMamba with a VMamba-S backbone (the published configuration)."""
-    args = dict(VMAMBA_VARIANTS["small"], d_state=1)
+    args = dict(ZEROMAMBA_ARCHITECTURES["zeromamba_small"])
     tag = kwargs.get("pretrained_cfg")
     if isinstance(tag, str):  # e.g. "sun_gzsl": its weights need num_attributes=102
         args.update(timm_model_args("zeromamba_small", tag))
@@ -369,13 +370,4 @@ def zeromamba_nano(pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
     Its only weights are the embedded ``shapes-zsl`` variant, loaded with
     ``zeromamba.from_pretrained("shapes-zsl")`` (not through timm's ``pretrained=True``).
     """
-    args = dict(
-        embed_dim=24,
-        depths=(1, 1, 2, 1),
-        ssm_ratio=1.0,
-        d_state=1,
-        semantic_dim=16,
-        fusion_hidden=64,
-        num_imagenet_classes=64,
-    )
-    return _create_zeromamba("zeromamba_nano", pretrained, **dict(args, **kwargs))
+    return _create_zeromamba("zeromamba_nano", pretrained, **{**ZEROMAMBA_ARCHITECTURES["zeromamba_nano"], **kwargs})

@@ -1,0 +1,65 @@
+"""The constructor arguments of every named architecture, in one place.
+
+The timm entry points (:mod:`zeromamba.models`), the zoo's variants (:mod:`zeromamba.zoo`) and the
+on-disk format (:mod:`zeromamba.hub`) all read them from here. This module imports nothing else
+from the package, so the zoo can use it without importing the models (they import the zoo for
+their pretrained tags).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "VMAMBA_ARCHITECTURES",
+    "VMAMBA_VARIANTS",
+    "ZEROMAMBA_ARCHITECTURES",
+    "architecture_for",
+]
+
+#: backbone sizes of the published VMamba v2 releases
+VMAMBA_VARIANTS: dict[str, dict[str, Any]] = {
+    "tiny": dict(embed_dim=96, depths=(2, 2, 8, 2), ssm_ratio=1.0),
+    "small": dict(embed_dim=96, depths=(2, 2, 15, 2), ssm_ratio=2.0),
+    "base": dict(embed_dim=128, depths=(2, 2, 15, 2), ssm_ratio=2.0),
+}
+
+# every published configuration uses d_state 1 and an MLP ratio of 4
+_BLOCK = dict(d_state=1, mlp_ratio=4.0)
+
+#: ``vmamba_tiny`` / ``vmamba_small`` / ``vmamba_base`` -> :class:`~zeromamba.models.VMamba` arguments
+VMAMBA_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    f"vmamba_{size}": dict(args, **_BLOCK) for size, args in VMAMBA_VARIANTS.items()
+}
+
+#: ``zeromamba_*`` -> :class:`~zeromamba.models.ZeroMamba` arguments (without ``num_attributes``,
+#: which depends on the dataset)
+ZEROMAMBA_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    # the published model: word2vec (300-d) attribute vectors, GRL on the 1000-way ImageNet head
+    "zeromamba_small": dict(
+        VMAMBA_VARIANTS["small"], **_BLOCK, semantic_dim=300, fusion_hidden=512, num_imagenet_classes=1000
+    ),
+    # this project's CPU-sized model (the embedded shapes-zsl demo)
+    "zeromamba_nano": dict(
+        embed_dim=24,
+        depths=(1, 1, 2, 1),
+        ssm_ratio=1.0,
+        **_BLOCK,
+        semantic_dim=16,
+        fusion_hidden=64,
+        num_imagenet_classes=64,
+    ),
+}
+
+
+def _backbone_key(args: Mapping[str, Any]) -> tuple[int, tuple[int, ...], float]:
+    return int(args["embed_dim"]), tuple(int(d) for d in args["depths"]), float(args["ssm_ratio"])
+
+
+def architecture_for(family: str, embed_dim: int, depths: Sequence[int], ssm_ratio: float) -> str | None:
+    """The name of the ``family`` (``"zeromamba"`` or ``"vmamba"``) architecture with this backbone
+    size, or ``None`` when no named one has it."""
+    table = {"zeromamba": ZEROMAMBA_ARCHITECTURES, "vmamba": VMAMBA_ARCHITECTURES}[family]
+    key = _backbone_key(dict(embed_dim=embed_dim, depths=depths, ssm_ratio=ssm_ratio))
+    return next((name for name, args in table.items() if _backbone_key(args) == key), None)
