@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 
 import torch
 import torch.nn.functional as F
 
 from .fused_cpu import cross_scan_fused_cpu, fused_cpu_available, kernel_status
 from .fused_triton import cross_scan_fused_triton, fused_triton_available
+from .scratch import scratch_buffer
 from .selective_scan import (
     chunk_layout,
     mamba_ssm_available,
@@ -236,23 +236,6 @@ def us_gather(u: torch.Tensor, gather_in: torch.Tensor, K: int, S: int, D: int) 
     return u.index_select(0, gather_in.reshape(-1)).view(K, S, D)
 
 
-_local = threading.local()
-_WORK_MAX = 96 * 1024 * 1024  # floats (384 MiB) held per thread at most; larger calls allocate
-
-
-def _work_buffers(device: torch.device, numel: int) -> torch.Tensor | None:
-    """A reusable float32 CPU buffer of ``numel`` elements for the calling thread (None on other
-    devices or past the cap): fresh multi-MB allocations page-fault, which costs as much as the maths."""
-    if device.type != "cpu" or numel > _WORK_MAX:
-        return None
-    buf = getattr(_local, "buf", None)
-    if buf is None or buf.numel() < numel:
-        with torch.inference_mode(False):
-            buf = torch.empty(numel, dtype=torch.float32)
-        _local.buf = buf
-    return buf[:numel]
-
-
 def _softplus(x: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
     if out is None:
         return F.softplus(x)
@@ -293,7 +276,7 @@ def _cross_scan_fast(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, D
     if N == 1 and inplace:
         # inference: three (K, S, D) work buffers reused across calls (CPU), every step in place;
         # the result below is gathered into a new tensor, so nothing returned aliases them
-        work = _work_buffers(x.device, 3 * K * S * D)
+        work = scratch_buffer(3 * K * S * D, x.device)
         bufs = work.view(3, K, S, D).unbind(0) if work is not None else (None, None, None)
         if x.dtype == dtype:
             delta = torch.baddbmm(bias, dt_low, dt_w, out=bufs[0])

@@ -30,9 +30,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from .scratch import scratch_buffer
 from .ss2d_inputs import dstate1_inputs
 
 __all__ = ["fused_cpu_available", "ss2d_scan_dstate1", "kernel_status"]
@@ -189,12 +191,17 @@ def _threads() -> ThreadPoolExecutor:
         return _pool
 
 
-def ss2d_scan_dstate1(delta, bias, u, Bs, Cs, A, Dsum, H: int, W: int) -> torch.Tensor:
-    """Run the kernel. Shapes: delta (4, B, L, D), bias (4, D), u (B, L, D), Bs/Cs (4, B, L),
-    A (4, D), Dsum (D,); all float32 contiguous CPU tensors. Returns y (B, L, D)."""
+def _require_kernel() -> Any:
     fn = _load()
     if fn is None:
         raise RuntimeError(f"the fused CPU scan kernel is unavailable: {kernel_status()}")
+    return fn
+
+
+def ss2d_scan_dstate1(delta, bias, u, Bs, Cs, A, Dsum, H: int, W: int) -> torch.Tensor:
+    """Run the kernel. Shapes: delta (4, B, L, D), bias (4, D), u (B, L, D), Bs/Cs (4, B, L),
+    A (4, D), Dsum (D,); all float32 contiguous CPU tensors. Returns y (B, L, D)."""
+    fn = _require_kernel()
     _, B, L, D = delta.shape
     args = [t.to(torch.float32).contiguous() for t in (delta, bias, u, Bs, Cs, A, Dsum)]
     if any(t.device.type != "cpu" for t in args):
@@ -218,27 +225,13 @@ def ss2d_scan_dstate1(delta, bias, u, Bs, Cs, A, Dsum, H: int, W: int) -> torch.
     return y
 
 
-_local = threading.local()
-_WORKSPACE_MAX = 32 * 1024 * 1024  # floats (128 MiB): larger problems allocate per call instead
-
-
-def _workspace(numel: int) -> torch.Tensor:
-    """A float32 scratch buffer of at least ``numel`` elements, reused by the calling thread."""
-    buf = getattr(_local, "buf", None)
-    if buf is None or buf.numel() < numel:
-        with torch.inference_mode(False):  # usable from inference and no-grad code alike
-            buf = torch.empty(numel, dtype=torch.float32)
-        _local.buf = buf
-    return buf[:numel]
-
-
 def cross_scan_fused_cpu(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds) -> torch.Tensor:
     """:func:`~zeromamba.ops.cross_selective_scan` through the fused kernel (``d_state == 1``)."""
+    _require_kernel()  # build and self-check first: the self-check uses the scratch buffer too
     B, H, W, D = x.shape
     n = 4 * B * H * W * D
-    # (4, B*L, D) is the biggest tensor of the block; reusing one buffer per thread avoids fresh
-    # page-faulting allocations (it is above glibc's mmap threshold at 448 px)
-    buffer = _workspace(n) if n <= _WORKSPACE_MAX else None
+    # (4, B*L, D) is the biggest tensor of the block: kept in the thread's scratch buffer
+    buffer = scratch_buffer(n)
     inp = dstate1_inputs(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds, delta_buffer=buffer)
     y = ss2d_scan_dstate1(inp.delta, inp.bias, inp.u, inp.Bs, inp.Cs, inp.A, inp.Dsum, H, W)
     return y.view(B, H, W, D)
