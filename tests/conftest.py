@@ -37,6 +37,28 @@ def scaled_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
 TINY = dict(embed_dim=8, depths=(1, 1, 1, 1))
 
 
+def tiny_predictor(class_names: list[str], attribute_names: list[str], input_size: int):  # noqa: ANN201
+    """A random tiny ZeroMamba (seed 0) with a random class-attribute matrix (seed 0): classes 0
+    and 1 seen, gamma 0.3."""
+    import numpy as np
+
+    from zeromamba import Predictor
+    from zeromamba.models import ZeroMamba
+
+    torch.manual_seed(0)
+    model = ZeroMamba(num_attributes=len(attribute_names), semantic_dim=8, **TINY)
+    matrix = np.random.default_rng(0).uniform(0.05, 1.0, size=(len(class_names), len(attribute_names)))
+    return Predictor(
+        model,
+        class_attributes=matrix,
+        class_names=class_names,
+        seen=[0, 1],
+        gamma=0.3,
+        attribute_names=attribute_names,
+        preprocess={"input_size": (3, input_size, input_size)},
+    )
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

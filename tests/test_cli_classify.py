@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from zeromamba import Predictor
 from zeromamba.cli import main
-from zeromamba.models import ZeroMamba
+
+from .conftest import tiny_predictor
 
 A = 6
 ATTR_NAMES = [f"attr_{i}" for i in range(A)]
@@ -20,19 +20,7 @@ CLASS_NAMES = ["cat", "dog", "fox", "owl"]
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory) -> tuple[Predictor, str, list[str]]:
-    pytest.importorskip("zeromamba.hub")
-    torch.manual_seed(0)
-    model = ZeroMamba(num_attributes=A, semantic_dim=8, embed_dim=8, depths=(1, 1, 1, 1))
-    matrix = np.random.default_rng(0).uniform(0.05, 1.0, size=(4, A))
-    predictor = Predictor(
-        model,
-        class_attributes=matrix,
-        class_names=CLASS_NAMES,
-        seen=[0, 1],
-        gamma=0.3,
-        attribute_names=ATTR_NAMES,
-        preprocess={"input_size": (3, 64, 64)},
-    )
+    predictor = tiny_predictor(CLASS_NAMES, ATTR_NAMES, input_size=64)
     root = tmp_path_factory.mktemp("cli")
     folder = root / "model"
     predictor.save_pretrained(folder)

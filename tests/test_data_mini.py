@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -98,6 +99,34 @@ def build_mini_xlsa17(root: Path, size: int = 40, name: str = "MINI") -> dict[st
         "embeddings": root / "MINI_attribute.npy",
         "pickle": root / "MINI_attribute.pkl",
     }
+
+
+#: the tiny model the mini-set training tests use
+MINI_MODEL = {"embed_dim": 8, "depths": [1, 1, 1, 1], "ssm_ratio": 1.0}
+
+
+def mini_train_config(mini: dict[str, Path], out: Path, **kw: Any) -> dict[str, Any]:
+    """A training configuration for the mini xlsa17 set and a tiny model (CPU, 32 px), plus ``kw``."""
+    cfg = dict(
+        dataset="MINI",
+        data_root=str(mini["data_root"]),
+        image_root=str(mini["image_root"]),
+        embeddings=str(mini["embeddings"]),
+        output_dir=str(out),
+        init="none",
+        model=dict(MINI_MODEL),
+        image_size=32,
+        batch_size=4,
+        epochs=3,
+        milestones=[1, 2],
+        num_workers=0,
+        progress="off",
+        device="cpu",  # bit-exact resume checks; CUDA kernels may be non-deterministic
+        l1_weight=1.0,
+        gamma=0.3,
+    )
+    cfg.update(kw)
+    return cfg
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_data_mini import build_mini_xlsa17
+from tests.test_data_mini import build_mini_xlsa17, mini_train_config
 
 
 def _free_port() -> int:
@@ -23,22 +23,13 @@ def _free_port() -> int:
 
 def test_two_ranks_agree_on_parameters_and_metrics(tmp_path: Path) -> None:
     mini = build_mini_xlsa17(tmp_path / "data")
-    cfg = dict(
-        dataset="MINI",
-        data_root=str(mini["data_root"]),
-        image_root=str(mini["image_root"]),
-        embeddings=str(mini["embeddings"]),
-        output_dir=str(tmp_path / "run"),
-        init="none",
-        model={"embed_dim": 8, "depths": [1, 1, 1, 1], "ssm_ratio": 1.0},
-        image_size=32,
+    cfg = mini_train_config(
+        mini,
+        tmp_path / "run",
         batch_size=4,  # 2 images per rank and step
         epochs=2,
         milestones=[1],
-        num_workers=0,
         selection="authors",  # evaluates every epoch: exercises the gathered predictions
-        progress="off",
-        device="cpu",
     )
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     env = dict(os.environ, ZEROMAMBA_TEST_RANK_REPORT=str(tmp_path / "report"), OMP_NUM_THREADS="1")

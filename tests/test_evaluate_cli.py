@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import zeromamba
-from tests.test_data_mini import build_mini_xlsa17
+from tests.test_data_mini import build_mini_xlsa17, mini_train_config
 from zeromamba.cli import main
 from zeromamba.data import load_xlsa17
 from zeromamba.errors import ZeroMambaError
@@ -23,23 +23,7 @@ from zeromamba.train import train
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("eval")
     mini = build_mini_xlsa17(root)
-    cfg = dict(
-        dataset="MINI",
-        data_root=str(mini["data_root"]),
-        image_root=str(mini["image_root"]),
-        embeddings=str(mini["embeddings"]),
-        output_dir=str(root / "run"),
-        init="none",
-        model={"embed_dim": 8, "depths": [1, 1, 1, 1], "ssm_ratio": 1.0},
-        image_size=32,
-        batch_size=4,
-        epochs=1,
-        num_workers=0,
-        progress="off",
-        device="cpu",
-        selection="last",
-        gamma=0.3,
-    )
+    cfg = mini_train_config(mini, root / "run", epochs=1, selection="last")
     with pytest.warns(UserWarning, match="init='none'"):
         result = train(cfg)
     return {"mini": mini, "result": result, "root": root}

@@ -12,7 +12,8 @@ from PIL import Image
 from zeromamba import Predictor
 from zeromamba.errors import AttributeMatrixError, ImageError
 from zeromamba.explain import COLORMAPS, Explanation, apply_colormap, pretty_name, render_explanation
-from zeromamba.models import ZeroMamba
+
+from .conftest import tiny_predictor
 
 A = 6
 ATTR_NAMES = ["has_bill_shape::curved_(up_or_down)", "has_wing_color::blue", "size::small", "b", "c", "d"]
@@ -21,18 +22,7 @@ CLASS_NAMES = ["001.Black_footed_Albatross", "002.Laysan_Albatross", "003.Sooty_
 
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
-    torch.manual_seed(0)
-    model = ZeroMamba(num_attributes=A, semantic_dim=8, embed_dim=8, depths=(1, 1, 1, 1))
-    matrix = np.random.default_rng(0).uniform(0.05, 1.0, size=(4, A))
-    return Predictor(
-        model,
-        class_attributes=matrix,
-        class_names=CLASS_NAMES,
-        seen=[0, 1],
-        gamma=0.3,
-        attribute_names=ATTR_NAMES,
-        preprocess={"input_size": (3, 96, 96)},
-    )
+    return tiny_predictor(CLASS_NAMES, ATTR_NAMES, input_size=96)
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,12 @@ import torch
 
 import zeromamba
 import zeromamba.train as zt
-from tests.test_data_mini import NUM_ATTR, NUM_CLASSES, build_mini_xlsa17
+from tests.test_data_mini import MINI_MODEL, NUM_ATTR, NUM_CLASSES, build_mini_xlsa17, mini_train_config
 from zeromamba.errors import CheckpointError, ConfigError, DataError, TrainingError
 from zeromamba.models import VMamba
 from zeromamba.train import TrainConfig, build_model, compute_loss, make_optimizer, resolve_config, train
 
-TINY = {"embed_dim": 8, "depths": [1, 1, 1, 1], "ssm_ratio": 1.0}
+TINY = MINI_MODEL
 
 pytestmark = pytest.mark.filterwarnings("ignore:init='none'", "ignore:no attribute embeddings")
 
@@ -27,29 +27,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:init='none'", "ignore:no attribu
 @pytest.fixture(scope="module")
 def mini(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return build_mini_xlsa17(tmp_path_factory.mktemp("mini"))
-
-
-def tiny_config(mini: dict[str, Path], out: Path, **kw: Any) -> dict[str, Any]:
-    cfg = dict(
-        dataset="MINI",
-        data_root=str(mini["data_root"]),
-        image_root=str(mini["image_root"]),
-        embeddings=str(mini["embeddings"]),
-        output_dir=str(out),
-        init="none",
-        model=dict(TINY),
-        image_size=32,
-        batch_size=4,
-        epochs=3,
-        milestones=[1, 2],
-        num_workers=0,
-        progress="off",
-        device="cpu",  # bit-exact resume checks; CUDA kernels may be non-deterministic
-        l1_weight=1.0,
-        gamma=0.3,
-    )
-    cfg.update(kw)
-    return cfg
 
 
 def _weights(model_dir: str) -> dict[str, torch.Tensor]:
@@ -65,7 +42,7 @@ def _log(out: Path) -> list[dict[str, Any]]:
 def test_resume_continues_the_same_schedule(
     mini: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    straight = train(tiny_config(mini, tmp_path / "a", selection="last"))
+    straight = train(mini_train_config(mini, tmp_path / "a", selection="last"))
 
     calls = {"n": 0}
     real = zt._Run._train_epoch
@@ -78,14 +55,14 @@ def test_resume_continues_the_same_schedule(
 
     monkeypatch.setattr(zt._Run, "_train_epoch", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(mini, tmp_path / "b", selection="last"))
+        train(mini_train_config(mini, tmp_path / "b", selection="last"))
     monkeypatch.setattr(zt._Run, "_train_epoch", real)
     ck = tmp_path / "b" / "checkpoints"
     assert json.loads((ck / "latest.json").read_text())["epoch"] == 2
     assert sorted(p.name for p in ck.iterdir()) == ["final-epoch0002", "latest.json"]  # no half-written folder
 
     with pytest.raises(TrainingError, match="--resume"):
-        train(tiny_config(mini, tmp_path / "b", selection="last"))
+        train(mini_train_config(mini, tmp_path / "b", selection="last"))
     with open(tmp_path / "b" / "log.jsonl", "a") as f:  # an epoch logged, then cut off before its checkpoint
         f.write(json.dumps({"phase": "final", "epoch": 3, "loss": 0.0}) + "\n" + '{"phase": "fin')
     resumed = train({"output_dir": str(tmp_path / "b"), "resume": True})  # the rest comes from config.json
@@ -107,7 +84,7 @@ def test_resume_continues_the_same_schedule(
 
 def test_validation_protocol_never_evaluates_test_before_the_end(mini: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "v"
-    result = train(tiny_config(mini, out, epochs=2))  # selection="validation" is the default
+    result = train(mini_train_config(mini, out, epochs=2))  # selection="validation" is the default
     assert result.selection.startswith("validation")
     log = _log(out)
     epochs = [r for r in log if r.get("phase")]
@@ -126,7 +103,9 @@ def test_authors_protocol_exports_best_gzsl_and_czsl(mini: dict[str, Path], tmp_
     out = tmp_path / "t"
     with pytest.warns(UserWarning, match="unpickling"):  # the authors' .pkl, opted in
         result = train(
-            tiny_config(mini, out, selection="authors", epochs=2, embeddings=str(mini["pickle"]), allow_pickle=True)
+            mini_train_config(
+                mini, out, selection="authors", epochs=2, embeddings=str(mini["pickle"]), allow_pickle=True
+            )
         )
     assert "test set" in result.selection
     assert all("test" in r for r in _log(out) if r.get("phase"))
@@ -148,7 +127,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
     monkeypatch.setattr(zt, "compute_loss", nan_later)
     out = tmp_path / "n"
     with pytest.raises(TrainingError, match="non-finite loss.*epoch 2.*final-epoch0001"):
-        train(tiny_config(mini, out, selection="last", max_steps_per_epoch=2))
+        train(mini_train_config(mini, out, selection="last", max_steps_per_epoch=2))
     latest = json.loads((out / "checkpoints" / "latest.json").read_text())
     assert latest["epoch"] == 1
     weights = _weights(str(out / "checkpoints" / latest["dir"]))
@@ -158,12 +137,12 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
 def test_init_from_a_local_vmamba_release(mini: dict[str, Path], tmp_path: Path) -> None:
     backbone = VMamba(embed_dim=8, depths=(1, 1, 1, 1), ssm_ratio=1.0)
     torch.save({"model": backbone.state_dict()}, tmp_path / "vssm_tiny_test.pth")
-    cfg = resolve_config(tiny_config(mini, tmp_path / "i", init=str(tmp_path / "vssm_tiny_test.pth")))
+    cfg = resolve_config(mini_train_config(mini, tmp_path / "i", init=str(tmp_path / "vssm_tiny_test.pth")))
     model = build_model(cfg, NUM_ATTR)
     for k, v in backbone.state_dict().items():
         assert torch.equal(model.backbone.state_dict()[k], v), k
     wrong = resolve_config(
-        tiny_config(
+        mini_train_config(
             mini,
             tmp_path / "j",
             init=str(tmp_path / "vssm_tiny_test.pth"),
@@ -173,7 +152,7 @@ def test_init_from_a_local_vmamba_release(mini: dict[str, Path], tmp_path: Path)
     with pytest.raises(CheckpointError, match="shape mismatch"):
         build_model(wrong, NUM_ATTR)
     with pytest.raises(CheckpointError, match="not found|cannot"):
-        build_model(resolve_config(tiny_config(mini, tmp_path / "k", init=str(tmp_path / "nope.pth"))), NUM_ATTR)
+        build_model(resolve_config(mini_train_config(mini, tmp_path / "k", init=str(tmp_path / "nope.pth"))), NUM_ATTR)
 
 
 def test_optimizer_groups_and_loss() -> None:
@@ -247,7 +226,9 @@ def test_presets_and_config_files(tmp_path: Path) -> None:
 def test_cli_train_and_bad_data(mini: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from zeromamba.cli import main
 
-    (tmp_path / "cfg.json").write_text(json.dumps(tiny_config(mini, tmp_path / "cli", epochs=1, selection="last")))
+    (tmp_path / "cfg.json").write_text(
+        json.dumps(mini_train_config(mini, tmp_path / "cli", epochs=1, selection="last"))
+    )
     assert main(["train", "--config", str(tmp_path / "cfg.json"), "--gamma", "0.2", "--print-config"]) == 0
     assert json.loads(capsys.readouterr().out)["gamma"] == 0.2
     assert main(["train", "--config", str(tmp_path / "cfg.json"), "--set", "l1_weight=0.5"]) == 0
@@ -258,4 +239,4 @@ def test_cli_train_and_bad_data(mini: dict[str, Path], tmp_path: Path, capsys: p
     assert "cannot locate the images" in capsys.readouterr().err
     np.save(tmp_path / "short.npy", np.zeros((NUM_ATTR - 1, 300), np.float32))
     with pytest.raises(DataError, match="short.npy.*5 embedding rows"):
-        train(tiny_config(mini, tmp_path / "e", embeddings=str(tmp_path / "short.npy")))
+        train(mini_train_config(mini, tmp_path / "e", embeddings=str(tmp_path / "short.npy")))
