@@ -100,6 +100,21 @@ SELECTION_LABELS: dict[str, str] = {
 _RANK_REPORT_ENV = "ZEROMAMBA_TEST_RANK_REPORT"
 
 
+def _match_depthwise_grad_layout(model: nn.Module) -> None:
+    """Give depthwise conv weights ``(C, 1, k, k)`` channels-last strides.
+
+    The blocks run channels-last, so these weights' gradients come out with channels-last
+    strides; a weight with the same strides lets DDP's gradient buckets take them without a
+    strided copy (and without its "grad strides do not match" warning). Same memory, same values.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) and m.weight.shape[1] == 1:
+            w = m.weight.data
+            kh, kw = w.shape[2:]
+            # explicit strides: .contiguous(channels_last) keeps these as they are (a size-1 dim)
+            m.weight.data = torch.empty_strided(w.shape, (kh * kw, 1, kw, 1), dtype=w.dtype, device=w.device).copy_(w)
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs. Field names are the config-file keys (``--set key=value``).
@@ -810,6 +825,7 @@ class _Run:
         self.latest = None
         net: nn.Module = model
         if env.world > 1:
+            _match_depthwise_grad_layout(model)
             net = nn.parallel.DistributedDataParallel(
                 model, device_ids=[env.device.index] if env.device.type == "cuda" else None
             )
