@@ -1,9 +1,8 @@
 """The constructor arguments of every named architecture, in one place.
 
 The timm entry points (:mod:`zeromamba.models`), the zoo's variants (:mod:`zeromamba.zoo`) and the
-on-disk format (:mod:`zeromamba.hub`) all read them from here. This module imports nothing else
-from the package, so the zoo can use it without importing the models (they import the zoo for
-their pretrained tags).
+saved format (:mod:`zeromamba.format`) all read them from here. A leaf module: it imports nothing
+from the package.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ __all__ = [
     "VMAMBA_VARIANTS",
     "ZEROMAMBA_ARCHITECTURES",
     "architecture_for",
+    "default_dt_rank",
 ]
 
 #: backbone sizes of the published VMamba v2 releases
@@ -51,6 +51,12 @@ ZEROMAMBA_ARCHITECTURES: dict[str, dict[str, Any]] = {
         num_imagenet_classes=64,
     ),
 }
+
+
+def default_dt_rank(dim: int) -> int:
+    """The rank of an SS2D block's dt projection when none is given: ``ceil(dim / 16)`` of the
+    block's (outer) width, as in VMamba and Mamba."""
+    return -(-int(dim) // 16)
 
 
 def _backbone_key(args: Mapping[str, Any]) -> tuple[int, tuple[int, ...], float]:

@@ -47,12 +47,13 @@ class ImageError(ZeroMambaError, ValueError):
     """An image that cannot be read: missing, zero-byte, truncated, unsupported, or over the pixel limit."""
 
 
-class AttributeMatrixError(ZeroMambaError, ValueError):
-    """A class-attribute matrix of the wrong width, with NaN/inf or no rows, or names that do not match."""
-
-
 class DataError(ZeroMambaError, ValueError):
     """Dataset files that are missing, unreadable or inconsistent (the message names the file)."""
+
+
+class AttributeMatrixError(DataError):
+    """A class-attribute matrix, names list or seen set that cannot be read or does not fit: wrong
+    width, NaN/inf, no rows, or names that do not match (a :class:`DataError`)."""
 
 
 class TrainingError(ZeroMambaError, RuntimeError):

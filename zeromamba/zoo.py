@@ -10,8 +10,9 @@ Repository ids are ``{namespace}/{repo_name}``. The namespace defaults to
 :data:`DEFAULT_NAMESPACE` and is overridden by the environment variable
 ``ZEROMAMBA_HUB_NAMESPACE``, read each time a repository id is asked for.
 
-This module imports nothing from :mod:`zeromamba.models` at import time, because the model
-modules import it to build their timm pretrained tags (:func:`timm_pretrained_cfgs`).
+A leaf table: it imports neither torch nor timm nor any other layer of the package, so the model
+files read their timm pretrained tags from it (:func:`timm_pretrained_cfgs`) and ``zeromamba list``
+needs nothing heavy.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .architectures import VMAMBA_ARCHITECTURES, ZEROMAMBA_ARCHITECTURES
+from .constants import IMAGENET_MEAN, IMAGENET_STD
 from .errors import UnknownModelError
 
 __all__ = [
@@ -36,15 +38,12 @@ __all__ = [
     "get_variant",
     "register_variant",
     "timm_pretrained_cfgs",
+    "timm_hub_overlay",
     "timm_model_args",
-    "refresh_timm_pretrained_cfgs",
 ]
 
 DEFAULT_NAMESPACE = "zeromamba"
 NAMESPACE_ENV = "ZEROMAMBA_HUB_NAMESPACE"
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 PAPER = "W. Hou, D. Fu, K. Li, S. Chen, H. Fan, Y. Yang, ZeroMamba: Exploring Visual State Space Model for Zero-Shot Learning, AAAI 2025"  # noqa: E501
 PAPER_URL = "https://arxiv.org/abs/2408.14868"
@@ -303,30 +302,19 @@ def timm_model_args(architecture: str, tag: str | None) -> dict[str, Any]:
     return {}
 
 
-def refresh_timm_pretrained_cfgs() -> int:
-    """Point timm's registered tags at the current namespace (after changing
-    ``ZEROMAMBA_HUB_NAMESPACE`` at run time; tags are generated when zeromamba is imported).
+def timm_hub_overlay(architecture: str, tag: str | None) -> dict[str, Any]:
+    """``{"hf_hub_id": repo}`` for a Hub variant's timm tag, with the namespace read now.
 
-    Returns the number of tags updated.
+    The entry points pass it to timm as ``pretrained_cfg_overlay``, so a change of
+    ``ZEROMAMBA_HUB_NAMESPACE`` after import applies to the next ``create_model``; ``{}`` for tags
+    that have no Hub repository.
     """
-    from timm.models import _registry  # noqa: PLC0415 (timm's registry is only needed here)
-
-    updated = 0
+    if not tag:
+        return {}
     for v in _REGISTRY.values():
-        if v.is_local:
-            continue
-        names = [v.timm_name]
-        default = _registry._model_default_cfgs.get(v.architecture)
-        if default is not None and default.tags and default.tags[0] == v.timm_tag:
-            names.append(v.architecture)  # the untagged alias of the default tag
-        for name in names:
-            cfg = _registry._model_pretrained_cfgs.get(name)
-            if cfg is not None:
-                cfg.hf_hub_id = v.repo_id
-                updated += 1
-        if default is not None and v.timm_tag in default.cfgs:
-            default.cfgs[v.timm_tag].hf_hub_id = v.repo_id
-    return updated
+        if v.architecture == architecture and v.timm_tag == tag and not v.is_local:
+            return {"hf_hub_id": v.repo_id}
+    return {}
 
 
 # --- the built-in variants -------------------------------------------------------------------

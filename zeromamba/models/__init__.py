@@ -1,14 +1,8 @@
 """Model definitions: the VMamba v2 backbone and ZeroMamba (registered with timm on import)."""
 
+from ..scoring import calibrated_stacking, class_scores
 from .vmamba import SS2D, VMamba, VMambaStage, VSSBlock
-from .zeromamba import (
-    SemanticFusion,
-    SemanticLocalProjection,
-    ZeroMamba,
-    ZeroMambaOutput,
-    calibrated_stacking,
-    class_scores,
-)
+from .zeromamba import SemanticFusion, SemanticLocalProjection, ZeroMamba, ZeroMambaOutput
 
 __all__ = [
     "SS2D",

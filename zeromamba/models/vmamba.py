@@ -17,14 +17,16 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from torch.utils.checkpoint import checkpoint
 
-from ..architectures import VMAMBA_ARCHITECTURES, VMAMBA_VARIANTS
-from ..ops.cross_scan import SCAN_BACKENDS, cross_selective_scan
+from ..architectures import VMAMBA_ARCHITECTURES, VMAMBA_VARIANTS, default_dt_rank
+from ..constants import IMAGENET_PREPROCESS
+from ..ops import SCAN_BACKENDS, cross_selective_scan
+from ..zoo import timm_hub_overlay, timm_pretrained_cfgs
+from ._helpers import unwrap_state_dict
 
 __all__ = ["VMamba", "SS2D", "VSSBlock", "VMambaStage", "VMAMBA_VARIANTS", "checkpoint_filter_fn"]
 
@@ -106,7 +108,7 @@ class SS2D(nn.Module):
     ):
         super().__init__()
         d_inner = int(ssm_ratio * dim)
-        self.dt_rank = math.ceil(dim / 16) if dt_rank == "auto" else int(dt_rank)
+        self.dt_rank = default_dt_rank(dim) if dt_rank == "auto" else int(dt_rank)
         self.d_state = d_state
         self.d_inner = d_inner
         self.scan_backend = scan_backend
@@ -417,14 +419,9 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VMamba) -> 
     ``module.`` prefix (DDP saves), take a ZeroMamba ``VisionMamba.`` backbone prefix off, drop the
     ZeroMamba heads, and reshape 1x1-conv weights ``(out, in, 1, 1)`` to ``(out, in)``.
     """
-    for key in ("model", "state_dict"):
-        if key in state_dict and isinstance(state_dict[key], dict):
-            state_dict = state_dict[key]
     own = model.state_dict()
     out = {}
-    for k, v in state_dict.items():
-        if k.startswith("module."):
-            k = k[len("module.") :]
+    for k, v in unwrap_state_dict(state_dict).items():
         if k.startswith("VisionMamba."):
             k = k[len("VisionMamba.") :]
         if k.startswith(("classifier2.", "clf_head")):
@@ -439,12 +436,8 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     return {
         "url": "",
         "num_classes": 1000,
-        "input_size": (3, 224, 224),
+        **IMAGENET_PREPROCESS,
         "pool_size": (7, 7),
-        "crop_pct": 0.875,
-        "interpolation": "bicubic",
-        "mean": IMAGENET_DEFAULT_MEAN,
-        "std": IMAGENET_DEFAULT_STD,
         "first_conv": "patch_embed.0",
         "classifier": "classifier.head",
         "license": "mit",
@@ -452,10 +445,8 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     }
 
 
-# the pretrained tags (vmamba_{tiny,small,base}.in1k) come from the model zoo, which points each
-# one's hf_hub_id at its Hub repository (namespace: ZEROMAMBA_HUB_NAMESPACE at import time)
-from ..zoo import timm_pretrained_cfgs  # noqa: E402
-
+# the pretrained tags (vmamba_{tiny,small,base}.in1k) come from the zoo's table; each entry point
+# re-reads the tag's Hub repository when it builds a model (the namespace may change after import)
 default_cfgs = generate_default_cfgs(
     {
         name: _cfg(**cfg)
@@ -466,6 +457,10 @@ default_cfgs = generate_default_cfgs(
 
 
 def _create_vmamba(variant: str, pretrained: bool = False, **kwargs: Any) -> VMamba:
+    tag = kwargs.get("pretrained_cfg")
+    if not isinstance(tag, str):
+        tag = default_cfgs[variant].tags[0] if variant in default_cfgs else None
+    kwargs["pretrained_cfg_overlay"] = {**timm_hub_overlay(variant, tag), **(kwargs.get("pretrained_cfg_overlay") or {})}
     return build_model_with_cfg(
         VMamba,
         variant,

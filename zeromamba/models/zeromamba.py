@@ -22,10 +22,13 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
 from ..architectures import VMAMBA_VARIANTS, ZEROMAMBA_ARCHITECTURES
+from ..constants import ZSL_PREPROCESS
+from ..scoring import calibrated_stacking, class_scores
+from ..zoo import timm_hub_overlay, timm_model_args, timm_pretrained_cfgs
+from ._helpers import unwrap_state_dict
 from .vmamba import VMamba
 from .vmamba import checkpoint_filter_fn as vmamba_filter_fn
 
@@ -36,8 +39,6 @@ __all__ = [
     "SemanticFusion",
     "OFFICIAL_PREFIXES",
     "checkpoint_filter_fn",
-    "class_scores",
-    "calibrated_stacking",
 ]
 
 # (official prefix, ours): the authors' checkpoint names -> this module's names
@@ -258,16 +259,6 @@ class ZeroMamba(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def class_scores(attributes: torch.Tensor, class_attributes: torch.Tensor) -> torch.Tensor:
-    """``(B, A) @ (C, A).T``: a class scores the dot product of its attribute row with the prediction."""
-    return attributes @ class_attributes.to(attributes.dtype).t()
-
-
-def calibrated_stacking(scores: torch.Tensor, seen: torch.Tensor, gamma: float) -> torch.Tensor:
-    """GZSL calibrated stacking: ``softmax(scores) - gamma * seen`` (gamma in probability units)."""
-    return torch.softmax(scores, dim=-1) - gamma * seen.to(scores.dtype)
-
-
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: ZeroMamba) -> dict[str, torch.Tensor]:
     """Map an official ZeroMamba state dict (or an official VMamba release) onto :class:`ZeroMamba`.
 
@@ -278,10 +269,7 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: ZeroMamba) 
       their initialisation.
     * Our own state dicts pass through unchanged.
     """
-    for key in ("model", "state_dict"):
-        if key in state_dict and isinstance(state_dict[key], dict):
-            state_dict = state_dict[key]
-    state_dict = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state_dict.items()}
+    state_dict = unwrap_state_dict(state_dict)
     if any(k.startswith(("backbone.", "slp.")) for k in state_dict):
         return dict(state_dict)
     if not any(k.startswith(("VisionMamba.", "clf_head")) for k in state_dict):
@@ -311,13 +299,8 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     return {
         "url": "",
         "num_classes": 0,
-        "input_size": (3, 448, 448),
+        **ZSL_PREPROCESS,
         "pool_size": (14, 14),
-        "crop_pct": 1.0,
-        "crop_mode": "squash",
-        "interpolation": "bilinear",
-        "mean": IMAGENET_DEFAULT_MEAN,
-        "std": IMAGENET_DEFAULT_STD,
         "first_conv": "backbone.patch_embed.0",
         "classifier": "fusion",
         "license": "mit",
@@ -325,10 +308,8 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     }
 
 
-# the pretrained tags (zeromamba_small.cub_gzsl, ...) come from the model zoo, which points each
-# one's hf_hub_id at its Hub repository (namespace: ZEROMAMBA_HUB_NAMESPACE at import time)
-from ..zoo import timm_model_args, timm_pretrained_cfgs  # noqa: E402
-
+# the pretrained tags (zeromamba_small.cub_gzsl, ...) come from the zoo's table; each entry point
+# re-reads the tag's Hub repository when it builds a model (the namespace may change after import)
 default_cfgs = generate_default_cfgs(
     {
         "zeromamba_small": _cfg(),
@@ -344,6 +325,10 @@ def _create_zeromamba(variant: str, pretrained: bool = False, **kwargs: Any) -> 
             "ZeroMamba has no features_only mode: create the backbone instead, "
             "e.g. timm.create_model('vmamba_small', features_only=True)"
         )
+    tag = kwargs.get("pretrained_cfg")
+    if not isinstance(tag, str):
+        tag = default_cfgs[variant].tags[0] if variant in default_cfgs else None
+    kwargs["pretrained_cfg_overlay"] = {**timm_hub_overlay(variant, tag), **(kwargs.get("pretrained_cfg_overlay") or {})}
     return build_model_with_cfg(
         ZeroMamba,
         variant,

@@ -1,0 +1,347 @@
+"""Class descriptions: class-attribute matrices, name lists and seen-class sets.
+
+One reader per file kind, used by the predictor, the saved format, checkpoint conversion and the
+data layer alike:
+
+* a names list (``.txt``, one name per line): :func:`read_names`;
+* a class-attribute table (CSV / TSV, the class name then one column per attribute, an optional
+  header row of attribute names): :func:`read_attribute_table`;
+* a ``.npy`` matrix, an array, a tensor or a ``{class name: vector}`` dict: :func:`load_class_attributes`,
+  which also validates and L2-normalises any of the above;
+* a seen-class set (a boolean mask, class indices or class names): :func:`seen_mask` /
+  :func:`seen_indices`.
+
+Every failure is an :class:`~zeromamba.errors.AttributeMatrixError` naming the file or the value.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import AttributeMatrixError
+
+__all__ = [
+    "AttributeTable",
+    "ClassAttributes",
+    "as_class_matrix",
+    "load_class_attributes",
+    "load_class_names",
+    "read_attribute_table",
+    "read_names",
+    "seen_indices",
+    "seen_mask",
+]
+
+ClassAttributes = Any  # array-like (C x A), Mapping[str, vector], or a path to a .csv / .npy file
+
+# "12 has_bill_shape::curved" (CUB attributes.txt) or "3. stripes": a numbered line
+_NUMBERED = re.compile(r"^\s*\d+(?:\s+|[.:]\s*)(?=\S)")
+
+
+# --- names ---------------------------------------------------------------------------------------
+
+
+def read_names(source: str | os.PathLike | Iterable[str], what: str = "names") -> list[str]:
+    """Names from an iterable, or from a text file with one name per line.
+
+    In a file, blank lines and lines starting with ``#`` are skipped, and when *every* name line
+    starts with a number (``1 has_bill_shape::curved`` in CUB's ``attributes.txt``, AwA2's
+    ``predicates.txt``) that number is dropped.
+
+    Raises:
+        AttributeMatrixError: the file is missing or unreadable (``what`` names it in the message).
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return [str(s) for s in source]
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise AttributeMatrixError(f"{what} file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise AttributeMatrixError(f"cannot read the {what} file {path}: {e}") from None
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if lines and all(_NUMBERED.match(ln) for ln in lines):
+        lines = [_NUMBERED.sub("", ln, count=1).strip() for ln in lines]
+    return lines
+
+
+def load_class_names(source: str | os.PathLike | Iterable[str]) -> list[str]:
+    """Class names from a text file (see :func:`read_names`) or an iterable."""
+    return read_names(source, "class names")
+
+
+# --- class-attribute tables ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttributeTable:
+    """A class-attribute table as read from a file.
+
+    Attributes:
+        class_names: the first column, one name per row.
+        attribute_names: the header's attribute columns, or ``None`` for a file without a header.
+        values: ``(C, A)`` float64 values.
+        path: the file it came from.
+    """
+
+    class_names: list[str]
+    attribute_names: list[str] | None
+    values: np.ndarray
+    path: str
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def read_attribute_table(path: str | os.PathLike, *, require_header: bool = False) -> AttributeTable:
+    """Read a class-attribute CSV: ``class,<attribute 1>,...`` then one row per class.
+
+    ``,``, ``;`` and tab separators are recognised; blank lines and lines starting with ``#`` are
+    skipped. A first row whose value cells are not all numbers is the header (its first cell, e.g.
+    ``class``, is ignored).
+
+    Raises:
+        AttributeMatrixError: missing or unreadable file, no rows, a header required but absent,
+            rows of unequal width, values that are not finite numbers, or duplicate class names.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AttributeMatrixError(f"class-attribute file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise AttributeMatrixError(f"cannot read the class-attribute file {path}: {e}") from None
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise AttributeMatrixError(f"class-attribute file {path} has no rows; it needs one row per class")
+    try:
+        dialect: Any = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    rows = [[c.strip() for c in r] for r in csv.reader(io.StringIO("\n".join(lines)), dialect)]
+    header = None
+    if len(rows[0]) > 1 and not all(_is_number(c) for c in rows[0][1:]):
+        header, rows = rows[0][1:], rows[1:]
+    if require_header and header is None:
+        raise AttributeMatrixError(f"{path}: needs a header row 'class,<attribute>,...' naming the attributes")
+    if not rows:
+        raise AttributeMatrixError(f"class-attribute file {path} has a header but no class rows")
+    width = len(header) if header is not None else len(rows[0]) - 1
+    if width < 1:
+        raise AttributeMatrixError(f"{path}: each row needs a class name and at least one attribute value")
+    names, values = [], []
+    for n, row in enumerate(rows, start=2 if header is not None else 1):
+        if len(row) - 1 != width:
+            raise AttributeMatrixError(
+                f"{path}, row {n}: {len(row) - 1} values, expected {width} (one column per attribute after the "
+                "class name)"
+            )
+        try:
+            values.append([float(c) for c in row[1:]])
+        except ValueError:
+            raise AttributeMatrixError(f"{path}, row {n}: a value that is not a number: {row[1:]}") from None
+        names.append(row[0])
+    matrix = np.asarray(values, dtype=np.float64).reshape(len(values), width)
+    if not np.all(np.isfinite(matrix)):
+        raise AttributeMatrixError(f"{path}: attribute values contain NaN or inf")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise AttributeMatrixError(f"{path}: duplicate class rows: {', '.join(dup[:5])}")
+    return AttributeTable(names, header, matrix, str(path))
+
+
+# --- matrices ------------------------------------------------------------------------------------
+
+
+def as_class_matrix(matrix: Any, what: str = "class_attributes") -> torch.Tensor:
+    """A non-empty, finite ``(C, A)`` float32 CPU tensor from an array-like (not normalised)."""
+    t = matrix if isinstance(matrix, torch.Tensor) else torch.as_tensor(np.asarray(matrix, dtype=np.float64))
+    t = t.detach().to("cpu", torch.float32)
+    if t.dim() != 2 or t.shape[0] == 0 or t.shape[1] == 0:
+        raise AttributeMatrixError(
+            f"{what} must be a non-empty 2-D (classes x attributes) matrix (got shape {tuple(t.shape)})"
+        )
+    if not torch.isfinite(t).all():
+        raise AttributeMatrixError(f"{what} holds NaN or inf values")
+    return t.contiguous()
+
+
+def _matrix_from_mapping(source: Mapping[Any, Any]) -> tuple[np.ndarray, list[str]]:
+    if not source:
+        raise AttributeMatrixError("the attribute dict is empty; it needs one entry per class")
+    rows = []
+    for k, v in source.items():
+        row = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+        if row.ndim != 1:
+            raise AttributeMatrixError(f"class {k!r}: expected a vector of attribute values, got shape {row.shape}")
+        rows.append(row)
+    if len({r.shape for r in rows}) > 1:
+        lengths = sorted({len(r) for r in rows})
+        raise AttributeMatrixError(f"the attribute vectors have different lengths {lengths}; give each class all of them")
+    return np.stack(rows), [str(k) for k in source]
+
+
+def _matrix_from_file(path: Path, attribute_names: Sequence[str] | None) -> tuple[np.ndarray, list[str] | None]:
+    if not path.is_file():
+        raise AttributeMatrixError(f"attribute file not found: {path}; pass a .csv or .npy file")
+    if path.suffix.lower() == ".npy":
+        try:
+            return np.load(path, allow_pickle=False), None
+        except (OSError, ValueError) as e:
+            raise AttributeMatrixError(f"cannot read {path} as a numeric .npy array: {e}") from None
+    table = read_attribute_table(path)
+    matrix, header = table.values, table.attribute_names
+    # columns named like the model's attributes are matched by name, so their order may differ
+    if header is not None and attribute_names is not None and list(header) != list(attribute_names):
+        if len(set(header)) == len(header) and set(header) == set(attribute_names):
+            matrix = matrix[:, [header.index(a) for a in attribute_names]]
+    return matrix, table.class_names
+
+
+def load_class_attributes(
+    source: ClassAttributes,
+    num_attributes: int | None = None,
+    *,
+    class_names: Sequence[str] | str | os.PathLike | None = None,
+    attribute_names: Sequence[str] | None = None,
+    normalize: bool = True,
+) -> tuple[torch.Tensor, list[str] | None]:
+    """Read and validate a class-attribute matrix; returns ``(C x A float32 tensor, names or None)``.
+
+    ``source`` may be:
+
+    * a ``C x A`` numpy array, torch tensor or nested list (row ``i`` describes class ``i``);
+    * a dict ``{class name: vector of A values}``;
+    * a ``.npy`` file (a ``C x A`` array, loaded without pickle);
+    * a CSV file (see :func:`read_attribute_table`). When its header names are exactly the model's
+      ``attribute_names`` in another order, columns are matched by name. Example::
+
+          class,has_stripes,has_hooves,is_black
+          zebra,1,1,0.5
+          horse,0,1,0.2
+
+    ``class_names`` (a list or a text file, one name per line), when given, replace the names the
+    matrix came with. Rows are L2-normalised unless ``normalize=False``, as in the xlsa17 ``att``
+    matrices the published models were trained with: only a row's direction matters.
+
+    Raises:
+        AttributeMatrixError: unreadable file, not two-dimensional, no rows, a column count other
+            than ``num_attributes``, NaN or inf values, an all-zero row, or names whose count does
+            not match the rows.
+    """
+    names: list[str] | None = None
+    if isinstance(source, (str, os.PathLike)):
+        matrix, names = _matrix_from_file(Path(source), attribute_names)
+    elif isinstance(source, Mapping):
+        matrix, names = _matrix_from_mapping(source)
+    elif isinstance(source, torch.Tensor):
+        matrix = source.detach().cpu().float().numpy()
+    else:
+        try:
+            matrix = np.asarray(source)
+        except (TypeError, ValueError) as e:
+            raise AttributeMatrixError(f"cannot read the class-attribute matrix: {e}") from e
+    if not (np.issubdtype(matrix.dtype, np.number) or matrix.dtype == np.bool_):
+        raise AttributeMatrixError(f"the class-attribute matrix must be numeric, got dtype {matrix.dtype}")
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.ndim != 2:
+        raise AttributeMatrixError(
+            f"the class-attribute matrix must be 2-D (classes x attributes), got shape {matrix.shape}"
+            + ("; for one class use a 1 x A matrix" if matrix.ndim == 1 else "")
+        )
+    if matrix.shape[0] == 0:
+        raise AttributeMatrixError("the class-attribute matrix has no rows; it needs one row per class")
+    if num_attributes is not None and matrix.shape[1] != num_attributes:
+        hint = " (it looks transposed: rows must be classes)" if matrix.shape[0] == num_attributes else ""
+        raise AttributeMatrixError(
+            f"the class-attribute matrix has {matrix.shape[1]} columns but the model predicts {num_attributes} "
+            f"attributes{hint}; give one row per class with the model's {num_attributes} attributes in its order"
+        )
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        r, c = map(int, np.argwhere(bad)[0])
+        raise AttributeMatrixError(
+            f"the class-attribute matrix has {int(bad.sum())} NaN or inf values (first at row {r}, column {c}); "
+            "fill in every value"
+        )
+    norms = np.linalg.norm(matrix, axis=1)
+    if (norms == 0).any():
+        r = int(np.argmax(norms == 0))
+        who = f" ({names[r]!r})" if names else ""
+        raise AttributeMatrixError(f"row {r}{who} of the class-attribute matrix is all zeros; a class needs attributes")
+    if class_names is not None:
+        names = load_class_names(class_names)
+    if names is not None and len(names) != matrix.shape[0]:
+        raise AttributeMatrixError(
+            f"{len(names)} class names for {matrix.shape[0]} rows of the class-attribute matrix; give one name per row"
+        )
+    if normalize:
+        matrix = matrix / norms[:, None]
+    return torch.from_numpy(matrix.astype(np.float32)), names
+
+
+# --- seen classes --------------------------------------------------------------------------------
+
+
+def seen_mask(seen: Any, num_classes: int, class_names: Sequence[str] | None = None) -> torch.Tensor | None:
+    """A boolean mask over ``num_classes`` classes from a mask, class indices or class names.
+
+    Raises:
+        AttributeMatrixError: a mask of the wrong length, indices out of range, unknown names, or
+            names given for classes that have none.
+    """
+    if seen is None:
+        return None
+    if isinstance(seen, torch.Tensor):
+        seen = seen.detach().cpu().numpy()
+    items = list(seen) if not isinstance(seen, np.ndarray) else None
+    if items is not None and items and all(isinstance(s, str) for s in items):
+        if class_names is None:
+            raise AttributeMatrixError("seen classes given by name, but the classes have no names; pass indices")
+        lookup = {n: i for i, n in enumerate(class_names)}
+        missing = [s for s in items if s not in lookup]
+        if missing:
+            raise AttributeMatrixError(f"seen classes not among the class names: {missing[:5]}")
+        seen = [lookup[s] for s in items]
+    arr = np.asarray(seen)
+    if arr.dtype == np.bool_:
+        if arr.ndim != 1 or arr.shape[0] != num_classes:
+            raise AttributeMatrixError(
+                f"the seen mask has shape {arr.shape} but there are {num_classes} classes; give one boolean per class "
+                "or a list of seen class indices"
+            )
+        return torch.from_numpy(arr.copy())
+    if arr.size == 0:
+        return torch.zeros(num_classes, dtype=torch.bool)
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise AttributeMatrixError(
+            "seen must be a boolean mask over the classes or a list of class indices, "
+            f"got {arr.dtype} of shape {arr.shape}"
+        )
+    if arr.min() < 0 or arr.max() >= num_classes:
+        raise AttributeMatrixError(f"seen class indices must be in 0..{num_classes - 1}, got {arr.min()}..{arr.max()}")
+    mask = torch.zeros(num_classes, dtype=torch.bool)
+    mask[torch.from_numpy(arr.astype(np.int64))] = True
+    return mask
+
+
+def seen_indices(seen: Any, num_classes: int, class_names: Sequence[str] | None = None) -> list[int] | None:
+    """The sorted seen class indices (see :func:`seen_mask` for what ``seen`` may be)."""
+    mask = seen_mask(seen, num_classes, class_names)
+    return None if mask is None else torch.nonzero(mask).flatten().tolist()

@@ -1,0 +1,59 @@
+"""State-dict handling shared by the model files, the saved format and the checkpoint readers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..errors import CheckpointError
+
+__all__ = ["load_state_dict_strict", "unwrap_state_dict"]
+
+# containers trainers wrap a state dict in (timm / DeiT / VMamba release files use "model")
+_WRAPPER_KEYS = ("model", "state_dict")
+
+
+def unwrap_state_dict(obj: Any) -> Any:
+    """``{"model": sd}`` / ``{"state_dict": sd}`` -> ``sd`` with DDP's ``module.`` prefix removed.
+
+    Anything that is not such a mapping is returned unchanged (the caller decides whether it is a
+    state dict).
+    """
+    if not isinstance(obj, Mapping):
+        return obj
+    for key in _WRAPPER_KEYS:
+        if key in obj and isinstance(obj[key], Mapping):
+            obj = obj[key]
+            break
+    return {(k[len("module.") :] if isinstance(k, str) and k.startswith("module.") else k): v for k, v in obj.items()}
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` whose error names every missing key, unexpected key and
+    shape mismatch.
+
+    Raises:
+        CheckpointError: the state dict does not fit ``model`` exactly.
+    """
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    mismatched = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)
+    ]
+    if missing or unexpected or mismatched:
+        lines = [f"{source} does not fit {type(model).__name__}:"]
+        for what, keys in (("missing", missing), ("unexpected", unexpected)):
+            if keys:
+                more = " ..." if len(keys) > 20 else ""
+                lines.append(f"  {what} ({len(keys)}): " + ", ".join(keys[:20]) + more)
+        if mismatched:
+            lines.append(f"  shape mismatch ({len(mismatched)}): " + "; ".join(mismatched[:20]))
+        lines.append("Pass the matching architecture arguments (embed_dim, depths, d_state, ssm_ratio, ...).")
+        raise CheckpointError("\n".join(lines))
+    model.load_state_dict(state_dict, strict=True)

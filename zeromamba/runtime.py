@@ -1,0 +1,170 @@
+"""Where and how computation runs: devices, dtypes, mixed precision and the process group.
+
+One place for what prediction, training and evaluation all decide: which device ``"auto"``
+means (this rank's GPU under ``torchrun``), how dtype names are read, which autocast dtype AMP
+uses, and how a ``torchrun`` process group is joined (NCCL on CUDA, gloo on CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from .errors import ConfigError
+
+__all__ = [
+    "DistEnv",
+    "amp_dtype",
+    "autocast",
+    "collective_device",
+    "parse_dtype",
+    "resolve_device",
+    "setup_distributed",
+    "unwrap_model",
+    "world_and_rank",
+]
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None``/``"auto"``: this rank's GPU under torchrun (``LOCAL_RANK``), else ``cuda``, else CPU."""
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """A floating-point dtype from a :class:`torch.dtype` or a name (``"bfloat16"``, ``"bf16"``,
+    ``"torch.float16"``, ``"fp32"`` ...).
+
+    Raises:
+        ConfigError: an unknown name or a non-floating-point dtype.
+    """
+    if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise ConfigError(f"dtype must be a floating point type, got {dtype}")
+        return dtype
+    key = str(dtype).lower().removeprefix("torch.")
+    if key not in _DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
+    return _DTYPES[key]
+
+
+def amp_dtype(amp: str | bool | None, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: ``auto`` is bfloat16 (or float16 where bf16 is missing) on CUDA and off on CPU."""
+    if amp in (None, False, "off", "none", "fp32", "float32") or device.type != "cuda":
+        return None
+    if amp in ("bf16", "bfloat16"):
+        return torch.bfloat16
+    if amp in ("fp16", "float16"):
+        return torch.float16
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """``torch.autocast`` when ``dtype`` is set, a no-op otherwise."""
+    if dtype is None:
+        yield
+    else:
+        with torch.autocast(device.type, dtype=dtype):
+            yield
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module inside a ``DistributedDataParallel`` (or ``DataParallel``) wrapper."""
+    inner = getattr(model, "module", None)
+    return inner if isinstance(inner, nn.Module) else model
+
+
+def world_and_rank() -> tuple[int, int]:
+    """``(world size, rank)`` of the initialised process group, ``(1, 0)`` without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
+def collective_device(device: torch.device) -> torch.device:
+    """Where tensors of a collective must live: on the GPU for NCCL, on the CPU for gloo."""
+    return device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+@dataclass
+class DistEnv:
+    """This process's place in the run: ``world`` processes, this one ``rank``, on ``device``.
+
+    ``owns_group`` is true when :func:`setup_distributed` created the process group (and so must
+    destroy it).
+    """
+
+    world: int
+    rank: int
+    device: torch.device
+    owns_group: bool = False
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def all_sum(self, values: list[float]) -> list[float]:
+        """Element-wise sum of ``values`` over every rank."""
+        if self.world == 1:
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=collective_device(self.device))
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def all_true(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on every rank."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=collective_device(self.device))
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return bool(t.item())
+
+    def close(self) -> None:
+        """Destroy the process group if this environment created it."""
+        if self.owns_group:
+            dist.destroy_process_group()
+            self.owns_group = False
+
+
+def setup_distributed(device: str | torch.device | None = "auto") -> DistEnv:
+    """Join the process group torchrun describes (``WORLD_SIZE``/``RANK``/``LOCAL_RANK``).
+
+    NCCL on CUDA, gloo on CPU; a group that already exists is joined as it is. Without
+    ``WORLD_SIZE`` > 1 this is a one-process environment on ``device``.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    dev = resolve_device(device)
+    if world <= 1:
+        return DistEnv(1, 0, dev, False)
+    owns = False
+    if not dist.is_initialized():
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        owns = True
+    return DistEnv(dist.get_world_size(), dist.get_rank(), dev, owns)
