@@ -18,10 +18,7 @@ Python: :func:`run_demo` returns the same information as a dict (what ``--json``
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,7 +36,6 @@ __all__ = [
     "DEMO_MODEL",
     "demo_images",
     "parse_attribute_words",
-    "register_cli",
     "run_demo",
 ]
 
@@ -110,7 +106,7 @@ def run_demo(
         "correct"}], "accuracy", "explanation": path, "explanation_size": [w, h],
         "defined": {...}, "seconds"}``.
     """
-    from . import from_pretrained
+    from .factory import from_pretrained
     from .data.shapes import SHAPES_ATTRIBUTES, render_shape
 
     t0 = time.perf_counter()
@@ -183,72 +179,3 @@ def _groups() -> tuple[tuple[str, ...], ...]:
     from .data.shapes import COLOURS, FILLS, SHAPES
 
     return COLOURS, FILLS, SHAPES
-
-
-def _print_report(r: dict[str, Any]) -> None:
-    print(
-        f"zeromamba demo: model {r['model']!r}{' (embedded, offline)' if r['model'] == DEMO_MODEL else ''}, "
-        f"{r['num_classes']} classes "
-        f"({r['num_seen']} seen, {r['num_classes'] - r['num_seen']} unseen), "
-        f"GZSL calibrated stacking with gamma {r['gamma']:g}\n"
-    )
-    print("Images of UNSEEN classes (never shown in training):")
-    header = ("#", "true class", "prediction", "prob", "")
-    table = [header] + [
-        (str(i + 1), x["true"], x["predicted"], f"{x['probability']:.2f}", "ok" if x["correct"] else "WRONG")
-        for i, x in enumerate(r["images"])
-    ]
-    widths = [max(len(row[c]) for row in table) for c in range(len(header))]
-    for k, row in enumerate(table):
-        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-        if k == 0:
-            print("  " + "  ".join("-" * w for w in widths))
-    correct = sum(x["correct"] for x in r["images"])
-    print(f"  {correct} of {len(r['images'])} correct\n")
-    e = r["explained"]
-    print(
-        f"Explanation of image 1 ({e['true']}): attention maps of {', '.join(e['attributes'])}\n"
-        f"  written to {r['explanation']}\n"
-    )
-    d = r["defined"]
-    attrs = " + ".join(d["attributes"])
-    novelty = "a combination never shown in training" if not d["seen_in_training"] else "a training class"
-    print(f"A class defined on the spot by its attributes ({attrs}; {novelty}),")
-    print(f"added to the {d['candidates'] - 1} seen classes; an image drawn for it is classified as:")
-    verdict = "recognised" if d["recognised"] else "NOT recognised"
-    print(f"  {d['predicted']}  (p = {d['probability']:.2f})  -> {verdict}")
-    print(f"  runner-up: {', '.join(d['top3'][1:])}")
-    print(f"\ndone in {r['seconds']:.1f} s")
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``zeromamba demo``."""
-    p = subparsers.add_parser(
-        "demo",
-        help="zero-shot classification of unseen classes with the embedded shapes model (offline)",
-        description="Classify generated images of classes the embedded model never saw in training, write an "
-        "explanation PNG, and recognise a class defined on the spot by its attributes. No network, no download.",
-    )
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed of the images (default {DEFAULT_SEED})")
-    p.add_argument("--n", type=int, default=6, help="how many images of unseen classes (default 6)")
-    p.add_argument(
-        "--out",
-        help=f"explanation PNG (default ./{DEFAULT_OUT}, or the temporary folder when . is not writable)",
-    )
-    p.add_argument(
-        "--define",
-        default=DEFAULT_DEFINE,
-        help=f"the class to define by its attributes: a colour, a fill and a shape (default {DEFAULT_DEFINE!r})",
-    )
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.set_defaults(func=_cli_demo)
-
-
-def _cli_demo(args: argparse.Namespace) -> int:
-    result = run_demo(seed=args.seed, n=args.n, out=args.out, define=args.define)
-    if args.json:
-        json.dump(result, sys.stdout, indent=2)
-        print()
-    else:
-        _print_report(result)
-    return 0

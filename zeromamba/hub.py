@@ -34,7 +34,7 @@ import re
 import string
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,7 @@ import torch.nn as nn
 
 from . import zoo
 from .architectures import VMAMBA_ARCHITECTURES, ZEROMAMBA_ARCHITECTURES, architecture_for
+from .constants import PREPROCESS_KEYS
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -99,7 +100,6 @@ _IMAGENET_PREPROCESS = dict(
     mean=zoo.IMAGENET_MEAN,
     std=zoo.IMAGENET_STD,
 )
-_PREPROCESS_KEYS = ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -287,7 +287,7 @@ def save_pretrained(
     """
     import safetensors.torch
 
-    from . import __version__
+    from .version import __version__
     from .models import ZeroMamba
 
     obj = predictor_or_model
@@ -315,9 +315,9 @@ def save_pretrained(
     # the preprocessing, in timm's pretrained_cfg vocabulary
     base = dict(_ZSL_PREPROCESS if is_zsl else _IMAGENET_PREPROCESS)
     if variant is not None:
-        base.update({k: v for k, v in variant.pretrained_cfg().items() if k in _PREPROCESS_KEYS})
+        base.update({k: v for k, v in variant.pretrained_cfg().items() if k in PREPROCESS_KEYS})
     if preprocess:
-        base.update({k: v for k, v in dict(preprocess).items() if k in _PREPROCESS_KEYS and v is not None})
+        base.update({k: v for k, v in dict(preprocess).items() if k in PREPROCESS_KEYS and v is not None})
     h, w = int(base["input_size"][-2]), int(base["input_size"][-1])
     pretrained_cfg: dict[str, Any] = dict(
         input_size=[int(model_args.get("in_chans", 3)), h, w],
@@ -463,7 +463,7 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     except ValueError:
         raise ConfigError(f"{str(path)!r}: zeromamba_format {version!r} is not a version number") from None
     if major != FORMAT_VERSION:
-        from . import __version__
+        from .version import __version__
 
         newer = major > FORMAT_VERSION
         raise ConfigError(
@@ -516,7 +516,7 @@ def _build_model(cfg: Mapping[str, Any], source: str) -> nn.Module:
 
 def _load_folder(folder: Path, source: str) -> tuple[dict[str, Any], nn.Module, torch.Tensor | None]:
     """Read a complete model folder: config, weights (strictly), class-attribute matrix."""
-    from .official import load_state_dict_strict
+    from .models._helpers import load_state_dict_strict
 
     cfg = read_config(folder / CONFIG_NAME)
     state = _load_safetensors(folder / WEIGHTS_NAME, source)
@@ -643,7 +643,7 @@ def _download(
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HFValidationError
 
-    from . import __version__
+    from .version import __version__
 
     try:
         return Path(
@@ -732,15 +732,48 @@ def resolve_model_dir(
     return folder, source
 
 
-def _fetch_and_load(
+@dataclass
+class LoadedModel:
+    """A model folder as loaded: its ``config`` (``config.json``), the ``model`` (eval mode), the
+    ``class_attributes`` matrix (``None`` when the folder has none) and a description of the ``source``."""
+
+    config: dict[str, Any]
+    model: nn.Module
+    class_attributes: torch.Tensor | None
+    source: str
+
+    @property
+    def gamma(self) -> float:
+        """The calibrated-stacking gamma saved with the model (0 when none was)."""
+        return float(self.config.get("gamma") or 0.0)
+
+    @property
+    def preprocess(self) -> dict[str, Any]:
+        """The saved preprocessing (``input_size``, ``mean``, ``std``, ...), as tuples."""
+        pc = self.config.get("pretrained_cfg", {})
+        return {k: tuple(pc[k]) if isinstance(pc[k], list) else pc[k] for k in PREPROCESS_KEYS if k in pc}
+
+    @property
+    def seen(self) -> torch.Tensor | None:
+        """A boolean mask of the seen classes, or ``None``."""
+        if self.config.get("seen_classes") is None or self.class_attributes is None:
+            return None
+        mask = torch.zeros(self.class_attributes.shape[0], dtype=torch.bool)
+        mask[torch.as_tensor(self.config["seen_classes"], dtype=torch.long)] = True
+        return mask
+
+
+def load_pretrained(
     name_or_repo_or_dir: str | os.PathLike,
-    revision: str | None,
-    cache_dir: str | os.PathLike | None,
-    force_download: bool,
-    local_files_only: bool,
-    token: str | bool | None,
-) -> tuple[dict[str, Any], nn.Module, torch.Tensor | None]:
-    """Resolve a name to a model folder (downloading it if needed) and load config, model, classes."""
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    force_download: bool = False,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> LoadedModel:
+    """Resolve a zoo name, Hub repository or folder (downloading if needed) and load it: config,
+    model (strictly, eval mode) and class-attribute matrix."""
     folder, source = resolve_model_dir(
         name_or_repo_or_dir,
         revision=revision,
@@ -749,7 +782,8 @@ def _fetch_and_load(
         local_files_only=local_files_only,
         token=token,
     )
-    return _load_folder(folder, source)
+    cfg, model, matrix = _load_folder(folder, source)
+    return LoadedModel(cfg, model, matrix, source)
 
 
 def load_model(
@@ -764,69 +798,20 @@ def load_model(
     token: str | bool | None = None,
 ) -> nn.Module:
     """The bare model (``ZeroMamba`` or ``VMamba``, eval mode) of a zoo name, Hub repository or folder."""
-    _, model, _ = _fetch_and_load(name_or_repo_or_dir, revision, cache_dir, force_download, local_files_only, token)
+    model = load_pretrained(
+        name_or_repo_or_dir,
+        revision=revision,
+        cache_dir=cache_dir,
+        force_download=force_download,
+        local_files_only=local_files_only,
+        token=token,
+    ).model
     if isinstance(dtype, str):
         resolved = getattr(torch, dtype.removeprefix("torch."), None)
         if not isinstance(resolved, torch.dtype):
             raise ConfigError(f"unknown dtype {dtype!r} (e.g. 'float32', 'bfloat16')")
         dtype = resolved
     return model.to(device=device, dtype=dtype)
-
-
-def from_pretrained(
-    name_or_repo_or_dir: str | os.PathLike,
-    *,
-    revision: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    device: str | torch.device | None = None,
-    dtype: torch.dtype | str | None = None,
-    force_download: bool = False,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
-) -> Predictor:
-    """A ready :class:`~zeromamba.predictor.Predictor` for a zoo name, Hub repository or local folder.
-
-    Args:
-        name_or_repo_or_dir: ``"cub-gzsl"`` (see :func:`zeromamba.list_pretrained`),
-            ``"hf-hub:owner/repo"`` (optionally ``@revision``), ``"owner/repo"``, or a folder
-            written by :func:`save_pretrained`.
-        revision: branch, tag or commit of a Hub repository (default ``main``).
-        cache_dir: the Hugging Face cache to use (default: huggingface_hub's).
-        device, dtype: where the predictor runs (``dtype`` may be a name such as ``"bfloat16"``).
-        force_download: download again even if cached (e.g. after a corrupt download).
-        local_files_only: never touch the network (like ``HF_HUB_OFFLINE=1``).
-        token: Hub token (default: huggingface_hub's, e.g. from ``hf auth login``).
-
-    Raises:
-        UnknownModelError: not a zoo name, repository id or folder (close names are suggested).
-        ModelNotAvailableError: no network and not cached; no such repository, revision or file.
-        CheckpointError: corrupt or truncated safetensors, or weights that do not fit the config.
-        ConfigError: a config.json this release does not understand.
-
-    An ImageNet backbone (``vmamba-small``) gives a predictor that ranks its 1000 logits.
-    """
-    from .predictor import Predictor
-
-    cfg, model, matrix = _fetch_and_load(
-        name_or_repo_or_dir, revision, cache_dir, force_download, local_files_only, token
-    )
-    pc = cfg.get("pretrained_cfg", {})
-    preprocess = {k: tuple(pc[k]) if isinstance(pc.get(k), list) else pc[k] for k in _PREPROCESS_KEYS if k in pc}
-    seen = None
-    if cfg.get("seen_classes") is not None and matrix is not None:
-        seen = torch.zeros(matrix.shape[0], dtype=torch.bool)
-        seen[torch.as_tensor(cfg["seen_classes"], dtype=torch.long)] = True
-    return Predictor(
-        model,
-        class_attributes=matrix,
-        class_names=cfg.get("class_names"),
-        seen=seen,
-        gamma=float(cfg.get("gamma") or 0.0),
-        attribute_names=cfg.get("attribute_names"),
-        preprocess=preprocess,
-        device=device,
-        dtype=dtype,
-    )
 
 
 # --- converting the authors' files ----------------------------------------------------------
@@ -1269,116 +1254,3 @@ def push_to_hub(
         commit_message=commit_message or f"Upload {cfg['architecture']} (zeromamba format {FORMAT_VERSION})",
     )
     return str(getattr(info, "commit_url", info))
-
-
-# --- command line ----------------------------------------------------------------------------
-
-
-def _cmd_list(args: argparse.Namespace) -> int:
-    variants = zoo.list_pretrained(task=args.task)
-    if args.json:
-        print(json.dumps([v.to_dict() for v in variants], indent=2))
-        return 0
-    rows = [("name", "timm name", "task", "dataset", "gamma", "authors' reported %", "repository")]
-    for v in variants:
-        metrics = ", ".join(f"{k}={x:.1f}" for k, x in v.authors_metrics.items())
-        gamma = "" if v.gamma is None else f"{v.gamma:g}"
-        rows.append((v.name, v.timm_name, v.task, v.dataset, gamma, metrics, v.repo_id))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for i, r in enumerate(rows):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-    print(
-        "\nMetrics are the authors' published figures for the checkpoints these weights are converted from. "
-        "Variants shipped inside the package (no repository needed) were trained by this project: "
-        "see MODEL_CARD.md for what we measured."
-    )
-    return 0
-
-
-def _parse_seen(value: str | None) -> list[int] | None:
-    if value is None:
-        return None
-    if os.path.isfile(value):
-        value = Path(value).read_text(encoding="utf-8")
-    try:
-        return [int(x) for x in re.split(r"[\s,]+", value.strip()) if x]
-    except ValueError:
-        raise DataError(f"--seen must be class indices separated by commas or whitespace (got {value!r})") from None
-
-
-def _cmd_convert(args: argparse.Namespace) -> int:
-    out = convert_official(
-        args.checkpoint,
-        args.out,
-        variant=args.variant,
-        att_splits=args.att_splits,
-        res101=args.res101,
-        seen_classes=_parse_seen(args.seen),
-        class_names=args.class_names,
-        attribute_names=args.attribute_names,
-        gamma=args.gamma,
-        dataset=args.dataset,
-        model_card=not args.no_card,
-    )
-    cfg = read_config(out)
-    if args.verify:
-        diff = verify_conversion(args.checkpoint, out)
-        print(f"verified: the outputs equal the original checkpoint's (max difference {diff:.3g})")
-    print(f"wrote {out} ({cfg['architecture']}, {', '.join(sorted(p.name for p in out.iterdir()))})")
-    return 0
-
-
-def _cmd_push(args: argparse.Namespace) -> int:
-    from huggingface_hub.errors import HfHubHTTPError
-
-    try:
-        url = push_to_hub(
-            args.folder, args.repo_id, token=args.token, private=args.private, commit_message=args.message
-        )
-    except (HfHubHTTPError, OSError) as e:
-        if isinstance(e, ZeroMambaError):
-            raise
-        raise ModelNotAvailableError(f"upload to {args.repo_id!r} failed: {e}") from None
-    print(url)
-    return 0
-
-
-def register_cli(subparsers: Any) -> None:
-    """Add ``list``, ``convert`` and ``push`` to the ``zeromamba`` command."""
-    p = subparsers.add_parser("list", help="list the pretrained variants (zoo)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--task", choices=zoo.TASKS, help="only variants of this task")
-    p.set_defaults(func=_cmd_list)
-
-    p = subparsers.add_parser(
-        "convert",
-        help="convert an authors' ZeroMamba or VMamba checkpoint into a model folder",
-        description=(
-            "Convert an authors' checkpoint (ZeroMamba {DATASET}_best{CZSL,GZSL}.pth, or a VMamba v2 ImageNet "
-            "release file) into a folder of model.safetensors + config.json + README.md that "
-            "zeromamba.from_pretrained, timm and the Hub load."
-        ),
-    )
-    p.add_argument("checkpoint", help="the authors' .pth file")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--variant", help="the zoo variant it is the source of (e.g. cub-gzsl, vmamba-small)")
-    p.add_argument("--att-splits", help="xlsa17 att_splits.mat (class attributes, class names)")
-    p.add_argument("--res101", help="xlsa17 res101.mat (labels: the seen classes are those of trainval_loc)")
-    p.add_argument("--seen", help="seen class indices (0-based, comma-separated, or a file) instead of --res101")
-    p.add_argument("--class-names", help="text file, one class name per line (overrides allclasses_names)")
-    p.add_argument("--attribute-names", help="text file, one attribute name per line (e.g. CUB attributes.txt)")
-    p.add_argument("--gamma", type=float, help="calibrated-stacking gamma (default: the variant's)")
-    p.add_argument("--dataset", help="dataset name for the config and model card")
-    p.add_argument("--no-card", action="store_true", help="do not write README.md")
-    p.add_argument("--verify", action="store_true", help="check the folder reproduces the checkpoint's outputs")
-    p.set_defaults(func=_cmd_convert)
-
-    p = subparsers.add_parser("push", help="upload a model folder to the Hugging Face Hub")
-    p.add_argument("folder", help="a folder written by `zeromamba convert` or save_pretrained")
-    p.add_argument("repo_id", help="owner/name")
-    p.add_argument("--private", action="store_true", help="create the repository as private")
-    p.add_argument("--token", help="Hub token (default: HF_TOKEN or `hf auth login`)")
-    p.add_argument("--message", help="commit message")
-    p.set_defaults(func=_cmd_push)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .models.zeromamba import calibrated_stacking
+from .scoring import calibrated_stacking
 
 __all__ = [
     "SeenUnseenCurve",

@@ -17,13 +17,15 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .architectures import default_dt_rank
 from .errors import CheckpointError
+from .models._helpers import load_state_dict_strict, unwrap_state_dict
 from .models.vmamba import VMamba
 from .models.vmamba import checkpoint_filter_fn as vmamba_filter_fn
 from .models.zeromamba import ZeroMamba
 from .models.zeromamba import checkpoint_filter_fn as zeromamba_filter_fn
 
-__all__ = ["load_official", "read_official_state_dict", "infer_architecture", "load_state_dict_strict"]
+__all__ = ["load_official", "read_official_state_dict", "infer_architecture"]
 
 
 def _refused_global(message: str) -> str:
@@ -52,15 +54,10 @@ def read_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
         ) from None
     except Exception as e:  # truncated zip, not a torch file, ...
         raise CheckpointError(f"cannot read {path!r} as a PyTorch checkpoint: {e}") from None
-    if isinstance(obj, Mapping):
-        for key in ("model", "state_dict"):
-            if key in obj and isinstance(obj[key], Mapping):
-                obj = obj[key]
-                break
+    obj = unwrap_state_dict(obj)
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path!r} does not hold a state dict (a mapping of names to tensors)")
-    sd = {str(k): v for k, v in obj.items()}
-    return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in sd.items()}
+    return {str(k): v for k, v in obj.items()}
 
 
 def infer_architecture(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
@@ -91,7 +88,7 @@ def infer_architecture(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]
         mlp_ratio=mlp_hidden / embed_dim,
         ssm_conv_bias=(first + "conv2d.bias") in state_dict,
     )
-    if -(-embed_dim // 16) != dt_rank:
+    if default_dt_rank(embed_dim) != dt_rank:
         args["dt_rank"] = int(dt_rank)
     if prefix:
         args["num_attributes"] = int(state_dict[prefix + "classifier2.V"].shape[0])
@@ -102,29 +99,6 @@ def infer_architecture(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]
     else:
         args["num_classes"] = int(num_imagenet)
     return args
-
-
-def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
-    """``load_state_dict`` that names every missing key, unexpected key and shape mismatch."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    mismatched = [
-        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)
-    ]
-    if missing or unexpected or mismatched:
-        lines = [f"{source} does not fit {type(model).__name__}:"]
-        for what, keys in (("missing", missing), ("unexpected", unexpected)):
-            if keys:
-                more = " ..." if len(keys) > 20 else ""
-                lines.append(f"  {what} ({len(keys)}): " + ", ".join(keys[:20]) + more)
-        if mismatched:
-            lines.append(f"  shape mismatch ({len(mismatched)}): " + "; ".join(mismatched[:20]))
-        lines.append("Pass the matching architecture arguments (embed_dim, depths, d_state, ssm_ratio, ...).")
-        raise CheckpointError("\n".join(lines))
-    model.load_state_dict(state_dict, strict=True)
 
 
 def load_official(path: str | os.PathLike, **model_args: Any) -> ZeroMamba | VMamba:

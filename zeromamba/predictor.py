@@ -43,7 +43,8 @@ from .images import (
     prepare_image,
     resolve_preprocess,
 )
-from .models.zeromamba import ZeroMamba, calibrated_stacking, class_scores
+from .models.zeromamba import ZeroMamba
+from .scoring import calibrated_stacking, class_scores
 
 if TYPE_CHECKING:
     from .explain import Explanation
@@ -565,7 +566,7 @@ class Predictor:
 
     def save_pretrained(self, directory: str | os.PathLike) -> Any:
         """Write ``model.safetensors`` + ``config.json`` (see :func:`zeromamba.hub.save_pretrained`)."""
-        from .hub import save_pretrained
+        from .format import save_pretrained
 
         return save_pretrained(self, directory)
 

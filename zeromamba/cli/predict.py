@@ -7,9 +7,8 @@ import os
 import sys
 from typing import Any
 
-from .errors import ModelNotAvailableError
 
-__all__ = ["register_cli"]
+__all__ = ["register"]
 
 DEFAULT_MODEL = "cub-gzsl"
 
@@ -43,7 +42,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
 
 
-def register_cli(subparsers: Any) -> None:
+def register(subparsers: Any) -> None:
     """Add ``classify`` and ``explain`` to the ``zeromamba`` command."""
     p = subparsers.add_parser(
         "classify",
@@ -55,7 +54,7 @@ def register_cli(subparsers: Any) -> None:
     p.add_argument("--top-k", type=_positive_int, default=5, help="how many classes to list (default 5)")
     p.add_argument("--batch-size", type=_positive_int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    p.set_defaults(func=_classify)
+    p.set_defaults(func=cmd_classify)
 
     p = subparsers.add_parser(
         "explain",
@@ -74,22 +73,19 @@ def register_cli(subparsers: Any) -> None:
     )
     p.add_argument("--panel-size", type=_positive_int, default=256, help="pixels per panel (default 256)")
     p.add_argument("--json", action="store_true", help="also print the explanation as JSON")
-    p.set_defaults(func=_explain)
+    p.set_defaults(func=cmd_explain)
 
 
 def _load(args: argparse.Namespace) -> Any:
-    import zeromamba
+    from ..factory import from_pretrained
 
-    from_pretrained = getattr(zeromamba, "from_pretrained", None)
-    if from_pretrained is None:  # pragma: no cover - only without the hub module
-        raise ModelNotAvailableError("this installation cannot load models (zeromamba.from_pretrained is missing)")
     kwargs: dict[str, Any] = {"device": args.device, "dtype": args.dtype}
     if args.revision:
         kwargs["revision"] = args.revision
     return from_pretrained(args.model, **kwargs)
 
 
-def _classify(args: argparse.Namespace) -> int:
+def cmd_classify(args: argparse.Namespace) -> int:
     predictor = _load(args)
     predictor.batch_size = args.batch_size
     results = predictor.classify(
@@ -112,7 +108,7 @@ def _target(values: list[str] | None) -> Any:
     return [int(v) if v.isdigit() else v for v in values]
 
 
-def _explain(args: argparse.Namespace) -> int:
+def cmd_explain(args: argparse.Namespace) -> int:
     predictor = _load(args)
     targets = _target(args.target)
     if targets is not None and len(targets) == 1:

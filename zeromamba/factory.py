@@ -1,0 +1,108 @@
+"""Building things by name: architectures (:func:`create_model`, :func:`list_models`) and ready
+predictors of pretrained models (:func:`from_pretrained`).
+
+The top of the library: it joins the models, the Hub/format layer and the predictor, as
+open_clip's ``factory`` does.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from typing import Any
+
+import timm
+import torch
+import torch.nn as nn
+
+from .architectures import VMAMBA_ARCHITECTURES, ZEROMAMBA_ARCHITECTURES
+from .errors import UnknownModelError
+from .hub import load_pretrained
+from .predictor import Predictor
+
+__all__ = ["create_model", "from_pretrained", "list_models"]
+
+# the architectures this package registers with timm
+ARCHITECTURES: tuple[str, ...] = (*VMAMBA_ARCHITECTURES, *ZEROMAMBA_ARCHITECTURES)
+
+
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Architectures (or, with ``pretrained=True``, ``architecture.tag`` weights) this package provides."""
+    from . import models  # noqa: F401  (registers the architectures with timm)
+
+    names = timm.list_models(pattern, pretrained=pretrained)
+    return sorted(n for n in names if n.split(".")[0] in ARCHITECTURES and fnmatch.fnmatch(n, pattern))
+
+
+def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """Build a registered architecture by name (``timm.create_model`` restricted to this package).
+
+    Example: ``create_model("zeromamba_small", num_attributes=312, semantic_dim=300)``.
+
+    Raises:
+        UnknownModelError: not an architecture of this package (close names are suggested).
+    """
+    from . import models  # noqa: F401  (registers the architectures with timm)
+
+    if name.split(".")[0] not in ARCHITECTURES:
+        from difflib import get_close_matches
+
+        close = get_close_matches(name.split(".")[0], ARCHITECTURES, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UnknownModelError(
+            f"unknown architecture {name!r}; zeromamba provides {', '.join(ARCHITECTURES)}.{hint}"
+        )
+    return timm.create_model(name, pretrained=pretrained, **kwargs)
+
+
+def from_pretrained(
+    name_or_repo_or_dir: str | os.PathLike,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    force_download: bool = False,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> Predictor:
+    """A ready :class:`~zeromamba.predictor.Predictor` for a zoo name, Hub repository or local folder.
+
+    Args:
+        name_or_repo_or_dir: ``"cub-gzsl"`` (see :func:`zeromamba.list_pretrained`),
+            ``"hf-hub:owner/repo"`` (optionally ``@revision``), ``"owner/repo"``, or a folder
+            written by :func:`save_pretrained`.
+        revision: branch, tag or commit of a Hub repository (default ``main``).
+        cache_dir: the Hugging Face cache to use (default: huggingface_hub's).
+        device, dtype: where the predictor runs (``dtype`` may be a name such as ``"bfloat16"``).
+        force_download: download again even if cached (e.g. after a corrupt download).
+        local_files_only: never touch the network (like ``HF_HUB_OFFLINE=1``).
+        token: Hub token (default: huggingface_hub's, e.g. from ``hf auth login``).
+
+    Raises:
+        UnknownModelError: not a zoo name, repository id or folder (close names are suggested).
+        ModelNotAvailableError: no network and not cached; no such repository, revision or file.
+        CheckpointError: corrupt or truncated safetensors, or weights that do not fit the config.
+        ConfigError: a config.json this release does not understand.
+
+    An ImageNet backbone (``vmamba-small``) gives a predictor that ranks its 1000 logits.
+    """
+    loaded = load_pretrained(
+        name_or_repo_or_dir,
+        revision=revision,
+        cache_dir=cache_dir,
+        force_download=force_download,
+        local_files_only=local_files_only,
+        token=token,
+    )
+    return Predictor(
+        loaded.model,
+        class_attributes=loaded.class_attributes,
+        class_names=loaded.config.get("class_names"),
+        seen=loaded.seen,
+        gamma=loaded.gamma,
+        attribute_names=loaded.config.get("attribute_names"),
+        preprocess=loaded.preprocess,
+        device=device,
+        dtype=dtype,
+    )
