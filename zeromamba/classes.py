@@ -193,7 +193,9 @@ def _matrix_from_mapping(source: Mapping[Any, Any]) -> tuple[np.ndarray, list[st
         rows.append(row)
     if len({r.shape for r in rows}) > 1:
         lengths = sorted({len(r) for r in rows})
-        raise AttributeMatrixError(f"the attribute vectors have different lengths {lengths}; give each class all of them")
+        raise AttributeMatrixError(
+            f"the attribute vectors have different lengths {lengths}; give each class all of them"
+        )
     return np.stack(rows), [str(k) for k in source]
 
 

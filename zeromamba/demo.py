@@ -106,8 +106,8 @@ def run_demo(
         "correct"}], "accuracy", "explanation": path, "explanation_size": [w, h],
         "defined": {...}, "seconds"}``.
     """
-    from .factory import from_pretrained
     from .data.shapes import SHAPES_ATTRIBUTES, render_shape
+    from .factory import from_pretrained
 
     t0 = time.perf_counter()
     if n < 1:

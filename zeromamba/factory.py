@@ -49,9 +49,7 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Modul
 
         close = get_close_matches(name.split(".")[0], ARCHITECTURES, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise UnknownModelError(
-            f"unknown architecture {name!r}; zeromamba provides {', '.join(ARCHITECTURES)}.{hint}"
-        )
+        raise UnknownModelError(f"unknown architecture {name!r}; zeromamba provides {', '.join(ARCHITECTURES)}.{hint}")
     return timm.create_model(name, pretrained=pretrained, **kwargs)
 
 

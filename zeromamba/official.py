@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn as nn
 
 from .architectures import default_dt_rank
 from .errors import CheckpointError

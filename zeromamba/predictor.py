@@ -13,7 +13,7 @@ image preprocessing, and handles every input kind (see :mod:`zeromamba.images`):
 
 Class-attribute matrices (``class_attributes`` and the ``attributes`` argument of
 :meth:`Predictor.classify`) may be a ``C x A`` numpy array, tensor or nested list, a dict
-``class name -> vector``, or a file: ``.npy`` or CSV (see :func:`load_class_attributes`). Their rows
+``class name -> vector``, or a file: ``.npy`` or CSV (see :func:`~zeromamba.classes.load_class_attributes`). Their rows
 are L2-normalised, as in the xlsa17 ``att`` matrices the published models were trained with, so
 only the direction of a class's attribute vector matters, not its scale (``original_att`` in
 0..100 works as well as ``att``).
@@ -21,432 +21,28 @@ only the direction of a class's attribute vector matters, not its scale (``origi
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from .classes import ClassAttributes, load_class_attributes, load_class_names, seen_mask
 from .errors import AttributeMatrixError, ConfigError, ImageError
-from .images import (
-    DEFAULT_MAX_PIXELS,
-    ImageInput,
-    PreparedImage,
-    prepare_image,
-    resolve_preprocess,
-)
+from .images import DEFAULT_MAX_PIXELS, ImageInput, PreparedImage, prepare_image, resolve_preprocess
 from .models.zeromamba import ZeroMamba
+from .results import AttributePrediction, ClassificationResult, ResultList
+from .runtime import parse_dtype
 from .scoring import calibrated_stacking, class_scores
 
 if TYPE_CHECKING:
     from .explain import Explanation
 
-__all__ = [
-    "AttributePrediction",
-    "ClassificationResult",
-    "Predictor",
-    "ResultList",
-    "load_class_attributes",
-    "load_class_names",
-]
-
-ClassAttributes = Any  # array-like (C x A), Mapping[str, vector], or a path to a .csv / .npy file
-T = TypeVar("T")
-
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float": torch.float32,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-}
-
-
-# --- results ---------------------------------------------------------------------------------------
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.4f}" if abs(x) < 1000 else f"{x:.4g}"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
-    """Plain-text columns; ``align`` has one ``<``/``>`` per column."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
-
-    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
-
-
-@dataclass
-class ClassificationResult:
-    """The top classes for one image.
-
-    Attributes:
-        indices: class indices (rows of the class-attribute matrix), best first.
-        names: their names (``"class <i>"`` where the classes have no names).
-        scores: raw class scores, the dot product of the predicted attributes with the class's
-            (L2-normalised) attribute row.
-        probabilities: softmax of the raw scores over all candidate classes.
-        calibrated: ``probability - gamma * seen`` per class when GZSL calibrated stacking ranked
-            the classes, else ``None``.
-        seen: for each listed class, whether it was seen in training (``None`` when unknown).
-        gamma: the calibration gamma that was applied, or ``None`` when none was.
-        num_classes: how many classes were candidates.
-        source: which image this is (its path, or ``image <i>``).
-    """
-
-    indices: list[int]
-    names: list[str]
-    scores: list[float]
-    probabilities: list[float]
-    calibrated: list[float] | None = None
-    seen: list[bool] | None = None
-    gamma: float | None = None
-    num_classes: int = 0
-    source: str = ""
-
-    @property
-    def top_k(self) -> int:
-        """How many classes are listed."""
-        return len(self.indices)
-
-    @property
-    def index(self) -> int:
-        """The predicted (top-1) class index."""
-        return self.indices[0]
-
-    @property
-    def label(self) -> str:
-        """The predicted (top-1) class name."""
-        return self.names[0]
-
-    name = label
-
-    @property
-    def score(self) -> float:
-        """The top-1 raw score."""
-        return self.scores[0]
-
-    @property
-    def probability(self) -> float:
-        """The top-1 probability."""
-        return self.probabilities[0]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain Python types only (JSON-serialisable); :meth:`from_dict` reverses it."""
-        return asdict(self)
-
-    def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ClassificationResult:
-        return cls(**dict(data))
-
-    def __str__(self) -> str:
-        mode = f"GZSL calibrated, gamma {self.gamma:g}" if self.gamma is not None else "uncalibrated"
-        head = f"{self.source or 'image'}  ({self.num_classes} classes, {mode})"
-        header = ["rank", "class", "index", "score", "prob"]
-        align = ">", "<", ">", ">", ">"
-        if self.calibrated is not None:
-            header.append("calibrated")
-            align += (">",)
-        if self.seen is not None:
-            header.append("seen")
-            align += ("<",)
-        rows = []
-        for r in range(self.top_k):
-            row = [
-                str(r + 1),
-                self.names[r],
-                str(self.indices[r]),
-                _fmt(self.scores[r]),
-                f"{self.probabilities[r]:.4f}",
-            ]
-            if self.calibrated is not None:
-                row.append(_fmt(self.calibrated[r]))
-            if self.seen is not None:
-                row.append("seen" if self.seen[r] else "unseen")
-            rows.append(row)
-        return "\n".join([head, *_table(header, rows, "".join(align))])
-
-
-@dataclass
-class AttributePrediction:
-    """The predicted attribute vector of one image.
-
-    Attributes:
-        values: one value per attribute, in the model's attribute order.
-        attribute_names: their names (``"attribute <i>"`` where the model has none).
-        source: which image this is.
-    """
-
-    values: list[float]
-    attribute_names: list[str]
-    source: str = ""
-
-    def as_dict(self) -> dict[str, float]:
-        """``{attribute name: value}``."""
-        return dict(zip(self.attribute_names, self.values))
-
-    def top(self, k: int = 10) -> list[tuple[str, float]]:
-        """The ``k`` highest attributes as ``(name, value)``, highest first."""
-        order = np.argsort(-np.asarray(self.values), kind="stable")[:k]
-        return [(self.attribute_names[i], self.values[i]) for i in order]
-
-    def numpy(self) -> np.ndarray:
-        return np.asarray(self.values, dtype=np.float32)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AttributePrediction:
-        return cls(**dict(data))
-
-    def __str__(self, k: int = 10) -> str:
-        top = self.top(k)
-        rows = [[str(i + 1), name, _fmt(v)] for i, (name, v) in enumerate(top)]
-        head = f"{self.source or 'image'}  (top {len(top)} of {len(self.values)} attributes)"
-        return "\n".join([head, *_table(["rank", "attribute", "value"], rows, "><>")])
-
-
-class ResultList(list, Generic[T]):
-    """A list of per-image results that prints as tables and converts to dicts/JSON."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"results": [result.to_dict(), ...]}``."""
-        return {"results": [r.to_dict() for r in self]}
-
-    def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
-
-    def __str__(self) -> str:
-        return "\n\n".join(str(r) for r in self)
-
-
-# --- class-attribute matrices ----------------------------------------------------------------------
-
-
-def load_class_names(source: str | os.PathLike | Iterable[str]) -> list[str]:
-    """Class names from a text file (one per line; blank lines and ``#`` comments skipped) or an iterable."""
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise AttributeMatrixError(f"class-names file not found: {path}") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise AttributeMatrixError(f"cannot read class-names file {path}: {e}") from e
-        return [s.strip() for s in text.splitlines() if s.strip() and not s.lstrip().startswith("#")]
-    return [str(s) for s in source]
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
-
-
-def _read_csv(path: Path, attribute_names: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise AttributeMatrixError(f"cannot read attribute file {path}: {e}") from e
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
-        raise AttributeMatrixError(f"attribute file {path} has no rows; it needs one row per class")
-    try:
-        dialect: Any = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    rows = [[c.strip() for c in r] for r in csv.reader(io.StringIO("\n".join(lines)), dialect)]
-    header = None
-    if len(rows[0]) > 1 and not all(_is_number(c) for c in rows[0][1:]):
-        header, rows = rows[0][1:], rows[1:]
-    if not rows:
-        raise AttributeMatrixError(f"attribute file {path} has a header but no class rows")
-    width = len(header) if header is not None else len(rows[0]) - 1
-    names, values = [], []
-    for n, row in enumerate(rows, start=2 if header is not None else 1):
-        if len(row) - 1 != width:
-            raise AttributeMatrixError(
-                f"{path}, row {n}: {len(row) - 1} values, expected {width} (one column per attribute after the "
-                "class name)"
-            )
-        try:
-            values.append([float(c) for c in row[1:]])
-        except ValueError:
-            raise AttributeMatrixError(f"{path}, row {n}: a value that is not a number: {row[1:]}") from None
-        names.append(row[0])
-    matrix = np.asarray(values, dtype=np.float64).reshape(len(values), width)
-    # columns named like the model's attributes are matched by name, so their order may differ
-    if header is not None and attribute_names is not None and list(header) != list(attribute_names):
-        if len(set(header)) == len(header) and set(header) == set(attribute_names):
-            matrix = matrix[:, [header.index(a) for a in attribute_names]]
-    return matrix, names
-
-
-def load_class_attributes(
-    source: ClassAttributes,
-    num_attributes: int | None = None,
-    *,
-    class_names: Sequence[str] | str | os.PathLike | None = None,
-    attribute_names: Sequence[str] | None = None,
-    normalize: bool = True,
-) -> tuple[torch.Tensor, list[str] | None]:
-    """Read and validate a class-attribute matrix; returns ``(C x A float32 tensor, names or None)``.
-
-    ``source`` may be:
-
-    * a ``C x A`` numpy array, torch tensor or nested list (row ``i`` describes class ``i``);
-    * a dict ``{class name: vector of A values}``;
-    * a ``.npy`` file (a ``C x A`` array, loaded without pickle);
-    * a CSV file (``,``, ``;`` or tab separated; blank lines and lines starting with ``#`` are
-      skipped). The first column is the class name; the other ``A`` columns are its attribute
-      values. An optional header row names the attribute columns (its first cell, e.g. ``class``,
-      is ignored); when the header names are exactly the model's ``attribute_names`` in another
-      order, columns are matched by name. Example::
-
-          class,has_stripes,has_hooves,is_black
-          zebra,1,1,0.5
-          horse,0,1,0.2
-
-    ``class_names`` (a list or a text file, one name per line), when given, replace the names the
-    matrix came with. Rows are L2-normalised unless ``normalize=False``.
-
-    Raises:
-        AttributeMatrixError: unreadable file, not two-dimensional, no rows, a column count other
-            than ``num_attributes``, NaN or inf values, an all-zero row, or names whose count does
-            not match the rows.
-    """
-    names: list[str] | None = None
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise AttributeMatrixError(f"attribute file not found: {path}; pass a .csv or .npy file")
-        if path.suffix.lower() == ".npy":
-            try:
-                matrix = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as e:
-                raise AttributeMatrixError(f"cannot read {path} as a numeric .npy array: {e}") from e
-        else:
-            matrix, names = _read_csv(path, attribute_names)
-    elif isinstance(source, Mapping):
-        if not source:
-            raise AttributeMatrixError("the attribute dict is empty; it needs one entry per class")
-        names = [str(k) for k in source]
-        rows = []
-        for k, v in source.items():
-            row = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
-            if row.ndim != 1:
-                raise AttributeMatrixError(f"class {k!r}: expected a vector of attribute values, got shape {row.shape}")
-            rows.append(row)
-        if len({r.shape for r in rows}) > 1:
-            lengths = sorted({len(r) for r in rows})
-            raise AttributeMatrixError(
-                f"the attribute vectors have different lengths {lengths}; give each class all of them"
-            )
-        matrix = np.stack(rows)
-    elif isinstance(source, torch.Tensor):
-        matrix = source.detach().cpu().float().numpy()
-    else:
-        try:
-            matrix = np.asarray(source)
-        except (TypeError, ValueError) as e:
-            raise AttributeMatrixError(f"cannot read the class-attribute matrix: {e}") from e
-    if not (np.issubdtype(matrix.dtype, np.number) or matrix.dtype == np.bool_):
-        raise AttributeMatrixError(f"the class-attribute matrix must be numeric, got dtype {matrix.dtype}")
-    matrix = np.asarray(matrix, dtype=np.float64)
-    if matrix.ndim != 2:
-        raise AttributeMatrixError(
-            f"the class-attribute matrix must be 2-D (classes x attributes), got shape {matrix.shape}"
-            + ("; for one class use a 1 x A matrix" if matrix.ndim == 1 else "")
-        )
-    if matrix.shape[0] == 0:
-        raise AttributeMatrixError("the class-attribute matrix has no rows; it needs one row per class")
-    if num_attributes is not None and matrix.shape[1] != num_attributes:
-        hint = " (it looks transposed: rows must be classes)" if matrix.shape[0] == num_attributes else ""
-        raise AttributeMatrixError(
-            f"the class-attribute matrix has {matrix.shape[1]} columns but the model predicts {num_attributes} "
-            f"attributes{hint}; give one row per class with the model's {num_attributes} attributes in its order"
-        )
-    bad = ~np.isfinite(matrix)
-    if bad.any():
-        r, c = map(int, np.argwhere(bad)[0])
-        raise AttributeMatrixError(
-            f"the class-attribute matrix has {int(bad.sum())} NaN or inf values (first at row {r}, column {c}); "
-            "fill in every value"
-        )
-    norms = np.linalg.norm(matrix, axis=1)
-    if (norms == 0).any():
-        r = int(np.argmax(norms == 0))
-        who = f" ({names[r]!r})" if names else ""
-        raise AttributeMatrixError(f"row {r}{who} of the class-attribute matrix is all zeros; a class needs attributes")
-    if class_names is not None:
-        names = load_class_names(class_names)
-    if names is not None and len(names) != matrix.shape[0]:
-        raise AttributeMatrixError(
-            f"{len(names)} class names for {matrix.shape[0]} rows of the class-attribute matrix; give one name per row"
-        )
-    if normalize:
-        matrix = matrix / norms[:, None]
-    return torch.from_numpy(matrix.astype(np.float32)), names
-
-
-def _resolve_seen(seen: Any, num_classes: int, class_names: Sequence[str] | None) -> torch.Tensor | None:
-    """A boolean mask over the classes from a mask, indices or class names."""
-    if seen is None:
-        return None
-    if isinstance(seen, torch.Tensor):
-        seen = seen.detach().cpu().numpy()
-    items = list(seen) if not isinstance(seen, np.ndarray) else None
-    if items is not None and items and all(isinstance(s, str) for s in items):
-        if class_names is None:
-            raise AttributeMatrixError("seen classes given by name, but the classes have no names; pass indices")
-        lookup = {n: i for i, n in enumerate(class_names)}
-        missing = [s for s in items if s not in lookup]
-        if missing:
-            raise AttributeMatrixError(f"seen classes not among the class names: {missing[:5]}")
-        seen = [lookup[s] for s in items]
-    arr = np.asarray(seen)
-    if arr.dtype == np.bool_:
-        if arr.ndim != 1 or arr.shape[0] != num_classes:
-            raise AttributeMatrixError(
-                f"the seen mask has shape {arr.shape} but there are {num_classes} classes; give one boolean per class "
-                "or a list of seen class indices"
-            )
-        return torch.from_numpy(arr.copy())
-    if arr.size == 0:
-        return torch.zeros(num_classes, dtype=torch.bool)
-    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-        raise AttributeMatrixError(
-            "seen must be a boolean mask over the classes or a list of class indices, "
-            f"got {arr.dtype} of shape {arr.shape}"
-        )
-    if arr.min() < 0 or arr.max() >= num_classes:
-        raise AttributeMatrixError(f"seen class indices must be in 0..{num_classes - 1}, got {arr.min()}..{arr.max()}")
-    mask = torch.zeros(num_classes, dtype=torch.bool)
-    mask[torch.from_numpy(arr.astype(np.int64))] = True
-    return mask
+__all__ = ["Predictor"]
 
 
 @dataclass(frozen=True)
@@ -470,7 +66,7 @@ class Predictor:
         model: a :class:`~zeromamba.models.ZeroMamba` (or any timm classifier returning logits, e.g.
             a VMamba backbone; then ``classify`` ranks its logits and ``class_names`` name them).
         class_attributes: the predictor's own classes, ``C x A`` (any form
-            :func:`load_class_attributes` reads); rows are L2-normalised.
+            :func:`~zeromamba.classes.load_class_attributes` reads); rows are L2-normalised.
         class_names: one name per class (default ``"class <i>"`` in results).
         seen: which classes were seen in training: a boolean mask of length ``C`` or a list of class
             indices (or names). With ``gamma``, classification uses GZSL calibrated stacking.
@@ -550,7 +146,7 @@ class Predictor:
         num_classes = self._num_own_classes()
         if seen is not None and num_classes is None:
             raise AttributeMatrixError("seen classes given but the predictor has no classes; pass class_attributes")
-        self.seen: torch.Tensor | None = _resolve_seen(seen, num_classes or 0, names) if seen is not None else None
+        self.seen: torch.Tensor | None = seen_mask(seen, num_classes or 0, names) if seen is not None else None
         self.gamma = _check_gamma(gamma)
         self.preprocess: dict[str, Any] = resolve_preprocess(preprocess)
         if int(batch_size) < 1:
@@ -586,7 +182,7 @@ class Predictor:
                 tensors are taken as already preprocessed).
             attributes: classes to score against instead of the predictor's own: a ``C x A``
                 matrix, a dict name -> vector, or a ``.csv`` / ``.npy`` file
-                (see :func:`load_class_attributes`). Rows are L2-normalised.
+                (see :func:`~zeromamba.classes.load_class_attributes`). Rows are L2-normalised.
             class_names: names for the rows (override names from a dict or CSV).
             top_k: how many classes to list (``None``: all).
             gamma: calibration strength (default: the predictor's).
@@ -677,30 +273,7 @@ class Predictor:
         if classes is not None:
             ranked = self._rank(class_scores(values[None], classes.matrix), classes, None, [item.source])[0]
         class_index = ranked.index if ranked is not None else None
-        targets = _as_targets(classes_or_attributes)
-        chosen: list[int]
-        if targets:
-            attr_lookup = {n: i for i, n in enumerate(names)}
-            class_lookup = {n: i for i, n in enumerate(classes.names)} if classes is not None else {}
-            chosen = []
-            for t in targets:
-                if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
-                    if not 0 <= int(t) < len(names):
-                        raise AttributeMatrixError(f"attribute index {t} out of range 0..{len(names) - 1}")
-                    chosen.append(int(t))
-                elif str(t) in attr_lookup:
-                    chosen.append(attr_lookup[str(t)])
-                elif str(t) in class_lookup and len(targets) == 1:
-                    class_index = class_lookup[str(t)]
-                    chosen = []
-                    break
-                else:
-                    raise AttributeMatrixError(
-                        f"{t!r} is neither an attribute name nor a class name; use names from "
-                        "predictor.attribute_names / class_names, or attribute indices"
-                    )
-        else:
-            chosen = []
+        chosen, class_index = _resolve_targets(_as_targets(classes_or_attributes), names, classes, class_index)
         contributions = None
         if class_index is not None and classes is not None:
             contrib = values * classes.matrix[class_index]
@@ -772,7 +345,7 @@ class Predictor:
             matrix, names = load_class_attributes(
                 attributes, self.num_attributes, class_names=class_names, attribute_names=self.attribute_names
             )
-            seen_mask = _resolve_seen(seen, matrix.shape[0], names)
+            mask = seen_mask(seen, matrix.shape[0], names)
         else:
             num = self._num_own_classes()
             if num is None:
@@ -785,11 +358,11 @@ class Predictor:
                 names = load_class_names(class_names)
                 if len(names) != num:
                     raise AttributeMatrixError(f"{len(names)} class names for {num} classes; give one name per class")
-            seen_mask = self.seen if seen is None else _resolve_seen(seen, num, names)
+            mask = self.seen if seen is None else seen_mask(seen, num, names)
         num_classes = int(matrix.shape[0]) if matrix is not None else int(self._num_own_classes() or 0)
         names = list(names) if names is not None else [f"class {i}" for i in range(num_classes)]
-        calibrate = seen_mask is not None and bool(seen_mask.any()) and gamma_value != 0.0
-        return _Classes(matrix, names, seen_mask, gamma_value if calibrate else None, num_classes)
+        calibrate = mask is not None and bool(mask.any()) and gamma_value != 0.0
+        return _Classes(matrix, names, mask, gamma_value if calibrate else None, num_classes)
 
     def _prepare(self, sources: list[Any], keep_image: bool = False) -> list[PreparedImage]:
         prepared: list[PreparedImage] = []
@@ -869,14 +442,7 @@ def _resolve_dtype(dtype: str | torch.dtype | None, model: nn.Module) -> torch.d
     if dtype is None:
         param = next(model.parameters(), None)
         return param.dtype if param is not None else torch.float32
-    if isinstance(dtype, torch.dtype):
-        if not dtype.is_floating_point:
-            raise ConfigError(f"dtype must be a floating point type, got {dtype}")
-        return dtype
-    key = str(dtype).lower().removeprefix("torch.")
-    if key not in _DTYPES:
-        raise ConfigError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
-    return _DTYPES[key]
+    return parse_dtype(dtype)
 
 
 def _check_gamma(gamma: Any) -> float:
@@ -896,6 +462,31 @@ def _as_list(images: Any) -> tuple[list[Any], bool]:
     if isinstance(images, torch.Tensor) and images.ndim == 4:
         return [images], False
     return [images], True
+
+
+def _resolve_targets(
+    targets: list[Any], names: list[str], classes: _Classes | None, class_index: int | None
+) -> tuple[list[int], int | None]:
+    """``(attribute indices, class index)`` that ``explain`` targets name: attribute indices or names,
+    or a single class name (then no attributes: the class's top contributors are chosen)."""
+    attr_lookup = {n: i for i, n in enumerate(names)}
+    class_lookup = {n: i for i, n in enumerate(classes.names)} if classes is not None else {}
+    chosen: list[int] = []
+    for t in targets:
+        if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
+            if not 0 <= int(t) < len(names):
+                raise AttributeMatrixError(f"attribute index {t} out of range 0..{len(names) - 1}")
+            chosen.append(int(t))
+        elif str(t) in attr_lookup:
+            chosen.append(attr_lookup[str(t)])
+        elif str(t) in class_lookup and len(targets) == 1:
+            return [], class_lookup[str(t)]
+        else:
+            raise AttributeMatrixError(
+                f"{t!r} is neither an attribute name nor a class name; use names from "
+                "predictor.attribute_names / class_names, or attribute indices"
+            )
+    return chosen, class_index
 
 
 def _as_targets(targets: Any) -> list[Any]:

@@ -7,7 +7,6 @@ import os
 import sys
 from typing import Any
 
-
 __all__ = ["register"]
 
 DEFAULT_MODEL = "cub-gzsl"

@@ -9,8 +9,9 @@ import torch
 import torch.nn as nn
 
 from ..errors import CheckpointError
+from ..zoo import timm_hub_overlay
 
-__all__ = ["load_state_dict_strict", "unwrap_state_dict"]
+__all__ = ["hub_cfg_overlay", "load_state_dict_strict", "unwrap_state_dict"]
 
 # containers trainers wrap a state dict in (timm / DeiT / VMamba release files use "model")
 _WRAPPER_KEYS = ("model", "state_dict")
@@ -57,3 +58,17 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
         lines.append("Pass the matching architecture arguments (embed_dim, depths, d_state, ssm_ratio, ...).")
         raise CheckpointError("\n".join(lines))
     model.load_state_dict(state_dict, strict=True)
+
+
+def hub_cfg_overlay(architecture: str, default_cfgs: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """timm's ``pretrained_cfg_overlay`` for an entry point call: the tag's Hub repository as the
+    zoo names it now (the namespace may change after import), under the caller's own overlay.
+
+    ``kwargs`` are the entry point's; the tag is ``kwargs["pretrained_cfg"]`` when it is a string,
+    else the architecture's default tag in ``default_cfgs`` (what ``generate_default_cfgs`` returned).
+    """
+    tag = kwargs.get("pretrained_cfg")
+    if not isinstance(tag, str):
+        default = default_cfgs.get(architecture)
+        tag = default.tags[0] if default is not None and default.tags else None
+    return {**timm_hub_overlay(architecture, tag), **(kwargs.get("pretrained_cfg_overlay") or {})}

@@ -25,8 +25,8 @@ from torch.utils.checkpoint import checkpoint
 from ..architectures import VMAMBA_ARCHITECTURES, VMAMBA_VARIANTS, default_dt_rank
 from ..constants import IMAGENET_PREPROCESS
 from ..ops import SCAN_BACKENDS, cross_selective_scan
-from ..zoo import timm_hub_overlay, timm_pretrained_cfgs
-from ._helpers import unwrap_state_dict
+from ..zoo import timm_pretrained_cfgs
+from ._helpers import hub_cfg_overlay, unwrap_state_dict
 
 __all__ = ["VMamba", "SS2D", "VSSBlock", "VMambaStage", "VMAMBA_VARIANTS", "checkpoint_filter_fn"]
 
@@ -457,10 +457,7 @@ default_cfgs = generate_default_cfgs(
 
 
 def _create_vmamba(variant: str, pretrained: bool = False, **kwargs: Any) -> VMamba:
-    tag = kwargs.get("pretrained_cfg")
-    if not isinstance(tag, str):
-        tag = default_cfgs[variant].tags[0] if variant in default_cfgs else None
-    kwargs["pretrained_cfg_overlay"] = {**timm_hub_overlay(variant, tag), **(kwargs.get("pretrained_cfg_overlay") or {})}
+    kwargs["pretrained_cfg_overlay"] = hub_cfg_overlay(variant, default_cfgs, kwargs)
     return build_model_with_cfg(
         VMamba,
         variant,

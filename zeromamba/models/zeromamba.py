@@ -26,9 +26,8 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 
 from ..architectures import VMAMBA_VARIANTS, ZEROMAMBA_ARCHITECTURES
 from ..constants import ZSL_PREPROCESS
-from ..scoring import calibrated_stacking, class_scores
-from ..zoo import timm_hub_overlay, timm_model_args, timm_pretrained_cfgs
-from ._helpers import unwrap_state_dict
+from ..zoo import timm_model_args, timm_pretrained_cfgs
+from ._helpers import hub_cfg_overlay, unwrap_state_dict
 from .vmamba import VMamba
 from .vmamba import checkpoint_filter_fn as vmamba_filter_fn
 
@@ -325,10 +324,7 @@ def _create_zeromamba(variant: str, pretrained: bool = False, **kwargs: Any) -> 
             "ZeroMamba has no features_only mode: create the backbone instead, "
             "e.g. timm.create_model('vmamba_small', features_only=True)"
         )
-    tag = kwargs.get("pretrained_cfg")
-    if not isinstance(tag, str):
-        tag = default_cfgs[variant].tags[0] if variant in default_cfgs else None
-    kwargs["pretrained_cfg_overlay"] = {**timm_hub_overlay(variant, tag), **(kwargs.get("pretrained_cfg_overlay") or {})}
+    kwargs["pretrained_cfg_overlay"] = hub_cfg_overlay(variant, default_cfgs, kwargs)
     return build_model_with_cfg(
         ZeroMamba,
         variant,

@@ -1,0 +1,191 @@
+"""The saved format's ``config.json``: file names, the format version, reading and validating a
+config, and describing a model by its constructor arguments (and building it back)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..architectures import VMAMBA_ARCHITECTURES, ZEROMAMBA_ARCHITECTURES, architecture_for, default_dt_rank
+from ..errors import CheckpointError, ConfigError
+from ..models import SS2D, VMamba, ZeroMamba
+from ..version import __version__
+
+__all__ = [
+    "ARCHITECTURES",
+    "CLASS_ATTRIBUTES_NAME",
+    "CONFIG_NAME",
+    "FORMAT_VERSION",
+    "MODEL_CARD_NAME",
+    "WEIGHTS_NAME",
+    "build_model",
+    "json_safe",
+    "model_config",
+    "pretrained_cfg_fields",
+    "read_config",
+]
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CLASS_ATTRIBUTES_NAME = "class_attributes.safetensors"
+MODEL_CARD_NAME = "README.md"
+
+#: the architectures a config may name
+ARCHITECTURES: tuple[str, ...] = (*ZEROMAMBA_ARCHITECTURES, *VMAMBA_ARCHITECTURES)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with tensors and numpy values turned into plain JSON types.
+
+    Raises:
+        ConfigError: a NaN or infinite float (JSON cannot hold it).
+    """
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return json_safe(value.tolist())
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy scalars/arrays
+        return json_safe(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"cannot store the non-finite value {value!r} in config.json")
+    return value
+
+
+def pretrained_cfg_fields() -> set[str]:
+    """The field names of timm's ``PretrainedCfg`` (what ``pretrained_cfg`` may hold)."""
+    from timm.models import PretrainedCfg
+
+    return {f.name for f in fields(PretrainedCfg)}
+
+
+def model_config(model: nn.Module) -> tuple[str, dict[str, Any]]:
+    """``(timm architecture, constructor arguments)`` of a :class:`ZeroMamba` or :class:`VMamba`.
+
+    The arguments are read off the modules and checked by rebuilding the model and comparing every
+    parameter shape, so ``Class(**args)`` always loads the saved state dict.
+    """
+    if isinstance(model, ZeroMamba):
+        backbone = model.backbone
+    elif isinstance(model, VMamba):
+        backbone = model
+    else:
+        raise TypeError(f"expected a ZeroMamba or VMamba model, got {type(model).__name__}")
+    ops = [m for m in backbone.modules() if isinstance(m, SS2D)]
+    if not ops:
+        raise CheckpointError("the model has no VSS blocks (all depths are 0): nothing to save")
+    embed_dim = int(backbone.dims[0])
+    first = ops[0]
+    auto = all(op.dt_rank == default_dt_rank(op.out_proj.out_features) for op in ops)
+    mlp = next(m for m in backbone.modules() if m.__class__.__name__ == "Mlp")
+    args: dict[str, Any] = dict(
+        embed_dim=embed_dim,
+        depths=[int(d) for d in backbone.depths],
+        d_state=int(first.d_state),
+        ssm_ratio=first.d_inner / first.out_proj.out_features,
+        mlp_ratio=mlp.fc1.out_features / mlp.fc1.in_features,
+        ssm_conv_bias=first.conv2d.bias is not None,
+    )
+    if not auto:
+        args["dt_rank"] = int(first.dt_rank)
+    if int(backbone.in_chans) != 3:
+        args["in_chans"] = int(backbone.in_chans)
+    if isinstance(model, ZeroMamba):
+        # other backbone sizes are saved as zeromamba_small with their own (always explicit) model_args
+        arch = architecture_for("zeromamba", embed_dim, args["depths"], args["ssm_ratio"]) or "zeromamba_small"
+        args.update(
+            num_attributes=int(model.num_attributes),
+            semantic_dim=int(model.slp.V.shape[1]),
+            fusion_hidden=int(model.fusion.mlp[0].out_features),
+            num_imagenet_classes=int(model.global_head.in_features),
+        )
+        cls: type[nn.Module] = ZeroMamba
+    else:
+        arch = architecture_for("vmamba", embed_dim, args["depths"], args["ssm_ratio"]) or "vmamba_small"
+        args["num_classes"] = int(backbone.num_classes)
+        if backbone.global_pool != "avg":
+            args["global_pool"] = backbone.global_pool
+        cls = VMamba
+    rebuilt = cls(**args).state_dict()
+    own = model.state_dict()
+    if {k: tuple(v.shape) for k, v in rebuilt.items()} != {k: tuple(v.shape) for k, v in own.items()}:
+        raise CheckpointError(
+            f"cannot describe this {type(model).__name__} by constructor arguments (rebuilding it with {args} "
+            "gives different parameters); was it modified after construction?"
+        )
+    return arch, args
+
+
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate a ``config.json`` (a file, or a folder holding one).
+
+    Raises:
+        ConfigError: unreadable JSON, missing keys, or a format version this release does not know.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / CONFIG_NAME
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{str(path)!r} does not exist: not a zeromamba model folder") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"cannot read {str(path)!r} as JSON: {e}") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{str(path)!r} must hold a JSON object")
+    version = cfg.get("zeromamba_format")
+    if version is None:
+        raise ConfigError(
+            f"{str(path)!r} has no 'zeromamba_format' key: it was not written by zeromamba. Convert the weights with "
+            "`zeromamba convert` (authors' .pth) or load the model with timm instead."
+        )
+    try:
+        major = int(str(version).split(".")[0])
+    except ValueError:
+        raise ConfigError(f"{str(path)!r}: zeromamba_format {version!r} is not a version number") from None
+    if major != FORMAT_VERSION:
+        newer = major > FORMAT_VERSION
+        raise ConfigError(
+            f"{str(path)!r} uses zeromamba format {version}, but zeromamba {__version__} reads format "
+            f"{FORMAT_VERSION} only. "
+            + (
+                "Upgrade zeromamba (pip install -U zeromamba) to load it."
+                if newer
+                else "Re-save it with a current zeromamba."
+            )
+        )
+    arch = cfg.get("architecture")
+    if arch not in ARCHITECTURES:
+        raise ConfigError(
+            f"{str(path)!r}: unknown architecture {arch!r}; this zeromamba knows "
+            f"{', '.join(ARCHITECTURES)}. Upgrade zeromamba if the model is newer."
+        )
+    if not isinstance(cfg.get("model_args"), dict):
+        raise ConfigError(f"{str(path)!r}: 'model_args' must be an object of constructor arguments")
+    if not isinstance(cfg.get("pretrained_cfg", {}), dict):
+        raise ConfigError(f"{str(path)!r}: 'pretrained_cfg' must be an object")
+    return cfg
+
+
+def build_model(cfg: Mapping[str, Any], source: str) -> nn.Module:
+    """The (randomly initialised) model a config describes.
+
+    Raises:
+        ConfigError: ``model_args`` that the architecture's constructor refuses.
+    """
+    cls = ZeroMamba if cfg["architecture"] in ZEROMAMBA_ARCHITECTURES else VMamba
+    args = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg["model_args"].items()}
+    try:
+        return cls(**args)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{source}: config.json's model_args do not build a {cls.__name__}: {e}") from None

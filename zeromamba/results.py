@@ -1,0 +1,179 @@
+"""What the predictor returns: per-image results that print as tables and convert to dicts/JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+__all__ = ["AttributePrediction", "ClassificationResult", "ResultList", "format_table"]
+
+T = TypeVar("T")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4f}" if abs(x) < 1000 else f"{x:.4g}"
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
+    """Plain-text columns; ``align`` has one ``<``/``>`` per column."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
+
+    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+@dataclass
+class ClassificationResult:
+    """The top classes for one image.
+
+    Attributes:
+        indices: class indices (rows of the class-attribute matrix), best first.
+        names: their names (``"class <i>"`` where the classes have no names).
+        scores: raw class scores, the dot product of the predicted attributes with the class's
+            (L2-normalised) attribute row.
+        probabilities: softmax of the raw scores over all candidate classes.
+        calibrated: ``probability - gamma * seen`` per class when GZSL calibrated stacking ranked
+            the classes, else ``None``.
+        seen: for each listed class, whether it was seen in training (``None`` when unknown).
+        gamma: the calibration gamma that was applied, or ``None`` when none was.
+        num_classes: how many classes were candidates.
+        source: which image this is (its path, or ``image <i>``).
+    """
+
+    indices: list[int]
+    names: list[str]
+    scores: list[float]
+    probabilities: list[float]
+    calibrated: list[float] | None = None
+    seen: list[bool] | None = None
+    gamma: float | None = None
+    num_classes: int = 0
+    source: str = ""
+
+    @property
+    def top_k(self) -> int:
+        """How many classes are listed."""
+        return len(self.indices)
+
+    @property
+    def index(self) -> int:
+        """The predicted (top-1) class index."""
+        return self.indices[0]
+
+    @property
+    def label(self) -> str:
+        """The predicted (top-1) class name."""
+        return self.names[0]
+
+    name = label
+
+    @property
+    def score(self) -> float:
+        """The top-1 raw score."""
+        return self.scores[0]
+
+    @property
+    def probability(self) -> float:
+        """The top-1 probability."""
+        return self.probabilities[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python types only (JSON-serialisable); :meth:`from_dict` reverses it."""
+        return asdict(self)
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClassificationResult:
+        return cls(**dict(data))
+
+    def __str__(self) -> str:
+        mode = f"GZSL calibrated, gamma {self.gamma:g}" if self.gamma is not None else "uncalibrated"
+        head = f"{self.source or 'image'}  ({self.num_classes} classes, {mode})"
+        header = ["rank", "class", "index", "score", "prob"]
+        align = ">", "<", ">", ">", ">"
+        if self.calibrated is not None:
+            header.append("calibrated")
+            align += (">",)
+        if self.seen is not None:
+            header.append("seen")
+            align += ("<",)
+        rows = []
+        for r in range(self.top_k):
+            row = [
+                str(r + 1),
+                self.names[r],
+                str(self.indices[r]),
+                _fmt(self.scores[r]),
+                f"{self.probabilities[r]:.4f}",
+            ]
+            if self.calibrated is not None:
+                row.append(_fmt(self.calibrated[r]))
+            if self.seen is not None:
+                row.append("seen" if self.seen[r] else "unseen")
+            rows.append(row)
+        return "\n".join([head, *format_table(header, rows, "".join(align))])
+
+
+@dataclass
+class AttributePrediction:
+    """The predicted attribute vector of one image.
+
+    Attributes:
+        values: one value per attribute, in the model's attribute order.
+        attribute_names: their names (``"attribute <i>"`` where the model has none).
+        source: which image this is.
+    """
+
+    values: list[float]
+    attribute_names: list[str]
+    source: str = ""
+
+    def as_dict(self) -> dict[str, float]:
+        """``{attribute name: value}``."""
+        return dict(zip(self.attribute_names, self.values))
+
+    def top(self, k: int = 10) -> list[tuple[str, float]]:
+        """The ``k`` highest attributes as ``(name, value)``, highest first."""
+        order = np.argsort(-np.asarray(self.values), kind="stable")[:k]
+        return [(self.attribute_names[i], self.values[i]) for i in order]
+
+    def numpy(self) -> np.ndarray:
+        return np.asarray(self.values, dtype=np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AttributePrediction:
+        return cls(**dict(data))
+
+    def __str__(self, k: int = 10) -> str:
+        top = self.top(k)
+        rows = [[str(i + 1), name, _fmt(v)] for i, (name, v) in enumerate(top)]
+        head = f"{self.source or 'image'}  (top {len(top)} of {len(self.values)} attributes)"
+        return "\n".join([head, *format_table(["rank", "attribute", "value"], rows, "><>")])
+
+
+class ResultList(list, Generic[T]):
+    """A list of per-image results that prints as tables and converts to dicts/JSON."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"results": [result.to_dict(), ...]}``."""
+        return {"results": [r.to_dict() for r in self]}
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def __str__(self) -> str:
+        return "\n\n".join(str(r) for r in self)
