@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 
 import zeromamba
-from zeromamba import hub, zoo
+from zeromamba import convert, zoo
+from zeromamba import format as zm_format
 
 
 def convert_variant(variant: zoo.PretrainedVariant, args: argparse.Namespace) -> Path | None:
@@ -39,11 +40,11 @@ def convert_variant(variant: zoo.PretrainedVariant, args: argparse.Namespace) ->
                 f = args.names / f"{variant.dataset}_{suffix}.txt"
                 if f.is_file():
                     kwargs[key] = f
-    hub.convert_official(checkpoint, out, variant=variant, **kwargs)
-    cfg = hub.read_config(out)
+    convert.convert_official(checkpoint, out, variant=variant, **kwargs)
+    cfg = zm_format.read_config(out)
     if variant.is_zero_shot and len(cfg["seen_classes"] or []) != variant.num_seen:
         raise SystemExit(f"{variant.name}: {len(cfg['seen_classes'] or [])} seen classes, expected {variant.num_seen}")
-    diff = hub.verify_conversion(checkpoint, out, image_size=args.verify_size)
+    diff = convert.verify_conversion(checkpoint, out, image_size=args.verify_size)
     print(f"{variant.name}: wrote {out}, outputs equal the original's (max difference {diff:.3g})")
     return out
 
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.write_template:
         target = Path(__file__).resolve().parent / "MODEL_CARD_TEMPLATE.md"
-        target.write_text(hub.MODEL_CARD_TEMPLATE)
+        target.write_text(zm_format.MODEL_CARD_TEMPLATE)
         print(f"wrote {target}")
         return 0
     if args.checkpoints is None:

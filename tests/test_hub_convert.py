@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 import zeromamba
-from zeromamba import hub
+from zeromamba import convert, format as zm_format
 from zeromamba.cli import main as cli_main
 from zeromamba.errors import CheckpointError, DataError
 from zeromamba.models import VMamba, ZeroMamba
@@ -65,10 +65,10 @@ def test_fixtures_convert_save_load_reproduce_the_official_outputs(fixture: str,
     att_splits, res101 = write_xlsa17(tmp_path, att, seen)
     ckpt = folder / "zeromamba_official_format.pth"
 
-    converted = hub.convert_official(
+    converted = convert.convert_official(
         ckpt, tmp_path / "converted", att_splits=att_splits, res101=res101, gamma=meta["gamma"], dataset="fixture"
     )
-    config = hub.read_config(converted)
+    config = zm_format.read_config(converted)
     assert config["seen_classes"] == seen == [0, 1, 2, 3]
     assert config["class_names"][0] == "001.species_0"
     assert config["gamma"] == pytest.approx(0.3)
@@ -103,13 +103,13 @@ def test_vmamba_release_file_becomes_a_backbone_folder(tmp_path: Path) -> None:
     import timm
 
     ckpt = FIXTURES / "parity_dstate1" / "vmamba_official_format.pth"
-    out = hub.convert_official(ckpt, tmp_path / "backbone")
-    config = hub.read_config(out)
+    out = convert.convert_official(ckpt, tmp_path / "backbone")
+    config = zm_format.read_config(out)
     assert config["architecture"] == "vmamba_small"  # a custom size keeps the name and overrides its args
     assert config["model_args"]["embed_dim"] == 24 and config["model_args"]["depths"] == [1, 1, 2, 1]
     assert config["pretrained_cfg"]["input_size"] == [3, 224, 224]
     official = zeromamba.load_official(ckpt)
-    model = hub.load_model(out)
+    model = zeromamba.load_model(out)
     assert isinstance(model, VMamba)
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
@@ -118,9 +118,9 @@ def test_vmamba_release_file_becomes_a_backbone_folder(tmp_path: Path) -> None:
     predictor = zeromamba.from_pretrained(out)  # a backbone predictor ranks its ImageNet logits
     assert len(predictor.classify(x, top_k=3)[0].indices) == 3
     with pytest.raises(DataError, match="VMamba backbone"):
-        hub.convert_official(ckpt, tmp_path / "x", seen_classes=[0])
+        convert.convert_official(ckpt, tmp_path / "x", seen_classes=[0])
     with pytest.raises(CheckpointError, match="is a VMamba backbone checkpoint, but variant 'cub-gzsl'"):
-        hub.convert_official(ckpt, tmp_path / "x", variant="cub-gzsl")
+        convert.convert_official(ckpt, tmp_path / "x", variant="cub-gzsl")
 
 
 def test_convert_names_files_explicit_seen_and_checks(tmp_path: Path) -> None:
@@ -131,7 +131,7 @@ def test_convert_names_files_explicit_seen_and_checks(tmp_path: Path) -> None:
     (tmp_path / "classes.txt").write_text("\n".join(f"bird {i}" for i in range(6)) + "\n")
     # CUB's attributes.txt style: "<index> <name>"
     (tmp_path / "attributes.txt").write_text("".join(f"{i + 1} has_part::{i}\n" for i in range(12)))
-    out = hub.convert_official(
+    out = convert.convert_official(
         ckpt,
         tmp_path / "named",
         att_splits=att_splits,
@@ -145,21 +145,21 @@ def test_convert_names_files_explicit_seen_and_checks(tmp_path: Path) -> None:
     assert p.gamma == 0.0  # no variant, no gamma given
 
     with pytest.raises(DataError, match="seen classes are unknown"):
-        hub.convert_official(ckpt, tmp_path / "x", att_splits=att_splits)
+        convert.convert_official(ckpt, tmp_path / "x", att_splits=att_splits)
     with pytest.raises(DataError, match="only used together with att_splits"):
-        hub.convert_official(ckpt, tmp_path / "x", res101=res101)
+        convert.convert_official(ckpt, tmp_path / "x", res101=res101)
     (tmp_path / "w").mkdir()
     wrong_width, _ = write_xlsa17(tmp_path / "w", torch.rand(6, 10), [0, 1])
     with pytest.raises(DataError, match="10 columns but the model predicts 12"):
-        hub.convert_official(ckpt, tmp_path / "x", att_splits=wrong_width, seen_classes=[0])
+        convert.convert_official(ckpt, tmp_path / "x", att_splits=wrong_width, seen_classes=[0])
     with pytest.raises(DataError, match="not found"):
-        hub.convert_official(ckpt, tmp_path / "x", att_splits=tmp_path / "missing.mat", seen_classes=[0])
+        convert.convert_official(ckpt, tmp_path / "x", att_splits=tmp_path / "missing.mat", seen_classes=[0])
     with pytest.raises(DataError, match="5 class names for 6 rows"):
-        hub.convert_official(ckpt, tmp_path / "x", att_splits=att_splits, res101=res101, class_names=["a"] * 5)
+        convert.convert_official(ckpt, tmp_path / "x", att_splits=att_splits, res101=res101, class_names=["a"] * 5)
     with pytest.raises(CheckpointError, match="does not match variant 'cub-gzsl'"):
-        hub.convert_official(ckpt, tmp_path / "x", variant="cub-gzsl", att_splits=att_splits, res101=res101)
+        convert.convert_official(ckpt, tmp_path / "x", variant="cub-gzsl", att_splits=att_splits, res101=res101)
     with pytest.raises(CheckpointError, match="not found"):
-        hub.convert_official(tmp_path / "nope.pth", tmp_path / "x")
+        convert.convert_official(tmp_path / "nope.pth", tmp_path / "x")
     assert not (tmp_path / "x").exists()  # failed conversions write nothing
 
 
@@ -183,13 +183,13 @@ def test_cli_convert_and_push_validation(tmp_path: Path, capsys: pytest.CaptureF
         ]
     )
     assert code == 0 and "config.json" in capsys.readouterr().out
-    assert isinstance(hub.load_model(out), ZeroMamba)
+    assert isinstance(zeromamba.load_model(out), ZeroMamba)
     code = cli_main(
         ["convert", str(folder / "zeromamba_official_format.pth"), "--out", str(tmp_path / "y"), "--seen", "0,1"]
     )
     assert code == 1 and "without a class-attribute matrix" in capsys.readouterr().err
     assert cli_main(["convert", str(folder / "zeromamba_official_format.pth"), "--out", str(tmp_path / "y")]) == 0
-    assert hub.read_config(tmp_path / "y")["class_attributes"] is None  # a model that predicts attributes only
+    assert zm_format.read_config(tmp_path / "y")["class_attributes"] is None  # a model that predicts attributes only
     capsys.readouterr()
 
     # push validates the folder before any network access
@@ -234,7 +234,7 @@ def test_publishing_script_converts_and_verifies(tmp_path: Path, monkeypatch: py
     args = ["--checkpoints", str(folder), "--xlsa17", str(tmp_path / "xlsa17"), "--out", str(tmp_path / "zoo")]
     assert script.main([*args, "--variants", "fix-gzsl,vmamba-small"]) == 0  # vmamba-small: file absent, skipped
     out = tmp_path / "zoo" / "fix-gzsl"
-    config = hub.read_config(out)
+    config = zm_format.read_config(out)
     assert config["variant"]["name"] == "fix-gzsl" and config["gamma"] == 0.3 and config["seen_classes"] == [0, 1, 2, 3]
     assert "# ZeroMamba fix-gzsl" in (out / "README.md").read_text()
     assert not (tmp_path / "zoo" / "vmamba-small").exists()

@@ -25,7 +25,7 @@ import torch
 from huggingface_hub import constants
 
 import zeromamba
-from zeromamba import hub, zoo
+from zeromamba import zoo
 from zeromamba.errors import CheckpointError, ConfigError, ModelNotAvailableError
 from zeromamba.models import ZeroMamba
 from zeromamba.predictor import Predictor
@@ -338,7 +338,7 @@ def test_timm_loads_tags_and_hf_hub_repos(fakehub: FakeHub, tmp_path: Path) -> N
     # a backbone folder through the vmamba_tiny.in1k tag and hf-hub:
     torch.manual_seed(0)
     backbone = zeromamba.VMamba(embed_dim=8, depths=(1, 1, 1, 1), ssm_ratio=1.0, num_classes=1000)
-    bfolder = hub.save_pretrained(backbone, tmp_path / "backbone", variant="vmamba-tiny")
+    bfolder = zeromamba.save_pretrained(backbone, tmp_path / "backbone", variant="vmamba-tiny")
     fakehub.publish(zoo.get_variant("vmamba-tiny").repo_id, Path(bfolder))
     fakehub.publish("org/backbone", Path(bfolder))
     for m in (
@@ -347,4 +347,4 @@ def test_timm_loads_tags_and_hf_hub_repos(fakehub: FakeHub, tmp_path: Path) -> N
     ):
         assert all(torch.equal(v, backbone.state_dict()[k]) for k, v in m.state_dict().items())
     x = torch.randn(1, 3, 32, 32)
-    assert torch.allclose(zeromamba.hub.load_model("org/backbone")(x), backbone.eval()(x), atol=1e-6)
+    assert torch.allclose(zeromamba.load_model("org/backbone")(x), backbone.eval()(x), atol=1e-6)

@@ -24,7 +24,7 @@ def test_timm_finds_our_models():
 def test_entry_points_build_the_shared_architecture_table(arch: str) -> None:
     """The timm entry point, the zoo and the saved config all describe a model by the same table."""
     from zeromamba.architectures import VMAMBA_ARCHITECTURES, ZEROMAMBA_ARCHITECTURES
-    from zeromamba.hub import model_config
+    from zeromamba.format import model_config
 
     table = {**VMAMBA_ARCHITECTURES, **ZEROMAMBA_ARCHITECTURES}[arch]
     name, args = model_config(
@@ -43,7 +43,7 @@ def test_create_model_through_timm_and_zeromamba():
     assert b.pretrained_cfg["first_conv"] == "patch_embed.0" and b.pretrained_cfg["classifier"] == "classifier.head"
     assert isinstance(b.get_submodule(b.pretrained_cfg["first_conv"]), torch.nn.Conv2d)
     assert b.get_submodule(b.pretrained_cfg["classifier"]) is b.get_classifier()
-    with pytest.raises(ValueError, match="vmamba_small"):
+    with pytest.raises(zeromamba.UnknownModelError, match="vmamba_small"):
         zeromamba.create_model("vmamba_smal")
 
 

@@ -11,7 +11,7 @@ import torch
 from timm.models import get_pretrained_cfg
 
 import zeromamba
-from zeromamba import hub, zoo
+from zeromamba import zoo
 from zeromamba.cli import main as cli_main
 from zeromamba.errors import UnknownModelError
 from zeromamba.models import ZeroMamba
@@ -84,16 +84,18 @@ def test_timm_tags(monkeypatch: pytest.MonkeyPatch) -> None:
     # the untagged architecture still builds with any attribute count (tags declare num_classes=0)
     model = timm.create_model("zeromamba_small", num_attributes=7, embed_dim=8, depths=(1, 1, 1, 1), semantic_dim=8)
     assert isinstance(model, ZeroMamba) and model.num_attributes == 7
-    # tags follow a namespace changed at run time once refreshed
+    # a namespace changed at run time applies to the next create_model (no refresh, no registry writes)
     monkeypatch.setenv(zoo.NAMESPACE_ENV, "other-org")
-    try:
-        assert zoo.refresh_timm_pretrained_cfgs() >= 9
-        assert get_pretrained_cfg("vmamba_base.in1k").hf_hub_id == "other-org/vmamba-base-in1k"
-        assert get_pretrained_cfg("zeromamba_small").hf_hub_id == "other-org/zeromamba-small-cub-gzsl"
-    finally:
-        monkeypatch.delenv(zoo.NAMESPACE_ENV)
-        zoo.refresh_timm_pretrained_cfgs()
-    assert get_pretrained_cfg("vmamba_base.in1k").hf_hub_id == "zeromamba/vmamba-base-in1k"
+    assert timm.create_model("vmamba_base.in1k").pretrained_cfg["hf_hub_id"] == "other-org/vmamba-base-in1k"
+    tiny = dict(embed_dim=8, depths=(1, 1, 1, 1), semantic_dim=8)
+    small = timm.create_model("zeromamba_small", num_attributes=312, **tiny)
+    assert small.pretrained_cfg["hf_hub_id"] == "other-org/zeromamba-small-cub-gzsl"  # timm's default tag
+    sun = timm.create_model("zeromamba_small.sun_gzsl", **tiny)
+    assert sun.pretrained_cfg["hf_hub_id"] == "other-org/zeromamba-small-sun-gzsl" and sun.num_attributes == 102
+    own = timm.create_model("vmamba_tiny", pretrained_cfg_overlay={"hf_hub_id": "me/mine"})
+    assert own.pretrained_cfg["hf_hub_id"] == "me/mine"  # the caller's overlay wins
+    monkeypatch.delenv(zoo.NAMESPACE_ENV)
+    assert timm.create_model("vmamba_base.in1k").pretrained_cfg["hf_hub_id"] == "zeromamba/vmamba-base-in1k"
 
 
 def test_embedded_variant_loads_without_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,7 +103,7 @@ def test_embedded_variant_loads_without_network(tmp_path: Path, monkeypatch: pyt
 
     torch.manual_seed(0)
     model = ZeroMamba(num_attributes=4, semantic_dim=8, embed_dim=8, depths=(1, 1, 1, 1), fusion_hidden=8)
-    folder = hub.save_pretrained(model, tmp_path / "shapes", class_attributes=torch.eye(4), seen=[0, 1], gamma=0.1)
+    folder = zeromamba.save_pretrained(model, tmp_path / "shapes", class_attributes=torch.eye(4), seen=[0, 1], gamma=0.1)
     variant = zoo.PretrainedVariant(
         name="shapes-test",
         architecture="zeromamba_small",

@@ -66,9 +66,13 @@ def hub_cfg_overlay(architecture: str, default_cfgs: Mapping[str, Any], kwargs: 
 
     ``kwargs`` are the entry point's; the tag is ``kwargs["pretrained_cfg"]`` when it is a string,
     else the architecture's default tag in ``default_cfgs`` (what ``generate_default_cfgs`` returned).
+    A whole pretrained cfg passed by the caller (timm's ``hf-hub:`` loading does) is left as it is.
     """
     tag = kwargs.get("pretrained_cfg")
-    if not isinstance(tag, str):
+    own = dict(kwargs.get("pretrained_cfg_overlay") or {})
+    if tag is not None and not isinstance(tag, str):
+        return own
+    if tag is None:
         default = default_cfgs.get(architecture)
         tag = default.tags[0] if default is not None and default.tags else None
-    return {**timm_hub_overlay(architecture, tag), **(kwargs.get("pretrained_cfg_overlay") or {})}
+    return {**timm_hub_overlay(architecture, tag), **own}
