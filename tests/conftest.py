@@ -1,4 +1,4 @@
-"""Shared test helpers: where the official fixtures live, tolerances, tiny model settings."""
+"""Shared test helpers: where the parity fixtures live (tests/fixtures), tolerances, tiny model settings."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def fixtures_root() -> Path:
-    """``$ZEROMAMBA_FIXTURES`` or ``../shared/fixtures/official`` next to the repository."""
+def fixtures_root(kind: str = "official") -> Path:
+    """The parity fixtures of ``kind`` (``official`` or ``vim``): ``tests/fixtures/<kind>``, or
+    ``$ZEROMAMBA_FIXTURES/<kind>`` when that variable names another folder (a folder holding
+    ``official_checkpoint_manifest.json`` itself is taken as the official one)."""
     env = os.environ.get("ZEROMAMBA_FIXTURES")
-    root = Path(env) if env else REPO.parent / "shared" / "fixtures" / "official"
+    base = Path(env) if env else REPO / "tests" / "fixtures"
+    root = base if kind == "official" and (base / "official_checkpoint_manifest.json").is_file() else base / kind
     if not root.is_dir():
-        raise FileNotFoundError(
-            f"official fixtures not found at {root}; set ZEROMAMBA_FIXTURES to the folder holding "
-            "official_checkpoint_manifest.json and parity_dstate*/"
-        )
+        raise FileNotFoundError(f"{kind} fixtures not found at {root}; they ship in tests/fixtures/ of the repository")
     return root
 
 

@@ -18,13 +18,11 @@ from zeromamba.cli import main as cli_main
 from zeromamba.errors import CheckpointError, DataError
 from zeromamba.models import VMamba, ZeroMamba
 
+from .conftest import fixtures_root
+
 scipy_io = pytest.importorskip("scipy.io")
 
-# as in conftest.py: $ZEROMAMBA_FIXTURES or ../shared/fixtures/official next to the repository
-FIXTURES = Path(
-    os.environ.get("ZEROMAMBA_FIXTURES") or Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "official"
-)
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="official fixtures not available")
+FIXTURES = fixtures_root("official")
 
 
 def write_xlsa17(folder: Path, class_attributes: torch.Tensor, seen: list[int]) -> tuple[Path, Path]:
