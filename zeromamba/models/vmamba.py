@@ -19,7 +19,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
 from torch.utils.checkpoint import checkpoint
 
 from ..architectures import VMAMBA_ARCHITECTURES, VMAMBA_VARIANTS, default_dt_rank
@@ -87,6 +86,22 @@ class Downsample(nn.Sequential):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self[3](_conv_channels_last(self[1], x))
+
+
+def _take_indices(num_stages: int, indices: int | Sequence[int] | None) -> tuple[list[int], int]:
+    """timm's ``indices`` convention: an int ``n`` is the last ``n`` stages, a sequence names stages
+    (negative from the end); returns ``(stage indices, the largest)``."""
+    if indices is None:
+        take = list(range(num_stages))
+    elif isinstance(indices, int):
+        if not 0 < indices <= num_stages:
+            raise ValueError(f"indices must take between 1 and {num_stages} stages, got {indices}")
+        take = list(range(num_stages - indices, num_stages))
+    else:
+        take = [num_stages + i if i < 0 else i for i in indices]
+        if not all(0 <= i < num_stages for i in take):
+            raise ValueError(f"stage indices {list(indices)} out of range for {num_stages} stages")
+    return take, max(take)
 
 
 class SS2D(nn.Module):
@@ -373,7 +388,7 @@ class VMamba(nn.Module):
         """Stage outputs (after each stage's blocks, before its downsample), NCHW or NHWC."""
         if output_fmt not in ("NCHW", "NHWC"):
             raise ValueError("output_fmt must be 'NCHW' or 'NHWC'")
-        take, max_index = feature_take_indices(len(self.layers), indices)
+        take, max_index = _take_indices(len(self.layers), indices)
         x = self.patch_embed(x)
         intermediates = []
         stages = self.layers[: max_index + 1] if stop_early else self.layers
@@ -389,7 +404,7 @@ class VMamba(nn.Module):
     def prune_intermediate_layers(
         self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
     ) -> list[int]:
-        take, max_index = feature_take_indices(len(self.layers), indices)
+        take, max_index = _take_indices(len(self.layers), indices)
         self.layers = self.layers[: max_index + 1]
         if prune_head:
             self.reset_classifier(0)
