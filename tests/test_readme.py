@@ -1,0 +1,55 @@
+"""The README's Python examples, run as written (offline), so that the README cannot drift from the
+code. Blocks preceded by ``<!-- readme-example ... -->`` are run in order in one namespace, in a
+folder holding the files they name."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from .conftest import REPO, fixtures_root
+
+MARKER = re.compile(r"<!-- readme-example[^>]*-->\s*```python\n(.*?)```", re.S)
+
+
+def readme_examples() -> list[str]:
+    return MARKER.findall((REPO / "README.md").read_text(encoding="utf-8"))
+
+
+def test_the_readme_marks_its_examples() -> None:
+    blocks = readme_examples()
+    assert len(blocks) >= 2
+    assert any("from_pretrained" in b for b in blocks) and any("timm.create_model" in b for b in blocks)
+
+
+@pytest.mark.slow
+def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zeromamba.data.shapes import SHAPES_ATTRIBUTES, render_shape
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    render_shape("red", "solid", "circle", np.random.default_rng(1)).save("circle.png")
+    render_shape("blue", "striped", "bar", np.random.default_rng(2)).save("bar.png")
+    rows = {"round red thing": {"circle", "red", "solid"}, "blue striped bar": {"bar", "blue", "striped"}}
+    lines = ["class," + ",".join(SHAPES_ATTRIBUTES)]
+    lines += [name + "," + ",".join("1" if a in on else "0" for a in SHAPES_ATTRIBUTES) for name, on in rows.items()]
+    Path("my_classes.csv").write_text("\n".join(lines) + "\n")
+    shutil.copy(fixtures_root() / "parity_dstate1" / "zeromamba_official_format.pth", "CUB_bestGZSL.pth")
+
+    namespace: dict = {}
+    for block in readme_examples():
+        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - the README's own code
+
+    assert namespace["result"].label == "red solid circle"
+    assert [r.label for r in namespace["results"]] == ["round red thing", "blue striped bar"]
+    assert dict(namespace["attrs"].top(3)).keys() == {"circle", "red", "solid"}
+    assert Path("why.png").stat().st_size > 0 and Path("my-model/config.json").is_file()
+    out = namespace["out"]
+    assert tuple(out.attributes.shape) == (1, 312) and out.attention.shape[:2] == (1, 312)
+    assert len(namespace["backbone"](torch.zeros(1, 3, 64, 64))) == 4  # features_only: four stages
+    assert type(namespace["bare"]).__name__ == "ZeroMamba"
