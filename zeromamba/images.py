@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .constants import ZSL_PREPROCESS
 from .errors import ConfigError, ImageError
 
 __all__ = [
@@ -52,14 +53,7 @@ __all__ = [
 DEFAULT_MAX_PIXELS = 100_000_000
 
 #: The authors' evaluation preprocessing: a plain 448 x 448 resize (no crop), ImageNet mean/std.
-DEFAULT_PREPROCESS: dict[str, Any] = {
-    "input_size": (3, 448, 448),
-    "mean": (0.485, 0.456, 0.406),
-    "std": (0.229, 0.224, 0.225),
-    "interpolation": "bilinear",
-    "crop_pct": 1.0,
-    "crop_mode": "squash",
-}
+DEFAULT_PREPROCESS: dict[str, Any] = ZSL_PREPROCESS
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
