@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import zeromamba
-from zeromamba.models import calibrated_stacking, class_scores
 from zeromamba.models.zeromamba import OFFICIAL_PREFIXES
-from zeromamba.ops import cross_selective_scan, mamba_ssm_available
+from zeromamba.ops import cross_selective_scan, mamba_ssm_available, resolve_backend
+from zeromamba.scoring import calibrated_stacking, class_scores
 
 
 def scaled(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -81,7 +81,7 @@ def parity(fixtures: Path, dev: str) -> dict:
                 predictions_exact=preds_ok,
                 loss_rel_error=abs(loss.item() - e["train.loss"].item()) / abs(e["train.loss"].item()),
                 max_grad_rel_error=gerr,
-                resolved_backend=zeromamba.ops.resolve_backend(backend, e["input0"].to(dev), meta["config"]["d_state"]),
+                resolved_backend=resolve_backend(backend, e["input0"].to(dev), meta["config"]["d_state"]),
             )
         out[d.name] = res
     return out
@@ -157,7 +157,7 @@ def throughput(dev: str) -> dict:
                 row[f"{name}_{prec}_img_per_s"] = round(batch * 1000 / ms, 1)
         zm.set_scan_backend("auto")
         row["zm_vs_r101_bf16"] = round(row["zeromamba_small_bf16_ms"] / row["resnet101_bf16_ms"], 2)
-        row["auto_backend"] = zeromamba.ops.resolve_backend("auto", x, 1, False)
+        row["auto_backend"] = resolve_backend("auto", x, 1, False)
         res[f"batch{batch}"] = row
     return res
 

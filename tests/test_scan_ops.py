@@ -16,6 +16,7 @@ from zeromamba.ops import (
     selective_scan_reference,
 )
 from zeromamba.ops.fused_cpu import cross_scan_fused_cpu
+from zeromamba.ops.self_check import self_check
 
 from .conftest import scaled_error
 
@@ -185,3 +186,19 @@ def test_backend_env_override(monkeypatch):
     monkeypatch.setenv("ZEROMAMBA_SCAN_BACKEND", "reference")
     assert resolve_backend("auto", x) == "reference"
     assert resolve_backend("torch", x) == "torch"  # an explicit choice wins over the environment
+
+
+def test_self_check_rejects_a_wrong_kernel_once(caplog):
+    calls = []
+
+    def wrong(x, *weights):
+        calls.append(1)
+        return torch.zeros_like(x)
+
+    cpu = torch.device("cpu")
+    with caplog.at_level("WARNING", logger="zeromamba.ops.self_check"):
+        first = self_check("test-wrong", wrong, cpu, (1, 3, 4, 8, 2))
+        again = self_check("test-wrong", wrong, cpu, (1, 3, 4, 8, 2))
+    assert first == again and first.startswith("self-check failed")
+    assert len(calls) == 1 and len(caplog.records) == 1  # checked, and warned about, once
+    assert self_check("test-right", cross_selective_scan, cpu, (1, 3, 4, 8, 2)) is None

@@ -18,8 +18,8 @@ pytest.importorskip("triton")
 
 SCRIPT = r"""
 import json, torch
+from zeromamba.ops import cross_selective_scan
 from zeromamba.ops.fused_triton import cross_scan_fused_triton
-from zeromamba.ops.cross_scan import cross_selective_scan
 g = torch.Generator().manual_seed(0)
 errors = {}
 cases = [(1, 5, 7, 8, 2, False), (2, 3, 70, 40, 3, False), (1, 6, 5, 16, 2, True), (1, 1, 1, 4, 1, False)]

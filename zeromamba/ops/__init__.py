@@ -1,13 +1,7 @@
 """Scan kernels: the plain references and the fast implementations, side by side."""
 
-from .cross_scan import (
-    SCAN_BACKENDS,
-    cross_merge,
-    cross_scan,
-    cross_selective_scan,
-    resolve_backend,
-    scan_order,
-)
+from .cross_scan import cross_merge, cross_scan, scan_order
+from .dispatch import SCAN_BACKENDS, cross_selective_scan, resolve_backend
 from .fused_cpu import fused_cpu_available, kernel_status
 from .fused_triton import fused_triton_available
 from .selective_scan import (

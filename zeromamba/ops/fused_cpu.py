@@ -8,7 +8,8 @@ It is an optional accelerator for inference:
 * built with the system C compiler (``$CC``, else ``cc``/``gcc``) into the user cache
   (``$ZEROMAMBA_CACHE_DIR``, else ``$XDG_CACHE_HOME/zeromamba``, else ``~/.cache/zeromamba``),
   atomically, keyed by a hash of the source, flags and machine;
-* checked once against the PyTorch path on a small random problem before it is trusted;
+* checked once against the PyTorch path on a small random problem before it is trusted
+  (:mod:`zeromamba.ops.self_check`);
 * used only for float32 CPU tensors, ``d_state == 1`` and no autograd; everything else, or any
   failure to build, falls back to the pure-PyTorch backend (``ZEROMAMBA_DISABLE_CPU_KERNEL=1``
   turns it off).
@@ -35,17 +36,19 @@ from typing import Any
 import torch
 
 from .scratch import scratch_buffer
+from .self_check import self_check
 from .ss2d_inputs import dstate1_inputs
 
-__all__ = ["fused_cpu_available", "ss2d_scan_dstate1", "kernel_status"]
+__all__ = ["cross_scan_fused_cpu", "fused_cpu_available", "kernel_status", "ss2d_scan_dstate1"]
 
 log = logging.getLogger(__name__)
 
 _COMPILE_FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fopenmp-simd", "-fPIC", "-std=c99")
 _PORTABLE_FLAGS = ("-O3", "-fno-math-errno", "-fPIC", "-std=c99")
 _lock = threading.Lock()
-_state: dict[str, object] = {}  # "lib", "fn", "error"
+_state: dict[str, object] = {}  # "fn", "error"
 _pool: ThreadPoolExecutor | None = None
+_CHECK_SHAPE = (2, 9, 7, 40, 3)  # (B, H, W, D, dt_rank) of the self-check: odd sizes, several chunks
 
 
 def _cache_dir() -> Path:
@@ -89,7 +92,7 @@ def _compile(cc: str, flags: tuple[str, ...], source: str, target: Path) -> None
         os.replace(lib, target)  # atomic: a reader sees no file or a whole one
 
 
-def _build() -> ctypes.CDLL:
+def _build() -> Any:
     source = resources.files("zeromamba.ops").joinpath("csrc/ss2d_scan.c").read_text()
     cc = _compiler()
     if cc is None:
@@ -114,28 +117,8 @@ def _build() -> ctypes.CDLL:
         fn = lib.ss2d_scan_dstate1
         fn.restype = None
         fn.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int64] * 6
-        return lib
+        return fn
     raise RuntimeError("; ".join(errors))
-
-
-def _self_check() -> None:
-    """Compare with the PyTorch path on a small, awkward problem (odd sizes, several chunks)."""
-    from .cross_scan import _cross_scan_fast
-
-    g = torch.Generator().manual_seed(0)
-    B, H, W, D, R = 2, 9, 7, 40, 3
-    x = torch.randn(B, H, W, D, generator=g)
-    xp = torch.randn(4, R + 2, D, generator=g) * 0.3
-    dw = torch.randn(4, D, R, generator=g) * 0.3
-    db = torch.randn(4, D, generator=g) * 0.3
-    al = torch.randn(4 * D, 1, generator=g) * 0.5
-    ds = torch.randn(4 * D, generator=g)
-    with torch.no_grad(), torch.autocast("cpu", enabled=False):
-        want = _cross_scan_fast(x, xp, dw, db, al, ds)
-        got = cross_scan_fused_cpu(x, xp, dw, db, al, ds)
-    err = ((got - want).abs().max() / want.abs().max()).item()
-    if not err < 1e-5:
-        raise RuntimeError(f"self-check failed: relative error {err:.2e}")
 
 
 def _load() -> object | None:
@@ -146,19 +129,17 @@ def _load() -> object | None:
             _state["error"] = "disabled by ZEROMAMBA_DISABLE_CPU_KERNEL"
             return None
         try:
-            lib = _build()
-            _state["lib"], _state["fn"] = lib, lib.ss2d_scan_dstate1
+            _state["fn"] = _build()
         except Exception as e:  # no compiler, odd platform, read-only cache...
             _state["error"] = str(e)
             log.info("zeromamba: fused CPU scan kernel unavailable, using the PyTorch path (%s)", e)
             return None
-    try:
-        _self_check()
-    except Exception as e:
+    # outside the lock: the check runs the kernel, whose own _load finds "fn" already set
+    error = self_check("fused CPU", cross_scan_fused_cpu, torch.device("cpu"), _CHECK_SHAPE)
+    if error is not None:
         with _lock:
             _state.pop("fn", None)
-            _state["error"] = str(e)
-        log.warning("zeromamba: fused CPU scan kernel disabled: %s", e)
+            _state["error"] = error
         return None
     return _state.get("fn")
 

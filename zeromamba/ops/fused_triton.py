@@ -9,24 +9,21 @@ state is carried. Positions come from index arithmetic (row-major, column-major,
 cross-scan copies are made. Each direction writes its own output slab and the four are summed
 afterwards, which keeps results deterministic (no atomics).
 
-Like the CPU kernel it is checked against the PyTorch path on first use and disabled (with a
-warning) if it does not agree, fails to compile, or Triton is missing. Forward only.
+Like the CPU kernel it is checked against the PyTorch path on first use
+(:mod:`zeromamba.ops.self_check`) and disabled (with a warning) if it does not agree or fails to
+compile; without Triton it is unavailable. Forward only.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-
 import torch
 
+from .self_check import self_check
 from .ss2d_inputs import dstate1_inputs
 
-__all__ = ["fused_triton_available", "cross_scan_fused_triton"]
+__all__ = ["cross_scan_fused_triton", "fused_triton_available"]
 
-log = logging.getLogger(__name__)
-_lock = threading.Lock()
-_state: dict[str, object] = {}
+_CHECK_SHAPE = (2, 9, 70, 40, 3)  # (B, H, W, D, dt_rank) of the self-check: several tiles, a partial channel block
 
 try:  # Triton is optional (it ships with CUDA builds of PyTorch on Linux)
     import triton
@@ -112,43 +109,9 @@ def cross_scan_fused_triton(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_
     return y.view(B, H, W, D)
 
 
-def _self_check(device: torch.device) -> None:
-    from .cross_scan import _cross_scan_fast
-
-    g = torch.Generator().manual_seed(0)
-    B, H, W, D, R = 2, 9, 70, 40, 3  # odd sizes, several tiles, a partial channel block
-    p = [
-        torch.randn(B, H, W, D, generator=g),
-        torch.randn(4, R + 2, D, generator=g) * 0.3,
-        torch.randn(4, D, R, generator=g) * 0.3,
-        torch.randn(4, D, generator=g) * 0.3,
-        torch.randn(4 * D, 1, generator=g) * 0.5,
-        torch.randn(4 * D, generator=g),
-    ]
-    p = [t.to(device) for t in p]
-    with torch.no_grad(), torch.autocast(device.type, enabled=False):
-        want = _cross_scan_fast(*p)
-        got = cross_scan_fused_triton(*p)
-    err = ((got - want).abs().max() / want.abs().max()).item()
-    if not err < 1e-5:
-        raise RuntimeError(f"self-check failed: relative error {err:.2e}")
-
-
 def fused_triton_available(device: torch.device | None = None) -> bool:
     """True when Triton is importable and the kernel passed its self-check on ``device``."""
     if triton is None:
         return False
     device = torch.device(device if device is not None else "cuda")
-    key = str(device)
-    with _lock:
-        if key in _state:
-            return _state[key] is True
-    try:
-        _self_check(device)
-        ok: object = True
-    except Exception as e:
-        ok = str(e)
-        log.warning("zeromamba: Triton scan kernel disabled on %s, using the PyTorch path: %s", key, e)
-    with _lock:
-        _state[key] = ok
-    return ok is True
+    return self_check("Triton", cross_scan_fused_triton, device, _CHECK_SHAPE) is None

@@ -44,7 +44,7 @@ def _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus):
         delta = delta + delta_bias.float()[..., None]
     if delta_softplus:
         delta = F.softplus(delta)
-    batch, dim, length = u.shape
+    dim = u.shape[1]
     groups = B.shape[1]
     # expand the per-group B/C to per-channel: (batch, dim, N, L)
     Bc = B.float().repeat_interleave(dim // groups, dim=1)
@@ -92,7 +92,7 @@ def linear_recurrence(a: torch.Tensor, b: torch.Tensor, dim: int = 1) -> torch.T
     b = b.movedim(dim, 0)
     length = a.shape[0]
     if length <= 32:
-        return _sequential(a, b, dim=0).movedim(0, dim)
+        return _sequential(a, b).movedim(0, dim)
     chunk, n_chunks = chunk_layout(length)
     pad = n_chunks * chunk - length
     if pad:
@@ -171,27 +171,26 @@ def _two_level_scan_inplace(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if n_chunks == 1:
         return b
     last_h, last_p = hs[-1], ps[-1]  # (batch, n_chunks, ...)
-    carry = torch.zeros_like(b[:, :1])  # state entering each chunk
-    carry = carry.expand(-1, 1, *b.shape[2:]).clone().squeeze(1)
+    carry = b.new_zeros(b.shape[0], *b.shape[2:])  # state entering each chunk
     cs, lh, lp = carry.unbind(1), last_h.unbind(1), last_p.unbind(1)
     for c in range(1, n_chunks):
         torch.addcmul(lh[c - 1], lp[c - 1], cs[c - 1], out=cs[c])
     return b.addcmul_(a, carry.unsqueeze(1))
 
 
-def _sequential(a: torch.Tensor, b: torch.Tensor, dim: int) -> torch.Tensor:
-    """Plain loop along ``dim``. In place (one op a step) when no gradient is needed."""
+def _sequential(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Plain loop along dim 0. In place (one op a step) when no gradient is needed."""
     if not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)):
         h = b.clone()
-        hs, as_ = h.unbind(dim), a.unbind(dim)
+        hs, as_ = h.unbind(0), a.unbind(0)
         for t in range(1, len(hs)):
             hs[t].addcmul_(as_[t], hs[t - 1])
         return h
-    bs, as_ = b.unbind(dim), a.unbind(dim)
+    bs, as_ = b.unbind(0), a.unbind(0)
     hs = [bs[0]]
     for t in range(1, len(bs)):
         hs.append(torch.addcmul(bs[t], as_[t], hs[-1]))
-    return torch.stack(hs, dim=dim)
+    return torch.stack(hs, dim=0)
 
 
 def selective_scan_chunked(

@@ -1,0 +1,76 @@
+"""The first-use check of the compiled scan kernels (C and Triton) against the PyTorch path.
+
+A kernel is trusted on a device only once it has agreed with :func:`~zeromamba.ops.torch_scan.cross_scan_torch`
+on a small, awkward random problem (odd sizes, several chunks or tiles, a partial channel block).
+The verdict is cached per kernel and device, and a failure is logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import torch
+
+from .torch_scan import cross_scan_torch
+
+__all__ = ["self_check"]
+
+log = logging.getLogger(__name__)
+
+#: relative error (max abs difference over max abs value) a kernel must stay under
+TOLERANCE = 1e-5
+
+_lock = threading.Lock()
+_verdicts: dict[tuple[str, str], str | None] = {}  # (kernel, device) -> None, or why it failed
+
+
+def _compare(kernel: Callable[..., torch.Tensor], device: torch.device, shape: tuple[int, int, int, int, int]) -> None:
+    g = torch.Generator().manual_seed(0)
+    B, H, W, D, R = shape
+    p = [
+        torch.randn(B, H, W, D, generator=g),
+        torch.randn(4, R + 2, D, generator=g) * 0.3,
+        torch.randn(4, D, R, generator=g) * 0.3,
+        torch.randn(4, D, generator=g) * 0.3,
+        torch.randn(4 * D, 1, generator=g) * 0.5,
+        torch.randn(4 * D, generator=g),
+    ]
+    p = [t.to(device) for t in p]
+    with torch.no_grad(), torch.autocast(device.type, enabled=False):
+        want = cross_scan_torch(*p)
+        got = kernel(*p)
+    err = ((got - want).abs().max() / want.abs().max()).item()
+    if not err < TOLERANCE:
+        raise RuntimeError(f"self-check failed: relative error {err:.2e}")
+
+
+def self_check(
+    name: str,
+    kernel: Callable[..., torch.Tensor],
+    device: torch.device,
+    shape: tuple[int, int, int, int, int],
+) -> str | None:
+    """``None`` when ``kernel`` agrees with the PyTorch path on ``device``, else why it does not.
+
+    ``kernel`` takes :func:`~zeromamba.ops.cross_selective_scan`'s tensors (``d_state == 1``);
+    ``shape`` is the problem's ``(B, H, W, D, dt_rank)``. A kernel that raises (a compile or
+    launch error) fails the check too.
+    """
+    key = (name, str(device))
+    with _lock:
+        if key in _verdicts:
+            return _verdicts[key]
+    # outside the lock: a check can take a while (a Triton compile) and must not hold up other kernels
+    try:
+        _compare(kernel, device, shape)
+        verdict = None
+    except Exception as e:  # a compile error, a launch failure or a wrong result
+        verdict = str(e)
+    with _lock:
+        first = key not in _verdicts  # else a thread that checked at the same time came first
+        verdict = _verdicts.setdefault(key, verdict)
+    if first and verdict is not None:
+        log.warning("zeromamba: %s scan kernel disabled on %s, using the PyTorch path: %s", name, device, verdict)
+    return verdict
