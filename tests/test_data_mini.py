@@ -16,9 +16,11 @@ from PIL import Image
 
 from zeromamba.data import (
     build_transform,
+    cell_strings,
     load_attribute_embeddings,
     load_dataset,
     load_folder,
+    load_mat,
     load_xlsa17,
     reroot_paths,
     selection_splits,
@@ -268,6 +270,24 @@ def test_missing_images_are_reported(mini: dict[str, Path], tmp_path: Path) -> N
     assert "res101.mat" in msg
 
 
+def test_mat_reader(tmp_path: Path) -> None:
+    path = tmp_path / "m.mat"
+    scipy.io.savemat(path, {"names": _cell(["a b", "", "c"]), "rows": np.array(["ab ", "cde"]), "x": np.eye(2)})
+    mat = load_mat(path, ["names"], ["rows", "absent"])
+    assert set(k for k in mat if not k.startswith("__")) == {"names", "rows"}  # only what was asked for
+    assert cell_strings(mat["names"], path, "names") == ["a b", "", "c"]
+    assert cell_strings(mat["rows"], path, "rows") == ["ab", "cde"]  # a char matrix: padded rows
+    with pytest.raises(DataError, match="m.mat.*'x' is not a cell array of strings"):
+        cell_strings(load_mat(path)["x"], path, "x")
+    with pytest.raises(DataError, match="att_splits.mat .*m.mat.*lacks the variable.*att"):
+        load_mat(path, ["att"], what="att_splits.mat")
+    with pytest.raises(DataError, match="not found.*none.mat"):
+        load_mat(tmp_path / "none.mat")
+    (tmp_path / "bad.mat").write_bytes(b"not a mat file")
+    with pytest.raises(DataError, match="cannot read .*bad.mat"):
+        load_mat(tmp_path / "bad.mat")
+
+
 def test_unresolvable_paths(mini: dict[str, Path], tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="cannot locate the images"):
@@ -319,7 +339,7 @@ def test_folder_bad_input(tmp_path: Path) -> None:
         load_folder(f["image_root"], tmp_path / "none.csv", f["unseen"])
     bad = tmp_path / "bad.csv"
     bad.write_text("class,a,b\nanimal0,1,2\nanimal1,1\n")
-    with pytest.raises(DataError, match="bad.csv.*line 3"):
+    with pytest.raises(DataError, match="bad.csv.*row 3"):
         load_folder(f["image_root"], bad, f["unseen"])
     (tmp_path / "u2.txt").write_text("zebra\n")
     with pytest.raises(DataError, match="u2.txt.*zebra"):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import zeromamba
-import zeromamba.train as zt
+import zeromamba.train.loop as loop
 from tests.test_data_mini import MINI_MODEL, NUM_ATTR, NUM_CLASSES, build_mini_xlsa17, mini_train_config
 from zeromamba.errors import CheckpointError, ConfigError, DataError, TrainingError
 from zeromamba.models import VMamba
@@ -45,7 +45,7 @@ def test_resume_continues_the_same_schedule(
     straight = train(mini_train_config(mini, tmp_path / "a", selection="last"))
 
     calls = {"n": 0}
-    real = zt._Run._train_epoch
+    real = loop.Trainer.train_epoch
 
     def crash_on_third(self: Any, *args: Any, **kw: Any) -> Any:
         calls["n"] += 1
@@ -53,10 +53,10 @@ def test_resume_continues_the_same_schedule(
             raise KeyboardInterrupt  # the machine went away mid-run
         return real(self, *args, **kw)
 
-    monkeypatch.setattr(zt._Run, "_train_epoch", crash_on_third)
+    monkeypatch.setattr(loop.Trainer, "train_epoch", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
         train(mini_train_config(mini, tmp_path / "b", selection="last"))
-    monkeypatch.setattr(zt._Run, "_train_epoch", real)
+    monkeypatch.setattr(loop.Trainer, "train_epoch", real)
     ck = tmp_path / "b" / "checkpoints"
     assert json.loads((ck / "latest.json").read_text())["epoch"] == 2
     assert sorted(p.name for p in ck.iterdir()) == ["final-epoch0002", "latest.json"]  # no half-written folder
@@ -116,7 +116,7 @@ def test_authors_protocol_exports_best_gzsl_and_czsl(mini: dict[str, Path], tmp_
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
     mini: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = zt.compute_loss
+    real = loop.compute_loss
     calls = {"n": 0}
 
     def nan_later(*args: Any) -> Any:
@@ -124,7 +124,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
         loss, ce, l1 = real(*args)
         return (loss * float("nan"), ce, l1) if calls["n"] > 2 else (loss, ce, l1)
 
-    monkeypatch.setattr(zt, "compute_loss", nan_later)
+    monkeypatch.setattr(loop, "compute_loss", nan_later)
     out = tmp_path / "n"
     with pytest.raises(TrainingError, match="non-finite loss.*epoch 2.*final-epoch0001"):
         train(mini_train_config(mini, out, selection="last", max_steps_per_epoch=2))

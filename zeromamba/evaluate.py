@@ -17,11 +17,8 @@ so every rank computes the same metrics.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import os
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,60 +28,16 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import DataLoader, Subset
 
-from .data import ImageDataset, ZSLData, add_data_arguments, build_transform, load_dataset, selection_splits
+from .constants import ZSL_IMAGE_SIZE
+from .data import EvalSplit, ImageDataset, ZSLData, build_transform, selection_splits
 from .errors import ZeroMambaError
-from .metrics import ZSLMetrics, format_table, plot_curve, save_json, zsl_metrics
+from .fileio import write_json
+from .hub import load_pretrained
+from .metrics import ZSLMetrics, format_table, plot_metrics, zsl_metrics
+from .runtime import amp_dtype, autocast, collective_device, resolve_device, unwrap_model, world_and_rank
 from .scoring import class_scores
 
-__all__ = [
-    "EvaluationResult",
-    "autocast",
-    "evaluate",
-    "evaluate_attributes",
-    "predict_attributes",
-    "register_cli",
-    "resolve_device",
-]
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None``/``"auto"``: this rank's GPU under torchrun (``LOCAL_RANK``), else ``cuda``, else CPU."""
-    if device is None or str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cpu")
-    return torch.device(device)
-
-
-def amp_dtype(amp: str | bool | None, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: ``auto`` is bfloat16 (or float16 where bf16 is missing) on CUDA and off on CPU."""
-    if amp in (None, False, "off", "none", "fp32", "float32") or device.type != "cuda":
-        return None
-    if amp in ("bf16", "bfloat16"):
-        return torch.bfloat16
-    if amp in ("fp16", "float16"):
-        return torch.float16
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-@contextlib.contextmanager
-def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
-    """``torch.autocast`` when ``dtype`` is set, a no-op otherwise."""
-    if dtype is None:
-        yield
-    else:
-        with torch.autocast(device.type, dtype=dtype):
-            yield
-
-
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size(), dist.get_rank()
-    return 1, 0
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
+__all__ = ["EvaluationResult", "evaluate", "evaluate_attributes", "predict_attributes"]
 
 
 @torch.no_grad()
@@ -103,9 +56,9 @@ def predict_attributes(
     Under an initialised process group each rank predicts every ``world``-th image and the
     results are all-gathered, so every rank returns the whole, identical result.
     """
-    net = _unwrap(model)
+    net = unwrap_model(model)
     device = device or next(net.parameters()).device
-    world, rank = _world()
+    world, rank = world_and_rank()
     shard = list(range(rank, len(dataset), world))
     loader = DataLoader(Subset(dataset, shard), batch_size=batch_size, shuffle=False, num_workers=num_workers)
     was_training = net.training
@@ -136,7 +89,7 @@ def _all_gather_padded(
     attrs: torch.Tensor, pos: torch.Tensor, max_n: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     # all_gather needs equal shapes: pad each shard to the largest and mark padding with position -1
-    on = device if dist.get_backend() == "nccl" else torch.device("cpu")
+    on = collective_device(device)
     a = torch.zeros(max_n, attrs.shape[1], device=on)
     p = torch.full((max_n,), -1, dtype=torch.long, device=on)
     a[: len(attrs)] = attrs.to(on)
@@ -202,24 +155,43 @@ class EvaluationResult:
 
 
 def _load_model(model: Any) -> tuple[nn.Module, dict[str, Any]]:
-    """A ZeroMamba module and what its wrapper knows (gamma, preprocess) from a module, a
-    Predictor, or a zoo name / local folder."""
-    info: dict[str, Any] = {}
-    if isinstance(model, (str, os.PathLike)):
-        import zeromamba
+    """The module to evaluate and what its wrapper knows (gamma, preprocess).
 
-        loader = getattr(zeromamba, "from_pretrained", None)
-        if loader is None:
-            raise ZeroMambaError("zeromamba.from_pretrained is not available in this installation")
-        model = loader(os.fspath(model))
+    ``model`` is a module; an object holding one in ``.model`` (a ``Predictor``, a
+    :class:`~zeromamba.hub.LoadedModel`), whose ``.gamma``/``.preprocess`` are used; or a zoo name,
+    Hub repository or folder, loaded with :func:`zeromamba.hub.load_pretrained`.
+    """
+    if isinstance(model, (str, os.PathLike)):
+        model = load_pretrained(os.fspath(model))
+    info: dict[str, Any] = {}
     if not isinstance(model, nn.Module) and isinstance(getattr(model, "model", None), nn.Module):
-        for key in ("gamma", "preprocess"):
-            if getattr(model, key, None) is not None:
-                info[key] = getattr(model, key)
+        info = {k: getattr(model, k) for k in ("gamma", "preprocess") if getattr(model, k, None) is not None}
         model = model.model
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected a ZeroMamba module, a Predictor or a model name/folder, got {type(model).__name__}")
     return model, info
+
+
+def _input_size(image_size: int | None, preprocess: dict[str, Any] | None) -> int:
+    if image_size is not None:
+        return int(image_size)
+    size = (preprocess or {}).get("input_size", ZSL_IMAGE_SIZE)
+    return int(size[-1]) if isinstance(size, (tuple, list)) else int(size)
+
+
+def _split(data: ZSLData, split: str, holdout_fraction: float, seed: int) -> EvalSplit:
+    if split == "test":
+        return data.test_split()
+    if split == "val":
+        return selection_splits(data, holdout_fraction, seed).val_split()
+    raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+
+
+def _write_outputs(result: EvaluationResult, title: str, json_path: Any, plot_path: Any) -> None:
+    if json_path:
+        write_json(result.to_dict(), json_path)
+    if plot_path:
+        plot_metrics(result.metrics, plot_path, title=title)
 
 
 def evaluate(
@@ -241,13 +213,14 @@ def evaluate(
     """Evaluate a model on a dataset split.
 
     Args:
-        model: a :class:`~zeromamba.models.ZeroMamba`, a ``Predictor``, or a zoo name / folder
-            (read with ``zeromamba.from_pretrained``).
+        model: a :class:`~zeromamba.models.ZeroMamba`, a ``Predictor`` (or anything with the module
+            in ``.model`` and optionally ``.gamma``/``.preprocess``), or a zoo name / Hub
+            repository / folder (read with :func:`zeromamba.hub.load_pretrained`).
         data: from :func:`zeromamba.data.load_dataset`.
         split: ``"test"`` (test_seen + test_unseen; seen = trainval classes) or ``"val"`` (the
             model-selection split: held-out train-class images + validation classes).
-        gamma: calibrated-stacking gamma for U/S/H; default the predictor's, else 0.
-        image_size: input resolution (default: the predictor's, else 448).
+        gamma: calibrated-stacking gamma for U/S/H; default the model's, else 0.
+        image_size: input resolution (default: the model's, else 448).
         json_path, plot_path: write the metrics (with the whole curve) as JSON / the curve as PNG.
 
     Returns:
@@ -260,42 +233,22 @@ def evaluate(
         gamma, source = (float(info["gamma"]), "model") if info.get("gamma") is not None else (0.0, "default 0")
     else:
         source = "given"
-    if image_size is None:
-        size = (info.get("preprocess") or {}).get("input_size", 448)
-        image_size = int(size[-1]) if isinstance(size, (tuple, list)) else int(size)
-    if split == "test":
-        idx = np.concatenate([data.splits["test_seen"], data.splits["test_unseen"]])
-        seen, unseen = data.seen_classes, data.unseen_classes
-    elif split == "val":
-        sel = selection_splits(data, holdout_fraction, seed)
-        idx = np.concatenate([sel.val_seen, sel.val_unseen])
-        seen, unseen = sel.seen, sel.unseen
-    else:
-        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+    size = _input_size(image_size, info.get("preprocess"))
+    part = _split(data, split, holdout_fraction, seed)
     if getattr(net, "num_attributes", data.num_attributes) != data.num_attributes:
         raise ZeroMambaError(
             f"the model predicts {net.num_attributes} attributes but {data.source} has {data.num_attributes}"
         )
-    ds = data.dataset(idx, build_transform(image_size, train=False))
-    world, rank = _world()
+    ds = data.dataset(part.indices, build_transform(size, train=False))
+    rank = world_and_rank()[1]
     show = sys.stderr.isatty() and rank == 0 if progress is None else progress
     attrs, labels = predict_attributes(
         net, ds, batch_size, dev, amp_dtype(amp, dev), num_workers, progress=bool(show), desc=f"evaluate {split}"
     )
-    metrics = evaluate_attributes(attrs, labels, data.class_attributes, seen, unseen, gamma)
+    metrics = evaluate_attributes(attrs, labels, data.class_attributes, part.seen, part.unseen, gamma)
     note = "" if split != "test" else " (best gamma is tuned on the test set: not a fair number)"
     table = format_table(metrics, title=f"{data.name} {split} split, {len(ds)} images{note}")
     result = EvaluationResult(metrics=metrics, split=split, gamma_source=source, table=table, num_images=len(ds))
     if rank == 0:
-        if json_path:
-            save_json(result.to_dict(), json_path)
-        if plot_path:
-            marks = {
-                f"gamma {metrics.gamma:.3f} (H {100 * metrics.harmonic:.1f})": (metrics.seen, metrics.unseen),
-                f"best gamma {metrics.best_gamma:.3f} (H {100 * metrics.best_harmonic:.1f})": (
-                    metrics.best_seen,
-                    metrics.best_unseen,
-                ),
-            }
-            plot_curve(metrics.curve, plot_path, title=f"{data.name} {split}", marks=marks)
+        _write_outputs(result, f"{data.name} {split}", json_path, plot_path)
     return result

@@ -12,7 +12,6 @@ seen-unseen curve is exact and costs one sort (Chao et al., ECCV 2016, for AUSUC
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .fileio import atomic_write
 from .scoring import calibrated_stacking
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "zsl_metrics",
     "format_table",
     "plot_curve",
+    "plot_metrics",
 ]
 
 
@@ -276,18 +277,6 @@ def format_table(metrics: ZSLMetrics, title: str | None = None, gamma_note: str 
     return "\n".join(lines)
 
 
-def save_json(obj: Any, path: str | os.PathLike) -> None:
-    """Write JSON atomically (temp file + rename)."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def plot_curve(
     curve: SeenUnseenCurve,
     path: str | os.PathLike,
@@ -335,8 +324,19 @@ def plot_curve(
         d.ellipse([x - 4, y - 4, x + 4, y + 4], fill=c)
         d.text((right - 190, top + 8 + 14 * n), f"* {label}", fill=c)
     d.text((left, 6), f"{title}  AUSUC {100 * curve.auc:.2f}".strip(), fill="black")
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+
+
+def plot_metrics(metrics: ZSLMetrics, path: str | os.PathLike, title: str = "") -> None:
+    """Draw ``metrics.curve`` (:func:`plot_curve`) with two marks: the point at the chosen gamma
+    and the one at the best gamma of the evaluated split, each labelled with its gamma and H."""
+    if metrics.curve is None:
+        raise ValueError("these metrics have no seen-unseen curve to draw")
+    marks = {
+        f"gamma {metrics.gamma:.3f} (H {100 * metrics.harmonic:.1f})": (metrics.seen, metrics.unseen),
+        f"best gamma {metrics.best_gamma:.3f} (H {100 * metrics.best_harmonic:.1f})": (
+            metrics.best_seen,
+            metrics.best_unseen,
+        ),
+    }
+    plot_curve(metrics.curve, path, title=title, marks=marks)

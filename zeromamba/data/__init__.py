@@ -1,9 +1,8 @@
 """Datasets for zero-shot training and evaluation: xlsa17 (CUB, SUN, AWA2, FLO), attribute
-embeddings, and a plain folder + CSV format for your own data."""
+embeddings, a plain folder + CSV format for your own data, and the generated Shapes set."""
 
 from .dataset import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
+    EvalSplit,
     ImageDataset,
     SelectionSplits,
     ZSLData,
@@ -12,28 +11,28 @@ from .dataset import (
     selection_splits,
 )
 from .embeddings import load_attribute_embeddings
-from .folder import load_folder, read_class_attributes_csv, read_class_list
+from .folder import load_folder
 from .load import FOLDER, add_data_arguments, load_dataset
+from .matlab import cell_strings, load_mat
 from .xlsa17 import XLSA17_DATASETS, find_mat_folder, load_xlsa17, reroot_paths
 
 __all__ = [
     "FOLDER",
-    "add_data_arguments",
-    "load_dataset",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "XLSA17_DATASETS",
+    "EvalSplit",
     "ImageDataset",
     "SelectionSplits",
     "ZSLData",
+    "add_data_arguments",
     "build_transform",
+    "cell_strings",
     "check_images",
     "find_mat_folder",
     "load_attribute_embeddings",
+    "load_dataset",
     "load_folder",
+    "load_mat",
     "load_xlsa17",
-    "read_class_attributes_csv",
-    "read_class_list",
     "reroot_paths",
     "selection_splits",
 ]

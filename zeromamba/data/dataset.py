@@ -18,11 +18,11 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..constants import IMAGENET_MEAN, IMAGENET_STD, ZSL_IMAGE_SIZE
 from ..errors import DataError
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
+    "EvalSplit",
     "ZSLData",
     "ImageDataset",
     "SelectionSplits",
@@ -31,9 +31,19 @@ __all__ = [
     "selection_splits",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-SPLIT_NAMES = ("trainval", "test_seen", "test_unseen", "train", "val")
+
+@dataclass
+class EvalSplit:
+    """Images to evaluate on and the classes that play the seen and the unseen role there.
+
+    ``name`` is ``"test"`` (:meth:`ZSLData.test_split`) or ``"val"`` (:meth:`SelectionSplits.val_split`);
+    ``indices`` are image indices, ``seen``/``unseen`` class indices (the candidate classes).
+    """
+
+    name: str
+    indices: np.ndarray
+    seen: np.ndarray
+    unseen: np.ndarray
 
 
 @dataclass
@@ -89,6 +99,11 @@ class ZSLData:
         mask = torch.zeros(self.num_classes, dtype=torch.bool)
         mask[torch.as_tensor(self.seen_classes if seen is None else seen, dtype=torch.long)] = True
         return mask
+
+    def test_split(self) -> EvalSplit:
+        """``test_seen`` + ``test_unseen`` images; seen = the trainval classes, unseen = the test_unseen ones."""
+        indices = np.concatenate([self.splits["test_seen"], self.splits["test_unseen"]])
+        return EvalSplit("test", indices, self.seen_classes, self.unseen_classes)
 
     def dataset(self, indices: np.ndarray, transform: Callable | None = None) -> ImageDataset:
         """An :class:`ImageDataset` over some image indices."""
@@ -150,7 +165,7 @@ class ImageDataset(Dataset):
         return x, int(self.labels[i]), i
 
 
-def build_transform(image_size: int = 448, train: bool = False) -> Callable:
+def build_transform(image_size: int = ZSL_IMAGE_SIZE, train: bool = False) -> Callable:
     """The paper's preprocessing: plain resize to a square (no crop), a random horizontal flip in
     training, ImageNet mean/std normalisation."""
     from torchvision import transforms as T
@@ -187,6 +202,10 @@ class SelectionSplits:
     val_unseen: np.ndarray
     seen: np.ndarray
     unseen: np.ndarray
+
+    def val_split(self) -> EvalSplit:
+        """``val_seen`` + ``val_unseen`` images, with the train classes seen and the val classes unseen."""
+        return EvalSplit("val", np.concatenate([self.val_seen, self.val_unseen]), self.seen, self.unseen)
 
 
 def selection_splits(data: ZSLData, holdout_fraction: float = 0.2, seed: int = 0) -> SelectionSplits:

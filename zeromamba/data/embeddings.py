@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,40 +42,27 @@ def load_attribute_embeddings(
     if not os.path.isfile(path):
         raise DataError(f"attribute-embedding file not found: {path!r}")
     ext = os.path.splitext(path)[1].lower()
+    reader = _READERS.get(ext)
+    if reader is None:
+        raise DataError(f"{path!r}: unsupported embedding file type {ext!r} (use .npy, .safetensors, .pt, .csv)")
+    if reader is _read_pickle:
+        if not allow_pickle:
+            raise DataError(
+                f"{path!r} is a pickle, which can run code when loaded. If you trust this file, opt in "
+                "(allow_pickle=True / --allow-pickle), or convert it to .npy once (see zeromamba.data.embeddings)."
+            )
+        warnings.warn(f"unpickling {path!r} (allow_pickle=True): only do this for files you trust", stacklevel=2)
     try:
-        if ext == ".npy":
-            arr = np.load(path, allow_pickle=False)
-        elif ext == ".safetensors":
-            from safetensors.torch import load_file
-
-            tensors = load_file(path)
-            if "embeddings" in tensors:
-                arr = tensors["embeddings"]
-            elif len(tensors) == 1:
-                arr = next(iter(tensors.values()))
-            else:
-                raise DataError(f"{path!r}: several tensors ({', '.join(sorted(tensors))}); name one 'embeddings'")
-        elif ext in (".pt", ".pth"):
-            arr = torch.load(path, map_location="cpu", weights_only=True)
-        elif ext in (".csv", ".txt"):
-            arr = np.loadtxt(path, delimiter="," if ext == ".csv" else None, ndmin=2)
-        elif ext in (".pkl", ".pickle"):
-            if not allow_pickle:
-                raise DataError(
-                    f"{path!r} is a pickle, which can run code when loaded. If you trust this file, opt in "
-                    "(allow_pickle=True / --allow-pickle), or convert it to .npy once (see zeromamba.data.embeddings)."
-                )
-            warnings.warn(f"unpickling {path!r} (allow_pickle=True): only do this for files you trust", stacklevel=2)
-            import pickle
-
-            with open(path, "rb") as f:
-                arr = pickle.load(f)
-        else:
-            raise DataError(f"{path!r}: unsupported embedding file type {ext!r} (use .npy, .safetensors, .pt, .csv)")
-    except DataError:
-        raise
-    except Exception as e:
+        arr = reader(path)
+    except Exception as e:  # whatever the format's library raises on a bad file
         raise DataError(f"cannot read attribute embeddings from {path!r}: {e}") from None
+    if ext == ".safetensors":  # one tensor, or the one named 'embeddings'
+        if "embeddings" in arr:
+            arr = arr["embeddings"]
+        elif len(arr) == 1:
+            arr = next(iter(arr.values()))
+        else:
+            raise DataError(f"{path!r}: several tensors ({', '.join(sorted(arr))}); name one 'embeddings'")
     try:
         emb = torch.as_tensor(np.asarray(arr, dtype=np.float32) if not isinstance(arr, torch.Tensor) else arr)
     except (TypeError, ValueError) as e:
@@ -88,3 +77,28 @@ def load_attribute_embeddings(
     if not torch.isfinite(emb).all():
         raise DataError(f"{path!r}: embeddings contain NaN or inf")
     return emb
+
+
+def _read_safetensors(path: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(path)
+
+
+def _read_pickle(path: str) -> Any:
+    import pickle
+
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+_READERS: dict[str, Callable[[str], Any]] = {
+    ".npy": lambda path: np.load(path, allow_pickle=False),
+    ".safetensors": _read_safetensors,
+    ".pt": lambda path: torch.load(path, map_location="cpu", weights_only=True),
+    ".pth": lambda path: torch.load(path, map_location="cpu", weights_only=True),
+    ".csv": lambda path: np.loadtxt(path, delimiter=",", ndmin=2),
+    ".txt": lambda path: np.loadtxt(path, ndmin=2),
+    ".pkl": _read_pickle,
+    ".pickle": _read_pickle,
+}

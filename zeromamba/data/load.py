@@ -60,7 +60,7 @@ def load_dataset(
     return load_xlsa17(data_root, image_root, dataset, path_rule=rule)
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, defaults_none: bool = True) -> None:
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """The data options of ``train`` and ``evaluate`` (default ``None``: config/preset values apply)."""
     g = parser.add_argument_group("data")
     g.add_argument(

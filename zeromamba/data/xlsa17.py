@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ..errors import DataError
 from .dataset import ZSLData, check_images
+from .matlab import cell_strings, load_mat
 
 __all__ = ["XLSA17_DATASETS", "load_xlsa17", "reroot_paths", "find_mat_folder"]
 
@@ -32,6 +33,9 @@ XLSA17_DATASETS: dict[str, tuple[int, int, int, int]] = {
 }
 
 PathRule = int | str | Callable[[str], str] | None
+_WHAT = "xlsa17 file"  # how .mat errors name the files
+_SPLITS = ("trainval_loc", "test_seen_loc", "test_unseen_loc")
+_SELECTION_SPLITS = ("train_loc", "val_loc")  # optional: only validation-based selection needs them
 
 
 def find_mat_folder(data_root: str | os.PathLike, dataset: str) -> str:
@@ -44,42 +48,6 @@ def find_mat_folder(data_root: str | os.PathLike, dataset: str) -> str:
         f"res101.mat not found for {dataset}: looked in {root!r}, {os.path.join(root, dataset)!r} "
         f"and {os.path.join(root, 'data', dataset)!r}. Point data_root at the xlsa17 'data' folder."
     )
-
-
-def _scipy_io() -> Any:
-    try:
-        import scipy.io
-    except ModuleNotFoundError:
-        raise DataError("reading the xlsa17 .mat files needs scipy: pip install 'zeromamba[train]'") from None
-    return scipy.io
-
-
-def _loadmat(path: str, names: Sequence[str]) -> dict[str, Any]:
-    sio = _scipy_io()
-    if not os.path.isfile(path):
-        raise DataError(f"file not found: {path!r}")
-    try:
-        mat = sio.loadmat(path, variable_names=list(names))
-    except Exception as e:  # corrupt, HDF5 (v7.3), not a .mat ...
-        raise DataError(f"cannot read {path!r} as a MATLAB file: {e}") from None
-    missing = [n for n in names if n not in mat]
-    if missing:
-        raise DataError(f"{path!r} lacks the variable(s) {', '.join(missing)} (is it an xlsa17 file?)")
-    return mat
-
-
-def _strings(cell: np.ndarray, path: str, what: str) -> list[str]:
-    """An N x 1 (or 1 x N) MATLAB cell array of strings -> list of str."""
-    out = []
-    for item in np.asarray(cell, dtype=object).reshape(-1):
-        while isinstance(item, np.ndarray) and item.dtype == object and item.size == 1:
-            item = item.reshape(-1)[0]
-        if isinstance(item, np.ndarray):
-            item = "".join(item.reshape(-1).tolist()) if item.size else ""
-        if not isinstance(item, str):
-            raise DataError(f"{path!r}: '{what}' is not a cell array of strings")
-        out.append(item)
-    return out
 
 
 def _indices(mat: dict[str, Any], key: str, n: int, path: str) -> np.ndarray:
@@ -198,12 +166,36 @@ def load_xlsa17(
     folder = find_mat_folder(data_root, name)
     res_path = os.path.join(folder, "res101.mat")
     att_path = os.path.join(folder, "att_splits.mat")
-    res = _loadmat(res_path, ["image_files", "labels"])
-    keys = ["att", "trainval_loc", "test_seen_loc", "test_unseen_loc"]
-    att_mat = _loadmat(att_path, keys)
-    optional = _loadmat_optional(att_path, ["train_loc", "val_loc", "allclasses_names"])
+    res = load_mat(res_path, ["image_files", "labels"], what=_WHAT)
+    att_mat = load_mat(att_path, ["att", *_SPLITS], [*_SELECTION_SPLITS, "allclasses_names"], what=_WHAT)
 
-    files = _strings(res["image_files"], res_path, "image_files")
+    files, labels, att = _images_and_attributes(res, att_mat, res_path, att_path, name)
+    splits = _splits(att_mat, labels, len(files), att_path)
+    class_names = _class_names(att_mat, att_path, att.shape[1])
+    paths = reroot_paths(files, image_root, path_rule, source=res_path)
+    if check:
+        used = np.unique(np.concatenate(list(splits.values())))
+        check_images([paths[i] for i in used], res_path)
+    cls_att = torch.from_numpy(att.T.astype(np.float32))
+    if normalize_attributes:
+        cls_att = F.normalize(cls_att, dim=1)
+    return ZSLData(
+        name=name,
+        image_paths=paths,
+        labels=labels,
+        class_names=class_names,
+        class_attributes=cls_att,
+        splits=splits,
+        attribute_names=None,
+        source=att_path,
+    )
+
+
+def _images_and_attributes(
+    res: dict[str, Any], att_mat: dict[str, Any], res_path: str, att_path: str, name: str
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The original image paths, 0-based labels and the ``A x C`` matrix, checked against each other."""
+    files = cell_strings(res["image_files"], res_path, "image_files")
     labels_raw = np.asarray(res["labels"]).reshape(-1)
     if len(labels_raw) != len(files):
         raise DataError(f"{res_path!r}: {len(files)} image_files but {len(labels_raw)} labels")
@@ -225,42 +217,25 @@ def load_xlsa17(
             f"{att_path!r}: att is {num_attr} x {num_classes}, but {name} has {expected[0]} attributes x "
             f"{expected[1]} classes in xlsa17 (wrong folder, or att transposed?)"
         )
-    splits = {k.replace("_loc", ""): _indices(att_mat, k, len(files), att_path) for k in keys[1:]}
-    for k in ("train_loc", "val_loc"):
-        if k in optional:
-            splits[k.replace("_loc", "")] = _indices(optional, k, len(files), att_path)
-    if "allclasses_names" in optional:
-        class_names = _strings(optional["allclasses_names"], att_path, "allclasses_names")
-        if len(class_names) != num_classes:
-            raise DataError(f"{att_path!r}: {len(class_names)} allclasses_names but att has {num_classes} classes")
-    else:
-        class_names = [f"class_{i}" for i in range(num_classes)]
+    return files, labels, att
+
+
+def _splits(att_mat: dict[str, Any], labels: np.ndarray, n: int, att_path: str) -> dict[str, np.ndarray]:
+    """Split name (``trainval``, ``test_seen``, ``test_unseen``, and ``train``/``val`` when present)
+    -> 0-based image indices."""
+    keys = [*_SPLITS, *(k for k in _SELECTION_SPLITS if k in att_mat)]
+    splits = {k.replace("_loc", ""): _indices(att_mat, k, n, att_path) for k in keys}
     seen = np.unique(labels[splits["trainval"]])
     unseen = np.unique(labels[splits["test_unseen"]])
     if np.intersect1d(seen, unseen).size:
         raise DataError(f"{att_path!r}: trainval and test_unseen share classes")
-
-    paths = reroot_paths(files, image_root, path_rule, source=res_path)
-    if check:
-        used = np.unique(np.concatenate(list(splits.values())))
-        check_images([paths[i] for i in used], res_path)
-    cls_att = torch.from_numpy(att.T.astype(np.float32))
-    if normalize_attributes:
-        cls_att = F.normalize(cls_att, dim=1)
-    return ZSLData(
-        name=name,
-        image_paths=paths,
-        labels=labels,
-        class_names=class_names,
-        class_attributes=cls_att,
-        splits=splits,
-        attribute_names=None,
-        source=att_path,
-    )
+    return splits
 
 
-def _loadmat_optional(path: str, names: Sequence[str]) -> dict[str, Any]:
-    try:
-        return _scipy_io().loadmat(path, variable_names=list(names))
-    except Exception as e:
-        raise DataError(f"cannot read {path!r} as a MATLAB file: {e}") from None
+def _class_names(att_mat: dict[str, Any], att_path: str, num_classes: int) -> list[str]:
+    if "allclasses_names" not in att_mat:
+        return [f"class_{i}" for i in range(num_classes)]
+    names = cell_strings(att_mat["allclasses_names"], att_path, "allclasses_names")
+    if len(names) != num_classes:
+        raise DataError(f"{att_path!r}: {len(names)} allclasses_names but att has {num_classes} classes")
+    return names

@@ -1,0 +1,281 @@
+"""The training configuration: :class:`TrainConfig`, the per-dataset presets, config files, and
+how given values are turned into a checked configuration.
+
+Precedence: defaults < the dataset's preset (:data:`PRESETS`) < a JSON/TOML file < explicit
+values. With ``resume`` the run folder's saved ``config.json`` takes the place of defaults + preset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from ..architectures import VMAMBA_ARCHITECTURES
+from ..constants import ZSL_IMAGE_SIZE
+from ..errors import ConfigError
+
+__all__ = [
+    "CONFIG_FIELDS",
+    "PRESETS",
+    "SELECTION_LABELS",
+    "TrainConfig",
+    "load_config_file",
+    "resolve_config",
+]
+
+#: Per-dataset values from the paper / the authors' scripts (FLO: not run by the authors; a guess)
+PRESETS: dict[str, dict[str, Any]] = {
+    "CUB": {"l1_weight": 1.0, "gamma": 0.3},
+    "SUN": {"l1_weight": 0.2, "gamma": 0.35},
+    "AWA2": {"l1_weight": 0.0, "gamma": 0.98},
+    "FLO": {"l1_weight": 0.0, "gamma": 0.5},
+    "folder": {"l1_weight": 0.0, "gamma": 0.5},
+}
+
+#: the model-selection protocols and what their reported numbers mean
+SELECTION_LABELS: dict[str, str] = {
+    "validation": "epoch and gamma chosen on a validation split of the seen classes; test evaluated once",
+    "authors": "authors' protocol: epoch chosen on the test set (best H at the preset gamma; CZSL separately)",
+    "last": "no selection: the last epoch at the preset gamma; test evaluated once",
+}
+
+
+def _vmamba_small() -> dict[str, Any]:
+    # the published model's backbone (drop-path 0.3, as in the VMamba config the authors load)
+    args = dict(VMAMBA_ARCHITECTURES["vmamba_small"])
+    args["depths"] = list(args["depths"])
+    return args
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs. Field names are the config-file keys (``--set key=value``).
+
+    Data: ``dataset`` (CUB, SUN, AWA2, FLO, ``folder`` or ``shapes``), ``data_root`` (xlsa17
+    ``data`` folder), ``image_root``, ``strip_components``/``path_regex`` (xlsa17 path rule),
+    ``attributes_csv`` and ``unseen_classes`` (own data), ``embeddings`` (word2vec attribute
+    vectors, ``A x 300``; ``allow_pickle`` to read the authors' ``.pkl``).
+
+    Model: ``init`` (ImageNet backbone: a zoo name such as ``vmamba-small``, a Hub repository or
+    model folder, a local VMamba release ``.pth``/``.safetensors``, or ``"none"``), ``model``
+    (architecture arguments of :class:`~zeromamba.models.ZeroMamba`), ``drop_path_rate``,
+    ``scan_backend``, ``grad_checkpointing``.
+
+    Optimisation (the paper's recipe): SGD, ``momentum`` 0.9, ``weight_decay`` 1e-3; ``lr`` for the
+    backbone + SLP, ``lr_global`` for the GRL head, ``lr_fusion`` for the fusion MLP; MultiStepLR
+    ``milestones`` x ``lr_decay``; ``batch_size`` is the global batch (split over processes);
+    loss ``CE + l1_weight * L1``; ``gamma`` the calibrated-stacking gamma.
+    """
+
+    dataset: str = "CUB"
+    data_root: str | None = None
+    image_root: str | None = None
+    strip_components: int | None = None
+    path_regex: str | None = None
+    attributes_csv: str | None = None
+    unseen_classes: str | None = None
+    test_seen_fraction: float = 0.2
+    val_class_fraction: float = 0.2
+    embeddings: str | None = None
+    allow_pickle: bool = False
+    output_dir: str = "runs/zeromamba"
+    init: str = "vmamba-small"
+    model: dict[str, Any] = field(default_factory=_vmamba_small)
+    drop_path_rate: float = 0.3
+    scan_backend: str = "auto"
+    grad_checkpointing: bool = False
+    image_size: int = ZSL_IMAGE_SIZE
+    batch_size: int = 32
+    epochs: int = 100
+    lr: float = 1e-3
+    lr_global: float = 1e-3
+    lr_fusion: float = 1e-4
+    momentum: float = 0.9
+    weight_decay: float = 1e-3
+    milestones: list[int] = field(default_factory=lambda: [10, 20, 30, 40])
+    lr_decay: float = 0.5
+    l1_weight: float = 1.0
+    gamma: float = 0.3
+    seed: int = 0
+    amp: str = "auto"
+    selection: str = "validation"
+    select_metric: str = "harmonic"
+    holdout_fraction: float = 0.2
+    retrain: bool = True
+    eval_every: int = 1
+    eval_batch_size: int = 64
+    num_workers: int = 4
+    device: str = "auto"
+    progress: str = "auto"
+    max_steps_per_epoch: int | None = None
+    resume: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+#: field name -> :class:`dataclasses.Field` of every :class:`TrainConfig` key
+CONFIG_FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+# keys that may differ on --resume without changing the run
+_RESUME_FREE = {"resume", "num_workers", "device", "progress", "eval_batch_size", "data_root", "image_root"}
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a JSON (``.json``) or TOML (``.toml``) configuration file into a dict.
+
+    Raises:
+        ConfigError: a missing or unparsable file, or one that is not a table / JSON object.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path!r}")
+    toml = _toml_module(path) if path.endswith(".toml") else None
+    try:
+        if toml is not None:
+            with open(path, "rb") as f:
+                obj = toml.load(f)
+        else:
+            with open(path, encoding="utf-8") as f:
+                obj = json.load(f)
+    except Exception as e:  # JSON / TOML syntax, encoding, I/O
+        raise ConfigError(f"cannot parse config file {path!r}: {e}") from None
+    if not isinstance(obj, dict):
+        raise ConfigError(f"{path!r}: the configuration must be a table / JSON object")
+    return obj
+
+
+def _toml_module(path: str) -> Any:
+    try:
+        import tomllib  # Python 3.11+
+
+        return tomllib
+    except ModuleNotFoundError:  # pragma: no cover - 3.10
+        try:
+            import tomli
+
+            return tomli
+        except ModuleNotFoundError:
+            raise ConfigError(f"{path!r}: TOML needs Python 3.11+ (or tomli); use JSON") from None
+
+
+# --- values --------------------------------------------------------------------------------------
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(value)
+        return value.lower() in ("true", "1", "yes")
+    return bool(value)
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    return int(value)
+
+
+def _to_dict(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(value)
+    return dict(value)
+
+
+# a field's annotation (without "| None") -> how a given value becomes one
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "bool": _to_bool,
+    "int": _to_int,
+    "float": float,
+    "str": str,
+    "list[int]": lambda value: [int(v) for v in value],
+    "dict[str, Any]": _to_dict,
+}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """``value`` as the type of field ``key`` (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    kind = str(CONFIG_FIELDS[key].type).split(" | ")[0]
+    try:
+        return _CONVERTERS[kind](value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"config key {key!r}: bad value {value!r}") from None
+
+
+def _check_keys(given: Mapping[str, Any]) -> None:
+    unknown = sorted(set(given) - set(CONFIG_FIELDS))
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = get_close_matches(k, CONFIG_FIELDS, 1)
+            hints.append(f"{k} (did you mean {close[0]}?)" if close else k)
+        raise ConfigError(f"unknown config keys: {', '.join(hints)}")
+
+
+def _base_values(given: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``given`` overrides: the saved run's configuration (``resume``), else the dataset's preset."""
+    saved = Path(given.get("output_dir") or TrainConfig.output_dir) / "config.json"
+    if given.get("resume") and saved.is_file():
+        base = {k: _coerce(k, v) for k, v in load_config_file(saved).items() if k in CONFIG_FIELDS}
+        changed = {k for k, v in given.items() if k in base and base[k] != v and k not in _RESUME_FREE}
+        if changed:
+            warnings.warn(f"--resume with changed settings {sorted(changed)}: the new values apply", stacklevel=3)
+        return base
+    dataset = str(given.get("dataset", TrainConfig.dataset))
+    return dict(PRESETS.get(dataset.upper(), PRESETS["folder"] if dataset.lower() == "folder" else {}))
+
+
+def resolve_config(config: TrainConfig | Mapping[str, Any] | str | os.PathLike) -> TrainConfig:
+    """Turn a :class:`TrainConfig`, a mapping of overrides, or a config-file path into a checked config.
+
+    A mapping starts from the defaults and the dataset's preset. With ``resume`` and an
+    ``output_dir`` that holds a run, it starts from that run's saved ``config.json`` instead.
+
+    Raises:
+        ConfigError: unknown keys (close names are suggested), values of the wrong type, or
+            settings out of range.
+    """
+    if isinstance(config, TrainConfig):
+        cfg = config
+    else:
+        given = load_config_file(config) if isinstance(config, (str, os.PathLike)) else dict(config)
+        _check_keys(given)
+        given = {k: _coerce(k, v) for k, v in given.items()}
+        cfg = TrainConfig(**{**_base_values(given), **given})
+    _check_config(cfg)
+    return cfg
+
+
+def _check_config(cfg: TrainConfig) -> None:
+    problems = []
+    if cfg.selection not in SELECTION_LABELS:
+        problems.append(f"selection must be one of {', '.join(SELECTION_LABELS)} (got {cfg.selection!r})")
+    if cfg.select_metric not in ("harmonic", "czsl"):
+        problems.append(f"select_metric must be 'harmonic' or 'czsl' (got {cfg.select_metric!r})")
+    for key in ("epochs", "batch_size", "image_size", "eval_every", "eval_batch_size"):
+        if getattr(cfg, key) < 1:
+            problems.append(f"{key} must be at least 1 (got {getattr(cfg, key)})")
+    for key in ("lr", "lr_global", "lr_fusion", "weight_decay", "momentum", "l1_weight", "num_workers"):
+        v = getattr(cfg, key)
+        if not math.isfinite(v) or v < 0:
+            problems.append(f"{key} must be a finite non-negative number (got {v})")
+    if not math.isfinite(cfg.gamma):
+        problems.append(f"gamma must be finite (got {cfg.gamma})")
+    if cfg.amp not in ("auto", "bf16", "fp16", "off"):
+        problems.append(f"amp must be auto, bf16, fp16 or off (got {cfg.amp!r})")
+    if cfg.progress not in ("auto", "on", "off"):
+        problems.append(f"progress must be auto, on or off (got {cfg.progress!r})")
+    if cfg.max_steps_per_epoch is not None and cfg.max_steps_per_epoch < 1:
+        problems.append("max_steps_per_epoch must be at least 1")
+    if problems:
+        raise ConfigError("bad training configuration: " + "; ".join(problems))

@@ -1,0 +1,116 @@
+"""The paper's training recipe: the model with its initialisation, the optimiser's learning-rate
+groups, and the loss."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import CheckpointError, ConfigError, TrainingError
+from ..hub import load_model
+from ..models._helpers import load_state_dict_strict
+from ..models.zeromamba import ZeroMamba, checkpoint_filter_fn
+from ..official import read_official_state_dict
+from ..scoring import class_scores
+from .config import TrainConfig
+
+__all__ = ["build_model", "compute_loss", "init_backbone", "make_optimizer"]
+
+
+def build_model(
+    cfg: TrainConfig, num_attributes: int, embeddings: torch.Tensor | None = None, load_init: bool = True
+) -> ZeroMamba:
+    """A :class:`ZeroMamba` for ``cfg``, its SLP initialised from ``embeddings`` (row-normalised as
+    the authors do) and, with ``load_init``, its backbone from ``cfg.init``.
+
+    Raises:
+        ConfigError: ``cfg.model`` holds arguments ZeroMamba does not take.
+        CheckpointError: an ``init`` that cannot be read or does not fit.
+    """
+    args = dict(cfg.model)
+    if "depths" in args:
+        args["depths"] = tuple(args["depths"])
+    args.setdefault("drop_path_rate", cfg.drop_path_rate)
+    args.setdefault("scan_backend", cfg.scan_backend)
+    emb = F.normalize(embeddings.float(), dim=1) if embeddings is not None else None
+    if emb is not None:
+        args["semantic_dim"] = int(emb.shape[1])
+    try:
+        model = ZeroMamba(num_attributes=num_attributes, attribute_embeddings=emb, **args)
+    except TypeError as e:
+        raise ConfigError(f"bad model arguments {cfg.model}: {e}") from None
+    if load_init:
+        init_backbone(model, cfg.init)
+    if cfg.grad_checkpointing:
+        model.set_grad_checkpointing(True)
+    return model
+
+
+def _init_state_dict(init: str) -> dict[str, torch.Tensor]:
+    if os.path.isfile(init):
+        if not init.endswith(".safetensors"):
+            return read_official_state_dict(init)  # an authors' VMamba release (weights_only)
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(init)
+        except Exception as e:  # truncated, not safetensors ...
+            raise CheckpointError(f"cannot read {init!r}: {e}") from None
+    if init.endswith((".pth", ".pt", ".bin", ".safetensors")) and not os.path.isdir(init):
+        raise CheckpointError(f"init checkpoint not found: {init!r}")
+    return load_model(init).state_dict()  # a zoo name, Hub repository or model folder
+
+
+def init_backbone(model: ZeroMamba, init: str | None) -> None:
+    """Load ImageNet weights into ``model.backbone``.
+
+    ``init``: ``"none"`` (random, with a warning), a local file (an authors' VMamba release ``.pth``
+    read with ``weights_only``, or a ``.safetensors`` state dict), or a name
+    :func:`zeromamba.hub.load_model` resolves (zoo name such as ``vmamba-small``, Hub repository,
+    or a folder in the zoo format).
+    """
+    if not init or str(init).lower() == "none":
+        warnings.warn("init='none': the backbone starts from random weights, not ImageNet", stacklevel=2)
+        return
+    init = str(init)
+    mapped = checkpoint_filter_fn(dict(_init_state_dict(init)), model)
+    backbone = {k[len("backbone.") :]: v for k, v in mapped.items() if k.startswith("backbone.")}
+    load_state_dict_strict(model.backbone, backbone, f"init {init!r}")
+
+
+def make_optimizer(model: ZeroMamba, cfg: TrainConfig) -> torch.optim.SGD:
+    """SGD with the paper's three learning-rate groups: backbone + SLP, GRL head, fusion MLP."""
+    groups: dict[str, list[nn.Parameter]] = {"backbone_slp": [], "global_head": [], "fusion": []}
+    for name, p in model.named_parameters():
+        if name.startswith(("backbone.", "slp.")):
+            groups["backbone_slp"].append(p)
+        elif name.startswith("global_head."):
+            groups["global_head"].append(p)
+        elif name.startswith("fusion."):
+            groups["fusion"].append(p)
+        else:  # pragma: no cover - a new module would need a group
+            raise TrainingError(f"parameter {name!r} belongs to no learning-rate group")
+    lrs = {"backbone_slp": cfg.lr, "global_head": cfg.lr_global, "fusion": cfg.lr_fusion}
+    return torch.optim.SGD(
+        [{"params": ps, "lr": lrs[n], "name": n} for n, ps in groups.items()],
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+    )
+
+
+def compute_loss(
+    attributes: torch.Tensor, targets: torch.Tensor, seen_attributes: torch.Tensor, l1_weight: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``CE(fused @ att_seen.T, y) + l1_weight * L1(fused, att_seen[y])`` -> ``(loss, ce, l1)``.
+
+    ``targets`` index the rows of ``seen_attributes``.
+    """
+    attributes = attributes.float()
+    ce = F.cross_entropy(class_scores(attributes, seen_attributes), targets)
+    l1 = F.l1_loss(attributes, seen_attributes[targets])
+    return ce + l1_weight * l1, ce, l1
