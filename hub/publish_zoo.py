@@ -22,6 +22,7 @@ from pathlib import Path
 
 import zeromamba
 from zeromamba import convert, zoo
+from zeromamba.hub import push_to_hub
 from zeromamba import format as zm_format
 
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     for variant in variants:
         out = convert_variant(variant, args)
         if out is not None and args.push:
-            print(f"{variant.name}: {hub.push_to_hub(out, variant.repo_id, private=args.private)}")
+            print(f"{variant.name}: {push_to_hub(out, variant.repo_id, private=args.private)}")
     return 0
 
 

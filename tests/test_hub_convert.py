@@ -4,7 +4,6 @@ save_pretrained -> from_pretrained and reproduce the official outputs and predic
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 import zeromamba
-from zeromamba import convert, format as zm_format
+from zeromamba import convert
+from zeromamba import format as zm_format
 from zeromamba.cli import main as cli_main
 from zeromamba.errors import CheckpointError, DataError
 from zeromamba.models import VMamba, ZeroMamba

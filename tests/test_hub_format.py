@@ -95,7 +95,11 @@ def test_save_a_bare_model_with_overrides(tmp_path: Path) -> None:
     assert zeromamba.from_pretrained(out).num_classes is None
     out = zeromamba.save_pretrained(model, out, class_attributes=torch.rand(3, 6), seen=[2], gamma=0.5, dataset="toy")
     p = zeromamba.from_pretrained(out)
-    assert p.num_classes == 3 and p.seen.tolist() == [False, False, True] and zm_format.read_config(out)["dataset"] == "toy"
+    assert (
+        p.num_classes == 3
+        and p.seen.tolist() == [False, False, True]
+        and zm_format.read_config(out)["dataset"] == "toy"
+    )
     # saving without classes again removes the stale matrix
     zeromamba.save_pretrained(model, out)
     assert not (out / "class_attributes.safetensors").exists()

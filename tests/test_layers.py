@@ -30,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "ops": {"leaf", "ops"},
     "models": {"leaf", "ops", "models"},
     "format": {"leaf", "models", "format"},
-    "hub": {"leaf", "models", "format", "hub"},
+    "hub": {"leaf", "models", "format", "hub", "data"},  # convert reads .mat files with data.matlab
     "predict": {"leaf", "models", "format", "predict"},
     "factory": {"leaf", "models", "hub", "predict", "factory"},
     "data": {"leaf", "data"},

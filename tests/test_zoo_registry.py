@@ -103,7 +103,9 @@ def test_embedded_variant_loads_without_network(tmp_path: Path, monkeypatch: pyt
 
     torch.manual_seed(0)
     model = ZeroMamba(num_attributes=4, semantic_dim=8, embed_dim=8, depths=(1, 1, 1, 1), fusion_hidden=8)
-    folder = zeromamba.save_pretrained(model, tmp_path / "shapes", class_attributes=torch.eye(4), seen=[0, 1], gamma=0.1)
+    folder = zeromamba.save_pretrained(
+        model, tmp_path / "shapes", class_attributes=torch.eye(4), seen=[0, 1], gamma=0.1
+    )
     variant = zoo.PretrainedVariant(
         name="shapes-test",
         architecture="zeromamba_small",

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .classes import as_class_matrix, read_names
+from .data.matlab import cell_strings, load_mat
 from .errors import CheckpointError, DataError
 from .format import load_folder, model_config, save_pretrained
 from .models import ZeroMamba
@@ -23,34 +24,6 @@ from .official import load_official
 from .zoo import PretrainedVariant, get_variant
 
 __all__ = ["convert_official", "read_xlsa17", "verify_conversion"]
-
-
-def _strings(obj: Any) -> list[str]:
-    """Flatten a MATLAB cell array of strings (as scipy.io.loadmat returns it) to a list."""
-    out: list[str] = []
-    if isinstance(obj, str):
-        return [obj]
-    if isinstance(obj, bytes):
-        return [obj.decode("utf-8", "replace")]
-    arr = np.asarray(obj)
-    if arr.dtype.kind in "US":
-        return [str(x).strip() for x in arr.flatten()]
-    for item in arr.flatten():
-        out.extend(_strings(item))
-    return out
-
-
-def _loadmat(path: str | os.PathLike, what: str) -> dict[str, Any]:
-    try:
-        from scipy.io import loadmat
-    except ImportError:  # pragma: no cover
-        raise DataError("reading .mat files needs scipy: pip install 'zeromamba[train]'") from None
-    try:
-        return loadmat(os.fspath(path))
-    except FileNotFoundError:
-        raise DataError(f"{what} not found: {os.fspath(path)!r}") from None
-    except Exception as e:  # scipy raises ValueError/TypeError/MatReadError on bad files
-        raise DataError(f"cannot read {what} {os.fspath(path)!r}: {e}") from None
 
 
 def read_xlsa17(
@@ -63,23 +36,20 @@ def read_xlsa17(
     (1-based indices into ``res101.mat``'s 1-based ``labels``). Without ``res101`` the seen
     classes are ``None``.
     """
-    mat = _loadmat(att_splits, "att_splits.mat")
-    if "att" not in mat:
-        raise DataError(f"{os.fspath(att_splits)!r} has no 'att' matrix: not an xlsa17 att_splits.mat")
+    optional = ["allclasses_names", "trainval_loc"]
+    mat = load_mat(att_splits, ["att"], optional, what="att_splits.mat (xlsa17)")
     att = np.asarray(mat["att"], dtype=np.float64)
     if att.ndim != 2:
         raise DataError(f"'att' in {os.fspath(att_splits)!r} must be 2-D (attributes x classes)")
     matrix = as_class_matrix(torch.from_numpy(att.T.copy()), "att (from att_splits.mat)")
-    names = _strings(mat["allclasses_names"]) if "allclasses_names" in mat else None
+    names = cell_strings(mat["allclasses_names"], att_splits, "allclasses_names") if "allclasses_names" in mat else None
     if names is not None and len(names) != matrix.shape[0]:
         raise DataError(f"{len(names)} allclasses_names for {matrix.shape[0]} classes in att")
     seen = None
     if res101 is not None:
         if "trainval_loc" not in mat:
             raise DataError(f"{os.fspath(att_splits)!r} has no 'trainval_loc'")
-        res = _loadmat(res101, "res101.mat")
-        if "labels" not in res:
-            raise DataError(f"{os.fspath(res101)!r} has no 'labels'")
+        res = load_mat(res101, ["labels"], what="res101.mat (xlsa17)")
         labels = np.asarray(res["labels"]).astype(np.int64).ravel()
         loc = np.asarray(mat["trainval_loc"]).astype(np.int64).ravel()
         if loc.size == 0 or loc.min() < 1 or loc.max() > labels.size:
