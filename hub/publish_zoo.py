@@ -22,8 +22,8 @@ from pathlib import Path
 
 import zeromamba
 from zeromamba import convert, zoo
-from zeromamba.hub import push_to_hub
 from zeromamba import format as zm_format
+from zeromamba.hub import push_to_hub
 
 
 def convert_variant(variant: zoo.PretrainedVariant, args: argparse.Namespace) -> Path | None:

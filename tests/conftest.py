@@ -1,65 +1,110 @@
-"""Shared test helpers: where the parity fixtures live (tests/fixtures), tolerances, tiny model settings."""
+"""Fixtures shared by the whole suite: parity fixture folders, a tiny predictor factory, an
+offline guard, the loopback Hub server, the miniature xlsa17 dataset. Plain helpers are in
+tests/helpers.py."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import torch
+from huggingface_hub import constants
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def fixtures_root(kind: str = "official") -> Path:
-    """The parity fixtures of ``kind`` (``official`` or ``vim``): ``tests/fixtures/<kind>``, or
-    ``$ZEROMAMBA_FIXTURES/<kind>`` when that variable names another folder (a folder holding
-    ``official_checkpoint_manifest.json`` itself is taken as the official one)."""
-    env = os.environ.get("ZEROMAMBA_FIXTURES")
-    base = Path(env) if env else REPO / "tests" / "fixtures"
-    root = base if kind == "official" and (base / "official_checkpoint_manifest.json").is_file() else base / kind
-    if not root.is_dir():
-        raise FileNotFoundError(f"{kind} fixtures not found at {root}; they ship in tests/fixtures/ of the repository")
-    return root
+from .fakehub import FakeHub
+from .helpers import TINY, block_network, fixtures_root
+from .mini_xlsa17 import build_mini_xlsa17
 
 
-def fixture_dirs() -> list[Path]:
-    return sorted(p for p in fixtures_root().iterdir() if p.is_dir() and p.name.startswith("parity_"))
-
-
-def scaled_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    """Largest absolute difference divided by the expected tensor's largest magnitude."""
-    scale = expected.abs().max().clamp_min(1e-12)
-    return ((actual.float() - expected.float()).abs().max() / scale).item()
-
-
-# the smallest model that still has four stages and a real scan
-TINY = dict(embed_dim=8, depths=(1, 1, 1, 1))
-
-
-def tiny_predictor(class_names: list[str], attribute_names: list[str], input_size: int):  # noqa: ANN201
-    """A random tiny ZeroMamba (seed 0) with a random class-attribute matrix (seed 0): classes 0
-    and 1 seen, gamma 0.3."""
-    import numpy as np
-
-    from zeromamba import Predictor
-    from zeromamba.models import ZeroMamba
-
-    torch.manual_seed(0)
-    model = ZeroMamba(num_attributes=len(attribute_names), semantic_dim=8, **TINY)
-    matrix = np.random.default_rng(0).uniform(0.05, 1.0, size=(len(class_names), len(attribute_names)))
-    return Predictor(
-        model,
-        class_attributes=matrix,
-        class_names=class_names,
-        seen=[0, 1],
-        gamma=0.3,
-        attribute_names=attribute_names,
-        preprocess={"input_size": (3, input_size, input_size)},
-    )
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``cuda`` are skipped, with the reason shown, on machines without a GPU."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (none on this machine)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
-def _deterministic():
+def _deterministic() -> Iterator[None]:
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def official_fixtures() -> Path:
+    """``tests/fixtures/official``: the authors' ZeroMamba/VMamba parity fixtures."""
+    return fixtures_root("official")
+
+
+@pytest.fixture(scope="session")
+def vim_fixtures() -> Path:
+    """``tests/fixtures/vim``: the Vim authors' parity fixtures."""
+    return fixtures_root("vim")
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor() -> Callable[..., Any]:
+    """A factory of small random predictors: ``tiny_predictor(class_names, attribute_names,
+    input_size=32, seen=(0, 1), gamma=0.3, seed=0, **model_args)``. The model is a tiny ZeroMamba
+    (seeded), the class-attribute matrix uniform in [0.05, 1) (seeded)."""
+    from zeromamba.models import ZeroMamba
+    from zeromamba.predictor import Predictor
+
+    def make(
+        class_names: Sequence[str],
+        attribute_names: Sequence[str],
+        input_size: int = 32,
+        seen: Sequence[int] = (0, 1),
+        gamma: float = 0.3,
+        seed: int = 0,
+        **model_args: Any,
+    ) -> Predictor:
+        torch.manual_seed(seed)
+        args = dict(TINY, semantic_dim=8, **model_args)
+        model = ZeroMamba(num_attributes=len(attribute_names), **args)
+        rng = np.random.default_rng(seed)
+        matrix = rng.uniform(0.05, 1.0, size=(len(class_names), len(attribute_names)))
+        return Predictor(
+            model,
+            class_attributes=matrix,
+            class_names=list(class_names),
+            seen=list(seen),
+            gamma=gamma,
+            attribute_names=list(attribute_names),
+            preprocess={"input_size": (3, input_size, input_size)},
+        )
+
+    return make
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline mode, and any socket connection fails loudly (see helpers.block_network)."""
+    block_network(monkeypatch)
+
+
+@pytest.fixture
+def fakehub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeHub]:
+    """The loopback Hub (tests/fakehub.py), with huggingface_hub's endpoint and cache pointed at it."""
+    server = FakeHub()
+    # huggingface_hub reads these when imported; patch its constants (not its functions)
+    monkeypatch.setattr(constants, "ENDPOINT", server.url)
+    monkeypatch.setattr(
+        constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}"
+    )
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mini_xlsa17(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The miniature xlsa17 dataset (tests/mini_xlsa17.py), built once per session (read-only)."""
+    return build_mini_xlsa17(tmp_path_factory.mktemp("mini"))

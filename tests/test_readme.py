@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import REPO, fixtures_root
+from .helpers import REPO, fixtures_root
 
 MARKER = re.compile(r"<!-- readme-example[^>]*-->\s*```python\n(.*?)```", re.S)
 

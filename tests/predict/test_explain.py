@@ -13,15 +13,13 @@ from zeromamba import Predictor
 from zeromamba.errors import AttributeMatrixError, ImageError
 from zeromamba.explain import COLORMAPS, Explanation, apply_colormap, pretty_name, render_explanation
 
-from .conftest import tiny_predictor
-
 A = 6
 ATTR_NAMES = ["has_bill_shape::curved_(up_or_down)", "has_wing_color::blue", "size::small", "b", "c", "d"]
 CLASS_NAMES = ["001.Black_footed_Albatross", "002.Laysan_Albatross", "003.Sooty_Albatross", "004.Crow"]
 
 
 @pytest.fixture(scope="module")
-def predictor() -> Predictor:
+def predictor(tiny_predictor) -> Predictor:
     return tiny_predictor(CLASS_NAMES, ATTR_NAMES, input_size=96)
 
 

@@ -4,10 +4,8 @@ training run from scratch that shows the training code still learns."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -18,25 +16,11 @@ from zeromamba.data.shapes import load_shapes
 from zeromamba.evaluate import evaluate
 from zeromamba.train import train
 
-REPO = Path(__file__).resolve().parents[1]
+from ..helpers import REPO, block_network
+
 TRAIN_CONFIG = REPO / "examples" / "shapes_zsl.json"
 # a seed used neither for training (0) nor by the demo (2025)
 FRESH_SEED = 4242
-
-
-def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Offline mode, and any socket connection fails loudly."""
-    from huggingface_hub import constants
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError(f"network access attempted: {args!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 def test_embedded_weights_ship_with_the_package() -> None:
@@ -68,7 +52,7 @@ SHIPPED_CZSL, SHIPPED_H = 0.97, 0.95
 def fresh_metrics():
     mp = pytest.MonkeyPatch()
     try:
-        _no_network(mp)
+        block_network(mp)
         predictor = zeromamba.from_pretrained("shapes-zsl")
         data = load_shapes(seed=FRESH_SEED)  # other images than the training run's (seed 0)
         result = evaluate(predictor, data, split="test", device="cpu", batch_size=128, progress=False)
@@ -101,6 +85,7 @@ def test_issue_harmonic_floor(fresh_metrics) -> None:
     assert result.metrics.harmonic >= ISSUE_H
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:init='none'", "ignore:no attribute embeddings")  # both intended here
 def test_training_from_scratch_learns(tmp_path: Path) -> None:
     """The shipped configuration, cut to ~150 SGD steps (about a minute on 2 cores).

@@ -10,16 +10,14 @@ import pytest
 from PIL import Image
 
 import zeromamba
-from tests.test_shapes_model import _no_network
 from zeromamba.cli import main
 from zeromamba.demo import DEFAULT_SEED, demo_images, parse_attribute_words
 from zeromamba.errors import ZeroMambaError
 
 
 def test_demo_runs_offline_and_writes_the_png(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    no_network: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _no_network(monkeypatch)
     out = tmp_path / "why.png"
     t0 = time.perf_counter()
     assert main(["demo", "--out", str(out)]) == 0
@@ -37,8 +35,7 @@ def test_demo_runs_offline_and_writes_the_png(
         assert im.size[0] > im.size[1] > 200  # four panels in a row
 
 
-def test_demo_json_and_a_user_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    _no_network(monkeypatch)
+def test_demo_json_and_a_user_class(no_network: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)  # the default PNG goes to the current folder
     assert main(["demo", "--json", "--n", "4", "--seed", "11", "--define", "green,striped,triangle"]) == 0
     r = json.loads(capsys.readouterr().out)

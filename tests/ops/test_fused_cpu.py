@@ -38,6 +38,7 @@ def test_unwritable_cache_falls_back_to_a_temp_dir(tmp_path):
     assert list(tmp_path.glob("zeromamba-kernels-*/ss2d_scan_*.so"))
 
 
+@pytest.mark.slow
 def test_disabled_or_no_compiler_uses_the_torch_path(tmp_path):
     backend, status = _probe(tmp_path, ZEROMAMBA_DISABLE_CPU_KERNEL="1")
     assert backend == "torch" and "disabled" in status

@@ -11,15 +11,13 @@ from PIL import Image
 from zeromamba import Predictor
 from zeromamba.cli import main
 
-from .conftest import tiny_predictor
-
 A = 6
 ATTR_NAMES = [f"attr_{i}" for i in range(A)]
 CLASS_NAMES = ["cat", "dog", "fox", "owl"]
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory) -> tuple[Predictor, str, list[str]]:
+def saved(tiny_predictor, tmp_path_factory) -> tuple[Predictor, str, list[str]]:
     predictor = tiny_predictor(CLASS_NAMES, ATTR_NAMES, input_size=64)
     root = tmp_path_factory.mktemp("cli")
     folder = root / "model"

@@ -330,7 +330,7 @@ def test_bfloat16_on_cpu_runs_under_autocast(model, matrix, images):
         assert a.scores == pytest.approx([b.scores[b.indices.index(i)] for i in a.indices], abs=0.05)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_cuda(model, matrix, images, dtype):
     cpu = Predictor(model, class_attributes=matrix, preprocess={"input_size": (3, 64, 64)}, device="cpu")

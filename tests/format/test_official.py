@@ -14,7 +14,7 @@ from zeromamba.models import VMamba, ZeroMamba
 from zeromamba.models.zeromamba import OFFICIAL_PREFIXES
 from zeromamba.official import infer_architecture
 
-from .conftest import TINY, fixtures_root
+from ..helpers import TINY, fixtures_root
 
 
 class NotATensor:  # a pickled object of an arbitrary class: weights_only must refuse it

@@ -18,7 +18,7 @@ from zeromamba.ops import (
 from zeromamba.ops.fused_cpu import cross_scan_fused_cpu
 from zeromamba.ops.self_check import self_check
 
-from .conftest import scaled_error
+from ..helpers import scaled_error
 
 # (B, H, W, D, N, R): square, non-square, odd, a single row/column, a single position, long sequences
 SHAPES = [

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_data_mini import MINI_MODEL, build_mini_xlsa17, mini_train_config
+from ..mini_xlsa17 import MINI_MODEL, build_mini_xlsa17, mini_train_config
 
 
 def _free_port() -> int:
@@ -21,6 +21,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.multiprocess
+@pytest.mark.slow
 def test_two_ranks_agree_on_parameters_and_metrics(tmp_path: Path) -> None:
     mini = build_mini_xlsa17(tmp_path / "data")
     cfg = mini_train_config(

@@ -18,7 +18,7 @@ from zeromamba.cli import main as cli_main
 from zeromamba.errors import CheckpointError, DataError
 from zeromamba.models import VMamba, ZeroMamba
 
-from .conftest import fixtures_root
+from ..helpers import REPO, fixtures_root
 
 scipy_io = pytest.importorskip("scipy.io")
 
@@ -224,9 +224,7 @@ def test_publishing_script_converts_and_verifies(tmp_path: Path, monkeypatch: py
         source_file="zeromamba_official_format.pth",
     )
     monkeypatch.setitem(zoo._REGISTRY, "fix-gzsl", variant)
-    spec = importlib.util.spec_from_file_location(
-        "publish_zoo", Path(__file__).resolve().parents[1] / "hub" / "publish_zoo.py"
-    )
+    spec = importlib.util.spec_from_file_location("publish_zoo", REPO / "hub" / "publish_zoo.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     args = ["--checkpoints", str(folder), "--xlsa17", str(tmp_path / "xlsa17"), "--out", str(tmp_path / "zoo")]

@@ -15,10 +15,7 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import pytest
 import torch
@@ -30,122 +27,24 @@ from zeromamba.errors import CheckpointError, ConfigError, ModelNotAvailableErro
 from zeromamba.models import ZeroMamba
 from zeromamba.predictor import Predictor
 
+from ..fakehub import FakeHub
+
 TINY = dict(
     num_attributes=6, semantic_dim=8, embed_dim=8, depths=(1, 1, 1, 1), fusion_hidden=16, num_imagenet_classes=10
 )
 PREPROCESS = dict(input_size=(3, 32, 32), interpolation="bilinear", crop_pct=1.0, crop_mode="squash")
 
 
-class FakeHub:
-    """A minimal Hub ``resolve`` endpoint: repositories of commits of files, served over HTTP."""
-
-    def __init__(self) -> None:
-        self.repos: dict[str, dict[str, dict]] = {}
-        self.requests: list[tuple[str, str]] = []
-        self._counter = 0
-        hubself = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:  # keep pytest output clean
-                pass
-
-            def do_HEAD(self) -> None:  # noqa: N802 (http.server's naming)
-                hubself._serve(self, body=False)
-
-            def do_GET(self) -> None:  # noqa: N802
-                hubself._serve(self, body=True)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def publish(self, repo_id: str, files: dict[str, bytes] | Path, branch: str = "main") -> str:
-        """Commit ``files`` (a dict, or every file of a folder) to ``branch``; returns the commit hash."""
-        if isinstance(files, Path):
-            files = {p.name: p.read_bytes() for p in files.iterdir() if p.is_file()}
-        self._counter += 1
-        digest = hashlib.sha1(f"{repo_id}:{self._counter}".encode())
-        for name in sorted(files):
-            digest.update(name.encode() + files[name])
-        commit = digest.hexdigest()
-        repo = self.repos.setdefault(repo_id, {"refs": {}, "commits": {}})
-        repo["commits"][commit] = dict(files)
-        repo["refs"][branch] = commit
-        return commit
-
-    def _serve(self, handler: BaseHTTPRequestHandler, body: bool) -> None:
-        path = urlsplit(handler.path).path
-        self.requests.append((handler.command, path))
-        if "/resolve/" not in path:
-            return self._error(handler, 404, "RepoNotFound")
-        repo_id, rest = path.lstrip("/").split("/resolve/", 1)
-        revision, _, filename = rest.partition("/")
-        repo_id, revision, filename = unquote(repo_id), unquote(revision), unquote(filename)
-        repo = self.repos.get(repo_id)
-        if repo is None:
-            return self._error(handler, 404, "RepoNotFound")
-        commit = repo["refs"].get(revision, revision if revision in repo["commits"] else None)
-        if commit is None:
-            return self._error(handler, 404, "RevisionNotFound")
-        data = repo["commits"][commit].get(filename)
-        if data is None:
-            return self._error(handler, 404, "EntryNotFound", commit)
-        handler.send_response(200)
-        handler.send_header("X-Repo-Commit", commit)
-        handler.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
-        handler.send_header("Content-Length", str(len(data)))
-        handler.send_header("Content-Type", "application/octet-stream")
-        handler.end_headers()
-        if body:
-            handler.wfile.write(data)
-
-    @staticmethod
-    def _error(handler: BaseHTTPRequestHandler, status: int, code: str, commit: str | None = None) -> None:
-        handler.send_response(status)
-        handler.send_header("X-Error-Code", code)
-        if commit:
-            handler.send_header("X-Repo-Commit", commit)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def fakehub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    server = FakeHub()
-    # huggingface_hub reads these when imported; patch its constants (not its functions)
-    monkeypatch.setattr(constants, "ENDPOINT", server.url)
-    monkeypatch.setattr(
-        constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}"
-    )
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    yield server
-    server.stop()
+def make_predictor(tiny_predictor):  # noqa: ANN001, ANN201
+    """``make_predictor(seed)``: the shared tiny predictor with this file's classes and heads."""
 
+    def make(seed: int = 0) -> Predictor:
+        classes, attributes = [f"class{i}" for i in range(5)], [f"attr{i}" for i in range(TINY["num_attributes"])]
+        heads = {k: v for k, v in TINY.items() if k in ("fusion_hidden", "num_imagenet_classes")}
+        return tiny_predictor(classes, attributes, input_size=32, seen=(0, 1, 2), gamma=0.3, seed=seed, **heads)
 
-def tiny_predictor(seed: int = 0) -> Predictor:
-    torch.manual_seed(seed)
-    model = ZeroMamba(**TINY)
-    att = torch.rand(5, TINY["num_attributes"])
-    names = [f"class{i}" for i in range(5)]
-    attr_names = [f"attr{i}" for i in range(TINY["num_attributes"])]
-    return Predictor(
-        model,
-        class_attributes=att,
-        class_names=names,
-        seen=[0, 1, 2],
-        gamma=0.3,
-        attribute_names=attr_names,
-        preprocess=PREPROCESS,
-    )
+    return make
 
 
 def images(n: int = 3) -> list[torch.Tensor]:
@@ -164,10 +63,10 @@ def same_ranking(a: list, b: list) -> bool:
 
 
 def test_download_load_classify_then_offline_then_server_stopped(
-    fakehub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_predictor, fakehub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(zoo.NAMESPACE_ENV, "testorg")  # read at call time
-    original = tiny_predictor()
+    original = make_predictor()
     folder = original.save_pretrained(tmp_path / "cub")
     fakehub.publish("testorg/zeromamba-small-cub-gzsl", Path(folder))
     expected = ranking(original)
@@ -209,9 +108,10 @@ def test_download_load_classify_then_offline_then_server_stopped(
     assert "zeromamba convert SUN_bestGZSL.pth --variant sun-gzsl" in msg
 
 
-def test_real_environment_variables_in_subprocesses(fakehub: FakeHub, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_real_environment_variables_in_subprocesses(make_predictor, fakehub: FakeHub, tmp_path: Path) -> None:
     """HF_ENDPOINT / HF_HOME / HF_HUB_OFFLINE as a user sets them (read by huggingface_hub at import)."""
-    original = tiny_predictor(seed=3)
+    original = make_predictor(seed=3)
     fakehub.publish("someone/tiny-zsl", Path(original.save_pretrained(tmp_path / "m")))
     script = (
         "import json, sys, torch, zeromamba\n"
@@ -246,8 +146,8 @@ def test_real_environment_variables_in_subprocesses(fakehub: FakeHub, tmp_path: 
     assert "HF_HUB_OFFLINE" in err["message"]
 
 
-def test_nonexistent_repo_revision_and_file(fakehub: FakeHub, tmp_path: Path) -> None:
-    folder = Path(tiny_predictor().save_pretrained(tmp_path / "m"))
+def test_nonexistent_repo_revision_and_file(make_predictor, fakehub: FakeHub, tmp_path: Path) -> None:
+    folder = Path(make_predictor().save_pretrained(tmp_path / "m"))
     fakehub.publish("org/good", folder)
     with pytest.raises(ModelNotAvailableError, match="'org/missing' does not exist"):
         zeromamba.from_pretrained("org/missing")
@@ -267,9 +167,9 @@ def test_nonexistent_repo_revision_and_file(fakehub: FakeHub, tmp_path: Path) ->
 
 
 def test_corrupt_truncated_and_unknown_version_downloads_leave_the_cache_usable(
-    fakehub: FakeHub, tmp_path: Path
+    make_predictor, fakehub: FakeHub, tmp_path: Path
 ) -> None:
-    folder = Path(tiny_predictor().save_pretrained(tmp_path / "m"))
+    folder = Path(make_predictor().save_pretrained(tmp_path / "m"))
     files = {p.name: p.read_bytes() for p in folder.iterdir()}
     weights = files["model.safetensors"]
 
@@ -300,16 +200,16 @@ def test_corrupt_truncated_and_unknown_version_downloads_leave_the_cache_usable(
     good = fakehub.publish("org/m", files)
     p = zeromamba.from_pretrained("org/m")
     assert p.num_classes == 5
-    assert same_ranking(ranking(p), ranking(tiny_predictor()))
+    assert same_ranking(ranking(p), ranking(make_predictor()))
     assert (Path(constants.HF_HUB_CACHE) / "models--org--m" / "refs" / "main").read_text() == good
 
 
-def test_revisions_are_pinned(fakehub: FakeHub, tmp_path: Path) -> None:
-    first = fakehub.publish("org/r", Path(tiny_predictor(seed=1).save_pretrained(tmp_path / "a")))
-    fakehub.publish("org/r", Path(tiny_predictor(seed=2).save_pretrained(tmp_path / "b")))
+def test_revisions_are_pinned(make_predictor, fakehub: FakeHub, tmp_path: Path) -> None:
+    first = fakehub.publish("org/r", Path(make_predictor(seed=1).save_pretrained(tmp_path / "a")))
+    fakehub.publish("org/r", Path(make_predictor(seed=2).save_pretrained(tmp_path / "b")))
     newest, old = zeromamba.from_pretrained("org/r"), zeromamba.from_pretrained("org/r", revision=first)
-    assert same_ranking(ranking(newest), ranking(tiny_predictor(seed=2)))
-    assert same_ranking(ranking(old), ranking(tiny_predictor(seed=1)))
+    assert same_ranking(ranking(newest), ranking(make_predictor(seed=2)))
+    assert same_ranking(ranking(old), ranking(make_predictor(seed=1)))
     assert same_ranking(ranking(zeromamba.from_pretrained(f"hf-hub:org/r@{first}")), ranking(old))
     # an explicit cache folder and dtype
     p = zeromamba.from_pretrained("org/r", revision=first, cache_dir=tmp_path / "own-cache", dtype=torch.float64)
@@ -317,10 +217,10 @@ def test_revisions_are_pinned(fakehub: FakeHub, tmp_path: Path) -> None:
     assert next(p.model.parameters()).dtype == torch.float64
 
 
-def test_timm_loads_tags_and_hf_hub_repos(fakehub: FakeHub, tmp_path: Path) -> None:
+def test_timm_loads_tags_and_hf_hub_repos(make_predictor, fakehub: FakeHub, tmp_path: Path) -> None:
     import timm
 
-    original = tiny_predictor()
+    original = make_predictor()
     folder = Path(original.save_pretrained(tmp_path / "m"))
     # a pretrained tag: its hf_hub_id comes from the zoo (default namespace at import time)
     repo = zoo.get_variant("cub-gzsl").repo_id

@@ -15,30 +15,31 @@ from zeromamba.errors import CheckpointError, ConfigError, DataError, UnknownMod
 from zeromamba.models import ZeroMamba
 from zeromamba.predictor import Predictor
 
+from ..helpers import REPO
+
 TINY = dict(
     num_attributes=6, semantic_dim=8, embed_dim=8, depths=(1, 1, 1, 1), fusion_hidden=16, num_imagenet_classes=10
 )
 
 
-def tiny_predictor(seed: int = 0) -> Predictor:
-    torch.manual_seed(seed)
-    return Predictor(
-        ZeroMamba(**TINY),
-        class_attributes=torch.rand(5, 6),
-        class_names=[f"c{i}" for i in range(5)],
-        seen=[0, 1],
-        gamma=0.25,
-        attribute_names=[f"a{i}" for i in range(6)],
-        preprocess=dict(input_size=(3, 32, 32)),
-    )
+@pytest.fixture
+def make_predictor(tiny_predictor):  # noqa: ANN001, ANN201
+    """``make_predictor(seed)``: the shared tiny predictor with this file's classes and heads."""
+
+    def make(seed: int = 0) -> Predictor:
+        classes, attributes = [f"c{i}" for i in range(5)], [f"a{i}" for i in range(6)]
+        heads = {k: v for k, v in TINY.items() if k in ("fusion_hidden", "num_imagenet_classes")}
+        return tiny_predictor(classes, attributes, input_size=32, seen=(0, 1), gamma=0.25, seed=seed, **heads)
+
+    return make
 
 
 @pytest.fixture
-def saved(tmp_path: Path) -> Path:
-    return Path(tiny_predictor().save_pretrained(tmp_path / "model"))
+def saved(make_predictor, tmp_path: Path) -> Path:
+    return Path(make_predictor().save_pretrained(tmp_path / "model"))
 
 
-def test_config_schema_and_round_trip(saved: Path) -> None:
+def test_config_schema_and_round_trip(make_predictor, saved: Path) -> None:
     from timm.models import PretrainedCfg
 
     assert sorted(p.name for p in saved.iterdir()) == [
@@ -74,7 +75,7 @@ def test_config_schema_and_round_trip(saved: Path) -> None:
     state = safetensors.torch.load_file(str(saved / "model.safetensors"))
     assert set(state) == set(ZeroMamba(**TINY).state_dict())
 
-    original = tiny_predictor()
+    original = make_predictor()
     loaded = zeromamba.from_pretrained(saved)
     assert loaded.class_names == original.class_names and loaded.attribute_names == original.attribute_names
     assert torch.equal(loaded.seen, original.seen) and loaded.gamma == original.gamma
@@ -132,7 +133,7 @@ def test_architecture_names_the_model_size(tmp_path: Path) -> None:
     assert zm_format.read_config(tiny)["architecture"] == "zeromamba_small"
 
 
-def test_writes_are_atomic(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_writes_are_atomic(make_predictor, saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = {p.name: p.read_bytes() for p in saved.iterdir()}
 
     def broken_save_file(tensors: dict, filename: str, metadata: dict | None = None) -> None:
@@ -141,7 +142,7 @@ def test_writes_are_atomic(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
     monkeypatch.setattr(safetensors.torch, "save_file", broken_save_file)
     with pytest.raises(OSError, match="disk full"):
-        tiny_predictor(seed=1).save_pretrained(saved)
+        make_predictor(seed=1).save_pretrained(saved)
     assert {p.name: p.read_bytes() for p in saved.iterdir()} == before  # untouched, no temp files
     monkeypatch.undo()
     zeromamba.from_pretrained(saved)
@@ -241,7 +242,7 @@ def test_names_that_are_neither_variants_repos_nor_folders(tmp_path: Path) -> No
 
 
 def test_model_cards(tmp_path: Path) -> None:
-    repo_root = Path(__file__).resolve().parents[1]
+    repo_root = REPO
     assert (repo_root / "hub" / "MODEL_CARD_TEMPLATE.md").read_text() == zm_format.MODEL_CARD_TEMPLATE
 
     torch.manual_seed(0)

@@ -10,13 +10,14 @@ import pytest
 from PIL import Image
 
 import zeromamba
-from tests.test_data_mini import build_mini_xlsa17, mini_train_config
 from zeromamba.cli import main
 from zeromamba.data import load_xlsa17
 from zeromamba.errors import ZeroMambaError
 from zeromamba.evaluate import evaluate
 from zeromamba.models import ZeroMamba
 from zeromamba.train import train
+
+from ..mini_xlsa17 import build_mini_xlsa17, mini_train_config
 
 
 @pytest.fixture(scope="module")

@@ -14,19 +14,15 @@ import torch
 
 import zeromamba
 import zeromamba.train.loop as loop
-from tests.test_data_mini import MINI_MODEL, NUM_ATTR, NUM_CLASSES, build_mini_xlsa17, mini_train_config
 from zeromamba.errors import CheckpointError, ConfigError, DataError, TrainingError
 from zeromamba.models import VMamba
 from zeromamba.train import TrainConfig, build_model, compute_loss, make_optimizer, resolve_config, train
 
+from ..mini_xlsa17 import MINI_MODEL, NUM_ATTR, NUM_CLASSES, mini_train_config
+
 TINY = MINI_MODEL
 
 pytestmark = pytest.mark.filterwarnings("ignore:init='none'", "ignore:no attribute embeddings")
-
-
-@pytest.fixture(scope="module")
-def mini(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return build_mini_xlsa17(tmp_path_factory.mktemp("mini"))
 
 
 def _weights(model_dir: str) -> dict[str, torch.Tensor]:
@@ -40,9 +36,9 @@ def _log(out: Path) -> list[dict[str, Any]]:
 
 
 def test_resume_continues_the_same_schedule(
-    mini: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mini_xlsa17: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    straight = train(mini_train_config(mini, tmp_path / "a", selection="last"))
+    straight = train(mini_train_config(mini_xlsa17, tmp_path / "a", selection="last"))
 
     calls = {"n": 0}
     real = loop.Trainer.train_epoch
@@ -55,14 +51,14 @@ def test_resume_continues_the_same_schedule(
 
     monkeypatch.setattr(loop.Trainer, "train_epoch", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
-        train(mini_train_config(mini, tmp_path / "b", selection="last"))
+        train(mini_train_config(mini_xlsa17, tmp_path / "b", selection="last"))
     monkeypatch.setattr(loop.Trainer, "train_epoch", real)
     ck = tmp_path / "b" / "checkpoints"
     assert json.loads((ck / "latest.json").read_text())["epoch"] == 2
     assert sorted(p.name for p in ck.iterdir()) == ["final-epoch0002", "latest.json"]  # no half-written folder
 
     with pytest.raises(TrainingError, match="--resume"):
-        train(mini_train_config(mini, tmp_path / "b", selection="last"))
+        train(mini_train_config(mini_xlsa17, tmp_path / "b", selection="last"))
     with open(tmp_path / "b" / "log.jsonl", "a") as f:  # an epoch logged, then cut off before its checkpoint
         f.write(json.dumps({"phase": "final", "epoch": 3, "loss": 0.0}) + "\n" + '{"phase": "fin')
     resumed = train({"output_dir": str(tmp_path / "b"), "resume": True})  # the rest comes from config.json
@@ -78,13 +74,13 @@ def test_resume_continues_the_same_schedule(
     assert predictor.gamma == pytest.approx(0.3)
     assert predictor.seen.tolist() == [True] * 6 + [False] * 2
     assert predictor.preprocess["input_size"] == (3, 32, 32)
-    img = next((mini["image_root"] / "CUB_200_2011" / "images" / "007.Class_6").iterdir())
+    img = next((mini_xlsa17["image_root"] / "CUB_200_2011" / "images" / "007.Class_6").iterdir())
     assert predictor.classify(str(img), top_k=3) is not None
 
 
-def test_validation_protocol_never_evaluates_test_before_the_end(mini: dict[str, Path], tmp_path: Path) -> None:
+def test_validation_protocol_never_evaluates_test_before_the_end(mini_xlsa17: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "v"
-    result = train(mini_train_config(mini, out, epochs=2))  # selection="validation" is the default
+    result = train(mini_train_config(mini_xlsa17, out, epochs=2))  # selection="validation" is the default
     assert result.selection.startswith("validation")
     log = _log(out)
     epochs = [r for r in log if r.get("phase")]
@@ -99,12 +95,17 @@ def test_validation_protocol_never_evaluates_test_before_the_end(mini: dict[str,
     assert zeromamba.from_pretrained(result.model_dir).gamma == pytest.approx(result.gamma)
 
 
-def test_authors_protocol_exports_best_gzsl_and_czsl(mini: dict[str, Path], tmp_path: Path) -> None:
+def test_authors_protocol_exports_best_gzsl_and_czsl(mini_xlsa17: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "t"
     with pytest.warns(UserWarning, match="unpickling"):  # the authors' .pkl, opted in
         result = train(
             mini_train_config(
-                mini, out, selection="authors", epochs=2, embeddings=str(mini["pickle"]), allow_pickle=True
+                mini_xlsa17,
+                out,
+                selection="authors",
+                epochs=2,
+                embeddings=str(mini_xlsa17["pickle"]),
+                allow_pickle=True,
             )
         )
     assert "test set" in result.selection
@@ -114,7 +115,7 @@ def test_authors_protocol_exports_best_gzsl_and_czsl(mini: dict[str, Path], tmp_
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
-    mini: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mini_xlsa17: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = loop.compute_loss
     calls = {"n": 0}
@@ -127,23 +128,23 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
     monkeypatch.setattr(loop, "compute_loss", nan_later)
     out = tmp_path / "n"
     with pytest.raises(TrainingError, match="non-finite loss.*epoch 2.*final-epoch0001"):
-        train(mini_train_config(mini, out, selection="last", max_steps_per_epoch=2))
+        train(mini_train_config(mini_xlsa17, out, selection="last", max_steps_per_epoch=2))
     latest = json.loads((out / "checkpoints" / "latest.json").read_text())
     assert latest["epoch"] == 1
     weights = _weights(str(out / "checkpoints" / latest["dir"]))
     assert all(torch.isfinite(v).all() for v in weights.values())
 
 
-def test_init_from_a_local_vmamba_release(mini: dict[str, Path], tmp_path: Path) -> None:
+def test_init_from_a_local_vmamba_release(mini_xlsa17: dict[str, Path], tmp_path: Path) -> None:
     backbone = VMamba(embed_dim=8, depths=(1, 1, 1, 1), ssm_ratio=1.0)
     torch.save({"model": backbone.state_dict()}, tmp_path / "vssm_tiny_test.pth")
-    cfg = resolve_config(mini_train_config(mini, tmp_path / "i", init=str(tmp_path / "vssm_tiny_test.pth")))
+    cfg = resolve_config(mini_train_config(mini_xlsa17, tmp_path / "i", init=str(tmp_path / "vssm_tiny_test.pth")))
     model = build_model(cfg, NUM_ATTR)
     for k, v in backbone.state_dict().items():
         assert torch.equal(model.backbone.state_dict()[k], v), k
     wrong = resolve_config(
         mini_train_config(
-            mini,
+            mini_xlsa17,
             tmp_path / "j",
             init=str(tmp_path / "vssm_tiny_test.pth"),
             model={"embed_dim": 16, "depths": [1, 1, 1, 1], "ssm_ratio": 1.0},
@@ -152,7 +153,9 @@ def test_init_from_a_local_vmamba_release(mini: dict[str, Path], tmp_path: Path)
     with pytest.raises(CheckpointError, match="shape mismatch"):
         build_model(wrong, NUM_ATTR)
     with pytest.raises(CheckpointError, match="not found|cannot"):
-        build_model(resolve_config(mini_train_config(mini, tmp_path / "k", init=str(tmp_path / "nope.pth"))), NUM_ATTR)
+        build_model(
+            resolve_config(mini_train_config(mini_xlsa17, tmp_path / "k", init=str(tmp_path / "nope.pth"))), NUM_ATTR
+        )
 
 
 def test_optimizer_groups_and_loss() -> None:
@@ -176,24 +179,12 @@ def test_optimizer_groups_and_loss() -> None:
     assert torch.allclose(ce, want_ce) and torch.allclose(l1, want_l1) and torch.allclose(loss, want_ce + 0.5 * want_l1)
 
 
-def _fixture() -> Path:
-    from tests.conftest import fixtures_root
-
-    try:
-        return fixtures_root() / "parity_dstate1"
-    except FileNotFoundError:
-        return Path("/nonexistent")
-
-
-FIXTURE = _fixture()
-
-
-@pytest.mark.skipif(not FIXTURE.is_dir(), reason="official parity fixtures not available")
-def test_loss_matches_the_official_training_step() -> None:
+def test_loss_matches_the_official_training_step(official_fixtures: Path) -> None:
     from safetensors.torch import load_file
 
-    exp = load_file(str(FIXTURE / "expected.safetensors"))
-    model = zeromamba.load_official(FIXTURE / "zeromamba_official_format.pth").train()
+    fixture = official_fixtures / "parity_dstate1"
+    exp = load_file(str(fixture / "expected.safetensors"))
+    model = zeromamba.load_official(fixture / "zeromamba_official_format.pth").train()
     out = model(exp["input0"])
     loss, _, _ = compute_loss(out.attributes, exp["train.labels"].long(), exp["class_attributes"][:4], 0.5)
     assert loss.item() == pytest.approx(exp["train.loss"].item(), rel=1e-4)
@@ -223,11 +214,13 @@ def test_presets_and_config_files(tmp_path: Path) -> None:
     assert isinstance(resolve_config(TrainConfig()), TrainConfig)
 
 
-def test_cli_train_and_bad_data(mini: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_train_and_bad_data(
+    mini_xlsa17: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from zeromamba.cli import main
 
     (tmp_path / "cfg.json").write_text(
-        json.dumps(mini_train_config(mini, tmp_path / "cli", epochs=1, selection="last"))
+        json.dumps(mini_train_config(mini_xlsa17, tmp_path / "cli", epochs=1, selection="last"))
     )
     assert main(["train", "--config", str(tmp_path / "cfg.json"), "--gamma", "0.2", "--print-config"]) == 0
     assert json.loads(capsys.readouterr().out)["gamma"] == 0.2
@@ -239,4 +232,4 @@ def test_cli_train_and_bad_data(mini: dict[str, Path], tmp_path: Path, capsys: p
     assert "cannot locate the images" in capsys.readouterr().err
     np.save(tmp_path / "short.npy", np.zeros((NUM_ATTR - 1, 300), np.float32))
     with pytest.raises(DataError, match="short.npy.*5 embedding rows"):
-        train(mini_train_config(mini, tmp_path / "e", embeddings=str(tmp_path / "short.npy")))
+        train(mini_train_config(mini_xlsa17, tmp_path / "e", embeddings=str(tmp_path / "short.npy")))

@@ -4,9 +4,7 @@ tests) and the data-loading tests, bad input included."""
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -27,137 +25,33 @@ from zeromamba.data import (
 )
 from zeromamba.errors import DataError
 
-PREFIX = "/BS/xian/work/data/CUB_200_2011/"  # the authors' machine; 6 '/'-parts before CUB_200_2011/images
-NUM_CLASSES, PER_CLASS, NUM_ATTR, EMB_DIM = 8, 4, 6, 300
-SEEN, TRAIN_CLASSES = range(6), range(4)  # classes 6, 7 unseen; 4, 5 are xlsa17's val classes
+from ..mini_xlsa17 import EMB_DIM, NUM_ATTR, NUM_CLASSES, PER_CLASS, SEEN, TRAIN_CLASSES, mat_cell
 
 
-def _cell(strings: list[str]) -> np.ndarray:
-    out = np.empty((len(strings), 1), dtype=object)
-    for i, s in enumerate(strings):
-        out[i, 0] = s
-    return out
-
-
-def _loc(indices: list[int]) -> np.ndarray:
-    return (np.asarray(indices, dtype=np.int64) + 1).reshape(-1, 1).astype(np.float64)  # 1-based, as MATLAB
-
-
-def build_mini_xlsa17(root: Path, size: int = 40, name: str = "MINI") -> dict[str, Path]:
-    """Images (PIL), ``res101.mat`` + ``att_splits.mat`` (scipy, the layout loadmat reads back like
-    the real files) and a word2vec-like embedding file, under ``root``."""
-    rng = np.random.default_rng(0)
-    image_root = root / "images"
-    files, labels, names = [], [], []
-    for c in range(NUM_CLASSES):
-        cname = f"{c + 1:03d}.Class_{c}"
-        names.append(cname)
-        folder = image_root / "CUB_200_2011" / "images" / cname
-        folder.mkdir(parents=True, exist_ok=True)
-        base = rng.integers(0, 256, size=3)
-        for j in range(PER_CLASS):
-            arr = np.clip(base + rng.normal(0, 30, size=(size, size + 4 * j, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(arr).save(folder / f"img_{c}_{j}.jpg", quality=90)
-            files.append(f"{PREFIX}CUB_200_2011/images/{cname}/img_{c}_{j}.jpg")
-            labels.append(c + 1)
-    idx = np.arange(len(files))
-    lab = np.asarray(labels) - 1
-    seen_imgs = idx[np.isin(lab, SEEN)]
-    test_seen = [i for i in seen_imgs if i % PER_CLASS == 0]
-    trainval = [i for i in seen_imgs if i % PER_CLASS != 0]
-    mat_dir = root / "xlsa17" / "data" / name
-    mat_dir.mkdir(parents=True)
-    scipy.io.savemat(
-        mat_dir / "res101.mat",
-        {
-            "image_files": _cell(files),
-            "labels": np.asarray(labels).reshape(-1, 1),
-            "features": rng.random((16, len(files))),
-        },
-    )
-    att = rng.random((NUM_ATTR, NUM_CLASSES))
-    att /= np.linalg.norm(att, axis=0, keepdims=True)
-    scipy.io.savemat(
-        mat_dir / "att_splits.mat",
-        {
-            "att": att,
-            "original_att": att * 100,
-            "trainval_loc": _loc(trainval),
-            "test_seen_loc": _loc(test_seen),
-            "test_unseen_loc": _loc(list(idx[lab >= 6])),
-            "train_loc": _loc(list(idx[np.isin(lab, TRAIN_CLASSES)])),
-            "val_loc": _loc(list(idx[np.isin(lab, [4, 5])])),
-            "allclasses_names": _cell(names),
-        },
-    )
-    emb = rng.normal(size=(NUM_ATTR, EMB_DIM)).astype(np.float32)
-    np.save(root / "MINI_attribute.npy", emb)
-    with open(root / "MINI_attribute.pkl", "wb") as f:
-        pickle.dump(emb, f)
-    return {
-        "data_root": root / "xlsa17" / "data",
-        "mat_dir": mat_dir,
-        "image_root": image_root,
-        "embeddings": root / "MINI_attribute.npy",
-        "pickle": root / "MINI_attribute.pkl",
-    }
-
-
-#: the tiny model the mini-set training tests use
-MINI_MODEL = {"embed_dim": 8, "depths": [1, 1, 1, 1], "ssm_ratio": 1.0}
-
-
-def mini_train_config(mini: dict[str, Path], out: Path, **kw: Any) -> dict[str, Any]:
-    """A training configuration for the mini xlsa17 set and a tiny model (CPU, 32 px), plus ``kw``."""
-    cfg = dict(
-        dataset="MINI",
-        data_root=str(mini["data_root"]),
-        image_root=str(mini["image_root"]),
-        embeddings=str(mini["embeddings"]),
-        output_dir=str(out),
-        init="none",
-        model=dict(MINI_MODEL),
-        image_size=32,
-        batch_size=4,
-        epochs=3,
-        milestones=[1, 2],
-        num_workers=0,
-        progress="off",
-        device="cpu",  # bit-exact resume checks; CUDA kernels may be non-deterministic
-        l1_weight=1.0,
-        gamma=0.3,
-    )
-    cfg.update(kw)
-    return cfg
-
-
-@pytest.fixture(scope="module")
-def mini(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return build_mini_xlsa17(tmp_path_factory.mktemp("mini"))
-
-
-def test_xlsa17_loads_and_reroots(mini: dict[str, Path]) -> None:
-    data = load_xlsa17(mini["data_root"], mini["image_root"], "MINI")
+def test_xlsa17_loads_and_reroots(mini_xlsa17: dict[str, Path]) -> None:
+    data = load_xlsa17(mini_xlsa17["data_root"], mini_xlsa17["image_root"], "MINI")
     assert data.num_classes == NUM_CLASSES and data.num_attributes == NUM_ATTR
     assert data.class_names[0] == "001.Class_0"
     assert all(os.path.isfile(p) for p in data.image_paths)
-    assert data.image_paths[0] == os.path.join(str(mini["image_root"]), "CUB_200_2011/images/001.Class_0/img_0_0.jpg")
+    assert data.image_paths[0] == os.path.join(
+        str(mini_xlsa17["image_root"]), "CUB_200_2011/images/001.Class_0/img_0_0.jpg"
+    )
     assert data.labels.min() == 0 and data.labels.max() == NUM_CLASSES - 1  # 1-based on disk
     assert list(data.seen_classes) == list(SEEN) and list(data.unseen_classes) == [6, 7]
     assert torch.allclose(data.class_attributes.norm(dim=1), torch.ones(NUM_CLASSES))
     assert set(data.splits) == {"trainval", "test_seen", "test_unseen", "train", "val"}
     # the authors' rule (6 parts for CUB) gives the same paths; a regex too
-    same = load_xlsa17(mini["mat_dir"], mini["image_root"], "MINI", path_rule=6)
+    same = load_xlsa17(mini_xlsa17["mat_dir"], mini_xlsa17["image_root"], "MINI", path_rule=6)
     assert same.image_paths == data.image_paths
-    rx = load_xlsa17(mini["data_root"], mini["image_root"], "MINI", path_rule=r"/data/CUB_200_2011/(.*)$")
+    rx = load_xlsa17(mini_xlsa17["data_root"], mini_xlsa17["image_root"], "MINI", path_rule=r"/data/CUB_200_2011/(.*)$")
     assert rx.image_paths == data.image_paths
     # pointing image_root one level deeper also resolves (the probe finds 'images/...')
-    deeper = load_xlsa17(mini["data_root"], mini["image_root"] / "CUB_200_2011", "MINI")
+    deeper = load_xlsa17(mini_xlsa17["data_root"], mini_xlsa17["image_root"] / "CUB_200_2011", "MINI")
     assert deeper.image_paths == data.image_paths
 
 
-def test_selection_splits_never_touch_test(mini: dict[str, Path]) -> None:
-    data = load_xlsa17(mini["data_root"], mini["image_root"], "MINI")
+def test_selection_splits_never_touch_test(mini_xlsa17: dict[str, Path]) -> None:
+    data = load_xlsa17(mini_xlsa17["data_root"], mini_xlsa17["image_root"], "MINI")
     sel = selection_splits(data, 0.34, seed=0)
     test = set(data.splits["test_seen"]) | set(data.splits["test_unseen"])
     for part in (sel.train, sel.val_seen, sel.val_unseen):
@@ -175,19 +69,19 @@ def test_transforms_resize_without_crop() -> None:
     assert build_transform(32, train=True)(img).shape == (3, 32, 32)
 
 
-def test_embeddings_formats(mini: dict[str, Path], tmp_path: Path) -> None:
-    emb = load_attribute_embeddings(mini["embeddings"], NUM_ATTR)
+def test_embeddings_formats(mini_xlsa17: dict[str, Path], tmp_path: Path) -> None:
+    emb = load_attribute_embeddings(mini_xlsa17["embeddings"], NUM_ATTR)
     assert emb.shape == (NUM_ATTR, EMB_DIM)
     from safetensors.torch import save_file
 
     save_file({"embeddings": emb}, str(tmp_path / "e.safetensors"))
     assert torch.equal(load_attribute_embeddings(tmp_path / "e.safetensors"), emb)
     with pytest.raises(DataError, match="pickle"):
-        load_attribute_embeddings(mini["pickle"], NUM_ATTR)
+        load_attribute_embeddings(mini_xlsa17["pickle"], NUM_ATTR)
     with pytest.warns(UserWarning, match="unpickling"):
-        assert torch.equal(load_attribute_embeddings(mini["pickle"], NUM_ATTR, allow_pickle=True), emb)
+        assert torch.equal(load_attribute_embeddings(mini_xlsa17["pickle"], NUM_ATTR, allow_pickle=True), emb)
     with pytest.raises(DataError, match="5 attributes"):
-        load_attribute_embeddings(mini["embeddings"], 5)
+        load_attribute_embeddings(mini_xlsa17["embeddings"], 5)
     with pytest.raises(DataError, match="not found"):
         load_attribute_embeddings(tmp_path / "nope.npy")
     np.save(tmp_path / "bad.npy", np.array([1.0, np.nan]))
@@ -198,11 +92,11 @@ def test_embeddings_formats(mini: dict[str, Path], tmp_path: Path) -> None:
 # --- bad input ---------------------------------------------------------------------------------
 
 
-def _copy_mini(mini: dict[str, Path], tmp_path: Path) -> dict[str, Path]:
+def _copy_mini(mini_xlsa17: dict[str, Path], tmp_path: Path) -> dict[str, Path]:
     import shutil
 
-    shutil.copytree(mini["mat_dir"], tmp_path / "MINI")
-    return {"mat_dir": tmp_path / "MINI", "image_root": mini["image_root"]}
+    shutil.copytree(mini_xlsa17["mat_dir"], tmp_path / "MINI")
+    return {"mat_dir": tmp_path / "MINI", "image_root": mini_xlsa17["image_root"]}
 
 
 def _rewrite(path: Path, **changes: object) -> None:
@@ -215,56 +109,56 @@ def _rewrite(path: Path, **changes: object) -> None:
     scipy.io.savemat(path, mat)
 
 
-def test_missing_files(mini: dict[str, Path], tmp_path: Path) -> None:
+def test_missing_files(mini_xlsa17: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(DataError, match="res101.mat not found"):
-        load_xlsa17(tmp_path, mini["image_root"], "MINI")
-    d = _copy_mini(mini, tmp_path)
+        load_xlsa17(tmp_path, mini_xlsa17["image_root"], "MINI")
+    d = _copy_mini(mini_xlsa17, tmp_path)
     os.remove(d["mat_dir"] / "att_splits.mat")
     with pytest.raises(DataError, match="att_splits.mat"):
-        load_xlsa17(d["mat_dir"], mini["image_root"], "MINI")
+        load_xlsa17(d["mat_dir"], mini_xlsa17["image_root"], "MINI")
     with pytest.raises(DataError, match="image folder not found"):
-        load_xlsa17(mini["data_root"], tmp_path / "nowhere", "MINI")
+        load_xlsa17(mini_xlsa17["data_root"], tmp_path / "nowhere", "MINI")
 
 
-def test_unreadable_mat(mini: dict[str, Path], tmp_path: Path) -> None:
-    d = _copy_mini(mini, tmp_path)
+def test_unreadable_mat(mini_xlsa17: dict[str, Path], tmp_path: Path) -> None:
+    d = _copy_mini(mini_xlsa17, tmp_path)
     (d["mat_dir"] / "res101.mat").write_bytes(b"not a mat file")
     with pytest.raises(DataError, match="res101.mat"):
-        load_xlsa17(d["mat_dir"], mini["image_root"], "MINI")
+        load_xlsa17(d["mat_dir"], mini_xlsa17["image_root"], "MINI")
 
 
-def test_inconsistent_shapes(mini: dict[str, Path], tmp_path: Path) -> None:
-    d = _copy_mini(mini, tmp_path)
+def test_inconsistent_shapes(mini_xlsa17: dict[str, Path], tmp_path: Path) -> None:
+    d = _copy_mini(mini_xlsa17, tmp_path)
     att_path = d["mat_dir"] / "att_splits.mat"
     _rewrite(att_path, att=np.ones((NUM_ATTR, NUM_CLASSES - 2)))  # labels reach class 8
     with pytest.raises(DataError, match="att_splits.mat.*|labels range"):
-        load_xlsa17(d["mat_dir"], mini["image_root"], "MINI")
-    d2 = _copy_mini(mini, tmp_path / "b")
+        load_xlsa17(d["mat_dir"], mini_xlsa17["image_root"], "MINI")
+    d2 = _copy_mini(mini_xlsa17, tmp_path / "b")
     _rewrite(d2["mat_dir"] / "att_splits.mat", test_unseen_loc=np.array([[1], [999]]))
     with pytest.raises(DataError, match="test_unseen_loc.*outside"):
-        load_xlsa17(d2["mat_dir"], mini["image_root"], "MINI")
-    d3 = _copy_mini(mini, tmp_path / "c")
+        load_xlsa17(d2["mat_dir"], mini_xlsa17["image_root"], "MINI")
+    d3 = _copy_mini(mini_xlsa17, tmp_path / "c")
     _rewrite(d3["mat_dir"] / "att_splits.mat", trainval_loc=None)
     with pytest.raises(DataError, match="lacks the variable.*trainval_loc"):
-        load_xlsa17(d3["mat_dir"], mini["image_root"], "MINI")
+        load_xlsa17(d3["mat_dir"], mini_xlsa17["image_root"], "MINI")
     # a known dataset name with the wrong matrix size names the file
     (tmp_path / "d").mkdir()
-    d4 = _copy_mini(mini, tmp_path / "d")
+    d4 = _copy_mini(mini_xlsa17, tmp_path / "d")
     os.rename(d4["mat_dir"], tmp_path / "d" / "CUB")
     with pytest.raises(DataError, match="CUB has 312 attributes"):
-        load_xlsa17(tmp_path / "d", mini["image_root"], "CUB")
+        load_xlsa17(tmp_path / "d", mini_xlsa17["image_root"], "CUB")
 
 
-def test_missing_images_are_reported(mini: dict[str, Path], tmp_path: Path) -> None:
+def test_missing_images_are_reported(mini_xlsa17: dict[str, Path], tmp_path: Path) -> None:
     import shutil
 
     images = tmp_path / "images"
-    shutil.copytree(mini["image_root"], images)
+    shutil.copytree(mini_xlsa17["image_root"], images)
     gone = sorted((images / "CUB_200_2011" / "images" / "003.Class_2").iterdir())
     for p in gone:
         p.unlink()
     with pytest.raises(DataError) as e:
-        load_xlsa17(mini["data_root"], images, "MINI")
+        load_xlsa17(mini_xlsa17["data_root"], images, "MINI")
     msg = str(e.value)
     assert f"{len(gone)} of {NUM_CLASSES * PER_CLASS} images" in msg and "img_2_0.jpg" in msg
     assert "res101.mat" in msg
@@ -272,7 +166,7 @@ def test_missing_images_are_reported(mini: dict[str, Path], tmp_path: Path) -> N
 
 def test_mat_reader(tmp_path: Path) -> None:
     path = tmp_path / "m.mat"
-    scipy.io.savemat(path, {"names": _cell(["a b", "", "c"]), "rows": np.array(["ab ", "cde"]), "x": np.eye(2)})
+    scipy.io.savemat(path, {"names": mat_cell(["a b", "", "c"]), "rows": np.array(["ab ", "cde"]), "x": np.eye(2)})
     mat = load_mat(path, ["names"], ["rows", "absent"])
     assert set(k for k in mat if not k.startswith("__")) == {"names", "rows"}  # only what was asked for
     assert cell_strings(mat["names"], path, "names") == ["a b", "", "c"]
@@ -288,16 +182,16 @@ def test_mat_reader(tmp_path: Path) -> None:
         load_mat(tmp_path / "bad.mat")
 
 
-def test_unresolvable_paths(mini: dict[str, Path], tmp_path: Path) -> None:
+def test_unresolvable_paths(mini_xlsa17: dict[str, Path], tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="cannot locate the images"):
-        load_xlsa17(mini["data_root"], tmp_path / "empty", "MINI")
+        load_xlsa17(mini_xlsa17["data_root"], tmp_path / "empty", "MINI")
     with pytest.raises(DataError, match="does not match"):
-        load_xlsa17(mini["data_root"], mini["image_root"], "MINI", path_rule=r"/nothing/here/")
+        load_xlsa17(mini_xlsa17["data_root"], mini_xlsa17["image_root"], "MINI", path_rule=r"/nothing/here/")
     with pytest.raises(DataError, match="missing"):  # a wrong explicit rule: every image missing
-        load_xlsa17(mini["data_root"], mini["image_root"], "MINI", path_rule=3)
+        load_xlsa17(mini_xlsa17["data_root"], mini_xlsa17["image_root"], "MINI", path_rule=3)
     with pytest.raises(DataError, match="non-negative"):
-        reroot_paths(["/a/b.jpg"], mini["image_root"], rule=-1)
+        reroot_paths(["/a/b.jpg"], mini_xlsa17["image_root"], rule=-1)
 
 
 # --- own data: image folder per class + CSV + unseen list -----------------------------------------

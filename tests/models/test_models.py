@@ -9,7 +9,7 @@ import torch
 import zeromamba
 from zeromamba.models import SemanticLocalProjection, VMamba, ZeroMamba, ZeroMambaOutput
 
-from .conftest import TINY
+from ..helpers import TINY
 
 
 def test_timm_finds_our_models():

@@ -39,6 +39,7 @@ print(json.dumps(errors))
 """
 
 
+@pytest.mark.slow
 def test_triton_kernel_matches_reference_in_interpreter():
     env = dict(os.environ, TRITON_INTERPRET="1")
     res = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300)

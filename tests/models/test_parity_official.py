@@ -14,7 +14,7 @@ from zeromamba.models import ZeroMamba, calibrated_stacking, class_scores
 from zeromamba.models.zeromamba import OFFICIAL_PREFIXES
 from zeromamba.ops import fused_cpu_available
 
-from .conftest import fixture_dirs, scaled_error
+from ..helpers import fixture_dirs, scaled_error
 
 OUTPUTS = {
     "features": "features",
@@ -42,7 +42,7 @@ def _official_name(ours: str) -> str:
 
 @pytest.fixture(scope="module", params=FIXTURES)
 def fixture(request):
-    from .conftest import fixtures_root
+    from ..helpers import fixtures_root
 
     root = fixtures_root() / request.param
     return root, load_file(root / "expected.safetensors"), json.loads((root / "meta.json").read_text())

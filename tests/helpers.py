@@ -1,0 +1,54 @@
+"""Plain helpers shared by the tests: paths, the parity fixtures, tolerances, tiny model settings.
+Anything that sets state up is a pytest fixture in conftest.py instead."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from huggingface_hub import constants
+
+REPO = Path(__file__).resolve().parents[1]
+
+# the smallest model that still has four stages and a real scan
+TINY = dict(embed_dim=8, depths=(1, 1, 1, 1))
+
+
+def fixtures_root(kind: str = "official") -> Path:
+    """The parity fixtures of ``kind`` (``official`` or ``vim``): ``tests/fixtures/<kind>``, or
+    ``$ZEROMAMBA_FIXTURES/<kind>`` when that variable names another folder (a folder holding
+    ``official_checkpoint_manifest.json`` itself is taken as the official one)."""
+    env = os.environ.get("ZEROMAMBA_FIXTURES")
+    base = Path(env) if env else REPO / "tests" / "fixtures"
+    root = base if kind == "official" and (base / "official_checkpoint_manifest.json").is_file() else base / kind
+    if not root.is_dir():
+        raise FileNotFoundError(f"{kind} fixtures not found at {root}; they ship in tests/fixtures/ of the repository")
+    return root
+
+
+def fixture_dirs(kind: str = "official") -> list[Path]:
+    """The model folders of a fixture set (``parity_*`` / ``vim_*``)."""
+    return sorted(p for p in fixtures_root(kind).iterdir() if p.is_dir() and (p / "meta.json").is_file())
+
+
+def scaled_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """Largest absolute difference divided by the expected tensor's largest magnitude."""
+    scale = expected.abs().max().clamp_min(1e-12)
+    return ((actual.float() - expected.float()).abs().max() / scale).item()
+
+
+def block_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline mode for huggingface_hub, and any socket connection fails loudly."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"network access attempted: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
