@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 PROBE = (
     "import torch; from zeromamba.ops import resolve_backend, kernel_status; "
     "print(resolve_backend('auto', torch.zeros(1, 2, 2, 4)), '|', kernel_status())"
