@@ -13,7 +13,18 @@ PACKAGE = Path(__file__).resolve().parents[1] / "zeromamba"
 
 # layer -> the module-name prefixes in it (a prefix ending in "." is a subpackage)
 LAYERS: dict[str, tuple[str, ...]] = {
-    "leaf": ("errors", "version", "constants", "fileio", "architectures", "zoo", "scoring", "classes", "runtime"),
+    "leaf": (
+        "errors",
+        "version",
+        "constants",
+        "fileio",
+        "architectures",
+        "zoo",
+        "scoring",
+        "classes",
+        "runtime",
+        "letterbox",
+    ),
     "ops": ("ops",),
     "models": ("models",),
     "format": ("format", "official"),

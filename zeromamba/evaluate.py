@@ -179,6 +179,11 @@ def _input_size(image_size: int | None, preprocess: dict[str, Any] | None) -> in
     return int(size[-1]) if isinstance(size, (tuple, list)) else int(size)
 
 
+def _dataset_crop_mode(mode: str) -> str:
+    """The model's preprocessing for dataset images: ``letterbox`` as saved; otherwise the paper's squash."""
+    return "letterbox" if mode == "letterbox" else "squash"
+
+
 def _split(data: ZSLData, split: str, holdout_fraction: float, seed: int) -> EvalSplit:
     if split == "test":
         return data.test_split()
@@ -239,7 +244,8 @@ def evaluate(
         raise ZeroMambaError(
             f"the model predicts {net.num_attributes} attributes but {data.source} has {data.num_attributes}"
         )
-    ds = data.dataset(part.indices, build_transform(size, train=False))
+    crop_mode = (info.get("preprocess") or {}).get("crop_mode", "squash")
+    ds = data.dataset(part.indices, build_transform(size, train=False, crop_mode=_dataset_crop_mode(crop_mode)))
     rank = world_and_rank()[1]
     show = sys.stderr.isatty() and rank == 0 if progress is None else progress
     attrs, labels = predict_attributes(

@@ -35,6 +35,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .constants import ZSL_PREPROCESS
 from .errors import ConfigError, ImageError
+from .letterbox import letterbox
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -65,7 +66,7 @@ _INTERPOLATIONS = {
     "box": Image.Resampling.BOX,
     "hamming": Image.Resampling.HAMMING,
 }
-_CROP_MODES = ("squash", "center")
+_CROP_MODES = ("squash", "center", "letterbox")
 _WHITE = (255, 255, 255)
 
 
@@ -76,7 +77,10 @@ def resolve_preprocess(preprocess: Mapping[str, Any] | None = None) -> dict[str,
     (three floats), ``interpolation`` (``bilinear``, ``bicubic``, ``nearest``, ``lanczos``, ``box``,
     ``hamming``), ``crop_pct`` (in (0, 1]) and ``crop_mode``: ``squash`` resizes the whole image to
     ``H x W`` ignoring its aspect ratio (what the authors do), ``center`` resizes the shorter side
-    to ``size / crop_pct`` and takes the centre ``H x W`` crop (timm's usual evaluation transform).
+    to ``size / crop_pct`` and takes the centre ``H x W`` crop (timm's usual evaluation transform),
+    ``letterbox`` fits the whole image into ``H x W`` without changing its aspect ratio and pads the
+    rest with the image's border colour (:func:`zeromamba.letterbox.letterbox`; ``crop_pct`` unused).
+    A model's saved config says which one it was trained with.
 
     Raises:
         ConfigError: an unknown key or a value out of range.
@@ -282,7 +286,8 @@ class PreparedImage:
             for a preprocessed tensor input (see :meth:`display_image`).
         size: ``(width, height)`` of the original image (of the tensor for tensor inputs).
         box: ``(left, top, right, bottom)`` region of the original image the model sees (the whole
-            image for ``squash``; the centre crop, mapped back, for ``center``).
+            image for ``squash``; the centre crop, mapped back, for ``center``; for ``letterbox``
+            the whole frame, which reaches past the image on the padded sides).
         source: a short name for the input (path or ``image <i>``).
     """
 
@@ -309,6 +314,9 @@ def preprocess_image(img: Image.Image, preprocess: Mapping[str, Any]) -> tuple[t
     """
     _, out_h, out_w = preprocess["input_size"]
     resample = _INTERPOLATIONS[preprocess["interpolation"]]
+    if preprocess["crop_mode"] == "letterbox":
+        framed, box = letterbox(img, out_w, out_h, resample)
+        return _normalise(framed, preprocess), box
     w, h = img.size
     crop_pct = preprocess["crop_pct"]
     if preprocess["crop_mode"] == "squash" or out_h != out_w:
@@ -328,11 +336,15 @@ def preprocess_image(img: Image.Image, preprocess: Mapping[str, Any]) -> tuple[t
     if (scale_w, scale_h) != (out_w, out_h):
         resized = resized.crop((left, top, left + out_w, top + out_h))
     box = (left * sx, top * sy, (left + out_w) * sx, (top + out_h) * sy)
-    arr = np.asarray(resized, dtype=np.float32) / 255.0
+    return _normalise(resized, preprocess), box
+
+
+def _normalise(img: Image.Image, preprocess: Mapping[str, Any]) -> torch.Tensor:
+    arr = np.asarray(img, dtype=np.float32) / 255.0
     mean = np.asarray(preprocess["mean"], dtype=np.float32)
     std = np.asarray(preprocess["std"], dtype=np.float32)
     arr = (arr - mean) / std
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))), box
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
 def prepare_image(

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD, ZSL_IMAGE_SIZE
 from ..errors import DataError
+from ..letterbox import letterbox
 
 __all__ = [
     "EvalSplit",
@@ -165,12 +166,30 @@ class ImageDataset(Dataset):
         return x, int(self.labels[i]), i
 
 
-def build_transform(image_size: int = ZSL_IMAGE_SIZE, train: bool = False) -> Callable:
-    """The paper's preprocessing: plain resize to a square (no crop), a random horizontal flip in
-    training, ImageNet mean/std normalisation."""
+class _Letterbox:
+    """The predictor's ``letterbox`` preprocessing as a transform (a class, so workers can pickle it)."""
+
+    def __init__(self, size: int):
+        self.size = int(size)
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        return letterbox(img.convert("RGB"), self.size, self.size)[0]
+
+
+def build_transform(image_size: int = ZSL_IMAGE_SIZE, train: bool = False, crop_mode: str = "squash") -> Callable:
+    """The paper's preprocessing: plain resize to a square (no crop; ``crop_mode="squash"``) or, with
+    ``crop_mode="letterbox"``, the whole image fitted into the square with its aspect ratio kept
+    (:func:`zeromamba.letterbox.letterbox`); a random horizontal flip in training, ImageNet mean/std
+    normalisation."""
     from torchvision import transforms as T
 
-    steps: list[Callable] = [T.Resize((image_size, image_size), interpolation=T.InterpolationMode.BILINEAR)]
+    if crop_mode not in ("squash", "letterbox"):
+        raise ValueError(f"crop_mode must be 'squash' or 'letterbox' for datasets, got {crop_mode!r}")
+    steps: list[Callable] = [
+        T.Resize((image_size, image_size), interpolation=T.InterpolationMode.BILINEAR)
+        if crop_mode == "squash"
+        else _Letterbox(image_size)
+    ]
     if train:
         steps.append(T.RandomHorizontalFlip())
     steps += [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]

@@ -1,10 +1,13 @@
 """Shapes: a procedural zero-shot dataset, rendered on the fly (no files, no download).
 
-Each image shows one object on a noisy background. Its class is a combination of three
+Each image shows one object on a background. Its class is a combination of three
 attributes: a **colour** (red, green, blue, yellow), a **fill pattern** (solid, striped, dotted)
 and a **shape** (circle, triangle, bar), named like ``"red striped triangle"``:
-4 x 3 x 3 = 36 classes and 10 attributes. Position, size, rotation, the exact hue, the stripe
-angle and period, the background colour and the noise level are random.
+4 x 3 x 3 = 36 classes and 10 attributes. Everything a person varies when drawing one is random:
+the canvas's size and aspect ratio, the background, the object's size, position, rotation and
+exact colour, how its stripes or dots and its outline are drawn, anti-aliasing, noise and JPEG
+compression (:mod:`~zeromamba.data.shapes_draw`). Every image comes with the object's exact mask
+(:meth:`ShapesRenderer.sample`), which the explanation metrics use.
 
 The split of classes is fixed (it does not depend on the seed): 9 classes are **unseen** (never
 shown in training; :data:`UNSEEN_CLASSES`), 27 are seen. Each shape and each fill is unseen in
@@ -33,14 +36,14 @@ trained on them starts its SLP's semantic matrix ``V`` at random (with the train
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from ..errors import DataError
 from .dataset import ZSLData
+from .shapes_draw import ShapeSample, draw_sample
 
 __all__ = [
     "COLOURS",
@@ -50,11 +53,13 @@ __all__ = [
     "SHAPES_DATASET",
     "UNSEEN_CLASSES",
     "VALIDATION_CLASSES",
+    "ShapeSample",
     "ShapesRenderer",
     "class_name",
     "class_role",
     "load_shapes",
     "parse_shapes_spec",
+    "render_sample",
     "render_shape",
     "shapes_class_attributes",
     "shapes_classes",
@@ -66,10 +71,6 @@ FILLS: tuple[str, ...] = ("solid", "striped", "dotted")
 SHAPES: tuple[str, ...] = ("circle", "triangle", "bar")
 #: attribute names, in the column order of the class-attribute matrix
 SHAPES_ATTRIBUTES: tuple[str, ...] = SHAPES + COLOURS + FILLS
-
-# mean RGB of each colour name; each image jitters it
-_RGB = {"red": (215, 45, 40), "green": (40, 175, 65), "blue": (45, 85, 225), "yellow": (235, 210, 40)}
-_SUPERSAMPLE = 2  # draw at twice the size and reduce: smooth edges and stripes
 
 #: the unseen classes as ``(colour, fill, shape)``: three per shape and per fill, two or three per colour
 UNSEEN_CLASSES: tuple[tuple[str, str, str], ...] = (
@@ -128,68 +129,17 @@ def shapes_class_attributes(classes: list[tuple[str, str, str]] | None = None) -
     return torch.nn.functional.normalize(att, dim=1)
 
 
-def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
-    if shape == "triangle":
-        radii, n = [r * 1.05], 3
-    elif shape == "bar":  # a rectangle along the rotation angle, wide enough to show the fill pattern
-        half_len, half_wid = r * 1.05, r * 0.45
-        ca, sa = math.cos(angle), math.sin(angle)
-        corners = ((half_len, half_wid), (-half_len, half_wid), (-half_len, -half_wid), (half_len, -half_wid))
-        return [(cx + u * ca - v * sa, cy + u * sa + v * ca) for u, v in corners]
-    else:
-        raise ValueError(shape)
-    pts = []
-    for k in range(n):
-        a = angle + 2 * math.pi * k / n
-        rr = radii[k % len(radii)]
-        pts.append((cx + rr * math.cos(a), cy + rr * math.sin(a)))
-    return pts
+def render_shape(colour: str, fill: str, shape: str, rng: np.random.Generator) -> Image.Image:
+    """One random RGB image of a class, drawn with ``rng`` (its mask: :func:`render_sample`)."""
+    return draw_sample(colour, fill, shape, rng).image
 
 
-def render_shape(colour: str, fill: str, shape: str, rng: np.random.Generator, size: int = 64) -> Image.Image:
-    """One random RGB image of a class (``size`` x ``size``), drawn with ``rng``."""
-    big = size * _SUPERSAMPLE
-    # background: a dim, weakly saturated colour (never as vivid as an object) with a soft gradient
-    grey = rng.uniform(60, 190)
-    tint = rng.uniform(-18, 18, size=3)
-    bg = np.clip(grey + tint, 0, 255)
-    ramp = np.linspace(-1.0, 1.0, big, dtype=np.float32)
-    gx, gy = rng.uniform(-20, 20, size=2)
-    background = bg[None, None, :] + (gx * ramp[None, :, None] + gy * ramp[:, None, None])
-
-    r = rng.uniform(0.22, 0.36) * big
-    cx, cy = rng.uniform(r * 1.05, big - r * 1.05, size=2)
-    # rotation within +-30 degrees of upright: enough variety, while a tiny model still learns the shapes
-    angle = -math.pi / 2 + rng.uniform(-math.pi / 6, math.pi / 6)
-
-    solid = Image.new("L", (big, big), 0)
-    draw = ImageDraw.Draw(solid)
-    if shape == "circle":
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
-    else:
-        draw.polygon(_polygon(shape, cx, cy, r, angle), fill=255)
-    mask = np.asarray(solid, dtype=np.float32) / 255.0
-    rgb = np.clip(np.asarray(_RGB[colour], dtype=np.float32) + rng.uniform(-25, 25, size=3), 0, 255)
-    # every fill keeps the whole silhouette in the object's colour; patterns are drawn in a dark shade of it
-    pattern = np.zeros((big, big), dtype=np.float32)
-    if fill in ("striped", "dotted"):
-        period = rng.uniform(0.3, 0.4) * r
-        theta = rng.uniform(0, math.pi)
-        yy, xx = np.mgrid[0:big, 0:big].astype(np.float32)
-        u = (xx * math.cos(theta) + yy * math.sin(theta)) / period + rng.uniform(0, 1)
-        if fill == "striped":
-            pattern = (np.mod(u, 1.0) < 0.45).astype(np.float32)
-        else:
-            v = (-xx * math.sin(theta) + yy * math.cos(theta)) / period + rng.uniform(0, 1)
-            pattern = ((np.mod(u, 1.0) - 0.5) ** 2 + (np.mod(v, 1.0) - 0.5) ** 2 < 0.27**2).astype(np.float32)
-    elif fill != "solid":
-        raise ValueError(fill)
-    shade = rng.uniform(0.25, 0.4)
-    face = rgb[None, None, :] * (1.0 - (1.0 - shade) * pattern[..., None])
-    img = background * (1.0 - mask[..., None]) + face * mask[..., None]
-    img = img.reshape(size, _SUPERSAMPLE, size, _SUPERSAMPLE, 3).mean(axis=(1, 3))
-    img = img + rng.normal(0.0, rng.uniform(0.0, 14.0), size=img.shape)
-    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), mode="RGB")
+def render_sample(colour: str, fill: str, shape: str, rng: np.random.Generator) -> ShapeSample:
+    """One random image of a class with the object's mask (see :mod:`~zeromamba.data.shapes_draw`)."""
+    for value, values in zip((colour, fill, shape), (COLOURS, FILLS, SHAPES)):
+        if value not in values:
+            raise ValueError(f"unknown attribute value {value!r}; expected one of {', '.join(values)}")
+    return draw_sample(colour, fill, shape, rng)
 
 
 class ShapesRenderer:
@@ -198,17 +148,20 @@ class ShapesRenderer:
     A class (not a closure) so that DataLoader worker processes can pickle it.
     """
 
-    def __init__(self, seed: int, labels: np.ndarray, size: int = 64):
+    def __init__(self, seed: int, labels: np.ndarray):
         self.seed = int(seed)
         self.labels = np.asarray(labels, dtype=np.int64)
-        self.size = int(size)
         self.classes = shapes_classes()
 
-    def __call__(self, index: int) -> Image.Image:
+    def sample(self, index: int) -> ShapeSample:
+        """The image of ``index`` with its object's mask and class."""
         # a generator per image from (seed, index): the same image in any order and any worker
         rng = np.random.default_rng([self.seed, int(index)])
         colour, fill, shape = self.classes[int(self.labels[index])]
-        return render_shape(colour, fill, shape, rng, self.size)
+        return draw_sample(colour, fill, shape, rng)
+
+    def __call__(self, index: int) -> Image.Image:
+        return self.sample(index).image
 
 
 def load_shapes(
@@ -216,7 +169,6 @@ def load_shapes(
     train_per_class: int = 400,
     test_seen_per_class: int = 50,
     test_unseen_per_class: int = 100,
-    image_size: int = 64,
 ) -> ZSLData:
     """Generate the Shapes dataset (nothing is drawn until an image is read).
 
@@ -225,7 +177,9 @@ def load_shapes(
         train_per_class: training images of each seen class (``trainval``).
         test_seen_per_class: held-out images of each seen class (``test_seen``).
         test_unseen_per_class: images of each unseen class (``test_unseen``).
-        image_size: side of the square images in pixels.
+
+    Images have different sizes and aspect ratios (longer side 64-160 px); models see them through
+    their own preprocessing (the shipped one letterboxes them).
 
     Splits follow xlsa17: ``trainval`` and ``test_seen`` cover the 27 seen classes,
     ``test_unseen`` the 9 unseen ones; ``train``/``val`` cover all images of the 21 train
@@ -235,8 +189,8 @@ def load_shapes(
     for name, n in (("train_per_class", train_per_class), ("test_seen_per_class", test_seen_per_class)):
         if n < 1:
             raise DataError(f"shapes: {name} must be at least 1 (got {n})")
-    if test_unseen_per_class < 1 or image_size < 16:
-        raise DataError("shapes: test_unseen_per_class must be >= 1 and image_size >= 16")
+    if test_unseen_per_class < 1:
+        raise DataError("shapes: test_unseen_per_class must be at least 1")
     classes = shapes_classes()
     labels: list[int] = []
     splits: dict[str, list[int]] = {k: [] for k in ("trainval", "test_seen", "test_unseen", "train", "val")}
@@ -266,8 +220,8 @@ def load_shapes(
         splits={k: np.asarray(v, dtype=np.int64) for k, v in splits.items()},
         attribute_names=list(SHAPES_ATTRIBUTES),
         source=f"generated shapes (seed {seed})",
-        extra={"seed": int(seed), "image_size": int(image_size)},
-        render=ShapesRenderer(seed, label_arr, image_size),
+        extra={"seed": int(seed)},
+        render=ShapesRenderer(seed, label_arr),
     )
 
 

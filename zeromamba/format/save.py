@@ -78,6 +78,7 @@ def _pretrained_cfg(
     if preprocess:
         base.update({k: v for k, v in dict(preprocess).items() if k in PREPROCESS_KEYS and v is not None})
     h, w = int(base["input_size"][-2]), int(base["input_size"][-1])
+    stride = 4 * 2 ** (len(model_args.get("depths", (0, 0, 0, 0))) - 1)  # stem /4, then /2 per later stage
     cfg: dict[str, Any] = dict(
         input_size=[int(model_args.get("in_chans", 3)), h, w],
         interpolation=str(base["interpolation"]),
@@ -85,7 +86,7 @@ def _pretrained_cfg(
         crop_mode=str(base["crop_mode"]),
         mean=[float(x) for x in base["mean"]],
         std=[float(x) for x in base["std"]],
-        pool_size=[h // 32, w // 32],
+        pool_size=[max(1, h // stride), max(1, w // stride)],
         num_classes=int(model.num_classes),
         first_conv="backbone.patch_embed.0" if is_zsl else "patch_embed.0",
         classifier="fusion" if is_zsl else "classifier.head",

@@ -314,6 +314,7 @@ default_cfgs = generate_default_cfgs(
         "zeromamba_small": _cfg(),
         **{name: _cfg(**cfg) for name, cfg in timm_pretrained_cfgs("zeromamba_small").items()},
         "zeromamba_nano": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
+        "zeromamba_nano_s8": _cfg(input_size=(3, 80, 80), pool_size=(10, 10), crop_mode="letterbox"),
     }
 )
 
@@ -352,3 +353,13 @@ def zeromamba_nano(pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
     ``zeromamba.from_pretrained("shapes-zsl")`` (not through timm's ``pretrained=True``).
     """
     return _create_zeromamba("zeromamba_nano", pretrained, **{**ZEROMAMBA_ARCHITECTURES["zeromamba_nano"], **kwargs})
+
+
+@register_model
+def zeromamba_nano_s8(pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
+    """A tiny ZeroMamba with two stages (output stride 8: a 10 x 10 feature map at its 80 x 80 input),
+    embed_dim 32, depths 1-2; letterboxed input. The embedded ``shapes-zsl`` model, loaded with
+    ``zeromamba.from_pretrained("shapes-zsl")``.
+    """
+    args = {**ZEROMAMBA_ARCHITECTURES["zeromamba_nano_s8"], **kwargs}
+    return _create_zeromamba("zeromamba_nano_s8", pretrained, **args)

@@ -69,6 +69,10 @@ class TrainConfig:
     (architecture arguments of :class:`~zeromamba.models.ZeroMamba`), ``drop_path_rate``,
     ``scan_backend``, ``grad_checkpointing``.
 
+    Input: ``image_size`` (square side) and ``crop_mode``: ``squash`` (the paper's plain resize) or
+    ``letterbox`` (aspect ratio kept, padded with the border colour); saved with the model, so its
+    predictor preprocesses the same way.
+
     Optimisation (the paper's recipe): SGD, ``momentum`` 0.9, ``weight_decay`` 1e-3; ``lr`` for the
     backbone + SLP, ``lr_global`` for the GRL head, ``lr_fusion`` for the fusion MLP; MultiStepLR
     ``milestones`` x ``lr_decay``; ``batch_size`` is the global batch (split over processes);
@@ -93,6 +97,7 @@ class TrainConfig:
     scan_backend: str = "auto"
     grad_checkpointing: bool = False
     image_size: int = ZSL_IMAGE_SIZE
+    crop_mode: str = "squash"
     batch_size: int = 32
     epochs: int = 100
     lr: float = 1e-3
@@ -271,6 +276,8 @@ def _check_config(cfg: TrainConfig) -> None:
             problems.append(f"{key} must be a finite non-negative number (got {v})")
     if not math.isfinite(cfg.gamma):
         problems.append(f"gamma must be finite (got {cfg.gamma})")
+    if cfg.crop_mode not in ("squash", "letterbox"):
+        problems.append(f"crop_mode must be 'squash' or 'letterbox' (got {cfg.crop_mode!r})")
     if cfg.amp not in ("auto", "bf16", "fp16", "off"):
         problems.append(f"amp must be auto, bf16, fp16 or off (got {cfg.amp!r})")
     if cfg.progress not in ("auto", "on", "off"):

@@ -306,7 +306,7 @@ class Run:
         net = wrap_ddp(state.model, self.env)
         targets = SeenTargets.of(self.data, seen, self.env.device)
         loader, sampler = self.trainer.loader(
-            self.data.dataset(train_idx, build_transform(self.cfg.image_size, train=True))
+            self.data.dataset(train_idx, build_transform(self.cfg.image_size, train=True, crop_mode=self.cfg.crop_mode))
         )
         for epoch in range(state.start, epochs):
             sampler.set_epoch(epoch)
@@ -390,7 +390,7 @@ class Run:
         return model.to(self.env.device)
 
     def _evaluate(self, model: nn.Module, split: EvalSplit, gamma: float) -> ZSLMetrics:
-        ds = self.data.dataset(split.indices, build_transform(self.cfg.image_size, train=False))
+        ds = self.data.dataset(split.indices, build_transform(self.cfg.image_size, train=False, crop_mode=self.cfg.crop_mode))
         attrs, labels = predict_attributes(
             model,
             ds,
@@ -420,7 +420,7 @@ class Run:
                 seen=data.seen_mask(),
                 gamma=float(gamma),
                 dataset=data.name,
-                preprocess={"input_size": (3, size, size)},
+                preprocess={"input_size": (3, size, size), "crop_mode": self.cfg.crop_mode},
             )
         self.env.barrier()
         return str(path)

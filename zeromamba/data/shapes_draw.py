@@ -1,0 +1,222 @@
+"""The Shapes renderer: one object of a class on a canvas, drawn in any of the ways a person varies a
+drawing, with the object's exact mask.
+
+What varies (all drawn from the image's own random generator):
+
+* the canvas: longer side 64-160 px, aspect ratio 0.6-1.67, drawn at 1x (aliased), 2x or 3x and
+  reduced (anti-aliased);
+* the background: plain light of any hue (most often), a dim grey with a gradient, or noisy;
+* the object: size (0.14-0.34 of the canvas's longer side), position, rotation (bars any way,
+  triangles within 40 degrees of upright), a little irregularity, the colour's exact hue,
+  saturation and brightness (from pure RGB primaries to muted shades);
+* the fill's style: stripes or dots in a dark shade of the colour, in black or white on the colour,
+  or in the colour on a light inside (as drawn with a pen); stripe angle, count and width; dot
+  grid, spacing, size and jitter; an outline (none, the colour, a dark shade or black) of any width;
+* the finish: pixel noise and JPEG compression.
+
+The mask is the object's silhouette (outline included) at the canvas's resolution: what the
+explanation metrics (:mod:`zeromamba.attribution_metrics`) count as "on the object".
+"""
+
+from __future__ import annotations
+
+import colorsys
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+__all__ = ["COLOUR_RANGES", "ShapeSample", "draw_sample"]
+
+#: HSV ranges of each colour name: hue (degrees), saturation, value
+COLOUR_RANGES: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[float, float]]] = {
+    "red": ((-12.0, 8.0), (0.6, 1.0), (0.6, 1.0)),
+    "yellow": ((47.0, 60.0), (0.65, 1.0), (0.82, 1.0)),
+    "green": ((95.0, 145.0), (0.5, 1.0), (0.4, 0.92)),
+    "blue": ((205.0, 242.0), (0.55, 1.0), (0.55, 1.0)),
+}
+
+
+@dataclass
+class ShapeSample:
+    """One drawn object: ``image`` (RGB), ``mask`` (``H x W`` bool, the object's pixels) and its class."""
+
+    image: Image.Image
+    mask: np.ndarray
+    colour: str
+    fill: str
+    shape: str
+
+
+def _object_rgb(colour: str, rng: np.random.Generator) -> np.ndarray:
+    (h0, h1), (s0, s1), (v0, v1) = COLOUR_RANGES[colour]
+    hue = (rng.uniform(h0, h1) % 360.0) / 360.0
+    r, g, b = colorsys.hsv_to_rgb(hue, rng.uniform(s0, s1), rng.uniform(v0, v1))
+    return np.array([r, g, b], dtype=np.float32) * 255.0
+
+
+def _light_rgb(rng: np.random.Generator) -> np.ndarray:
+    r, g, b = colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.0, 0.18), rng.uniform(0.86, 1.0))
+    return np.array([r, g, b], dtype=np.float32) * 255.0
+
+
+def _background(rng: np.random.Generator, w: int, h: int) -> tuple[Image.Image, np.ndarray]:
+    """``(background image of w x h, its mean colour)``; smooth, so computed coarsely and enlarged."""
+    kind = rng.choice(4, p=[0.45, 0.2, 0.15, 0.2])
+    cw, ch = max(2, w // 8), max(2, h // 8)
+    yy = np.linspace(-1.0, 1.0, ch, dtype=np.float32)[:, None, None]
+    xx = np.linspace(-1.0, 1.0, cw, dtype=np.float32)[None, :, None]
+    if kind == 1:  # dim, weakly tinted grey (the first renderer's backgrounds)
+        base = np.clip(rng.uniform(60, 190) + rng.uniform(-18, 18, size=3), 0, 255).astype(np.float32)
+    else:
+        base = _light_rgb(rng)
+    bg = np.broadcast_to(base, (ch, cw, 3)).astype(np.float32)
+    if kind in (1, 2):  # a soft gradient
+        gx, gy = rng.uniform(-22, 22, size=2)
+        bg = bg + gx * xx + gy * yy
+    if kind == 3:  # blotchy: a few low-frequency waves of brightness
+        for _ in range(3):
+            fx, fy, phase = rng.uniform(0.5, 3.0), rng.uniform(0.5, 3.0), rng.uniform(0, 2 * math.pi)
+            bg = bg + rng.uniform(4, 14) * np.sin(math.pi * (fx * xx + fy * yy) + phase)
+    small = Image.fromarray(np.clip(bg, 0, 255).round().astype(np.uint8), mode="RGB")
+    return small.resize((w, h), Image.Resampling.BILINEAR), bg.reshape(-1, 3).mean(0)
+
+
+def _outline_points(shape: str, cx: float, cy: float, r: float, rng: np.random.Generator) -> list[tuple[float, float]]:
+    """Polygon corners of a triangle or bar (circles are drawn as ellipses)."""
+    if shape == "triangle":
+        angle = -math.pi / 2 + math.radians(rng.uniform(-40, 40))
+        pts = []
+        for k in range(3):
+            a = angle + 2 * math.pi * k / 3 + math.radians(rng.uniform(-6, 6))
+            rr = r * rng.uniform(0.95, 1.12)
+            pts.append((cx + rr * math.cos(a), cy + rr * math.sin(a)))
+        return pts
+    if shape == "bar":
+        angle = rng.uniform(0, math.pi)
+        half_len, half_wid = r * rng.uniform(1.0, 1.1), r * rng.uniform(0.3, 0.48)
+        ca, sa = math.cos(angle), math.sin(angle)
+        corners = ((half_len, half_wid), (-half_len, half_wid), (-half_len, -half_wid), (half_len, -half_wid))
+        return [(cx + u * ca - v * sa, cy + u * sa + v * ca) for u, v in corners]
+    raise ValueError(shape)
+
+
+def _silhouette(shape: str, size: tuple[int, int], cx: float, cy: float, r: float, rng: np.random.Generator):
+    """``(silhouette mask image "L", draw(target, **style))``: the shape filled, and a function that
+    draws the same shape again (for the outline)."""
+    if shape == "circle":
+        rx, ry = r * rng.uniform(0.96, 1.04), r * rng.uniform(0.96, 1.04)
+        box = (cx - rx, cy - ry, cx + rx, cy + ry)
+
+        def draw(target: ImageDraw.ImageDraw, **style) -> None:
+            target.ellipse(box, **style)
+
+    else:
+        pts = _outline_points(shape, cx, cy, r, rng)
+
+        def draw(target: ImageDraw.ImageDraw, **style) -> None:
+            target.polygon(pts, **style)
+
+    solid = Image.new("L", size, 0)
+    draw(ImageDraw.Draw(solid), fill=255)
+    return solid, draw
+
+
+def _pattern(fill: str, w: int, h: int, cx: float, cy: float, r: float, rng: np.random.Generator) -> Image.Image:
+    """An ``L`` image of ``w x h``: 255 where the fill's marks are (stripes or dots), computed only
+    around the object."""
+    out = np.zeros((h, w), dtype=np.uint8)
+    if fill == "solid":
+        return Image.fromarray(out)
+    x0, x1 = max(0, int(cx - 1.2 * r)), min(w, int(cx + 1.2 * r) + 2)
+    y0, y1 = max(0, int(cy - 1.2 * r)), min(h, int(cy + 1.2 * r) + 2)
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    theta = rng.uniform(0, math.pi)
+    u = ((xx - cx) * math.cos(theta) + (yy - cy) * math.sin(theta)) / (2 * r)
+    v = (-(xx - cx) * math.sin(theta) + (yy - cy) * math.cos(theta)) / (2 * r)
+    if fill == "striped":
+        count = rng.uniform(2.5, 5.5)  # stripes across the object
+        duty = rng.uniform(0.3, 0.6)
+        marks = np.mod(u * count + rng.uniform(0, 1), 1.0) < duty
+    elif fill == "dotted":
+        count = rng.uniform(3.0, 5.5)
+        radius = rng.uniform(0.2, 0.34)  # in units of the dot spacing
+        gu, gv = u * count + rng.uniform(0, 1), v * count + rng.uniform(0, 1)
+        cu, cv = np.floor(gu), np.floor(gv)
+        # a little jitter per dot (from the cell's integer coordinates), so grids need not be perfect
+        jitter = rng.uniform(0.0, 0.18)
+        seed = rng.uniform(0, 100)
+        du = gu - cu - 0.5 - jitter * np.sin(12.9898 * cu + 78.233 * cv + seed)
+        dv = gv - cv - 0.5 - jitter * np.cos(39.346 * cu + 11.135 * cv + seed)
+        marks = du * du + dv * dv < radius * radius
+    else:
+        raise ValueError(fill)
+    out[y0:y1, x0:x1] = marks.astype(np.uint8) * 255
+    return Image.fromarray(out)
+
+
+def _fill_colours(
+    fill: str, rgb: np.ndarray, bg: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``(inside colour, mark colour, drawn with a pen)`` for a fill style."""
+    if fill == "solid":
+        return rgb, rgb, False
+    style = rng.choice(4, p=[0.35, 0.15, 0.15, 0.35])
+    if style == 0:  # marks in a dark shade of the colour
+        return rgb, rgb * rng.uniform(0.25, 0.45), False
+    if style == 1:  # black marks
+        return rgb, np.full(3, rng.uniform(0, 40), dtype=np.float32), False
+    if style == 2:  # white marks
+        return rgb, np.full(3, rng.uniform(225, 255), dtype=np.float32), False
+    # drawn with a pen: coloured marks on a light inside (white, or the background's colour), outlined
+    inside = bg if rng.uniform() < 0.5 else np.full(3, rng.uniform(235, 255), dtype=np.float32)
+    return inside.astype(np.float32), rgb, True
+
+
+def _solid(colour: np.ndarray, size: tuple[int, int]) -> Image.Image:
+    return Image.new("RGB", size, tuple(int(v) for v in np.clip(colour, 0, 255).round()))
+
+
+def draw_sample(colour: str, fill: str, shape: str, rng: np.random.Generator) -> ShapeSample:
+    """Draw one object of class ``(colour, fill, shape)`` with ``rng`` (see the module docs)."""
+    long_side = int(rng.integers(64, 161))
+    aspect = math.exp(rng.uniform(math.log(0.6), math.log(1 / 0.6)))
+    if aspect >= 1:
+        width, height = long_side, max(32, round(long_side / aspect))
+    else:
+        width, height = max(32, round(long_side * aspect)), long_side
+    ss = int(rng.choice([1, 2, 3], p=[0.25, 0.5, 0.25]))
+    w, h = width * ss, height * ss
+
+    r = min(rng.uniform(0.15, 0.34) * long_side, 0.44 * min(width, height)) * ss
+    margin = r * 1.12
+    cx, cy = rng.uniform(margin, w - margin), rng.uniform(margin, h - margin)
+    silhouette, draw = _silhouette(shape, (w, h), cx, cy, r, rng)
+
+    img, bg_mean = _background(rng, w, h)
+    rgb = _object_rgb(colour, rng)
+    inside, marks, pen = _fill_colours(fill, rgb, bg_mean, rng)
+    face = Image.composite(_solid(marks, (w, h)), _solid(inside, (w, h)), _pattern(fill, w, h, cx, cy, r, rng))
+    img = Image.composite(face, img, silhouette)
+
+    if pen or rng.uniform() < 0.45:
+        width_px = max(1, round(rng.uniform(0.05, 0.14) * r))
+        pick = 0 if pen else rng.choice(3, p=[0.6, 0.2, 0.2])
+        line = rgb if pick == 0 else (rgb * 0.4 if pick == 1 else np.zeros(3, dtype=np.float32))
+        draw(ImageDraw.Draw(img), outline=tuple(int(v) for v in line.round()), width=width_px)
+        draw(ImageDraw.Draw(silhouette), outline=255, width=width_px)
+
+    if ss > 1:
+        img, silhouette = img.reduce(ss), silhouette.reduce(ss)
+    if rng.uniform() < 0.5:
+        noisy = np.asarray(img, dtype=np.float32) + rng.normal(0.0, rng.uniform(2.0, 12.0), size=(height, width, 3))
+        img = Image.fromarray(np.clip(noisy, 0, 255).round().astype(np.uint8), mode="RGB")
+    if rng.uniform() < 0.35:
+        buffer = io.BytesIO()
+        img.save(buffer, format="JPEG", quality=int(rng.integers(25, 91)))
+        buffer.seek(0)
+        img = Image.open(buffer).convert("RGB")
+    mask = np.asarray(silhouette) >= 128
+    return ShapeSample(image=img, mask=mask, colour=colour, fill=fill, shape=shape)
