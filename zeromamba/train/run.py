@@ -390,7 +390,9 @@ class Run:
         return model.to(self.env.device)
 
     def _evaluate(self, model: nn.Module, split: EvalSplit, gamma: float) -> ZSLMetrics:
-        ds = self.data.dataset(split.indices, build_transform(self.cfg.image_size, train=False, crop_mode=self.cfg.crop_mode))
+        ds = self.data.dataset(
+            split.indices, build_transform(self.cfg.image_size, train=False, crop_mode=self.cfg.crop_mode)
+        )
         attrs, labels = predict_attributes(
             model,
             ds,
