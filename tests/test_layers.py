@@ -26,14 +26,14 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "letterbox",
     ),
     "ops": ("ops",),
-    "models": ("models",),
+    "models": ("models", "attribution"),
     "format": ("format", "official"),
     "hub": ("hub", "convert"),
     "predict": ("images", "results", "explain", "predictor"),
     "factory": ("factory",),
-    "data": ("data", "metrics"),
+    "data": ("data", "metrics", "explanation_metrics"),
     "training": ("evaluate", "train"),
-    "app": ("demo", "cli", "__main__"),
+    "app": ("demo", "cli", "__main__", "webapp"),
 }
 # layer -> the layers its modules may import (its own included)
 ALLOWED: dict[str, set[str]] = {

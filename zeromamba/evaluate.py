@@ -28,16 +28,20 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import DataLoader, Subset
 
+from .attribution import attribute_maps, maps_on_image, resolve_method
 from .constants import ZSL_IMAGE_SIZE
 from .data import EvalSplit, ImageDataset, ZSLData, build_transform, selection_splits
-from .errors import ZeroMambaError
+from .data.shapes import SHAPES_GROUPS
+from .errors import DataError, ZeroMambaError
+from .explanation_metrics import DEFAULT_TOLERANCE, ExplanationScores, score_map, summarise
 from .fileio import write_json
 from .hub import load_pretrained
+from .letterbox import letterbox_box
 from .metrics import ZSLMetrics, format_table, plot_metrics, zsl_metrics
 from .runtime import amp_dtype, autocast, collective_device, resolve_device, unwrap_model, world_and_rank
 from .scoring import class_scores
 
-__all__ = ["EvaluationResult", "evaluate", "evaluate_attributes", "predict_attributes"]
+__all__ = ["EvaluationResult", "evaluate", "evaluate_attributes", "evaluate_explanations", "predict_attributes"]
 
 
 @torch.no_grad()
@@ -258,3 +262,65 @@ def evaluate(
     if rank == 0:
         _write_outputs(result, f"{data.name} {split}", json_path, plot_path)
     return result
+
+
+def _explained_images(data: ZSLData, num_images: int) -> np.ndarray:
+    if data.render is None or not hasattr(data.render, "sample"):
+        raise DataError(
+            f"{data.source}: explanation metrics need object masks, which only the generated shapes dataset has"
+        )
+    unseen = np.asarray(data.splits["test_unseen"])
+    take = np.linspace(0, len(unseen) - 1, num=min(int(num_images), len(unseen))).round().astype(np.int64)
+    return unseen[np.unique(take)]
+
+
+@torch.no_grad()
+def evaluate_explanations(
+    model: Any,
+    data: ZSLData,
+    methods: list[str] | tuple[str, ...] | None = None,
+    num_images: int = 300,
+    batch_size: int = 16,
+    device: str | torch.device | None = "cpu",
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> dict[str, ExplanationScores]:
+    """The pointing game and mass on object of explanation maps on unseen-class Shapes images.
+
+    For ``num_images`` images of ``test_unseen`` (spread evenly over its classes), each method's
+    map of the class's own shape, colour and fill attribute is placed on the image (as
+    ``Predictor.explain`` does) and scored against the object's mask
+    (:mod:`zeromamba.explanation_metrics`).
+
+    Args:
+        model: as for :func:`evaluate` (its saved preprocessing is used: size and crop mode).
+        data: a Shapes dataset (``load_dataset("shapes:<seed>")``); other datasets have no masks.
+        methods: explanation methods (default: the default method and ``attention``).
+
+    Raises:
+        DataError: a dataset without object masks.
+    """
+    net, info = _load_model(model)
+    dev = resolve_device(device)
+    net.to(dev).eval()
+    chosen = list(dict.fromkeys(resolve_method(m) for m in (methods or (None, "attention"))))
+    size = _input_size(None, info.get("preprocess"))
+    crop_mode = _dataset_crop_mode((info.get("preprocess") or {}).get("crop_mode", "squash"))
+    transform = build_transform(size, train=False, crop_mode=crop_mode)
+    names = list(data.attribute_names or [])
+    records: dict[str, list[dict[str, Any]]] = {m: [] for m in chosen}
+    indices = _explained_images(data, num_images)
+    for start in range(0, len(indices), batch_size):
+        samples = [data.render.sample(int(i)) for i in indices[start : start + batch_size]]
+        x = torch.stack([transform(s.image) for s in samples]).to(dev)
+        targets = torch.tensor(
+            [[names.index(getattr(s, g)) for g in SHAPES_GROUPS] for s in samples], dtype=torch.long, device=dev
+        )
+        for method in chosen:
+            maps = attribute_maps(net, x, targets, method).cpu()
+            for s, grid in zip(samples, maps):
+                w, h = s.image.size
+                box = letterbox_box(w, h, size, size) if crop_mode == "letterbox" else (0.0, 0.0, float(w), float(h))
+                on_image = maps_on_image(grid, box, w, h).numpy()
+                for k, group in enumerate(SHAPES_GROUPS):
+                    records[method].append({"group": group, **score_map(on_image[k], s.mask, tolerance)})
+    return {m: summarise(m, records[m], tolerance) for m in chosen}

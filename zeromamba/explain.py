@@ -1,10 +1,12 @@
-"""Explanations: ZeroMamba's per-attribute SLP attention maps, upsampled to the image, and a
-PIL-only renderer that draws them as heat-map overlays in a titled grid.
+"""Explanations: one map per attribute of where its evidence is, placed on the image, and a PIL-only
+renderer that draws them as heat-map overlays in a titled grid.
 
-The SLP head computes, for every attribute, a softmax over the positions of the backbone's
-feature map (``h x w``, the input size / 32). :meth:`zeromamba.Predictor.explain` picks the
-attributes that matter for a prediction and returns an :class:`Explanation`;
-:meth:`Explanation.save_png` (or :func:`render_explanation`) draws it.
+The maps come from one of the methods of :mod:`zeromamba.attribution`: ``occlusion`` (the default:
+how much hiding each part of the image lowers the attribute), ``gradient`` (gradient x activation
+on the feature map) or ``attention`` (the SLP head's softmax over the positions of the backbone's
+feature map, the paper's view). :meth:`zeromamba.Predictor.explain` picks the attributes that
+matter for a prediction and returns an :class:`Explanation`; :meth:`Explanation.save_png` (or
+:func:`render_explanation`) draws it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
+
+from .attribution import maps_on_image
 
 __all__ = ["COLORMAPS", "Explanation", "apply_colormap", "build_explanation", "pretty_name", "render_explanation"]
 
@@ -94,13 +98,16 @@ def pretty_name(name: str) -> str:
 
 @dataclass
 class Explanation:
-    """Attention maps of some attributes for one image.
+    """Maps of where some attributes' evidence is, for one image.
 
     Attributes:
         image: the RGB image at its original size (EXIF orientation applied).
-        maps: ``(K, H, W)`` float32, each attribute's attention upsampled (bilinear) to the image;
-            values are the attention mass per feature cell (each map of ``h x w`` cells sums to 1).
-        attention: ``(K, h, w)`` the maps at the model's feature resolution.
+        maps: ``(K, H, W)`` float32, each attribute's map placed (bilinear) on the image; larger
+            means more evidence. For ``attention`` the values are the attention mass per feature
+            cell (each map of ``h x w`` cells sums to 1); ``occlusion`` and ``gradient`` maps are
+            signed changes of the attribute's predicted value.
+        attention: ``(K, h, w)`` the maps over the model's input frame, as the method made them
+            (the feature grid for ``attention`` and ``gradient``, the input's pixels for ``occlusion``).
         attribute_indices, attribute_names: which attributes, in display order.
         attribute_values: the model's predicted value of each attribute.
         contributions: ``value * class attribute`` for the explained class (its score is the sum
@@ -109,6 +116,7 @@ class Explanation:
             explained class, or ``None``.
         source: the image's name.
         box: ``(left, top, right, bottom)``, the region of the image the model saw (``None``: all).
+        method: how the maps were made (``occlusion``, ``gradient`` or ``attention``).
     """
 
     image: Image.Image
@@ -121,6 +129,7 @@ class Explanation:
     class_info: dict[str, Any] | None = None
     source: str = ""
     box: tuple[float, float, float, float] | None = None
+    method: str = "attention"
 
     def __len__(self) -> int:
         return len(self.attribute_indices)
@@ -129,6 +138,7 @@ class Explanation:
         """Everything but the image and the full-size maps (``attention`` as nested lists)."""
         return {
             "source": self.source,
+            "method": self.method,
             "image_size": list(self.image.size),
             "class": dict(self.class_info) if self.class_info else None,
             "attributes": [
@@ -178,20 +188,12 @@ def build_explanation(
     contributions: list[float] | None = None,
     class_info: dict[str, Any] | None = None,
     source: str = "",
+    method: str = "attention",
 ) -> Explanation:
-    """Upsample ``attention`` ``(K, h, w)`` onto ``image`` (the region ``box`` the model saw)."""
-    width, height = image.size
-    left, top, right, bottom = box
+    """Place ``attention`` ``(K, h, w)`` (maps over the model's input frame) onto ``image``: the frame
+    is the region ``box`` of the image (zero outside it for centre crops; past the image for letterbox)."""
     att = attention.float()
-    # the model saw ``box`` of the original: resize onto that region, zero outside it (centre crops)
-    x0, y0 = max(0, int(round(left))), max(0, int(round(top)))
-    x1, y1 = min(width, int(round(right))), min(height, int(round(bottom)))
-    region = F.interpolate(att[None], size=(max(1, y1 - y0), max(1, x1 - x0)), mode="bilinear", align_corners=False)[0]
-    if (x0, y0, x1, y1) == (0, 0, width, height):
-        maps = region
-    else:
-        maps = att.new_zeros(att.shape[0], height, width)
-        maps[:, y0:y1, x0:x1] = region[:, : y1 - y0, : x1 - x0]
+    maps = maps_on_image(att, box, *image.size)
     return Explanation(
         image=image,
         maps=maps.numpy().astype(np.float32, copy=False),
@@ -203,6 +205,7 @@ def build_explanation(
         class_info=class_info,
         source=source,
         box=tuple(float(v) for v in box),
+        method=method,
     )
 
 
@@ -284,23 +287,20 @@ def _blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def _panel_maps(explanation: Explanation, pw: int, ph: int) -> list[np.ndarray]:
-    """The attention grids resized straight to the panel (bicubic: smoother than resizing the
-    bilinear full-size maps), placed on the region the model saw."""
+    """The grids resized straight to the panel (bicubic: smoother than resizing the bilinear
+    full-size maps), placed on the region the model saw. Only positive evidence is drawn."""
     if len(explanation) == 0:
         return []
     width, height = explanation.image.size
     left, top, right, bottom = explanation.box or (0.0, 0.0, float(width), float(height))
     sx, sy = pw / width, ph / height
-    x0, y0 = max(0, round(left * sx)), max(0, round(top * sy))
-    x1, y1 = min(pw, round(right * sx)), min(ph, round(bottom * sy))
     grid = torch.from_numpy(np.ascontiguousarray(explanation.attention, dtype=np.float32))
-    region = F.interpolate(grid[None], size=(max(1, y1 - y0), max(1, x1 - x0)), mode="bicubic", align_corners=False)
-    # a light blur of about a third of a feature cell hides the grid's seams
-    cell = min((x1 - x0) / grid.shape[-1], (y1 - y0) / grid.shape[-2])
-    region = _blur(region[0], 0.35 * cell).clamp_min(0).numpy()  # bicubic overshoots below zero near peaks
-    out = np.zeros((len(grid), ph, pw), dtype=np.float32)
-    out[:, y0:y1, x0:x1] = region[:, : y1 - y0, : x1 - x0]
-    return list(out)
+    panel = maps_on_image(grid, (left * sx, top * sy, right * sx, bottom * sy), pw, ph, mode="bicubic")
+    # a light blur of about a third of a grid cell hides the grid's seams
+    cell = min((right - left) * sx / grid.shape[-1], (bottom - top) * sy / grid.shape[-2])
+    seen = maps_on_image(torch.ones(1, 1, 1), (left * sx, top * sy, right * sx, bottom * sy), pw, ph, mode="nearest")
+    # bicubic overshoots below zero near peaks; negative (counter-)evidence is not drawn
+    return list((_blur(panel, 0.35 * cell).clamp_min(0) * seen).numpy())
 
 
 def render_explanation(
@@ -407,8 +407,9 @@ def render_explanation(
     bar_w = int(max(60, bar_w))
     gradient = apply_colormap(np.tile(np.linspace(0, 1, bar_w, dtype=np.float32), (bar_h, 1)), colormap)
     text_y = ly + (bar_h - round(11 * scale)) // 2 - 1
-    draw.text((lx, text_y), "attention  low", fill=_MUTED, font=f_small)
-    gx = lx + int(_text_width(draw, "attention  low", f_small)) + 6
+    low = f"{'attention' if explanation.method == 'attention' else explanation.method}  low"
+    draw.text((lx, text_y), low, fill=_MUTED, font=f_small)
+    gx = lx + int(_text_width(draw, low, f_small)) + 6
     fig.paste(Image.fromarray(gradient, mode="RGB"), (gx, ly))
     scale_note = "high (each map scaled to its max)" if normalize == "each" else "high (one scale for all maps)"
     draw.text((gx + bar_w + 6, text_y), scale_note, fill=_MUTED, font=f_small)

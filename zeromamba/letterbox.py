@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-__all__ = ["border_colour", "letterbox", "letterbox_geometry"]
+__all__ = ["border_colour", "letterbox", "letterbox_box", "letterbox_geometry"]
 
 
 def letterbox_geometry(width: int, height: int, out_width: int, out_height: int) -> tuple[int, int, int, int]:
@@ -25,6 +25,14 @@ def letterbox_geometry(width: int, height: int, out_width: int, out_height: int)
     new_w = min(out_width, max(1, round(width * scale)))
     new_h = min(out_height, max(1, round(height * scale)))
     return new_w, new_h, (out_width - new_w) // 2, (out_height - new_h) // 2
+
+
+def letterbox_box(width: int, height: int, out_width: int, out_height: int) -> tuple[float, float, float, float]:
+    """``(left, top, right, bottom)``: the whole frame in the original image's pixel coordinates (it
+    reaches past the image on the padded sides)."""
+    new_w, new_h, left, top = letterbox_geometry(width, height, out_width, out_height)
+    sx, sy = width / new_w, height / new_h
+    return (-left * sx, -top * sy, (out_width - left) * sx, (out_height - top) * sy)
 
 
 def border_colour(image: Image.Image) -> tuple[int, int, int]:
@@ -54,6 +62,4 @@ def letterbox(
     else:
         framed = Image.new("RGB", (out_width, out_height), border_colour(image))
         framed.paste(resized, (left, top))
-    sx, sy = width / new_w, height / new_h
-    box = (-left * sx, -top * sy, (out_width - left) * sx, (out_height - top) * sy)
-    return framed, box
+    return framed, letterbox_box(width, height, out_width, out_height)

@@ -234,8 +234,9 @@ class Predictor:
         class_names: Sequence[str] | str | os.PathLike | None = None,
         gamma: float | None = None,
         seen: Any = None,
+        method: str | None = None,
     ) -> Explanation:
-        """Where the model looked: the SLP attention maps of some attributes, at the image's size.
+        """Where the evidence for some attributes is: one map per attribute, at the image's size.
 
         Args:
             image: one image.
@@ -248,13 +249,18 @@ class Predictor:
                 * attribute names or indices (ints are attribute indices): those attributes.
             top_k: how many attributes to show when choosing them automatically.
             attributes, class_names, gamma, seen: candidate classes, as in :meth:`classify`.
+            method: ``occlusion`` (the default; 49 extra forward passes), ``gradient`` or
+                ``attention`` (the SLP's own attention, the paper's view); see
+                :mod:`zeromamba.attribution`.
 
         Returns:
             An :class:`~zeromamba.explain.Explanation`; ``.save_png(path)`` renders it.
         """
+        from .attribution import attribute_maps, resolve_method
         from .explain import build_explanation
 
         self._require_zeromamba("explain")
+        method = resolve_method(method)
         if int(top_k) < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         have_classes = attributes is not None or self.class_attributes is not None
@@ -294,9 +300,13 @@ class Predictor:
                 "rank": pos + 1,
                 "predicted": ranked.names[0],
             }
+        grid = attention[chosen]
+        if method != "attention":
+            x = item.tensor[None].to(self.device, self.dtype)
+            grid = attribute_maps(self.model, x, chosen, method, batch_size=max(8, self.batch_size))[0].float().cpu()
         return build_explanation(
             image=item.display_image(self.preprocess["mean"], self.preprocess["std"]),
-            attention=attention[chosen],
+            attention=grid,
             box=item.box,
             attribute_indices=chosen,
             attribute_names=[names[i] for i in chosen],
@@ -304,6 +314,7 @@ class Predictor:
             contributions=contributions[chosen].tolist() if contributions is not None else None,
             class_info=class_info,
             source=item.source,
+            method=method,
         )
 
     def __repr__(self) -> str:

@@ -24,7 +24,7 @@ def test_same_seed_same_images_other_seed_other_images() -> None:
     a, b, c = load_shapes(seed=7), load_shapes(seed=7), load_shapes(seed=8)
     idx = [0, 5, 901, len(a.labels) - 1]
     for x, y in zip(_pixels(a, idx), _pixels(b, idx)):
-        assert x.shape == (64, 64, 3) and x.dtype == np.uint8
+        assert x.ndim == 3 and x.shape[2] == 3 and x.dtype == np.uint8 and 64 <= max(x.shape) <= 160
         assert np.array_equal(x, y)
     # the order of reading does not matter (one generator per image)
     assert np.array_equal(_pixels(a, [901])[0], _pixels(load_shapes(seed=7), [901])[0])
@@ -86,3 +86,13 @@ def test_load_dataset_hook_and_image_dataset(data) -> None:
     x, y, pos = ds[2]
     assert x.shape == (3, 64, 64) and y == int(data.labels[idx[2]]) and pos == 2
     assert torch.equal(x, build_transform(64)(data.render(int(idx[2]))))
+    # the letterbox transform is the predictor's letterbox preprocessing
+    from zeromamba.images import preprocess_image, resolve_preprocess
+
+    boxed = data.dataset(idx, build_transform(80, crop_mode="letterbox"))[2][0]
+    same, _ = preprocess_image(
+        data.render(int(idx[2])), resolve_preprocess({"input_size": 80, "crop_mode": "letterbox"})
+    )
+    assert boxed.shape == (3, 80, 80) and torch.allclose(boxed, same, atol=1e-5)
+    with pytest.raises(ValueError, match="crop_mode"):
+        build_transform(80, crop_mode="center")

@@ -39,7 +39,10 @@ def _forward(predictor: Predictor, image) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_default_explains_the_predicted_class(predictor, photo):
-    e = predictor.explain(photo, top_k=4)
+    default = predictor.explain(photo, top_k=4)
+    assert default.method == "occlusion" and default.attention.shape == (4, 96, 96)  # the input frame
+    e = predictor.explain(photo, top_k=4, method="attention")
+    assert e.method == "attention" and e.attribute_indices == default.attribute_indices
     assert isinstance(e, Explanation) and len(e) == 4
     assert e.image.size == (130, 75)
     assert e.maps.shape == (4, 75, 130) and e.maps.dtype == np.float32
@@ -95,7 +98,7 @@ def test_exif_rotated_image_maps_match_the_displayed_size(predictor, tmp_path):
 def test_center_crop_maps_cover_the_crop_only(predictor, photo):
     cropped = Predictor(
         predictor.model, preprocess={"input_size": (3, 64, 64), "crop_mode": "center", "crop_pct": 1.0}
-    ).explain(photo, [0])
+    ).explain(photo, [0], method="attention")
     assert cropped.maps.shape == (1, 75, 130)
     # the sides the crop cut off get no attention
     assert cropped.maps[0, :, :20].max() == 0 and cropped.maps[0, :, -20:].max() == 0
@@ -129,8 +132,9 @@ def test_png(predictor, photo, tmp_path):
 
 
 def test_to_dict_and_str(predictor, photo):
-    e = predictor.explain(photo, top_k=2)
+    e = predictor.explain(photo, top_k=2, method="attention")
     d = json.loads(e.to_json())
+    assert d["method"] == "attention"
     assert d["image_size"] == [130, 75] and d["class"]["name"] == e.class_info["name"]
     assert [a["name"] for a in d["attributes"]] == e.attribute_names
     assert np.asarray(d["attributes"][0]["attention"]).shape == (3, 3)

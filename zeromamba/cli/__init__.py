@@ -18,7 +18,7 @@ from ..errors import ZeroMambaError
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 #: command-group modules of this package, in the order their commands appear in --help
-COMMAND_MODULES: tuple[str, ...] = ("models", "predict", "train", "evaluate", "demo")
+COMMAND_MODULES: tuple[str, ...] = ("models", "predict", "train", "evaluate", "demo", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -51,6 +51,7 @@ __all__ = [
     "SHAPES",
     "SHAPES_ATTRIBUTES",
     "SHAPES_DATASET",
+    "SHAPES_GROUPS",
     "UNSEEN_CLASSES",
     "VALIDATION_CLASSES",
     "ShapeSample",
@@ -71,6 +72,8 @@ FILLS: tuple[str, ...] = ("solid", "striped", "dotted")
 SHAPES: tuple[str, ...] = ("circle", "triangle", "bar")
 #: attribute names, in the column order of the class-attribute matrix
 SHAPES_ATTRIBUTES: tuple[str, ...] = SHAPES + COLOURS + FILLS
+#: the attribute groups: every class has exactly one value of each
+SHAPES_GROUPS: dict[str, tuple[str, ...]] = {"shape": SHAPES, "colour": COLOURS, "fill": FILLS}
 
 #: the unseen classes as ``(colour, fill, shape)``: three per shape and per fill, two or three per colour
 UNSEEN_CLASSES: tuple[tuple[str, str, str], ...] = (

@@ -1,0 +1,168 @@
+"""Where an attribute's evidence is in an image: three ways to make a map per attribute.
+
+* ``attention``: the SLP's own attention over the feature map (the paper's view). It shows where
+  the SLP branch pooled features from, which need not be where the evidence is: the fused
+  prediction also reads the global branch, and a softmax over positions can put its weight on
+  background cells whose features happen to carry the information.
+* ``gradient``: gradient x activation on the last feature map: for every feature cell, the
+  first-order change of the attribute's (fused) predicted value if that cell's features were
+  removed, ``sum_c dvalue/dF_c * F_c``. One backward pass through the heads only.
+* ``occlusion``: hide a window of the image (a quarter of the frame wide, moved an eighth at a
+  time: 49 windows) by painting it in the image's median colour, run the model again, and credit
+  every pixel of the window with how much the attribute's value dropped (averaged over the windows
+  that cover it). It measures what the model's output actually depends on; it costs one forward
+  pass per window.
+
+Maps are returned over the model's input frame; :func:`maps_on_image` places them on the original
+image (the region the preprocessing showed the model). :mod:`zeromamba.explanation_metrics`
+measures how well they point at an object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import ConfigError
+
+__all__ = [
+    "DEFAULT_EXPLAIN_METHOD",
+    "EXPLAIN_METHODS",
+    "attribute_maps",
+    "maps_on_image",
+    "resolve_method",
+]
+
+#: the explanation methods, in the order they are listed in help texts
+EXPLAIN_METHODS: tuple[str, ...] = ("occlusion", "gradient", "attention")
+#: the method used when none is named (the one that points at the object best; see MODEL_CARD.md)
+DEFAULT_EXPLAIN_METHOD = "occlusion"
+
+
+def resolve_method(method: str | None) -> str:
+    """``method`` checked (``None``: :data:`DEFAULT_EXPLAIN_METHOD`).
+
+    Raises:
+        ConfigError: an unknown method.
+    """
+    if method is None:
+        return DEFAULT_EXPLAIN_METHOD
+    name = str(method).lower()
+    if name not in EXPLAIN_METHODS:
+        raise ConfigError(f"unknown explanation method {method!r}; choose one of {', '.join(EXPLAIN_METHODS)}")
+    return name
+
+
+def _targets(attributes: torch.Tensor | Sequence[int], batch: int, device: torch.device) -> torch.Tensor:
+    idx = torch.as_tensor(attributes, dtype=torch.long, device=device)
+    if idx.ndim == 1:
+        idx = idx[None].expand(batch, -1)
+    if idx.ndim != 2 or idx.shape[0] != batch:
+        raise ValueError(f"attributes must be (K,) or (B, K) indices for a batch of {batch}, got {tuple(idx.shape)}")
+    return idx
+
+
+@torch.no_grad()
+def _attention(model: nn.Module, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    out = model(x)
+    h, w = out.features.shape[-2:]
+    att = out.attention.float().unflatten(-1, (h, w))  # (B, A, h, w)
+    return torch.gather(att, 1, idx[:, :, None, None].expand(-1, -1, h, w))
+
+
+def _gradient(model: nn.Module, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        features = model.forward_features(x).float()
+    features.requires_grad_(True)
+    maps = features.new_zeros(idx.shape[0], idx.shape[1], *features.shape[-2:])
+    with torch.enable_grad():
+        values = model.forward_head(features).attributes.float()
+        for k in range(idx.shape[1]):
+            target = values.gather(1, idx[:, k : k + 1]).sum()  # images are independent: one pass for the batch
+            (grad,) = torch.autograd.grad(target, features, retain_graph=k + 1 < idx.shape[1])
+            maps[:, k] = (grad * features).sum(1).detach()
+    return maps
+
+
+@torch.no_grad()
+def _occlusion(model: nn.Module, x: torch.Tensor, idx: torch.Tensor, batch_size: int) -> torch.Tensor:
+    b, _, height, width = x.shape
+    base = model(x).attributes.float().gather(1, idx)  # (B, K)
+    # windows a quarter of the frame wide, an eighth apart: 7 x 7 forward passes at any input size
+    step_h, step_w = max(1, height // 8), max(1, width // 8)
+    win_h, win_w = 2 * step_h, 2 * step_w
+    tops = list(range(0, height - win_h + 1, step_h))
+    lefts = list(range(0, width - win_w + 1, step_w))
+    windows = [(t, le) for t in tops for le in lefts]
+    fill = x.flatten(2).median(dim=2).values[:, :, None, None]  # the image's median colour, per image
+    maps = x.new_zeros(b, idx.shape[1], height, width, dtype=torch.float32)
+    count = x.new_zeros(height, width, dtype=torch.float32)
+    for t, le in windows:
+        count[t : t + win_h, le : le + win_w] += 1
+    per_pass = max(1, batch_size // b)
+    for start in range(0, len(windows), per_pass):
+        chunk = windows[start : start + per_pass]
+        hidden = x.repeat(len(chunk), 1, 1, 1)  # (len(chunk) * B, 3, H, W), window-major
+        for j, (t, le) in enumerate(chunk):
+            hidden[j * b : (j + 1) * b, :, t : t + win_h, le : le + win_w] = fill
+        values = model(hidden).attributes.float().view(len(chunk), b, -1)
+        for j, (t, le) in enumerate(chunk):
+            drop = base - values[j].gather(1, idx)  # (B, K)
+            maps[:, :, t : t + win_h, le : le + win_w] += drop[:, :, None, None]
+    return maps / count
+
+
+def attribute_maps(
+    model: nn.Module,
+    x: torch.Tensor,
+    attributes: torch.Tensor | Sequence[int],
+    method: str | None = None,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """One map per image and attribute over the model's input frame.
+
+    Args:
+        model: a :class:`~zeromamba.models.ZeroMamba` in eval mode.
+        x: ``(B, 3, H, W)`` preprocessed images.
+        attributes: attribute indices, ``(K,)`` for every image or ``(B, K)`` per image.
+        method: ``occlusion``, ``gradient`` or ``attention`` (``None``: :data:`DEFAULT_EXPLAIN_METHOD`).
+        batch_size: images per forward pass for ``occlusion``.
+
+    Returns:
+        ``(B, K, h, w)`` float32 on ``x``'s device: the feature grid for ``attention`` (softmax
+        weights, each map sums to 1) and ``gradient`` (signed), the input's pixels for
+        ``occlusion`` (signed drops of the attribute's value). Larger means more evidence.
+    """
+    name = resolve_method(method)
+    idx = _targets(attributes, x.shape[0], x.device)
+    if name == "attention":
+        return _attention(model, x, idx)
+    if name == "gradient":
+        return _gradient(model, x, idx)
+    return _occlusion(model, x, idx, batch_size)
+
+
+def maps_on_image(
+    maps: torch.Tensor, box: Sequence[float], width: int, height: int, mode: str = "bilinear"
+) -> torch.Tensor:
+    """Place ``(K, h, w)`` maps over the model's input frame onto a ``width x height`` image.
+
+    ``box`` is ``(left, top, right, bottom)``, the frame in the image's pixel coordinates (see
+    :class:`zeromamba.images.PreparedImage`): the maps are resized to it and the part inside the
+    image is kept; pixels the model did not see (outside a centre crop) are 0.
+    """
+    left, top, right, bottom = (float(v) for v in box)
+    box_w, box_h = max(1, round(right - left)), max(1, round(bottom - top))
+    ox, oy = round(left), round(top)
+    grid = maps.float()[None]
+    corners = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
+    region = F.interpolate(grid, size=(box_h, box_w), mode=mode, **corners)[0]
+    out = maps.new_zeros(maps.shape[0], height, width, dtype=torch.float32)
+    x0, y0 = max(0, ox), max(0, oy)
+    x1, y1 = min(width, ox + box_w), min(height, oy + box_h)
+    if x1 > x0 and y1 > y0:
+        out[:, y0:y1, x0:x1] = region[:, y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+    return out
