@@ -7,9 +7,13 @@ import os
 
 import torch
 
+from ..attribution import DEFAULT_EXPLAIN_METHOD, EXPLAIN_METHODS
 from ..data import add_data_arguments, load_dataset
+from ..data.shapes import parse_shapes_spec
 from ..errors import ZeroMambaError
-from ..evaluate import evaluate
+from ..evaluate import evaluate, evaluate_explanations
+from ..explanation_metrics import format_explanation_table
+from ..fileio import write_json
 from ..runtime import setup_distributed, world_and_rank
 
 __all__ = ["register"]
@@ -36,6 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", dest="json_path", help="write the metrics and the whole curve as JSON")
     p.add_argument("--plot", dest="plot_path", help="draw the seen-unseen curve to a PNG")
+    p.add_argument(
+        "--explain",
+        default="auto",
+        help="explanation methods to score with the pointing game and mass on object (shapes datasets only, "
+        f"which have object masks): comma-separated among {', '.join(EXPLAIN_METHODS)}, 'none', or 'auto' "
+        f"(default: {DEFAULT_EXPLAIN_METHOD} and attention on shapes, none elsewhere)",
+    )
+    p.add_argument("--explain-images", type=int, default=300, help="unseen-class images for the explanation scores")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -72,6 +84,33 @@ def _evaluate(args: argparse.Namespace, device: torch.device) -> int:
         json_path=args.json_path,
         plot_path=args.plot_path,
     )
+    methods = _explain_methods(args.explain, args.dataset)
+    scores = {}
+    if methods and world_and_rank()[1] == 0:
+        scores = evaluate_explanations(args.model, data, methods, num_images=args.explain_images, device=device)
     if world_and_rank()[1] == 0:
         print(result.table)
+        if scores:
+            title = f"explanations: pointing game and mass on object, {args.explain_images} unseen-class images"
+            print(format_explanation_table(scores.values(), title=title))
+        if scores and args.json_path:
+            write_json(
+                {**result.to_dict(), "explanations": {m: s.to_dict() for m, s in scores.items()}}, args.json_path
+            )
     return 0
+
+
+def _explain_methods(spec: str, dataset: str) -> list[str]:
+    """The methods ``--explain`` names (``auto``: the default and attention on shapes datasets)."""
+    is_shapes = parse_shapes_spec(dataset) is not None
+    if spec == "auto":
+        return [DEFAULT_EXPLAIN_METHOD, "attention"] if is_shapes else []
+    if spec == "none":
+        return []
+    methods = [m.strip() for m in spec.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in EXPLAIN_METHODS]
+    if unknown:
+        raise ZeroMambaError(f"--explain: unknown methods {unknown}; choose among {', '.join(EXPLAIN_METHODS)}")
+    if methods and not is_shapes:
+        raise ZeroMambaError("--explain needs object masks, which only the shapes datasets have; use --explain none")
+    return methods
