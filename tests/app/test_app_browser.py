@@ -48,6 +48,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     reason = _missing()
+    if reason and os.environ.get("ZEROMAMBA_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"the browser test is required here (ZEROMAMBA_REQUIRE_BROWSER=1) but it {reason}")
     if reason:
         pytest.skip(reason)
     port = _free_port()
