@@ -73,7 +73,8 @@ class TrainConfig:
     ``letterbox`` (aspect ratio kept, padded with the border colour); saved with the model, so its
     predictor preprocesses the same way.
 
-    Optimisation (the paper's recipe): SGD, ``momentum`` 0.9, ``weight_decay`` 1e-3; ``lr`` for the
+    Optimisation (the paper's recipe): SGD (``optimizer``: ``sgd``, or ``adamw`` for small models
+    trained from scratch), ``momentum`` 0.9, ``weight_decay`` 1e-3; ``lr`` for the
     backbone + SLP, ``lr_global`` for the GRL head, ``lr_fusion`` for the fusion MLP; MultiStepLR
     ``milestones`` x ``lr_decay``; ``batch_size`` is the global batch (split over processes);
     loss ``CE + l1_weight * L1``; ``gamma`` the calibrated-stacking gamma.
@@ -99,6 +100,7 @@ class TrainConfig:
     image_size: int = ZSL_IMAGE_SIZE
     crop_mode: str = "squash"
     batch_size: int = 32
+    optimizer: str = "sgd"
     epochs: int = 100
     lr: float = 1e-3
     lr_global: float = 1e-3
@@ -276,6 +278,8 @@ def _check_config(cfg: TrainConfig) -> None:
             problems.append(f"{key} must be a finite non-negative number (got {v})")
     if not math.isfinite(cfg.gamma):
         problems.append(f"gamma must be finite (got {cfg.gamma})")
+    if cfg.optimizer not in ("sgd", "adamw"):
+        problems.append(f"optimizer must be 'sgd' or 'adamw' (got {cfg.optimizer!r})")
     if cfg.crop_mode not in ("squash", "letterbox"):
         problems.append(f"crop_mode must be 'squash' or 'letterbox' (got {cfg.crop_mode!r})")
     if cfg.amp not in ("auto", "bf16", "fp16", "off"):

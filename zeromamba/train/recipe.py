@@ -82,8 +82,10 @@ def init_backbone(model: ZeroMamba, init: str | None) -> None:
     load_state_dict_strict(model.backbone, backbone, f"init {init!r}")
 
 
-def make_optimizer(model: ZeroMamba, cfg: TrainConfig) -> torch.optim.SGD:
-    """SGD with the paper's three learning-rate groups: backbone + SLP, GRL head, fusion MLP."""
+def make_optimizer(model: ZeroMamba, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The paper's three learning-rate groups (backbone + SLP, GRL head, fusion MLP) under SGD with
+    momentum (the paper's optimiser) or, with ``cfg.optimizer == "adamw"``, AdamW (steadier for a
+    small model trained from random weights)."""
     groups: dict[str, list[nn.Parameter]] = {"backbone_slp": [], "global_head": [], "fusion": []}
     for name, p in model.named_parameters():
         if name.startswith(("backbone.", "slp.")):
@@ -95,6 +97,12 @@ def make_optimizer(model: ZeroMamba, cfg: TrainConfig) -> torch.optim.SGD:
         else:  # pragma: no cover - a new module would need a group
             raise TrainingError(f"parameter {name!r} belongs to no learning-rate group")
     lrs = {"backbone_slp": cfg.lr, "global_head": cfg.lr_global, "fusion": cfg.lr_fusion}
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(
+            [{"params": ps, "lr": lrs[n], "name": n} for n, ps in groups.items()],
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+        )
     return torch.optim.SGD(
         [{"params": ps, "lr": lrs[n], "name": n} for n, ps in groups.items()],
         lr=cfg.lr,
