@@ -297,7 +297,8 @@ def _panel_maps(explanation: Explanation, pw: int, ph: int) -> list[np.ndarray]:
     grid = torch.from_numpy(np.ascontiguousarray(explanation.attention, dtype=np.float32))
     panel = maps_on_image(grid, (left * sx, top * sy, right * sx, bottom * sy), pw, ph, mode="bicubic")
     # a light blur of about a third of a grid cell hides the grid's seams
-    cell = min((right - left) * sx / grid.shape[-1], (bottom - top) * sy / grid.shape[-2])
+    cells = (8, 8) if explanation.method == "occlusion" else grid.shape[-2:]  # occlusion: windows an eighth apart
+    cell = min((right - left) * sx / cells[-1], (bottom - top) * sy / cells[-2])
     seen = maps_on_image(torch.ones(1, 1, 1), (left * sx, top * sy, right * sx, bottom * sy), pw, ph, mode="nearest")
     # bicubic overshoots below zero near peaks; negative (counter-)evidence is not drawn
     return list((_blur(panel, 0.35 * cell).clamp_min(0) * seen).numpy())

@@ -6,7 +6,7 @@ What varies (all drawn from the image's own random generator):
 * the canvas: longer side 64-160 px, aspect ratio 0.6-1.67, drawn at 1x (aliased), 2x or 3x and
   reduced (anti-aliased);
 * the background: plain light of any hue (most often), a dim grey with a gradient, or noisy;
-* the object: size (0.14-0.34 of the canvas's longer side), position, rotation (bars any way,
+* the object: size (radius 0.2-0.36 of the canvas's longer side, within the shorter side), position, rotation (bars any way,
   triangles within 40 degrees of upright), a little irregularity, the colour's exact hue,
   saturation and brightness (from pure RGB primaries to muted shades);
 * the fill's style: stripes or dots in a dark shade of the colour, in black or white on the colour,
@@ -137,12 +137,12 @@ def _pattern(fill: str, w: int, h: int, cx: float, cy: float, r: float, rng: np.
     u = ((xx - cx) * math.cos(theta) + (yy - cy) * math.sin(theta)) / (2 * r)
     v = (-(xx - cx) * math.sin(theta) + (yy - cy) * math.cos(theta)) / (2 * r)
     if fill == "striped":
-        count = rng.uniform(2.5, 5.5)  # stripes across the object
-        duty = rng.uniform(0.3, 0.6)
+        count = rng.uniform(2.5, 4.5)  # stripes across the object
+        duty = rng.uniform(0.35, 0.6)
         marks = np.mod(u * count + rng.uniform(0, 1), 1.0) < duty
     elif fill == "dotted":
-        count = rng.uniform(3.0, 5.5)
-        radius = rng.uniform(0.2, 0.34)  # in units of the dot spacing
+        count = rng.uniform(3.0, 4.5)
+        radius = rng.uniform(0.24, 0.36)  # in units of the dot spacing
         gu, gv = u * count + rng.uniform(0, 1), v * count + rng.uniform(0, 1)
         cu, cv = np.floor(gu), np.floor(gv)
         # a little jitter per dot (from the cell's integer coordinates), so grids need not be perfect
@@ -190,7 +190,7 @@ def draw_sample(colour: str, fill: str, shape: str, rng: np.random.Generator) ->
     ss = int(rng.choice([1, 2, 3], p=[0.25, 0.5, 0.25]))
     w, h = width * ss, height * ss
 
-    r = min(rng.uniform(0.15, 0.34) * long_side, 0.44 * min(width, height)) * ss
+    r = min(rng.uniform(0.2, 0.36) * long_side, 0.44 * min(width, height)) * ss
     margin = r * 1.12
     cx, cy = rng.uniform(margin, w - margin), rng.uniform(margin, h - margin)
     silhouette, draw = _silhouette(shape, (w, h), cx, cy, r, rng)
@@ -211,11 +211,11 @@ def draw_sample(colour: str, fill: str, shape: str, rng: np.random.Generator) ->
     if ss > 1:
         img, silhouette = img.reduce(ss), silhouette.reduce(ss)
     if rng.uniform() < 0.5:
-        noisy = np.asarray(img, dtype=np.float32) + rng.normal(0.0, rng.uniform(2.0, 12.0), size=(height, width, 3))
+        noisy = np.asarray(img, dtype=np.float32) + rng.normal(0.0, rng.uniform(2.0, 10.0), size=(height, width, 3))
         img = Image.fromarray(np.clip(noisy, 0, 255).round().astype(np.uint8), mode="RGB")
     if rng.uniform() < 0.35:
         buffer = io.BytesIO()
-        img.save(buffer, format="JPEG", quality=int(rng.integers(25, 91)))
+        img.save(buffer, format="JPEG", quality=int(rng.integers(45, 91)))
         buffer.seek(0)
         img = Image.open(buffer).convert("RGB")
     mask = np.asarray(silhouette) >= 128
