@@ -6,13 +6,15 @@ What varies (all drawn from the image's own random generator):
 * the canvas: longer side 64-160 px, aspect ratio 0.6-1.67, drawn at 1x (aliased), 2x or 3x and
   reduced (anti-aliased);
 * the background: plain light of any hue (most often), a dim grey with a gradient, or noisy;
-* the object: size (radius 0.2-0.36 of the canvas's longer side, within the shorter side), position, rotation (bars any way,
-  triangles within 40 degrees of upright), a little irregularity, the colour's exact hue,
-  saturation and brightness (from pure RGB primaries to muted shades);
+* the object: size (radius 0.2-0.36 of the canvas's longer side, within the shorter side),
+  position, rotation (bars any way, triangles within 40 degrees of upright), a little
+  irregularity, the colour's exact hue, saturation and brightness (from pure RGB primaries to
+  muted shades);
 * the fill's style: stripes or dots in a dark shade of the colour, in black or white on the colour,
-  or in the colour on a light inside (as drawn with a pen); stripe angle, count and width; dot
+  or in the colour on a light inside (as drawn with a pen); stripe angle, count (2.5-4.5 across)
+  and width; dot
   grid, spacing, size and jitter; an outline (none, the colour, a dark shade or black) of any width;
-* the finish: pixel noise and JPEG compression.
+* the finish: pixel noise and JPEG compression (quality 45-90).
 
 The mask is the object's silhouette (outline included) at the canvas's resolution: what the
 explanation metrics (:mod:`zeromamba.attribution_metrics`) count as "on the object".
