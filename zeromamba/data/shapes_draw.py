@@ -12,12 +12,12 @@ What varies (all drawn from the image's own random generator):
   muted shades);
 * the fill's style: stripes or dots in a dark shade of the colour, in black or white on the colour,
   or in the colour on a light inside (as drawn with a pen); stripe angle, count (2.5-4.5 across)
-  and width; dot
-  grid, spacing, size and jitter; an outline (none, the colour, a dark shade or black) of any width;
+  and width; dot grid, spacing, size and jitter; an outline (none, the colour, a dark shade or
+  black) of any width;
 * the finish: pixel noise and JPEG compression (quality 45-90).
 
 The mask is the object's silhouette (outline included) at the canvas's resolution: what the
-explanation metrics (:mod:`zeromamba.attribution_metrics`) count as "on the object".
+explanation metrics (:mod:`zeromamba.explanation_metrics`) count as "on the object".
 """
 
 from __future__ import annotations
