@@ -7,8 +7,8 @@ package) and never touches the network:
 1. draws a few images of **unseen** classes (classes the model never saw in training) with a
    fresh seed, and classifies them among all 36 classes with GZSL calibrated stacking (the
    model's gamma), printing a table of true class, prediction and score;
-2. writes an explanation PNG for the first image (the image and the attention maps of the
-   attributes that decided the class) and prints its path;
+2. writes an explanation PNG for the first image (the image and the heat maps, occlusion by
+   default, of the attributes that decided the class) and prints its path;
 3. defines a class on the spot from an attribute vector (default ``green striped triangle``, a
    combination never shown in training), adds it to the seen classes and classifies an image
    drawn for it.
