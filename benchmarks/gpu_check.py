@@ -1,7 +1,7 @@
 """End-to-end CUDA check: parity with the official fixtures on the GPU, fast-vs-reference scan
 on random inputs, and throughput at 448 against timm's resnet101. Prints (and writes) JSON.
 
-    python benchmarks/gpu_check.py --fixtures ../shared/fixtures/official --out gpu_check.json
+    python benchmarks/gpu_check.py --fixtures tests/fixtures/official --out gpu_check.json
 """
 
 from __future__ import annotations
