@@ -73,7 +73,7 @@ def fetch_url(url: str, *, timeout: float | None = None, max_bytes: int | None =
             if length and length.isdigit() and int(length) > limit:
                 raise ImageError(too_big)
             chunks, total = [], 0
-            while chunk := response.read(1 << 16):
+            while chunk := response.read1(1 << 16):  # returns what has arrived: the deadline is checked often
                 total += len(chunk)
                 if total > limit:
                     raise ImageError(too_big)

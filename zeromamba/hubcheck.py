@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 from .errors import ConfigError, ModelNotAvailableError, UnknownModelError, ZeroMambaError
 from .version import __version__
@@ -176,17 +177,25 @@ def require_weights(
     cache_dir: str | os.PathLike | None = None,
     token: str | bool | None = None,
     timeout: float | None = None,
-) -> None:
+) -> Path | None:
     """Make sure a zoo Hub variant's weights can be fetched before a download is tried: cached, or
     the Hub answers within the timeout. Shipped variants always pass.
+
+    Returns:
+        The cached ``model.safetensors`` of a variant known not to be published (there is nothing
+        to ask the Hub), else ``None``.
 
     Raises:
         ModelNotAvailableError: known not to be published (at once, no request), offline and not
             cached, or the Hub does not answer in time / has no such repository.
     """
-    if variant.is_local or variant.cached_folder(cache_dir) is not None:
-        return
-    if variant.known_unpublished():
+    if variant.is_local:
+        return None
+    cached = variant.cached_folder(cache_dir)
+    unpublished = variant.known_unpublished()
+    if cached is not None:
+        return cached / "model.safetensors" if unpublished else None
+    if unpublished:
         raise unpublished_error(variant)
     if offline():
         from huggingface_hub.errors import OfflineModeIsEnabled
@@ -199,3 +208,4 @@ def require_weights(
     )
     if failure is not None:
         raise unreachable_error(failure, variant.repo_id, timeout, variant)
+    return None

@@ -103,6 +103,9 @@ def hub_cfg_overlay(
     if tag is None:
         return own
     variant = variant_for_tag(architecture, tag)
+    where = timm_hub_overlay(architecture, tag)
     if pretrained and variant is not None and not any(own.get(k) for k in _WEIGHT_SOURCES):
-        require_weights(variant)
-    return {**timm_hub_overlay(architecture, tag), **own}
+        cached = require_weights(variant)
+        if cached is not None:  # known not to be on the Hub: the cached file, no request
+            where = {"file": str(cached)}
+    return {**where, **own}
