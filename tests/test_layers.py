@@ -21,7 +21,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "architectures",
         "zoo",
         "hubcheck",
-        "fetch",
+        "sources",
         "scoring",
         "classes",
         "runtime",

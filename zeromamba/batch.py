@@ -1,13 +1,10 @@
-"""Many images at once: finding them (folders, globs, URLs) and decoding them in batches, in
-DataLoader worker processes when asked, with unreadable images reported rather than fatal.
-
-:meth:`~zeromamba.predictor.Predictor.classify_iter` runs the model on what :func:`iter_batches`
-yields; ``zeromamba classify`` expands its arguments with :func:`find_images`.
+"""Many images at once: decoding them in batches, in DataLoader worker processes when asked, with
+unreadable images reported rather than fatal. :meth:`~zeromamba.predictor.Predictor.classify_iter`
+runs the model on what :func:`iter_batches` yields.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,57 +13,9 @@ from typing import Any
 from torch.utils.data import DataLoader, Dataset
 
 from .errors import ImageError
-from .fetch import is_url
 from .images import PreparedImage, prepare_image
 
-__all__ = ["IMAGE_EXTENSIONS", "DecodedItem", "find_images", "iter_batches"]
-
-#: the file extensions a folder is searched for (case-insensitive)
-IMAGE_EXTENSIONS: tuple[str, ...] = (
-    ".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
-)  # fmt: skip
-_GLOB_CHARS = ("*", "?", "[")
-
-
-def _folder_images(folder: str) -> list[str]:
-    found = []
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
-    return found
-
-
-def find_images(inputs: Sequence[str | os.PathLike]) -> list[str]:
-    """The image files and URLs that ``inputs`` name, in order: a file or URL as it is, a folder as
-    the images inside it (recursively, by :data:`IMAGE_EXTENSIONS`, sorted; hidden folders
-    skipped), a glob pattern (``photos/**/*.jpg``) as its matches, sorted. A file that does not
-    exist is kept, to be reported as unreadable with the others.
-
-    Raises:
-        ImageError: a folder that does not exist or holds no image, a pattern matching nothing.
-    """
-    out: list[str] = []
-    for item in inputs:
-        name = os.fspath(item)
-        if is_url(name):
-            out.append(name)
-        elif os.path.isdir(name):
-            images = _folder_images(name)
-            if not images:
-                raise ImageError(f"no images in the folder {name} (looked for {', '.join(IMAGE_EXTENSIONS)})")
-            out += images
-        elif os.path.exists(name):
-            out.append(name)
-        elif any(c in name for c in _GLOB_CHARS):
-            matches = sorted(p for p in glob.glob(name, recursive=True) if os.path.isfile(p))
-            if not matches:
-                raise ImageError(f"no file matches {name!r}")
-            out += matches
-        elif name.endswith(("/", os.sep)):
-            raise ImageError(f"folder not found: {name} (from {os.getcwd()})")
-        else:
-            out.append(name)
-    return out
+__all__ = ["DecodedItem", "iter_batches"]
 
 
 @dataclass

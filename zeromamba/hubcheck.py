@@ -17,23 +17,30 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 from .errors import ConfigError, ModelNotAvailableError, UnknownModelError, ZeroMambaError
 from .version import __version__
-from .zoo import PretrainedVariant, convert_instructions, list_pretrained
+from .zoo import PretrainedVariant, convert_instructions, get_variant, list_pretrained
 
 __all__ = [
+    "REPO_ID",
     "DEFAULT_TIMEOUT",
     "TIMEOUT_ENV",
     "hub_error",
     "hub_timeout",
+    "check_model_name",
     "offline",
+    "parse_source",
     "probe",
     "require_weights",
     "unpublished_error",
     "unreachable_error",
 ]
+
+#: a Hub repository id, ``owner/name``
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 #: seconds to wait for the Hub's first answer when nothing else is set
 DEFAULT_TIMEOUT = 10.0
@@ -209,3 +216,67 @@ def require_weights(
     if failure is not None:
         raise unreachable_error(failure, variant.repo_id, timeout, variant)
     return None
+
+
+def _looks_like_path(name: str) -> bool:
+    """A name only a folder can mean: ``./x``, ``/x``, ``~/x``, ``x/``, ``a/b/c``, ``C:\\x``."""
+    return (
+        name.startswith((".", "/", "~", "\\"))
+        or name.endswith(("/", "\\"))
+        or name.count("/") > 1
+        or "\\" in name
+        or re.match(r"^[A-Za-z]:", name) is not None
+    )
+
+
+def parse_source(name: str) -> tuple[str, str | None, str | None]:
+    """``(kind, repo_or_path, revision)`` with kind ``dir``, ``repo`` or ``zoo``.
+
+    Raises:
+        ModelNotAvailableError: a name that can only be a folder, and there is none.
+    """
+    if name.startswith("hf-hub:") or name.startswith("hf_hub:"):
+        repo = name.split(":", 1)[1]
+        rev = None
+        if "@" in repo:
+            repo, rev = repo.split("@", 1)
+        return "repo", repo, rev
+    path = os.path.expanduser(name)
+    if os.path.isdir(path):
+        return "dir", path, None
+    if _looks_like_path(name) and not os.path.exists(path):
+        stem = name.strip("/\\")
+        hint = ""
+        try:
+            variant = get_variant(stem)
+            hint = f" To load the zoo variant, drop the slash: {variant.name!r}."
+        except UnknownModelError:
+            pass
+        raise ModelNotAvailableError(
+            f"model folder not found: {name!r} (from {os.getcwd()}). Give the folder written by save_pretrained or "
+            f"`zeromamba convert` (with config.json and model.safetensors), a zoo name (`zeromamba list`) or a Hub "
+            f"repository 'owner/name'.{hint}"
+        )
+    return "zoo", name, None
+
+
+def check_model_name(name: str | os.PathLike) -> None:
+    """The errors a model name can have that need neither torch nor the network, at once: a folder
+    that does not exist, a name that is neither a zoo variant nor a repository id, and a zoo
+    variant known not to be published and not cached (``zeromamba classify --model`` checks its
+    argument with this before loading anything).
+
+    Raises:
+        ModelNotAvailableError, UnknownModelError: as :func:`~zeromamba.hub.resolve_model_dir` would.
+    """
+    kind, target, _ = parse_source(os.fspath(name))
+    if kind != "zoo" or target is None:
+        return
+    try:
+        variant = get_variant(target)
+    except UnknownModelError:
+        if REPO_ID.match(target) or os.path.exists(target):
+            return
+        raise
+    if variant.known_unpublished() and variant.cached_folder() is None:
+        raise unpublished_error(variant)

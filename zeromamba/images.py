@@ -7,7 +7,7 @@ Every raw input (a path, a PIL image, a numpy array, a ``uint8`` tensor) becomes
 Input conventions:
 
 * ``str`` / :class:`os.PathLike`: an image file, opened with PIL; an ``http://`` or ``https://``
-  URL is fetched (:func:`zeromamba.fetch.fetch_url`: a timeout, a size limit, no other schemes).
+  URL is fetched (:func:`zeromamba.sources.fetch_url`: a timeout, a size limit, no other schemes).
 * :class:`PIL.Image.Image`: any mode. Alpha (``RGBA``, ``LA``, ``PA``, palette transparency) is
   composited on white; ``CMYK``, ``YCbCr``, ``HSV``, ``P``, ``1`` and ``L`` are converted to RGB;
   16-bit modes (``I;16*``) and ``I`` are read as 16-bit data (0..65535) and scaled to 8 bits;
@@ -37,7 +37,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .constants import ZSL_PREPROCESS
 from .errors import ConfigError, ImageError
-from .fetch import fetch_url, is_url
+from .sources import fetch_url, is_url
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -140,7 +140,7 @@ def load_image(source: str | os.PathLike | Image.Image, *, max_pixels: int | Non
     """Open an image file or URL (or take a PIL image) as RGB with its EXIF orientation applied.
 
     Args:
-        source: a path, an ``http(s)://`` URL (see :func:`~zeromamba.fetch.fetch_url`) or a :class:`PIL.Image.Image`.
+        source: a path, an ``http(s)://`` URL (see :func:`~zeromamba.sources.fetch_url`) or a :class:`PIL.Image.Image`.
         max_pixels: refuse images with more pixels than this (``None``: no limit of ours; PIL's own
             decompression-bomb limit, ``PIL.Image.MAX_IMAGE_PIXELS``, still applies to files).
 

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from ..errors import ZeroMambaError
+from ..hubcheck import check_model_name
+from ..sources import find_images
 from ..zoo import list_pretrained
 
 __all__ = ["register"]
@@ -156,9 +158,11 @@ def choose_model(quiet: bool = False) -> str:
 
 
 def _load(args: argparse.Namespace) -> Any:
+    model = args.model or choose_model(args.quiet)
+    if not args.revision:
+        check_model_name(model)  # a missing folder or an unpublished variant: before torch is loaded
     from ..factory import from_pretrained
 
-    model = args.model or choose_model(args.quiet)
     kwargs: dict[str, Any] = {"device": args.device, "dtype": args.dtype, "timeout": args.timeout}
     if args.revision:
         kwargs["revision"] = args.revision
@@ -258,7 +262,6 @@ def _run_classify(args: argparse.Namespace, predictor: Any, sources: list[str], 
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from ..batch import find_images
     from ..fileio import atomic_write
     from . import EXIT_SKIPPED
 

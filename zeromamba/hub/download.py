@@ -20,15 +20,21 @@ import torch.nn as nn
 
 from ..errors import ConfigError, ModelNotAvailableError, UnknownModelError
 from ..format import CONFIG_NAME, WEIGHTS_NAME, LoadedModel, load_folder, read_config
-from ..hubcheck import hub_error, hub_timeout, offline, probe, unpublished_error, unreachable_error
+from ..hubcheck import (
+    REPO_ID,
+    hub_error,
+    hub_timeout,
+    offline,
+    parse_source,
+    probe,
+    unpublished_error,
+    unreachable_error,
+)
 from ..runtime import check_device, parse_dtype
 from ..version import __version__
 from ..zoo import PretrainedVariant, get_variant
 
 __all__ = ["REPO_ID", "load_model", "load_pretrained", "resolve_model_dir"]
-
-#: a Hub repository id, ``owner/name``
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def _download(
@@ -64,48 +70,6 @@ def _download(
         raise UnknownModelError(f"{repo_id!r} is not a valid Hub repository id: {e}") from None
     except (OSError, ValueError) as e:  # every huggingface_hub download error derives from these
         raise hub_error(e, repo_id, revision, filename, variant) from None
-
-
-def _looks_like_path(name: str) -> bool:
-    """A name only a folder can mean: ``./x``, ``/x``, ``~/x``, ``x/``, ``a/b/c``, ``C:\\x``."""
-    return (
-        name.startswith((".", "/", "~", "\\"))
-        or name.endswith(("/", "\\"))
-        or name.count("/") > 1
-        or "\\" in name
-        or re.match(r"^[A-Za-z]:", name) is not None
-    )
-
-
-def _parse_source(name: str) -> tuple[str, str | None, str | None]:
-    """``(kind, repo_or_path, revision)`` with kind ``dir``, ``repo`` or ``zoo``.
-
-    Raises:
-        ModelNotAvailableError: a name that can only be a folder, and there is none.
-    """
-    if name.startswith("hf-hub:") or name.startswith("hf_hub:"):
-        repo = name.split(":", 1)[1]
-        rev = None
-        if "@" in repo:
-            repo, rev = repo.split("@", 1)
-        return "repo", repo, rev
-    path = os.path.expanduser(name)
-    if os.path.isdir(path):
-        return "dir", path, None
-    if _looks_like_path(name) and not os.path.exists(path):
-        stem = name.strip("/\\")
-        hint = ""
-        try:
-            variant = get_variant(stem)
-            hint = f" To load the zoo variant, drop the slash: {variant.name!r}."
-        except UnknownModelError:
-            pass
-        raise ModelNotAvailableError(
-            f"model folder not found: {name!r} (from {os.getcwd()}). Give the folder written by save_pretrained or "
-            f"`zeromamba convert` (with config.json and model.safetensors), a zoo name (`zeromamba list`) or a Hub "
-            f"repository 'owner/name'.{hint}"
-        )
-    return "zoo", name, None
 
 
 def _fetch_folder(
@@ -155,7 +119,7 @@ def resolve_model_dir(
     for the Hub's first answer (default ``$ZEROMAMBA_HUB_TIMEOUT``, else 10).
     """
     name = os.fspath(name_or_repo_or_dir)
-    kind, target, rev = _parse_source(name)
+    kind, target, rev = parse_source(name)
     variant = None
     if kind == "dir":
         return Path(target), repr(target)

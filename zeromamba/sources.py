@@ -1,22 +1,35 @@
-"""Images from the web: ``http(s)://`` URLs fetched with a time limit and a size limit.
+"""Where images come from: files, folders and glob patterns (:func:`find_images`), and
+``http(s)://`` URLs fetched with a time limit and a size limit (:func:`fetch_url`).
 
-A leaf (the standard library only): :mod:`zeromamba.images` opens what :func:`fetch_url` returns
-like any file. Nothing is written to disk, nothing is retried, and other URL schemes
+A leaf (the standard library only), so ``zeromamba classify`` finds its inputs, and reports a
+missing folder, before torch is imported. :mod:`zeromamba.images` opens what :func:`fetch_url`
+returns like any file. Nothing is written to disk, nothing is retried, and other URL schemes
 (``file://``, ``ftp://`` ...) are refused.
 """
 
 from __future__ import annotations
 
+import glob
 import math
 import os
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from .errors import ConfigError, ImageError
 from .version import __version__
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_URL_TIMEOUT", "MAX_BYTES_ENV", "TIMEOUT_ENV", "fetch_url", "is_url"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_URL_TIMEOUT",
+    "IMAGE_EXTENSIONS",
+    "MAX_BYTES_ENV",
+    "TIMEOUT_ENV",
+    "fetch_url",
+    "find_images",
+    "is_url",
+]
 
 #: seconds a URL may take, in all, to download
 DEFAULT_URL_TIMEOUT = 10.0
@@ -92,3 +105,51 @@ def fetch_url(url: str, *, timeout: float | None = None, max_bytes: int | None =
             ) from None
         raise ImageError(f"cannot fetch {url}: {reason}; check the URL and the network") from None
     return b"".join(chunks)
+
+
+#: the file extensions a folder is searched for (case-insensitive)
+IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
+)  # fmt: skip
+_GLOB_CHARS = ("*", "?", "[")
+
+
+def _folder_images(folder: str) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
+    return found
+
+
+def find_images(inputs: Sequence[str | os.PathLike]) -> list[str]:
+    """The image files and URLs that ``inputs`` name, in order: a file or URL as it is, a folder as
+    the images inside it (recursively, by :data:`IMAGE_EXTENSIONS`, sorted; hidden folders
+    skipped), a glob pattern (``photos/**/*.jpg``) as its matches, sorted. A file that does not
+    exist is kept, to be reported as unreadable with the others.
+
+    Raises:
+        ImageError: a folder that does not exist or holds no image, a pattern matching nothing.
+    """
+    out: list[str] = []
+    for item in inputs:
+        name = os.fspath(item)
+        if is_url(name):
+            out.append(name)
+        elif os.path.isdir(name):
+            images = _folder_images(name)
+            if not images:
+                raise ImageError(f"no images in the folder {name} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+            out += images
+        elif os.path.exists(name):
+            out.append(name)
+        elif any(c in name for c in _GLOB_CHARS):
+            matches = sorted(p for p in glob.glob(name, recursive=True) if os.path.isfile(p))
+            if not matches:
+                raise ImageError(f"no file matches {name!r}")
+            out += matches
+        elif name.endswith(("/", os.sep)):
+            raise ImageError(f"folder not found: {name} (from {os.getcwd()})")
+        else:
+            out.append(name)
+    return out

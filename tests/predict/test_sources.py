@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from zeromamba.errors import ImageError
-from zeromamba.fetch import fetch_url, is_url
 from zeromamba.images import load_image
+from zeromamba.sources import fetch_url, is_url
 
 
 def _png() -> bytes:
