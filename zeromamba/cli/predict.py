@@ -48,8 +48,10 @@ def _workers(text: str) -> int:
 
 
 def default_workers() -> int:
-    """Decoding processes when ``--workers`` is not given: one per core beyond the first, at most 4."""
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    """Decoding processes when ``--workers`` is not given: half the cores, at most 4, and none below
+    4 cores, where a decoding process would take a core from the model (measured on 2 cores)."""
+    cores = os.cpu_count() or 1
+    return 0 if cores < 4 else min(4, cores // 2)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -101,8 +103,8 @@ def register(subparsers: Any) -> None:
         "--workers",
         type=_workers,
         default=None,
-        help=f"processes decoding images ahead of the model (default {default_workers()} here: one per core "
-        "beyond the first, at most 4; 0 decodes in the main process)",
+        help=f"processes decoding images ahead of the model (default {default_workers()} here: half the cores, "
+        "at most 4, none below 4 cores; 0 decodes in the main process)",
     )
     p.add_argument("--format", choices=FORMATS, default="table", help="table (default), json, jsonl or csv")
     p.add_argument("--json", action="store_true", help="the same as --format json")
