@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn as nn
 
-from .batch import iter_batches
+from .batch import DecodedItem, iter_batches
 from .classes import ClassAttributes, load_class_attributes, load_class_names, seen_mask
 from .errors import AttributeMatrixError, ConfigError, ImageError
 from .images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform, PreparedImage, resolve_preprocess
@@ -234,6 +234,8 @@ class Predictor:
         Args:
             skip_errors: yield an :class:`~zeromamba.results.ImageFailure` (source and reason) for
                 an image that cannot be read and go on, instead of raising :class:`ImageError`.
+
+        The arguments and the classes are checked when it is called, the images as they come.
         """
         if top_k is not None and int(top_k) < 1:
             raise ValueError(f"top_k must be at least 1 (or None for all classes), got {top_k}")
@@ -248,6 +250,11 @@ class Predictor:
             num_workers=int(num_workers),
             max_pixels=self.max_pixels,
         )
+        return self._stream(batches, classes, top_k, size, skip_errors)
+
+    def _stream(
+        self, batches: Iterator[list[DecodedItem]], classes: Candidates, top_k: int | None, size: int, skip: bool
+    ) -> Iterator[ClassificationResult | ImageFailure]:
         for items in batches:
             prepared = [p for item in items for p in item.prepared]
             ranked: list[ClassificationResult] = []
@@ -258,7 +265,7 @@ class Predictor:
             pos = 0
             for item in items:
                 if item.error is not None:
-                    if not skip_errors:
+                    if not skip:
                         raise ImageError(item.error)
                     yield ImageFailure(item.source, item.error)
                 yield from ranked[pos : pos + len(item.prepared)]

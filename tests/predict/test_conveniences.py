@@ -15,7 +15,14 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 import zeromamba
-from zeromamba.errors import ConfigError, DeviceError, ImageError, ModelNotAvailableError, UnknownModelError
+from zeromamba.errors import (
+    AttributeMatrixError,
+    ConfigError,
+    DeviceError,
+    ImageError,
+    ModelNotAvailableError,
+    UnknownModelError,
+)
 from zeromamba.results import ImageFailure
 
 CLASSES = ["cat", "dog", "fox", "owl"]
@@ -99,6 +106,11 @@ def test_classify_iter_streams_and_skips_unreadable_images(predictor, paths: lis
     with pytest.raises(ImageError, match="broken.png is not an image"):
         predictor.classify(inputs)
     reference = predictor.classify(paths, top_k=2)
+    # the arguments and the classes are checked when it is called, before any image is read
+    with pytest.raises(ValueError, match="top_k"):
+        predictor.classify_iter(inputs, top_k=0)
+    with pytest.raises(AttributeMatrixError, match="not found"):
+        predictor.classify_iter(inputs, attributes=tmp_path / "no.csv")
     for workers in (0, 2):
         items = list(predictor.classify_iter(inputs, top_k=2, batch_size=2, num_workers=workers, skip_errors=True))
         assert [type(i).__name__ for i in items] == ["ClassificationResult", "ImageFailure"] + [

@@ -250,9 +250,12 @@ def _run_classify(args: argparse.Namespace, predictor: Any, sources: list[str], 
             skip_errors=True,
         )
         for item in stream:
-            writing: Callable[[], Any] = bar.external_write_mode if out is sys.stdout else contextlib.nullcontext
+            # lines on the bar's terminal: the bar steps aside while they are written
+            failure = isinstance(item, ImageFailure)
+            clear = not bar.disable and (failure or out is sys.stdout)
+            writing: Callable[[], Any] = bar.external_write_mode if clear else contextlib.nullcontext
             with writing():
-                if isinstance(item, ImageFailure):
+                if failure:
                     skipped += 1
                     print(f"zeromamba: skipped {item.source}: {item.reason}", file=sys.stderr, flush=True)
                 else:
