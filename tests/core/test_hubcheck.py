@@ -87,6 +87,11 @@ def test_an_unpublished_variant_fails_at_once_without_a_request(
     _expect_convert_error(lambda: timm.create_model("zeromamba_small", pretrained=True), "cub-gzsl")
     # building without weights never looks at the Hub
     assert timm.create_model("zeromamba_small.cub_gzsl", **TINY).num_attributes == 312
+    # offline too, the reason given is that it is not published (not "go online and load it once")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    message = _expect_convert_error(lambda: zeromamba.from_pretrained("cub-gzsl"), "cub-gzsl")
+    assert "HF_HUB_OFFLINE" not in message
+    _expect_convert_error(lambda: timm.create_model("zeromamba_small.cub_gzsl", pretrained=True), "cub-gzsl")
 
 
 def test_an_unpublished_variant_loads_from_the_cache(

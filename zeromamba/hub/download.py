@@ -141,8 +141,6 @@ def resolve_model_dir(
     revision = revision or rev
     source = f"{target!r}" + (f" (revision {revision!r})" if revision else "")
     fetch = functools.partial(_fetch_folder, target, revision, cache_dir, variant, force_download, token, timeout)
-    if local_files_only or offline():
-        return fetch(local_files_only=local_files_only), source
     if variant is not None and variant.known_unpublished():
         if force_download:
             raise unpublished_error(variant)
@@ -150,6 +148,8 @@ def resolve_model_dir(
             return fetch(local_files_only=True), source
         except ModelNotAvailableError:
             raise unpublished_error(variant) from None
+    if local_files_only or offline():
+        return fetch(local_files_only=local_files_only), source
     failure = probe(target, CONFIG_NAME, revision=revision, token=token, timeout=timeout, variant=variant)
     if failure is None:
         return fetch(local_files_only=False), source
