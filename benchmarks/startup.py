@@ -11,8 +11,9 @@ median and minimum:
   whose own timings of the import, the load and the ``classify`` call are reported too.
 
 Measurements are interleaved round by round, so that load drifts of a shared machine touch them
-all alike; ratios are medians of per-round ratios. ``--baseline DIR`` (a source tree of another
-version, e.g. ``git archive <commit> | tar -x -C DIR``) runs the same commands on that version in
+all alike; ratios are medians of per-round ratios. The CPU seconds each process used are reported
+too: on a machine shared with other work they vary less than the wall-clock times.
+``--baseline DIR`` (a source tree of another version, e.g. ``git archive <commit> | tar -x -C DIR``) runs the same commands on that version in
 the same rounds (its command line through ``python -c``, the way the console script calls it).
 
     python benchmarks/startup.py --rounds 5 --out benchmarks/results/startup.json
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -67,13 +69,17 @@ def make_images(folder: Path, n: int) -> list[str]:
     return paths
 
 
-def timed(cmd: list[str], env: dict[str, str], cwd: str) -> tuple[float, str]:
+def timed(cmd: list[str], env: dict[str, str], cwd: str) -> tuple[float, float, str]:
+    """``(wall seconds, CPU seconds of the process and its children, stdout)``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
     took = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:4])} ... failed ({out.returncode}):\n{out.stderr[-2000:]}")
-    return took, out.stdout
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return took, cpu, out.stdout
 
 
 def commands(python: str, zeromamba: list[str], paths: list[str], tmp: str, new_cli: bool) -> dict[str, list[str]]:
@@ -122,12 +128,14 @@ def main() -> None:
         versions["baseline"] = (base_env, commands(python, [python, "-c", CLI_VIA_PYTHON], paths, tmp, False))
 
     times: dict[str, dict[str, list[float]]] = {v: {name: [] for name in cmds} for v, (_, cmds) in versions.items()}
+    cpu: dict[str, dict[str, list[float]]] = {v: {name: [] for name in cmds} for v, (_, cmds) in versions.items()}
     api: dict[str, dict[str, list[float]]] = {v: {} for v in versions}
     for _ in range(args.rounds):
         for version, (version_env, cmds) in versions.items():
             for name, cmd in cmds.items():
-                took, stdout = timed(cmd, version_env, tmp)
+                took, used, stdout = timed(cmd, version_env, tmp)
                 times[version][name].append(round(took, 3))
+                cpu[version][name].append(round(used, 3))
                 if name.startswith("Python API"):
                     for key, value in json.loads(stdout.strip().splitlines()[-1]).items():
                         api[version].setdefault(key, []).append(round(value, 3))
@@ -144,6 +152,9 @@ def main() -> None:
     for version in versions:
         report[version] = {
             "measurements": {name: summary(t) for name, t in times[version].items()},
+            "cpu_seconds (user + system, all threads and child processes)": {
+                name: summary(t) for name, t in cpu[version].items()
+            },
             "python_api_inside_the_script": {k: summary(v) for k, v in api[version].items()},
             "ratios (median of per-round ratios)": {
                 "import zeromamba / import torch": ratio(version, "import zeromamba", "import torch"),
