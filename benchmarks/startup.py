@@ -13,8 +13,9 @@ median and minimum:
 Measurements are interleaved round by round, so that load drifts of a shared machine touch them
 all alike; ratios are medians of per-round ratios. The CPU seconds each process used are reported
 too: on a machine shared with other work they vary less than the wall-clock times.
-``--baseline DIR`` (a source tree of another version, e.g. ``git archive <commit> | tar -x -C DIR``) runs the same commands on that version in
-the same rounds (its command line through ``python -c``, the way the console script calls it).
+``--baseline DIR`` (a source tree of another version, e.g. ``git archive <commit> zeromamba |
+tar -x -C DIR``) runs the same commands on that version in the same rounds (its command line
+through ``python -c``, the way the console script calls it).
 
     python benchmarks/startup.py --rounds 5 --out benchmarks/results/startup.json
 """
