@@ -13,12 +13,24 @@ PACKAGE = Path(__file__).resolve().parents[1] / "zeromamba"
 
 # layer -> the module-name prefixes in it (a prefix ending in "." is a subpackage)
 LAYERS: dict[str, tuple[str, ...]] = {
-    "leaf": ("errors", "version", "constants", "fileio", "architectures", "zoo", "scoring", "classes", "runtime"),
+    "leaf": (
+        "errors",
+        "version",
+        "constants",
+        "fileio",
+        "architectures",
+        "zoo",
+        "hubcheck",
+        "sources",
+        "scoring",
+        "classes",
+        "runtime",
+    ),
     "ops": ("ops",),
     "models": ("models",),
     "format": ("format", "official"),
     "hub": ("hub", "convert"),
-    "predict": ("images", "results", "explain", "predictor"),
+    "predict": ("images", "results", "explain", "batch", "ranking", "predictor"),
     "factory": ("factory",),
     "data": ("data", "metrics"),
     "training": ("evaluate", "train"),

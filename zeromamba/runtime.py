@@ -16,12 +16,13 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from .errors import ConfigError
+from .errors import ConfigError, DeviceError
 
 __all__ = [
     "DistEnv",
     "amp_dtype",
     "autocast",
+    "check_device",
     "collective_device",
     "parse_dtype",
     "resolve_device",
@@ -49,6 +50,41 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         return torch.device("cpu")
     return torch.device(device)
+
+
+def check_device(device: str | torch.device | None) -> torch.device | None:
+    """``device`` as a :class:`torch.device` that exists on this machine (``"auto"`` resolved as in
+    :func:`resolve_device`; ``None`` stays ``None``).
+
+    Raises:
+        DeviceError: a misspelt device, ``cuda`` / ``mps`` where there is none, or a GPU index out of range.
+    """
+    if device is None:
+        return None
+    if str(device) == "auto":
+        return resolve_device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise DeviceError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise DeviceError(
+                f"device {str(device)!r} is not available: PyTorch sees no CUDA GPU on this machine "
+                "(torch.cuda.is_available() is False); use cpu (or auto)"
+            )
+        if dev.index is not None and dev.index >= count:
+            raise DeviceError(
+                f"device {str(device)!r} does not exist: this machine has {count} CUDA GPU(s), 0..{count - 1}"
+            )
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise DeviceError(f"device {str(device)!r} is not available on this machine (no Apple MPS); use cpu")
+    elif dev.type not in ("cpu", "cuda", "mps", "meta"):
+        available = getattr(getattr(torch, dev.type, None), "is_available", None)
+        if available is None or not available():
+            raise DeviceError(f"device {str(device)!r} is not available on this machine; use cpu (or auto)")
+    return dev
 
 
 def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:

@@ -472,7 +472,7 @@ default_cfgs = generate_default_cfgs(
 
 
 def _create_vmamba(variant: str, pretrained: bool = False, **kwargs: Any) -> VMamba:
-    kwargs["pretrained_cfg_overlay"] = hub_cfg_overlay(variant, default_cfgs, kwargs)
+    kwargs["pretrained_cfg_overlay"] = hub_cfg_overlay(variant, default_cfgs, kwargs, pretrained=pretrained)
     return build_model_with_cfg(
         VMamba,
         variant,

@@ -26,8 +26,8 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 
 from ..architectures import VMAMBA_VARIANTS, ZEROMAMBA_ARCHITECTURES
 from ..constants import ZSL_PREPROCESS
-from ..zoo import timm_model_args, timm_pretrained_cfgs
-from ._helpers import hub_cfg_overlay, unwrap_state_dict
+from ..zoo import timm_pretrained_cfgs
+from ._helpers import hub_cfg_overlay, tag_model_args, unwrap_state_dict
 from .vmamba import VMamba
 from .vmamba import checkpoint_filter_fn as vmamba_filter_fn
 
@@ -314,6 +314,7 @@ default_cfgs = generate_default_cfgs(
         "zeromamba_small": _cfg(),
         **{name: _cfg(**cfg) for name, cfg in timm_pretrained_cfgs("zeromamba_small").items()},
         "zeromamba_nano": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
+        **{name: _cfg(**cfg) for name, cfg in timm_pretrained_cfgs("zeromamba_nano").items()},
     }
 )
 
@@ -324,7 +325,7 @@ def _create_zeromamba(variant: str, pretrained: bool = False, **kwargs: Any) -> 
             "ZeroMamba has no features_only mode: create the backbone instead, "
             "e.g. timm.create_model('vmamba_small', features_only=True)"
         )
-    kwargs["pretrained_cfg_overlay"] = hub_cfg_overlay(variant, default_cfgs, kwargs)
+    kwargs["pretrained_cfg_overlay"] = hub_cfg_overlay(variant, default_cfgs, kwargs, pretrained=pretrained)
     return build_model_with_cfg(
         ZeroMamba,
         variant,
@@ -337,10 +338,11 @@ def _create_zeromamba(variant: str, pretrained: bool = False, **kwargs: Any) -> 
 @register_model
 def zeromamba_small(pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
     """ZeroMamba with a VMamba-S backbone (the published configuration)."""
-    args = dict(ZEROMAMBA_ARCHITECTURES["zeromamba_small"])
-    tag = kwargs.get("pretrained_cfg")
-    if isinstance(tag, str):  # e.g. "sun_gzsl": its weights need num_attributes=102
-        args.update(timm_model_args("zeromamba_small", tag))
+    # e.g. "sun_gzsl": its weights need num_attributes=102
+    args = dict(
+        ZEROMAMBA_ARCHITECTURES["zeromamba_small"],
+        **tag_model_args("zeromamba_small", default_cfgs, kwargs, pretrained),
+    )
     return _create_zeromamba("zeromamba_small", pretrained, **dict(args, **kwargs))
 
 
@@ -348,7 +350,11 @@ def zeromamba_small(pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
 def zeromamba_nano(pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
     """A tiny ZeroMamba (embed_dim 24, depths 1-1-2-1, 64 x 64 input) for CPU training and demos.
 
-    Its only weights are the embedded ``shapes-zsl`` variant, loaded with
-    ``zeromamba.from_pretrained("shapes-zsl")`` (not through timm's ``pretrained=True``).
+    Its weights are the ``shapes-zsl`` variant shipped inside the package:
+    ``timm.create_model("zeromamba_nano.shapes_zsl", pretrained=True)`` loads them offline (the
+    model only; ``zeromamba.from_pretrained("shapes-zsl")`` adds its classes).
     """
-    return _create_zeromamba("zeromamba_nano", pretrained, **{**ZEROMAMBA_ARCHITECTURES["zeromamba_nano"], **kwargs})
+    args = dict(
+        ZEROMAMBA_ARCHITECTURES["zeromamba_nano"], **tag_model_args("zeromamba_nano", default_cfgs, kwargs, pretrained)
+    )
+    return _create_zeromamba("zeromamba_nano", pretrained, **dict(args, **kwargs))
