@@ -1,6 +1,7 @@
-"""Model definitions: the VMamba v2 backbone and ZeroMamba (registered with timm on import)."""
+"""Model definitions: the VMamba v2 and Vim backbones and ZeroMamba on each (registered with timm on import)."""
 
 from ..scoring import calibrated_stacking, class_scores
+from .vim import Vim
 from .vmamba import SS2D, VMamba, VMambaStage, VSSBlock
 from .zeromamba import SemanticFusion, SemanticLocalProjection, ZeroMamba, ZeroMambaOutput
 
@@ -11,6 +12,7 @@ __all__ = [
     "VMamba",
     "VMambaStage",
     "VSSBlock",
+    "Vim",
     "ZeroMamba",
     "ZeroMambaOutput",
     "calibrated_stacking",
