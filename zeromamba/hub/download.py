@@ -19,6 +19,7 @@ from ..format import CONFIG_NAME, WEIGHTS_NAME, LoadedModel, load_folder, read_c
 from ..runtime import parse_dtype
 from ..version import __version__
 from ..zoo import PretrainedVariant, get_variant, list_pretrained
+from .release import load_release, release_variant
 
 __all__ = ["REPO_ID", "load_model", "load_pretrained", "resolve_model_dir"]
 
@@ -192,7 +193,20 @@ def load_pretrained(
     token: str | bool | None = None,
 ) -> LoadedModel:
     """Resolve a zoo name, Hub repository or folder (downloading if needed) and load it: config,
-    model (strictly, eval mode) and class-attribute matrix."""
+    model (strictly, eval mode) and class-attribute matrix.
+
+    The Vim releases (``vim-tiny``, ``hustvl/Vim-tiny-midclstok``, ...) are the authors' own
+    repositories: they are read by :func:`zeromamba.hub.release.load_release`."""
+    release = release_variant(name_or_repo_or_dir)
+    if release is not None:
+        return load_release(
+            release,
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            token=token,
+        )
     folder, source = resolve_model_dir(
         name_or_repo_or_dir,
         revision=revision,
@@ -215,7 +229,7 @@ def load_model(
     local_files_only: bool = False,
     token: str | bool | None = None,
 ) -> nn.Module:
-    """The bare model (``ZeroMamba`` or ``VMamba``, eval mode) of a zoo name, Hub repository or folder."""
+    """The bare model (``ZeroMamba``, ``VMamba`` or ``Vim``, eval mode) of a zoo name, Hub repository or folder."""
     model = load_pretrained(
         name_or_repo_or_dir,
         revision=revision,

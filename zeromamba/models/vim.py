@@ -478,6 +478,7 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
         "first_conv": "patch_embed.proj",
         "classifier": "head",
         "pool_size": None,
+        "paper_ids": "arXiv:2401.09417",
     }
 
 

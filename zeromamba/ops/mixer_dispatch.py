@@ -11,7 +11,8 @@ with the same names as the cross scan's (:mod:`zeromamba.ops.dispatch`):
 * ``"torch"`` -- the fast differentiable PyTorch path on any device (the two-level scan, the
   convolution as shifted multiply-adds): training, and wherever no kernel applies.
 * ``"fused_cpu"`` -- C kernels for CPU inference, any ``d_state`` up to 256 (:mod:`.mixer_cpu`).
-* ``"triton"`` -- Triton kernels for CUDA inference (:mod:`.mixer_triton`).
+* ``"triton"`` -- Triton kernels for CUDA inference (:mod:`.mixer_triton`); with
+  ``TRITON_INTERPRET=1`` the same kernels run on CPU tensors (how they are tested without a GPU).
 * ``"mamba"`` -- mamba-ssm's ``selective_scan_fn`` and causal-conv1d's ``causal_conv1d_fn`` on
   CUDA (the ``cuda`` extra; :mod:`.mixer_cuda`), differentiable.
 * ``"auto"`` -- on CUDA: ``"mamba"`` when the package imports (mamba-ssm for the scan,
@@ -30,7 +31,12 @@ import torch
 from .mixer_cpu import causal_conv1d_cpu, mixer_cpu_available, mixer_cpu_status, selective_scan_cpu
 from .mixer_cuda import causal_conv1d_available, causal_conv1d_cuda, mamba_ssm_available, selective_scan_cuda
 from .mixer_torch import causal_conv1d_ref, causal_conv1d_torch, selective_scan_ref, selective_scan_torch
-from .mixer_triton import causal_conv1d_triton, mixer_triton_available, selective_scan_triton
+from .mixer_triton import (
+    causal_conv1d_triton,
+    mixer_triton_available,
+    mixer_triton_interpreted,
+    selective_scan_triton,
+)
 
 __all__ = ["MIXER_BACKENDS", "mixer_causal_conv1d", "mixer_selective_scan", "resolve_mixer_backend"]
 
@@ -85,8 +91,11 @@ def resolve_mixer_backend(backend: str, x: torch.Tensor, op: str = "scan", needs
             raise RuntimeError("mixer backend 'fused_cpu' runs on CPU tensors only")
         if not mixer_cpu_available():
             raise RuntimeError(f"mixer backend 'fused_cpu' is unavailable ({mixer_cpu_status()}); use 'torch'")
-    if backend == "triton" and (not x.is_cuda or not mixer_triton_available(x.device)):
-        raise RuntimeError("mixer backend 'triton' needs CUDA tensors, Triton, and a passing self-check; use 'torch'")
+    if backend == "triton" and not (mixer_triton_interpreted() or (x.is_cuda and mixer_triton_available(x.device))):
+        raise RuntimeError(
+            "mixer backend 'triton' needs CUDA tensors, Triton and a passing self-check (or TRITON_INTERPRET=1, "
+            "which runs the kernels on CPU); use 'torch'"
+        )
     if backend == "mamba":
         package = "mamba-ssm" if op == "scan" else "causal-conv1d"
         if not x.is_cuda:

@@ -15,13 +15,14 @@ self-check against the PyTorch path guards :func:`mixer_triton_available`.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 import torch
 
 from .mixer_torch import causal_conv1d_torch, selective_scan_torch
 
-__all__ = ["causal_conv1d_triton", "mixer_triton_available", "selective_scan_triton"]
+__all__ = ["causal_conv1d_triton", "mixer_triton_available", "mixer_triton_interpreted", "selective_scan_triton"]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ if triton is not None:
         # log(1 + w) accurate where 1 + w rounds (Goldberg's log1p)
         w = tl.exp(-tl.abs(v))
         one_w = 1.0 + w
-        lp = tl.where(one_w == 1.0, w, tl.log(one_w) * (w / (one_w - 1.0)))
+        exact = one_w == 1.0
+        lp = tl.where(exact, w, tl.log(one_w) * (w / tl.where(exact, 1.0, one_w - 1.0)))
         return tl.maximum(v, 0.0) + lp
 
     @triton.jit
@@ -160,6 +162,12 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
 def _require_triton() -> None:
     if triton is None:
         raise RuntimeError("Triton is not installed")
+
+
+def mixer_triton_interpreted() -> bool:
+    """True when Triton's interpreter is on (``TRITON_INTERPRET=1``): the kernels then run on CPU
+    tensors, which is how they are tested without a GPU."""
+    return triton is not None and os.environ.get("TRITON_INTERPRET", "") == "1"
 
 
 def selective_scan_triton(
