@@ -3,7 +3,6 @@ listing the repository, read safely once, cached as safetensors, loaded exactly,
 
 from __future__ import annotations
 
-import argparse
 import io
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from zeromamba.models import Vim
 from zeromamba.zoo import get_variant
 
 from ..fakehub import FakeHub
-from ..helpers import block_network
+from ..helpers import block_network, vim_release
 
 REPO = "hustvl/Vim-tiny-midclstok"
 RELEASE = "vim_t_midclstok_76p1acc.pth"
@@ -36,23 +35,8 @@ def zm_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="module")
 def release() -> tuple[dict[str, torch.Tensor], bytes]:
-    """A random Vim-tiny and its release file as the authors' DeiT-style trainer writes it."""
-    torch.manual_seed(3)
-    model = Vim(**VIM_ARCHITECTURES["vim_tiny"])
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    head = state["head.weight"]
-    checkpoint = {
-        "model": state,
-        "optimizer": {"state": {0: {"exp_avg": torch.zeros(3)}}, "param_groups": [{"lr": 1e-3, "params": [0]}]},
-        "lr_scheduler": {"base_lrs": [1e-3], "last_epoch": 299},
-        "epoch": 299,
-        "scaler": {"scale": 65536.0, "growth_factor": 2.0},
-        "args": argparse.Namespace(model="vim_tiny_patch16_224", batch_size=128, lr=5e-4, drop_path=0.0, mixup=0.8),
-    }
-    buf = io.BytesIO()
-    torch.save(checkpoint, buf)
-    assert head.shape == (1000, 192)
-    return state, buf.getvalue()
+    """A random Vim-tiny and its release file as the authors' trainer writes it."""
+    return vim_release("tiny")
 
 
 def _publish(hub: FakeHub, files: dict[str, bytes]) -> str:

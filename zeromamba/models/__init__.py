@@ -4,6 +4,7 @@ from ..scoring import calibrated_stacking, class_scores
 from .vim import Vim
 from .vmamba import SS2D, VMamba, VMambaStage, VSSBlock
 from .zeromamba import SemanticFusion, SemanticLocalProjection, ZeroMamba, ZeroMambaOutput
+from .zeromamba_vim import ZeroMambaVim
 
 __all__ = [
     "SS2D",
@@ -15,6 +16,7 @@ __all__ = [
     "Vim",
     "ZeroMamba",
     "ZeroMambaOutput",
+    "ZeroMambaVim",
     "calibrated_stacking",
     "class_scores",
 ]

@@ -44,10 +44,6 @@ __all__ = [
 ]
 
 
-def _grid(img_size: tuple[int, int], patch_size: int, stride: int) -> tuple[int, int]:
-    return (img_size[0] - patch_size) // stride + 1, (img_size[1] - patch_size) // stride + 1
-
-
 class VimPatchEmbed(nn.Module):
     """``proj``: a ``patch_size`` convolution with ``stride`` (16, or 8 for overlapping patches);
     tokens come out row-major, ``(B, M, D)``, with the ``(h, w)`` grid they cover."""
@@ -66,10 +62,14 @@ class VimPatchEmbed(nn.Module):
         self.patch_size, self.stride = int(patch_size), int(stride)
         if min(self.img_size) < self.patch_size:
             raise ValueError(f"img_size {self.img_size} is smaller than a patch ({self.patch_size})")
-        self.grid_size = _grid(self.img_size, self.patch_size, self.stride)
+        self.grid_size = self.grid_for(*self.img_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
         self.dynamic_img_size = dynamic_img_size
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=stride)
+
+    def grid_for(self, height: int, width: int) -> tuple[int, int]:
+        """The ``(h, w)`` patch grid of an input of this size."""
+        return (height - self.patch_size) // self.stride + 1, (width - self.patch_size) // self.stride + 1
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         H, W = x.shape[-2:]

@@ -10,8 +10,9 @@ the fused kernels.
   channel-first layout, and ``F.conv1d`` with left padding, as the authors' reference functions do.
 * :func:`selective_scan_torch` / :func:`causal_conv1d_torch` -- the fast pure-PyTorch versions for
   any device and for training: the two-level scan of
-  :func:`~zeromamba.ops.selective_scan.linear_recurrence`, and the convolution as ``K`` shifted
-  multiply-adds on the token-major tensor.
+  :func:`~zeromamba.ops.selective_scan.two_level_scan` (its autograd keeps no graph node per
+  step, also for short sequences), and the convolution as ``K`` shifted multiply-adds on the
+  token-major tensor.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .selective_scan import linear_recurrence, selective_scan_reference
+from .selective_scan import chunk_layout, selective_scan_reference, two_level_scan
 
 __all__ = ["causal_conv1d_ref", "causal_conv1d_torch", "selective_scan_ref", "selective_scan_torch"]
 
@@ -57,6 +58,21 @@ def selective_scan_ref(
     return _flip(y, reverse)
 
 
+def _recurrence(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``h_t = a_t h_{t-1} + b_t`` along dim 1 of ``(batch, L, ...)`` tensors, with the two-level scan."""
+    batch, length, *rest = a.shape
+    chunk, n_chunks = chunk_layout(length)
+    pad = n_chunks * chunk - length
+    if pad:  # at the end, where a causal scan never lets it reach a real position
+        a = torch.cat([a, a.new_zeros(batch, pad, *rest)], dim=1)
+        b = torch.cat([b, b.new_zeros(batch, pad, *rest)], dim=1)
+    # position t = c * chunk + j lives at [:, j, c]
+    a = a.view(batch, n_chunks, chunk, *rest).transpose(1, 2).contiguous()
+    b = b.view(batch, n_chunks, chunk, *rest).transpose(1, 2).contiguous()
+    h = two_level_scan(a, b)
+    return h.transpose(1, 2).reshape(batch, n_chunks * chunk, *rest)[:, :length]
+
+
 def selective_scan_torch(
     x: torch.Tensor,
     dt: torch.Tensor,
@@ -79,7 +95,7 @@ def selective_scan_torch(
     # (batch, L, E, N): decay and input of h_t = a_t h_{t-1} + b_t
     a = torch.exp(dt.unsqueeze(-1) * A.float())
     b = (dt * x).unsqueeze(-1) * B.float().unsqueeze(2)
-    h = linear_recurrence(a, b, dim=1)
+    h = _recurrence(a, b)
     y = torch.einsum("blen,bln->ble", h, C.float())
     if D is not None:
         y = y + D.float() * x
