@@ -18,11 +18,12 @@ from zeromamba.models import ZeroMamba
 
 ZSL = ["cub-gzsl", "cub-czsl", "sun-gzsl", "sun-czsl", "awa2-gzsl", "awa2-czsl"]
 BACKBONES = ["vmamba-tiny", "vmamba-small", "vmamba-base"]
+VIM = ["vim-tiny", "vim-small", "vim-base"]  # the Vim authors' own repositories
 
 
 def test_the_variants() -> None:
     variants = zeromamba.list_pretrained()
-    assert [v.name for v in variants] == ZSL + BACKBONES + ["shapes-zsl"]  # the embedded demo model last
+    assert [v.name for v in variants] == ZSL + BACKBONES + VIM + ["shapes-zsl"]  # the embedded demo model last
     assert all(isinstance(v, zeromamba.PretrainedVariant) for v in variants)
     gammas = {"CUB": 0.3, "SUN": 0.35, "AWA2": 0.98}
     attributes = {"CUB": 312, "SUN": 102, "AWA2": 85}
@@ -42,6 +43,11 @@ def test_the_variants() -> None:
     assert dict(small.authors_metrics) == {"imagenet_top1": 83.6} and small.input_size == (3, 224, 224)
     assert zoo.get_variant("vmamba-tiny").model_args["ssm_ratio"] == 1.0
     assert [v.name for v in zeromamba.list_pretrained(dataset="sun")] == ["sun-gzsl", "sun-czsl"]
+    for name, top1 in zip(VIM, (76.1, 80.5, 81.9)):
+        vim = zoo.get_variant(name)
+        assert vim.repo_id == f"hustvl/Vim-{name[4:]}-midclstok" and vim.hub_format == "vim-release"
+        assert dict(vim.authors_metrics) == {"imagenet_top1": top1} and vim.timm_name == f"vim_{name[4:]}.in1k"
+    assert zoo.get_variant("vim-tiny").revision == "07c00e0e4ea2973d8e343afdd807128a57bc9fd5"
     with pytest.raises(TypeError):
         cub.model_args["num_attributes"] = 1  # the registry is read-only
     json.dumps([v.to_dict() for v in variants])
@@ -133,4 +139,4 @@ def test_cli_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert "cub-gzsl" in out and "zeromamba_small.cub_gzsl" in out and "authors' published figures" in out
     assert cli_main(["list", "--json", "--task", "imagenet"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["name"] for r in rows] == BACKBONES and rows[0]["authors_metrics"] == {"imagenet_top1": 82.5}
+    assert [r["name"] for r in rows] == BACKBONES + VIM and rows[0]["authors_metrics"] == {"imagenet_top1": 82.5}

@@ -15,6 +15,7 @@ import zeromamba
 from zeromamba.architectures import VIM_ARCHITECTURES
 from zeromamba.errors import CheckpointError, ModelNotAvailableError
 from zeromamba.hub.release import choose_release_file, release_cache_dir
+from zeromamba.images import prepare_image
 from zeromamba.models import Vim
 from zeromamba.zoo import get_variant
 
@@ -82,6 +83,13 @@ def test_load_model_reads_the_release_once_then_from_the_safetensors_copy_then_o
     block_network(monkeypatch)
     offline = zeromamba.load_model("vim-tiny")
     assert all(torch.equal(offline.state_dict()[k], state[k]) for k in state)
+    predictor = zeromamba.from_pretrained("vim-tiny")  # an ImageNet predictor ranking the 1000 logits
+    assert predictor.preprocess["input_size"] == (3, 224, 224) and predictor.preprocess["crop_pct"] == 0.875
+    image = torch.randint(0, 256, (3, 240, 260), dtype=torch.uint8)
+    with torch.no_grad():
+        x = prepare_image(image, predictor.preprocess)[0].tensor[None]
+        expected = reference(x).topk(3).indices[0].tolist()
+    assert predictor.classify(image, top_k=3).indices == expected
 
 
 def test_branch_revision_is_recorded_for_offline_use(

@@ -293,7 +293,7 @@ class Vim(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + 1, embed_dim))
         self.pos_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
-        rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear, 0 to drop_path_rate
         layer_rates = [0.0, *rates][:depth]  # the authors shift the schedule by one layer
         mixer = dict(d_state=d_state, expand=expand, d_conv=d_conv, dt_rank=dt_rank, scan_backend=scan_backend)
         self.layers = nn.ModuleList(VimBlock(embed_dim, layer_rates[i], **mixer) for i in range(depth))
