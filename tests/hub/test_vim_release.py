@@ -105,6 +105,8 @@ def test_branch_revision_is_recorded_for_offline_use(
     block_network(monkeypatch)
     model = zeromamba.load_model("vim-tiny", revision="main")
     assert torch.equal(model.state_dict()["pos_embed"], state["pos_embed"])
+    model = zeromamba.load_model(f"hf-hub:{REPO}@main")  # the revision in the name, as for any repository
+    assert torch.equal(model.state_dict()["pos_embed"], state["pos_embed"])
 
 
 class _CreatesAFile:

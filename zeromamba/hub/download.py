@@ -200,8 +200,8 @@ def load_pretrained(
     release = release_variant(name_or_repo_or_dir)
     if release is not None:
         return load_release(
-            release,
-            revision=revision,
+            release[0],
+            revision=revision or release[1],
             cache_dir=cache_dir,
             force_download=force_download,
             local_files_only=local_files_only,

@@ -56,21 +56,23 @@ def release_cache_dir() -> Path:
     return Path(root) / "releases"
 
 
-def release_variant(name: str | os.PathLike) -> PretrainedVariant | None:
-    """The release-format zoo variant ``name`` designates (a zoo or timm name, or its repository as
-    ``owner/name`` / ``hf-hub:owner/name``), or ``None``."""
+def release_variant(name: str | os.PathLike) -> tuple[PretrainedVariant, str | None] | None:
+    """``(variant, revision named in it)`` for the release-format zoo variant ``name`` designates
+    (a zoo or timm name, or its repository as ``owner/name`` / ``hf-hub:owner/name[@revision]``),
+    or ``None``."""
     name = os.fspath(name)
     if os.path.isdir(name):
         return None
     repo = name.split(":", 1)[1] if name.startswith(("hf-hub:", "hf_hub:")) else name
+    repo, _, revision = repo.partition("@")
     for v in list_pretrained():
-        if v.hub_format == "vim-release" and repo.split("@")[0] == v.repo_id:
-            return v
+        if v.hub_format == "vim-release" and repo == v.repo_id:
+            return v, revision or None
     try:
         v = get_variant(name)
     except UnknownModelError:
         return None
-    return v if v.hub_format == "vim-release" else None
+    return (v, None) if v.hub_format == "vim-release" else None
 
 
 def choose_release_file(files: list[str], repo_id: str) -> str:
