@@ -16,7 +16,7 @@ import timm
 import torch
 import torch.nn as nn
 
-from .architectures import VMAMBA_ARCHITECTURES, ZEROMAMBA_ARCHITECTURES
+from .architectures import VIM_ARCHITECTURES, VMAMBA_ARCHITECTURES, ZEROMAMBA_ARCHITECTURES, ZEROMAMBA_VIM_ARCHITECTURES
 from .errors import UnknownModelError
 from .hub import load_pretrained
 from .predictor import Predictor
@@ -24,7 +24,12 @@ from .predictor import Predictor
 __all__ = ["create_model", "from_pretrained", "list_models"]
 
 # the architectures this package registers with timm
-ARCHITECTURES: tuple[str, ...] = (*VMAMBA_ARCHITECTURES, *ZEROMAMBA_ARCHITECTURES)
+ARCHITECTURES: tuple[str, ...] = (
+    *VMAMBA_ARCHITECTURES,
+    *ZEROMAMBA_ARCHITECTURES,
+    *VIM_ARCHITECTURES,
+    *ZEROMAMBA_VIM_ARCHITECTURES,
+)
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:

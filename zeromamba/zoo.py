@@ -27,7 +27,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .architectures import VMAMBA_ARCHITECTURES, ZEROMAMBA_ARCHITECTURES
+from .architectures import VIM_ARCHITECTURES, VMAMBA_ARCHITECTURES, ZEROMAMBA_ARCHITECTURES
 from .constants import IMAGENET_MEAN, IMAGENET_STD
 from .errors import UnknownModelError
 
@@ -68,8 +68,10 @@ ZEROMAMBA_CODE_URL = "https://github.com/DingjieFu/ZeroMamba"
 ZEROMAMBA_WEIGHTS_URL = "https://drive.google.com/drive/folders/1VtmU_HqvjtdyNRyp0ou3RJwB3-CmdXGv"
 VMAMBA_CODE_URL = "https://github.com/MzeroMiko/VMamba"
 VMAMBA_RELEASES_URL = "https://github.com/MzeroMiko/VMamba/releases"
+VIM_CODE_URL = "https://github.com/hustvl/Vim"
 
 TASKS = ("gzsl", "czsl", "imagenet", "zsl")
+HUB_FORMATS = ("zeromamba", "vim-release")
 
 
 def hub_namespace() -> str:
@@ -119,6 +121,9 @@ class PretrainedVariant:
             ``False`` makes loading fail at once with :meth:`convert_instructions` instead of
             waiting on the network (unless the files are cached, or ``ZEROMAMBA_HUB_NAMESPACE`` /
             ``HF_ENDPOINT`` point somewhere they may exist).
+        hub_format: what the Hub repository holds: ``"zeromamba"`` (a saved model folder) or
+            ``"vim-release"`` (the Vim authors' own repository with their ``.pth`` release files,
+            found by listing the repository and read by :mod:`zeromamba.hub.release`).
     """
 
     name: str
@@ -149,10 +154,13 @@ class PretrainedVariant:
     repo_id_override: str | None = None
     package_dir: str | None = None
     published: bool = True
+    hub_format: str = "zeromamba"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)} (got {self.task!r})")
+        if self.hub_format not in HUB_FORMATS:
+            raise ValueError(f"hub_format must be one of {', '.join(HUB_FORMATS)} (got {self.hub_format!r})")
         # keep the registry immutable: callers get read-only views
         object.__setattr__(self, "model_args", _frozen(self.model_args))
         object.__setattr__(self, "authors_metrics", _frozen(self.authors_metrics))
@@ -239,6 +247,9 @@ class PretrainedVariant:
             cfg.update(num_classes=self.num_attributes or 0, first_conv="backbone.patch_embed.0", classifier="fusion")
         else:
             cfg.update(num_classes=self.num_classes or 1000, first_conv="patch_embed.0", classifier="classifier.head")
+        if self.architecture.startswith("vim_"):  # a plain patch-token model: no /32 feature map
+            cfg.update(first_conv="patch_embed.proj", classifier="head")
+            cfg.pop("pool_size")
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
@@ -266,6 +277,7 @@ class PretrainedVariant:
             revision=self.revision,
             local=self.is_local,
             published=self.is_local or self.published,
+            hub_format=self.hub_format,
         )
 
 
@@ -515,6 +527,46 @@ for _size, (_top1, _file) in _VMAMBA.items():
 
 del _ds, _a, _c, _s, _gamma, _acc, _u, _seen_acc, _h, _task, _metrics
 del _size, _top1, _file
+
+# --- the Vim releases: the authors' own Hub repositories --------------------------------------
+
+# size: (ImageNet top-1 as the authors report it, a commit of the repository known to hold the release)
+_VIM = {
+    # commit from a public script's Hugging Face cache path (.../snapshots/<commit>/vim_t_midclstok_76p1acc.pth)
+    "tiny": (76.1, "07c00e0e4ea2973d8e343afdd807128a57bc9fd5"),
+    "small": (80.5, None),  # no commit known here: the repository's main branch
+    "base": (81.9, None),
+}
+
+for _size, (_top1, _commit) in _VIM.items():
+    register_variant(
+        PretrainedVariant(
+            name=f"vim-{_size}",
+            architecture=f"vim_{_size}",
+            timm_tag="in1k",
+            repo_name=f"Vim-{_size}-midclstok",
+            repo_id_override=f"hustvl/Vim-{_size}-midclstok",
+            revision=_commit,
+            hub_format="vim-release",
+            model_args=dict(VIM_ARCHITECTURES[f"vim_{_size}"], num_classes=1000),
+            task="imagenet",
+            dataset="ImageNet-1k",
+            input_size=(3, 224, 224),
+            interpolation="bicubic",
+            crop_pct=0.875,
+            crop_mode="center",
+            num_classes=1000,
+            authors_metrics={"imagenet_top1": _top1},
+            authors_metrics_source=f"as reported by the Vim authors for this release ({VIM_CODE_URL}, 224x224)",
+            source_file="the repository's release .pth (not the fine-tuned 'ft' one)",
+            source_url=f"https://huggingface.co/hustvl/Vim-{_size}-midclstok",
+            license="apache-2.0",
+            license_note="Released by the Vim authors (github.com/hustvl/Vim, Apache-2.0).",
+            description=f"Vim-{_size} (Vision Mamba) ImageNet-1k classifier (the authors' release), 224x224",
+        )
+    )
+
+del _size, _top1, _commit
 
 # --- the embedded variant --------------------------------------------------------------------
 

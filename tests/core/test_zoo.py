@@ -17,11 +17,12 @@ from zeromamba.models import ZeroMamba
 
 ZSL = ["cub-gzsl", "cub-czsl", "sun-gzsl", "sun-czsl", "awa2-gzsl", "awa2-czsl"]
 BACKBONES = ["vmamba-tiny", "vmamba-small", "vmamba-base"]
+VIM = ["vim-tiny", "vim-small", "vim-base"]  # the Vim authors' own repositories
 
 
 def test_the_variants() -> None:
     variants = zeromamba.list_pretrained()
-    assert [v.name for v in variants] == ZSL + BACKBONES + ["shapes-zsl"]  # the embedded demo model last
+    assert [v.name for v in variants] == ZSL + BACKBONES + VIM + ["shapes-zsl"]  # the embedded demo model last
     assert all(isinstance(v, zeromamba.PretrainedVariant) for v in variants)
     gammas = {"CUB": 0.3, "SUN": 0.35, "AWA2": 0.98}
     attributes = {"CUB": 312, "SUN": 102, "AWA2": 85}
@@ -41,6 +42,11 @@ def test_the_variants() -> None:
     assert dict(small.authors_metrics) == {"imagenet_top1": 83.6} and small.input_size == (3, 224, 224)
     assert zoo.get_variant("vmamba-tiny").model_args["ssm_ratio"] == 1.0
     assert [v.name for v in zeromamba.list_pretrained(dataset="sun")] == ["sun-gzsl", "sun-czsl"]
+    for name, top1 in zip(VIM, (76.1, 80.5, 81.9)):
+        vim = zoo.get_variant(name)
+        assert vim.repo_id == f"hustvl/Vim-{name[4:]}-midclstok" and vim.hub_format == "vim-release"
+        assert dict(vim.authors_metrics) == {"imagenet_top1": top1} and vim.timm_name == f"vim_{name[4:]}.in1k"
+    assert zoo.get_variant("vim-tiny").revision == "07c00e0e4ea2973d8e343afdd807128a57bc9fd5"
     with pytest.raises(TypeError):
         cub.model_args["num_attributes"] = 1  # the registry is read-only
     json.dumps([v.to_dict() for v in variants])
@@ -172,3 +178,8 @@ def test_the_shipped_model_through_timm(no_network: None) -> None:
     assert timm.data.resolve_data_config({}, model=model)["input_size"] == (3, 64, 64)
     # without pretrained=True the architecture still takes any attribute count
     assert timm.create_model("zeromamba_nano", num_attributes=7).num_attributes == 7
+
+
+def test_imagenet_variants_are_the_vmamba_and_vim_backbones() -> None:
+    rows = [v.to_dict() for v in zeromamba.list_pretrained(task="imagenet")]
+    assert [r["name"] for r in rows] == BACKBONES + VIM and rows[0]["authors_metrics"] == {"imagenet_top1": 82.5}

@@ -33,6 +33,7 @@ from ..hubcheck import (
 from ..runtime import check_device, parse_dtype
 from ..version import __version__
 from ..zoo import PretrainedVariant, get_variant
+from .release import load_release, release_variant
 
 __all__ = ["REPO_ID", "load_model", "load_pretrained", "resolve_model_dir"]
 
@@ -170,7 +171,20 @@ def load_pretrained(
     timeout: float | None = None,
 ) -> LoadedModel:
     """Resolve a zoo name, Hub repository or folder (downloading if needed) and load it: config,
-    model (strictly, eval mode) and class-attribute matrix."""
+    model (strictly, eval mode) and class-attribute matrix.
+
+    The Vim releases (``vim-tiny``, ``hustvl/Vim-tiny-midclstok``, ...) are the authors' own
+    repositories: they are read by :func:`zeromamba.hub.release.load_release`."""
+    release = release_variant(name_or_repo_or_dir)
+    if release is not None:
+        return load_release(
+            release[0],
+            revision=revision or release[1],
+            cache_dir=cache_dir,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            token=token,
+        )
     folder, source = resolve_model_dir(
         name_or_repo_or_dir,
         revision=revision,
@@ -195,7 +209,7 @@ def load_model(
     token: str | bool | None = None,
     timeout: float | None = None,
 ) -> nn.Module:
-    """The bare model (``ZeroMamba`` or ``VMamba``, eval mode) of a zoo name, Hub repository or folder."""
+    """The bare model (``ZeroMamba``, ``VMamba`` or ``Vim``, eval mode) of a zoo name, Hub repository or folder."""
     model = load_pretrained(
         name_or_repo_or_dir,
         revision=revision,

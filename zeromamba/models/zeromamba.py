@@ -203,6 +203,17 @@ class ZeroMamba(nn.Module):
             drop_path_rate=drop_path_rate,
             scan_backend=scan_backend,
         )
+        self._init_heads(num_attributes, semantic_dim, attribute_embeddings, fusion_hidden, num_imagenet_classes)
+
+    def _init_heads(
+        self,
+        num_attributes: int,
+        semantic_dim: int,
+        attribute_embeddings: torch.Tensor | None,
+        fusion_hidden: int,
+        num_imagenet_classes: int,
+    ) -> None:
+        """SLP, GRL and SeF over ``self.backbone`` (any backbone with ``num_features`` and ``feature_info``)."""
         feat = self.backbone.num_features
         self.slp = SemanticLocalProjection(num_attributes, feat, semantic_dim, attribute_embeddings)
         self.global_head = nn.Linear(num_imagenet_classes, num_attributes)
@@ -241,7 +252,10 @@ class ZeroMamba(nn.Module):
         """The three semantic heads on backbone features; ``pre_logits`` gives the pooled features."""
         if pre_logits:
             return self.backbone.forward_head(features, pre_logits=True)
-        logits = self.backbone.forward_head(features)
+        return self._semantic_heads(features, self.backbone.forward_head(features))
+
+    def _semantic_heads(self, features: torch.Tensor, logits: torch.Tensor) -> ZeroMambaOutput:
+        """SLP on the ``(B, C, h, w)`` feature map, GRL on the backbone's ImageNet ``logits``, SeF."""
         local, attention = self.slp(features)
         global_ = self.global_head(logits)
         fused = self.fusion(global_, local)
