@@ -90,6 +90,10 @@ SCOPES: dict[type, str] = {
 
 def _gemm_width(op: str, shapes: list[list[int]]) -> int | None:
     """The output width ``N`` of a 2-D GEMM from its operand shapes (``None`` for batched ones)."""
+    if op == "mkldnn::_linear_pointwise":
+        # (X, W, B, attr, scalars, algorithm), or the binary form (X, other, W, B, attr)
+        weight = shapes[2] if len(shapes) == 5 else shapes[1]
+        return weight[0] if len(weight) == 2 else None
     if op == "aten::linear" and len(shapes) > 1 and len(shapes[1]) == 2:
         return shapes[1][0]  # weight (N, K)
     mats = [s for s in shapes if len(s) >= 2]
@@ -98,24 +102,27 @@ def _gemm_width(op: str, shapes: list[list[int]]) -> int | None:
     return None
 
 
-def _ss2d_gemm_kind(module: SS2D, op: str, shapes: list[list[int]]) -> str:
-    """Which of SS2D's projections a GEMM is, from its output width."""
+def _gemm_kind(module: nn.Module | None, op: str, shapes: list[list[int]]) -> str | None:
+    """Which projection of an SS2D or MLP a GEMM is, from its output width."""
     width = _gemm_width(op, shapes)
-    if width is None:
-        return "dt_proj"  # the per-direction (4, L, R) x (4, R, D) batched product
-    if width == module.d_inner:
-        return "in_proj"
-    if width == 4 * (module.dt_rank + 2 * module.d_state):
-        return "x_proj"
-    return "out_proj"
+    if isinstance(module, SS2D):
+        if width is None:
+            return "dt_proj"  # the per-direction (4, L, R) x (4, R, D) batched product
+        if width == module.d_inner:
+            return "in_proj"
+        if width == 4 * (module.dt_rank + 2 * module.d_state):
+            return "x_proj"
+        return "out_proj"
+    if isinstance(module, Mlp):
+        return "mlp_fc1" if width == module.fc1.out_features else "mlp_fc2"
+    return None
 
 
-def _category(op: str, scope: str, module: nn.Module | None, shapes: list[list[int]], scope_path: str) -> str:
+def _category(op: str, scope: str, module: nn.Module | None, shapes: list[list[int]]) -> str:
     if op in GEMM_OPS:
-        if scope == "ss2d" and isinstance(module, SS2D):
-            return "gemm." + _ss2d_gemm_kind(module, op, shapes)
-        if scope == "mlp":
-            return "gemm.mlp_fc1" if "fc1" in scope_path else "gemm.mlp_fc2"
+        kind = _gemm_kind(module, op, shapes)
+        if kind is not None:
+            return "gemm." + kind
         return "gemm.heads" if scope in ("heads", "other") else f"gemm.{scope}"
     if op in CONV_OPS:
         return "conv.depthwise" if scope == "ss2d" else "conv.stem_downsample"
@@ -137,15 +144,13 @@ def _category(op: str, scope: str, module: nn.Module | None, shapes: list[list[i
 
 
 class ScopeTracker:
-    """Forward hooks that open a profiler range per module of interest (and for MLP layers)."""
+    """Forward hooks that open a profiler range per module of interest."""
 
     def __init__(self, model: nn.Module):
         self.modules: dict[str, nn.Module] = {}
         self.handles = []
         for name, m in model.named_modules():
             scope = SCOPES.get(type(m))
-            if scope is None and isinstance(m, nn.Linear) and name.endswith(("mlp.fc1", "mlp.fc2")):
-                scope = "mlp." + name.rsplit(".", 1)[1]
             if scope is None:
                 continue
             label = f"zmscope::{scope}::{name}"
@@ -174,16 +179,13 @@ def categorise(events, modules: dict[str, nn.Module]) -> dict[str, float]:
     """Milliseconds per category, from the profiler's event tree of one forward pass."""
     out: dict[str, float] = defaultdict(float)
 
-    def scope_of(ev) -> tuple[str, str, nn.Module | None]:
+    def scope_of(ev) -> tuple[str, nn.Module | None]:
         p = ev.cpu_parent
         while p is not None and not p.name.startswith("zmscope::"):
             p = p.cpu_parent
         if p is None:
-            return "other", "", None
-        _, scope, path = p.name.split("::", 2)
-        if scope.startswith("mlp."):
-            return "mlp", path, modules.get(p.name)
-        return scope, path, modules.get(p.name)
+            return "other", None
+        return p.name.split("::")[1], modules.get(p.name)
 
     for ev in events:
         if ev.name.startswith("zmscope::"):
@@ -196,9 +198,9 @@ def categorise(events, modules: dict[str, nn.Module]) -> dict[str, float]:
         parent = ev.cpu_parent
         if parent is not None and not parent.name.startswith("zmscope::"):
             continue  # counted with its top-level operator
-        scope, path, module = scope_of(ev)
+        scope, module = scope_of(ev)
         shapes = [list(s) for s in (ev.input_shapes or [])]
-        out[_category(ev.name, scope, module, shapes, path)] += ev.cpu_time_total / 1000
+        out[_category(ev.name, scope, module, shapes)] += ev.cpu_time_total / 1000
     return dict(out)
 
 

@@ -73,10 +73,29 @@ static inline float round_bf16(float x) {
     return bits.f;
 }
 
-/* The position direction k visits at step t: 0 row-major, 1 column-major, 2 and 3 the same reversed. */
-static inline int64_t position(int64_t k, int64_t t, int64_t H, int64_t W, int64_t L) {
-    const int64_t s = (k >= 2) ? (L - 1 - t) : t;
-    return (k & 1) ? ((s % H) * W + s / H) : s;
+/* The positions direction k visits, one after the other: 0 row-major, 1 column-major, 2 and 3 the
+   same reversed. Kept as (row, col) and stepped, so no division per step. */
+typedef struct { int64_t row, col, H, W, k; } walker;
+
+static inline walker walk_start(int64_t k, int64_t H, int64_t W) {
+    walker w = {0, 0, H, W, k};
+    if (k >= 2) {
+        w.row = H - 1;
+        w.col = W - 1;
+    }
+    return w;
+}
+
+static inline int64_t walk_next(walker *w) {
+    const int64_t p = w->row * w->W + w->col;
+    const int64_t inner_max = (w->k & 1) ? w->H - 1 : w->W - 1;
+    int64_t *inner = (w->k & 1) ? &w->row : &w->col, *outer = (w->k & 1) ? &w->col : &w->row;
+    if (w->k < 2) {
+        if (*inner == inner_max) { *inner = 0; ++*outer; } else ++*inner;
+    } else {
+        if (*inner == 0) { *inner = inner_max; --*outer; } else --*inner;
+    }
+    return p;
 }
 
 /* One direction k of one image over channels [c, c + n), n <= TILE. `first` marks direction 0,
@@ -99,12 +118,13 @@ static inline int64_t position(int64_t k, int64_t t, int64_t H, int64_t W, int64
             A[i] = Ak[c + i];                                                                             \
             skip[i] = Dsum[c + i];                                                                        \
         }                                                                                                 \
+        walker walk = walk_start(k, H, W);                                                                \
         for (int64_t t0 = 0; t0 < L; t0 += PBLOCK) {                                                      \
             const int64_t np = L - t0 < PBLOCK ? L - t0 : PBLOCK;                                         \
             int64_t pos[PBLOCK];                                                                          \
             const float *xd[PBLOCK];                                                                      \
             for (int64_t j = 0; j < PBLOCK; ++j) { /* past the end: repeat the last position, unused */  \
-                pos[j] = position(k, t0 + (j < np ? j : np - 1), H, W, L);                                \
+                pos[j] = j < np ? walk_next(&walk) : pos[j - 1];                                          \
                 xd[j] = xdbl + pos[j] * stride + k * (R + 2);                                             \
             }                                                                                             \
             float z[PBLOCK][TILE];                                                                        \
@@ -121,12 +141,16 @@ static inline int64_t position(int64_t k, int64_t t, int64_t H, int64_t W, int64
                 const U_T *up = u + pos[j] * D + c;                                                       \
                 float *yp = y + pos[j] * D + c;                                                           \
                 const float bb = xd[j][R], cc = xd[j][R + 1];                                             \
+                float ui[TILE];                                                                           \
                 for (int64_t i = 0; i < n; ++i) {                                                         \
-                    const float ui = U_LOAD(up[i]);                                                       \
+                    ui[i] = U_LOAD(up[i]);                                                                \
                     const float dt = softplus_approx(DT_ROUND(z[j][i]) + bias[i]);                        \
-                    h[i] = exp_approx(dt * A[i]) * h[i] + dt * bb * ui;                                   \
-                    yp[i] = fmaf(cc, h[i], first ? skip[i] * ui : yp[i]);                                 \
+                    h[i] = exp_approx(dt * A[i]) * h[i] + dt * bb * ui[i];                                \
                 }                                                                                         \
+                if (first)                                                                                \
+                    for (int64_t i = 0; i < n; ++i) yp[i] = fmaf(cc, h[i], skip[i] * ui[i]);              \
+                else                                                                                      \
+                    for (int64_t i = 0; i < n; ++i) yp[i] = fmaf(cc, h[i], yp[i]);                        \
             }                                                                                             \
         }                                                                                                 \
     }
