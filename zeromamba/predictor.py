@@ -36,7 +36,7 @@ from .errors import AttributeMatrixError, ConfigError, ImageError
 from .images import DEFAULT_MAX_PIXELS, ImageInput, PreparedImage, prepare_image, resolve_preprocess
 from .models.zeromamba import ZeroMamba
 from .results import AttributePrediction, ClassificationResult, ResultList
-from .runtime import parse_dtype
+from .runtime import inference_autocast, inference_weight_dtype, parse_dtype
 from .scoring import calibrated_stacking, class_scores
 
 if TYPE_CHECKING:
@@ -76,9 +76,10 @@ class Predictor:
             (see :func:`zeromamba.images.resolve_preprocess`); default: plain 448 x 448 resize,
             ImageNet mean/std, as the authors evaluate.
         device: where the model runs (default: where its parameters are).
-        dtype: the compute precision (default: the model's). ``torch.bfloat16`` / ``torch.float16``
-            (or their names) run the model under :func:`torch.autocast` with float32 weights, which
-            is what the selective scan needs; meant for CUDA.
+        dtype: the compute precision (default: the model's). ``torch.bfloat16`` (or ``"bfloat16"``)
+            on a CPU converts the weights to bfloat16 (fast where the CPU has AVX-512 BF16 or AMX;
+            the selective scan still runs in float32); ``float16`` / ``bfloat16`` on CUDA run under
+            :func:`torch.autocast` with float32 weights.
         batch_size: images per forward pass.
 
     The model is moved to ``device`` in place and put in eval mode. Calls never modify the
@@ -110,11 +111,8 @@ class Predictor:
             device = param.device if param is not None else torch.device("cpu")
         self.device = torch.device(device)
         self.dtype = _resolve_dtype(dtype, model)
-        # float16/bfloat16 is the compute precision, through torch.autocast: the weights stay float32
-        # because the selective scan and the LayerNorms after it need float32 parameters
-        weights = torch.float32 if self.dtype in (torch.float16, torch.bfloat16) else self.dtype
-        if dtype is None:
-            weights = None
+        # bfloat16 on CPU: bfloat16 weights; reduced precision elsewhere: float32 weights under autocast
+        weights = None if dtype is None else inference_weight_dtype(self.dtype, self.device)
         self.model = model.to(device=self.device, dtype=weights).eval()
         self.num_attributes: int | None = int(model.num_attributes) if self.is_zeromamba else None
 
@@ -376,9 +374,8 @@ class Predictor:
         """Forward passes in batches of consecutive same-size inputs; float32 CPU outputs."""
         attrs, scores, maps = [], [], []
         i = 0
-        # reduced precision runs under autocast as well: the model keeps its float32 islands
-        # (the selective scan, LayerNorm) working with bfloat16/float16 weights
-        low = self.dtype in (torch.float16, torch.bfloat16)
+        # float16/bfloat16 with float32 weights runs under autocast (see inference_weight_dtype)
+        low = inference_autocast(self.dtype, self.device)
         autocast = torch.autocast(self.device.type, dtype=self.dtype, enabled=low)
         with torch.inference_mode(), autocast:
             while i < len(prepared):
