@@ -45,31 +45,9 @@ class ToChannelsFirst(nn.Module):
         return x.permute(0, 3, 1, 2)
 
 
-def _channels_last_weight(conv: nn.Conv2d) -> torch.Tensor:
-    """``conv.weight`` with channels-last strides, made once and kept until the weight changes.
-
-    A conv on a channels-last input otherwise converts a contiguous weight on every call; the
-    parameter itself keeps its strides (state dicts, DDP buckets and optimisers see no change).
-    """
-    w = conv.weight
-    if w.is_contiguous(memory_format=torch.channels_last):
-        return w
-    key = (w.data_ptr(), w._version, w.dtype, w.device)
-    cached = conv.__dict__.get("_zm_weight_cl")
-    if cached is None or cached[0] != key:
-        with torch.no_grad():
-            cached = (key, w.detach().contiguous(memory_format=torch.channels_last))
-        conv.__dict__["_zm_weight_cl"] = cached
-    return cached[1]
-
-
 def _conv_channels_last(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """Run an NCHW conv on a channels-last input and hand back a contiguous NHWC tensor."""
-    x = x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
-    if torch.is_grad_enabled() and conv.weight.requires_grad:
-        y = conv(x)
-    else:
-        y = conv._conv_forward(x, _channels_last_weight(conv), conv.bias)
+    y = conv(x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last))
     return y.permute(0, 2, 3, 1).contiguous()
 
 

@@ -47,7 +47,7 @@ def _plain(x, weight, bias, activation: str | None, residual):
     y = F.linear(x, weight, bias)
     if activation is not None:
         y = F.gelu(y, approximate=activation)
-    return y if residual is None else y.add_(residual)
+    return y if residual is None else y + residual
 
 
 def _check(dtype: torch.dtype) -> bool:
