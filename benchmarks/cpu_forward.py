@@ -7,7 +7,9 @@ them alike. Per case the JSON gives each model's median and best time, and for e
 median (and range) of its per-round ratios to each baseline (resnet101, vit_small) in the same
 precision. Peak memory is measured per model and case in a fresh subprocess (Linux: the process's
 resident high-water mark, reset after the model is built, so the figure is weights + one forward
-pass). The machine's load average before and after the run is recorded as well.
+pass). The machine's load average before and after the run is recorded as well; on a shared
+machine, ``--threads 1 --clock thread`` (CPU time of the one working thread) is a cross-check that
+other processes' load hardly moves.
 
     python benchmarks/cpu_forward.py --threads 2 --out benchmarks/results/cpu_forward_<date>.json
 
@@ -98,6 +100,7 @@ def time_rounds(
     names: list[str],
     cases: list[tuple[int, int, str]],
     rounds: int,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, dict[str, list[float]]]:
     """Milliseconds per forward pass: ``case -> model -> one time per round``."""
     inputs = {c: torch.randn(c[1], 3, c[0], c[0]).to(DTYPES[c[2]]) for c in cases}
@@ -110,9 +113,9 @@ def time_rounds(
             for c in cases:
                 for n in names:
                     model = models[(n, c[0], c[2])]
-                    start = time.perf_counter()
+                    start = clock()
                     model(inputs[c])
-                    times[case_key(*c)][n].append((time.perf_counter() - start) * 1000)
+                    times[case_key(*c)][n].append((clock() - start) * 1000)
     return times
 
 
@@ -198,18 +201,29 @@ def main() -> None:
     ap.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
     ap.add_argument("--models", nargs="+", default=[n for n, m in MODELS.items() if m.default], choices=list(MODELS))
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument(
+        "--clock",
+        choices=["wall", "thread"],
+        default="wall",
+        help="wall: elapsed time; thread: CPU time of the calling thread (only with --threads 1, where all "
+        "work runs on it): what other processes' load cannot inflate much",
+    )
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
+    if args.clock == "thread" and args.threads != 1:
+        ap.error("--clock thread measures one thread: use it with --threads 1")
     torch.set_num_threads(args.threads)
 
     report: dict[str, object] = {"benchmark": "cpu_forward", **environment(args.threads)}
     report["rounds"] = args.rounds
+    report["clock"] = args.clock
     report["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
     cases = [(s, b, d) for d in args.dtypes for s in args.sizes for b in args.batches]
     models = build_models(args.models, args.sizes, args.dtypes)
     start = time.time()
-    times = time_rounds(models, args.models, cases, args.rounds)
+    clock = time.thread_time if args.clock == "thread" else time.perf_counter
+    times = time_rounds(models, args.models, cases, args.rounds, clock)
     report["timing_s"] = round(time.time() - start)
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     del models

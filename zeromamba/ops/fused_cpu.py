@@ -48,6 +48,7 @@ _PORTABLE_FLAGS = ("-O3", "-fno-math-errno", "-fPIC", "-std=c99")
 _lock = threading.Lock()
 _state: dict[str, Any] = {}  # "fn" (dtype of u -> kernel), "error"
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _CHECK_SHAPE = (2, 9, 7, 40, 3)  # (B, H, W, D, dt_rank) of the self-check: odd sizes, several chunks
 
 
@@ -168,10 +169,15 @@ if hasattr(os, "register_at_fork"):
 
 
 def _threads() -> ThreadPoolExecutor:
-    global _pool
+    """The helper threads (one fewer than PyTorch's intra-op threads: the caller works too); a
+    bigger pool replaces the old one when the thread count has grown since."""
+    global _pool, _pool_size
+    want = max(1, torch.get_num_threads() - 1)
     with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()), thread_name_prefix="zm-scan")
+        if _pool is None or _pool_size < want:
+            old, _pool, _pool_size = _pool, ThreadPoolExecutor(max_workers=want, thread_name_prefix="zm-scan"), want
+            if old is not None:
+                old.shutdown(wait=False)  # its queued work still runs
         return _pool
 
 
@@ -220,11 +226,12 @@ def ss2d_scan_dstate1(
     def run(i: int) -> None:
         fn(*ptrs, B, H, W, D, R, bounds[i], bounds[i + 1])
 
-    if n_threads == 1:
-        run(0)
-    else:  # ctypes drops the GIL during the call, so threads run the channel ranges in parallel
-        for f in [_threads().submit(run, i) for i in range(n_threads)]:
-            f.result()
+    # ctypes drops the GIL during the call, so the pool's threads and this one run channel ranges
+    # in parallel (this thread takes the first range instead of waiting idle)
+    others = [_threads().submit(run, i) for i in range(1, n_threads)]
+    run(0)
+    for f in others:
+        f.result()
     return y
 
 
