@@ -38,7 +38,7 @@ from .images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform, PreparedImag
 from .models.zeromamba import ZeroMamba
 from .ranking import Candidates, as_targets, check_gamma, rank_classes, resolve_targets
 from .results import AttributePrediction, ClassificationResult, ImageFailure, ResultList
-from .runtime import check_device, parse_dtype
+from .runtime import check_device, inference_autocast, inference_weight_dtype, parse_dtype
 from .scoring import class_scores
 
 if TYPE_CHECKING:
@@ -67,9 +67,10 @@ class Predictor:
             (see :func:`zeromamba.images.resolve_preprocess`); default: plain 448 x 448 resize,
             ImageNet mean/std, as the authors evaluate.
         device: where the model runs (default: where its parameters are).
-        dtype: the compute precision (default: the model's). ``torch.bfloat16`` / ``torch.float16``
-            (or their names) run the model under :func:`torch.autocast` with float32 weights, which
-            is what the selective scan needs; meant for CUDA.
+        dtype: the compute precision (default: the model's). ``torch.bfloat16`` (or ``"bfloat16"``)
+            on a CPU converts the weights to bfloat16 (fast where the CPU has AVX-512 BF16 or AMX;
+            the selective scan still runs in float32); ``float16`` / ``bfloat16`` on CUDA run under
+            :func:`torch.autocast` with float32 weights.
         batch_size: images per forward pass.
 
     The model is moved to ``device`` in place and put in eval mode. Calls never modify the
@@ -443,11 +444,9 @@ class Predictor:
             param = next(self.model.parameters(), None)
             target = param.device if param is not None else torch.device("cpu")
         self.dtype = _resolve_dtype(dtype, self.model)
-        # float16/bfloat16 is the compute precision, through torch.autocast: the weights stay float32
-        # because the selective scan and the LayerNorms after it need float32 parameters
-        weights = None
-        if dtype is not None:
-            weights = torch.float32 if self.dtype in (torch.float16, torch.bfloat16) else self.dtype
+        # bfloat16 on CPU: bfloat16 weights (oneDNN's kernels); reduced precision elsewhere: float32
+        # weights under autocast (see runtime.inference_weight_dtype)
+        weights = None if dtype is None else inference_weight_dtype(self.dtype, target)
         self.model = self.model.to(device=target, dtype=weights)
         self.device = target
 
@@ -466,9 +465,8 @@ class Predictor:
         """Forward passes in batches of consecutive same-size inputs; float32 CPU outputs."""
         attrs, scores, maps = [], [], []
         i = 0
-        # reduced precision runs under autocast as well: the model keeps its float32 islands
-        # (the selective scan, LayerNorm) working with bfloat16/float16 weights
-        low = self.dtype in (torch.float16, torch.bfloat16)
+        # float16/bfloat16 with float32 weights runs under autocast (see inference_weight_dtype)
+        low = inference_autocast(self.dtype, self.device)
         autocast = torch.autocast(self.device.type, dtype=self.dtype, enabled=low)
         with torch.inference_mode(), autocast:
             while i < len(prepared):

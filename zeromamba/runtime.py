@@ -24,6 +24,8 @@ __all__ = [
     "autocast",
     "check_device",
     "collective_device",
+    "inference_autocast",
+    "inference_weight_dtype",
     "parse_dtype",
     "resolve_device",
     "setup_distributed",
@@ -113,6 +115,24 @@ def amp_dtype(amp: str | bool | None, device: torch.device) -> torch.dtype | Non
     if amp in ("fp16", "float16"):
         return torch.float16
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def inference_weight_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
+    """The dtype a model's weights take so that inference computes in ``dtype`` on ``device``.
+
+    bfloat16 on a CPU: bfloat16 weights, so that oneDNN's bfloat16 kernels run (autocast would
+    convert every weight on every call); the selective scan widens to float32 inside. float16 or
+    bfloat16 on CUDA, and float16 on a CPU: float32 weights under :func:`torch.autocast`.
+    """
+    if dtype == torch.bfloat16 and device.type == "cpu":
+        return torch.bfloat16
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def inference_autocast(dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether inference in ``dtype`` on ``device`` runs under :func:`torch.autocast` (see
+    :func:`inference_weight_dtype`)."""
+    return dtype in (torch.float16, torch.bfloat16) and inference_weight_dtype(dtype, device) != dtype
 
 
 @contextlib.contextmanager
