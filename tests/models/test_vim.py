@@ -234,8 +234,10 @@ def test_zeromamba_vim_save_and_load(tmp_path: Path) -> None:
     loaded = zeromamba.load_model(folder)
     assert isinstance(loaded, ZeroMambaVim)
     x = torch.randn(1, 3, 48, 48)
+    via_timm = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()  # the folder as timm reads it
     with torch.no_grad():
         assert torch.equal(loaded(x).attributes, model(x).attributes)
+        assert torch.equal(via_timm(x).attributes, model(x).attributes)
     backbone = Vim(img_size=32, embed_dim=16, depth=2, num_classes=3, stride=8).eval()
     loaded = zeromamba.load_model(zeromamba.save_pretrained(backbone, tmp_path / "vim"))
     assert isinstance(loaded, Vim) and loaded.patch_embed.stride == 8

@@ -61,6 +61,7 @@ def test_vim_architecture_defaults_and_init_from_a_local_release(
         resolve_config({**given, "architecture": "zeromamba_vim_huge"})
 
 
+@pytest.mark.slow
 def test_mini_xlsa17_train_save_reload_explain(mini_xlsa17: dict[str, Path], tmp_path: Path, release) -> None:
     state, blob = release
     (tmp_path / "release.pth").write_bytes(blob)
