@@ -2,7 +2,7 @@
 
 from .cross_scan import cross_merge, cross_scan, scan_order
 from .dispatch import SCAN_BACKENDS, cross_selective_scan, resolve_backend
-from .fused_cpu import fused_cpu_available, kernel_status
+from .fused_cpu import fused_cpu_available, kernel_build, kernel_status
 from .fused_linear import fused_linear_available
 from .fused_triton import fused_triton_available
 from .selective_scan import (
@@ -21,6 +21,7 @@ __all__ = [
     "fused_cpu_available",
     "fused_linear_available",
     "fused_triton_available",
+    "kernel_build",
     "kernel_status",
     "linear_recurrence",
     "mamba_ssm_available",
