@@ -41,7 +41,7 @@ import torch.nn as nn
 
 import zeromamba
 from zeromamba.fileio import write_text
-from zeromamba.ops import fused_linear_available, kernel_status
+from zeromamba.ops import fused_linear_available, kernel_build, kernel_status
 
 
 @dataclass(frozen=True)
@@ -191,6 +191,10 @@ def environment(threads: int) -> dict[str, object]:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "bf16_native": bf16_native,
         "fused_cpu_kernel": kernel_status(),
+        "fused_cpu_build": kernel_build(),
+        # OpenMP workers spin between parallel regions unless told otherwise; on a loaded machine
+        # that spinning competes with the other processes (PASSIVE makes them sleep instead)
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "onednn_fused_linear": {d: fused_linear_available(t) for d, t in DTYPES.items()},
     }
 
