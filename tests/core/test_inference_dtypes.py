@@ -24,3 +24,11 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 def test_inference_dtype_rule(dtype, device, weights, autocast):
     assert inference_weight_dtype(dtype, device) == weights
     assert inference_autocast(dtype, device) is autocast
+
+
+def test_emulated_bfloat16_says_so(monkeypatch):
+    import zeromamba.runtime as runtime
+
+    monkeypatch.setattr(runtime, "_native_cpu_bfloat16", lambda: False)
+    with pytest.warns(RuntimeWarning, match="no native bfloat16"):
+        assert inference_weight_dtype(torch.bfloat16, CPU) == torch.bfloat16
