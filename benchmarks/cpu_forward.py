@@ -41,7 +41,7 @@ import torch.nn as nn
 
 import zeromamba
 from zeromamba.fileio import write_text
-from zeromamba.ops import fused_linear_available, kernel_status
+from zeromamba.ops import fused_linear_available, kernel_build, kernel_status
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,7 @@ MEMORY_PROBE = r"""
 import gc, json, sys, torch
 sys.path.insert(0, {bench_dir!r})
 import cpu_forward as bench
+from zeromamba.ops import fused_cpu_available, fused_linear_available
 name, size, batch, dtype, threads = {args!r}
 torch.set_num_threads(threads)
 
@@ -151,7 +152,8 @@ def status(field):
 model = bench.build_models([name], [size], [dtype])[(name, size, dtype)]
 x = torch.randn(batch, 3, size, size).to(bench.DTYPES[dtype])
 with torch.inference_mode():
-    model(torch.randn(1, 3, 64, 64).to(x.dtype))  # kernel builds and self-checks, at a small size
+    # the kernels' builds and first-use checks, outside the measured forward pass
+    fused_cpu_available() and fused_linear_available(x.dtype)
     gc.collect()
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the resident high-water mark
@@ -189,6 +191,10 @@ def environment(threads: int) -> dict[str, object]:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "bf16_native": bf16_native,
         "fused_cpu_kernel": kernel_status(),
+        "fused_cpu_build": kernel_build(),
+        # OpenMP workers spin between parallel regions unless told otherwise; on a loaded machine
+        # that spinning competes with the other processes (PASSIVE makes them sleep instead)
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "onednn_fused_linear": {d: fused_linear_available(t) for d, t in DTYPES.items()},
     }
 

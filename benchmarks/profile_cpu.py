@@ -255,6 +255,9 @@ def main() -> None:
     cats = sorted({c for run in per_run for c in run})
     profile = {c: round(statistics.median(run.get(c, 0.0) for run in per_run), 1) for c in cats}
     total = sum(profile.values())
+    matrix = sum(v for c, v in profile.items() if c.startswith("gemm.") or c == "conv.stem_downsample")
+    # the matrix products' share of the profile, applied to the plain (unprofiled) time ratio
+    plain_ratio = statistics.median(times["zeromamba_small"]) / statistics.median(times["resnet101"])
     top = sorted(op_rows.items(), key=lambda kv: -kv[1])[: args.top]
     print(
         json.dumps(
@@ -272,6 +275,11 @@ def main() -> None:
                 "resnet101_ms_median": round(statistics.median(times["resnet101"]), 1),
                 "zeromamba_vs_resnet101_median_of_rounds": round(statistics.median(ratios), 3),
                 "profiled_total_ms": round(total, 1),
+                # the matrix products alone (every GEMM and the strided convs), against resnet101's
+                # whole forward pass: what is left for everything else if ZeroMamba is to match it
+                "matrix_products_ms": round(matrix, 1),
+                "matrix_products_share": round(matrix / total, 3),
+                "matrix_products_vs_resnet101_total": round(matrix / total * plain_ratio, 3),
                 "profile_ms": dict(sorted(profile.items(), key=lambda kv: -kv[1])),
                 "profile_share": {c: round(v / total, 3) for c, v in sorted(profile.items(), key=lambda kv: -kv[1])},
                 "top_operators_ms": [{"op": k[0], "shapes": k[1], "ms": round(v, 2)} for k, v in top],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -125,8 +126,22 @@ def inference_weight_dtype(dtype: torch.dtype, device: torch.device) -> torch.dt
     bfloat16 on CUDA, and float16 on a CPU: float32 weights under :func:`torch.autocast`.
     """
     if dtype == torch.bfloat16 and device.type == "cpu":
+        if not _native_cpu_bfloat16():
+            warnings.warn(
+                "this CPU has no native bfloat16 (AVX-512 BF16 / AMX): bfloat16 inference runs emulated, "
+                "slower than float32",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return torch.bfloat16
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _native_cpu_bfloat16() -> bool:
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # an older PyTorch without the query
+        return False
 
 
 def inference_autocast(dtype: torch.dtype, device: torch.device) -> bool:

@@ -6,123 +6,53 @@ inline vectorisable ``exp`` and ``softplus`` (within 3 ulp of float32 libm). It 
 output as the matrix product leaves it, so nothing is permuted or copied on the way in.
 It is an optional accelerator for inference:
 
-* built with the system C compiler (``$CC``, else ``cc``/``gcc``) into the user cache
-  (``$ZEROMAMBA_CACHE_DIR``, else ``$XDG_CACHE_HOME/zeromamba``, else ``~/.cache/zeromamba``),
-  atomically, keyed by a hash of the source, flags and machine;
+* built with the system C compiler (``$CC``, else ``cc``/``gcc``) into the user cache, atomically,
+  by :mod:`zeromamba.ops.cpu_build`; where it can, parallel on PyTorch's own OpenMP threads (else
+  on a small pool of Python threads, one channel range each);
 * checked once against the PyTorch path on a small random problem before it is trusted
   (:mod:`zeromamba.ops.self_check`);
 * used only for float32 or bfloat16 CPU tensors (the scan itself always runs in float32),
   ``d_state == 1`` and no autograd; everything else, or any failure to build, falls back to the
   pure-PyTorch backend (``ZEROMAMBA_DISABLE_CPU_KERNEL=1`` turns it off).
-
-No ``-ffast-math``: it would let the library switch the whole process to flush-to-zero.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import os
-import platform
-import shutil
-import subprocess
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from .cpu_build import build_library
 from .fused_linear import linear
 from .self_check import self_check
 
-__all__ = ["cross_scan_fused_cpu", "fused_cpu_available", "kernel_status", "ss2d_scan_dstate1"]
+__all__ = ["cross_scan_fused_cpu", "fused_cpu_available", "kernel_build", "kernel_status", "ss2d_scan_dstate1"]
 
 log = logging.getLogger(__name__)
 
-_COMPILE_FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fopenmp-simd", "-fPIC", "-std=c99")
-_PORTABLE_FLAGS = ("-O3", "-fno-math-errno", "-fPIC", "-std=c99")
 _lock = threading.Lock()
-_state: dict[str, Any] = {}  # "fn" (dtype of u -> kernel), "error"
+_state: dict[str, Any] = {}  # "fn" (dtype of u -> kernel), "openmp" (bool), "variant", "error"
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _CHECK_SHAPE = (2, 9, 7, 40, 3)  # (B, H, W, D, dt_rank) of the self-check: odd sizes, several chunks
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("ZEROMAMBA_CACHE_DIR")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(xdg, "zeromamba")
-    return Path(root) / "kernels"
-
-
-def _cpu_signature() -> str:
-    flags = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    flags = line
-                    break
-    except OSError:
-        pass
-    return platform.machine() + platform.system() + flags
-
-
-def _compiler() -> str | None:
-    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if cc and shutil.which(cc):
-            return cc
-    return None
-
-
-def _compile(cc: str, flags: tuple[str, ...], source: str, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        src, obj, lib = (os.path.join(tmp, n) for n in ("ss2d_scan.c", "ss2d_scan.o", "lib.so"))
-        with open(src, "w") as f:
-            f.write(source)
-        for cmd in ([cc, *flags, "-c", src, "-o", obj], [cc, "-shared", obj, "-o", lib, "-lm"]):
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-            if res.returncode != 0:
-                raise RuntimeError(f"{' '.join(cmd)} failed: {res.stderr.strip()[:500]}")
-        os.replace(lib, target)  # atomic: a reader sees no file or a whole one
-
-
-def _build() -> Any:
-    source = resources.files("zeromamba.ops").joinpath("csrc/ss2d_scan.c").read_text()
-    cc = _compiler()
-    if cc is None:
-        raise RuntimeError("no C compiler found (set $CC)")
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
-    errors = []
-    fallback_dir = Path(tempfile.gettempdir()) / f"zeromamba-kernels-{getattr(os, 'getuid', lambda: 0)()}"
-    # tuned for this CPU first; plain flags for compilers that reject -march=native
-    for flags in (_COMPILE_FLAGS, _PORTABLE_FLAGS):
-        key = hashlib.sha256("\0".join([source, cc, version, *flags, _cpu_signature()]).encode()).hexdigest()[:16]
-        for root in (_cache_dir(), fallback_dir):
-            target = root / f"ss2d_scan_{key}.so"
-            try:
-                if not target.exists():
-                    _compile(cc, flags, source, target)
-                lib = ctypes.CDLL(str(target))
-                break
-            except Exception as e:  # unwritable cache, compiler error, unloadable library
-                errors.append(str(e))
-        else:
-            continue
-        fns = {}
-        for dtype, symbol in ((torch.float32, "ss2d_scan_dstate1"), (torch.bfloat16, "ss2d_scan_dstate1_bf16")):
-            fn = getattr(lib, symbol)
-            fn.restype = None
-            fn.argtypes = [ctypes.c_void_p] * 7 + [ctypes.c_int64] * 7
-            fns[dtype] = fn
-        return fns
-    raise RuntimeError("; ".join(errors))
+def _build() -> dict[torch.dtype, Any]:
+    lib, variant = build_library("ss2d_scan.c")
+    fns = {}
+    for dtype, symbol in ((torch.float32, "ss2d_scan_dstate1"), (torch.bfloat16, "ss2d_scan_dstate1_bf16")):
+        fn = getattr(lib, symbol)
+        fn.restype = None
+        fn.argtypes = [ctypes.c_void_p] * 7 + [ctypes.c_int64] * 8
+        fns[dtype] = fn
+    _state["openmp"] = bool(lib.ss2d_scan_uses_openmp())
+    _state["variant"] = variant
+    return fns
 
 
 def _load() -> dict[torch.dtype, Any] | None:
@@ -157,6 +87,13 @@ def kernel_status() -> str:
     """``"ok"`` or why the kernel is not in use."""
     _load()
     return "ok" if _state.get("fn") is not None else str(_state.get("error", "not loaded"))
+
+
+def kernel_build() -> str | None:
+    """Which build of the kernel is in use (``"openmp"``, ``"native"`` or ``"portable"``, see
+    :mod:`zeromamba.ops.cpu_build`), or ``None`` when it is unavailable."""
+    _load()
+    return _state.get("variant") if _state.get("fn") is not None else None
 
 
 def _forget_pool_after_fork() -> None:
@@ -217,14 +154,18 @@ def ss2d_scan_dstate1(
         raise ValueError("inconsistent shapes for the fused CPU scan kernel")
     fn = fns[u.dtype]
     y = torch.empty(B, L, D, dtype=torch.float32)
+    ptrs = [t.data_ptr() for t in (u, xdbl, w_dt, bias, A, Dsum, y)]
+    n_threads = max(1, torch.get_num_threads())
+    if _state.get("openmp"):  # the kernel splits its work over PyTorch's own OpenMP threads
+        fn(*ptrs, B, H, W, D, R, 0, D, n_threads)
+        return y
     # whole channel tiles (32) per thread, so that no two threads write the same cache line
     tiles = -(-D // 32)
-    n_threads = max(1, min(torch.get_num_threads(), tiles))
+    n_threads = min(n_threads, tiles)
     bounds = [min(D, 32 * (tiles * i // n_threads)) for i in range(n_threads)] + [D]
-    ptrs = [t.data_ptr() for t in (u, xdbl, w_dt, bias, A, Dsum, y)]
 
     def run(i: int) -> None:
-        fn(*ptrs, B, H, W, D, R, bounds[i], bounds[i + 1])
+        fn(*ptrs, B, H, W, D, R, bounds[i], bounds[i + 1], 1)
 
     # ctypes drops the GIL during the call, so the pool's threads and this one run channel ranges
     # in parallel (this thread takes the first range instead of waiting idle)

@@ -3,7 +3,7 @@
 The PyTorch scan materialises ``(batch, L, E, N)`` decay and input tensors and passes over them
 several times; the kernel keeps one tile of the state in L1 and makes one pass. It is:
 
-* built on first use with the system compiler (:mod:`zeromamba.ops.c_build`);
+* built on first use with the system compiler (:mod:`zeromamba.ops.cpu_build`);
 * checked once against the PyTorch path on small awkward problems before it is trusted;
 * used for CPU inference only (no autograd); inputs are computed in float32. Any failure to build
   or to agree falls back to the PyTorch path (``ZEROMAMBA_DISABLE_CPU_KERNEL=1`` turns it off).
@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .c_build import build_library
+from .cpu_build import build_library
 from .mixer_torch import causal_conv1d_torch, selective_scan_torch
 
 __all__ = ["causal_conv1d_cpu", "mixer_cpu_available", "mixer_cpu_status", "selective_scan_cpu"]
@@ -42,7 +42,7 @@ _i64, _ptr = ctypes.c_int64, ctypes.c_void_p
 
 
 def _build() -> Any:
-    lib = build_library("mamba_mixer.c")
+    lib, _ = build_library("mamba_mixer.c", openmp=False)  # the caller splits work over threads
     lib.mamba_scan_f32.restype = ctypes.c_int
     lib.mamba_scan_f32.argtypes = (
         [_ptr, _i64, _ptr, _i64, _ptr, ctypes.c_int, _ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64, _ptr]

@@ -11,8 +11,9 @@
  * registers / L1 while one direction walks all L positions; the output row of a position is
  * written by direction 0 (skip term included) and accumulated by the other three.
  *
- * Work on channels [d0, d1) only, so callers split channels across threads; every write stays
- * inside that range. The loops over a tile's channels are written for the vectoriser: exp and
+ * Work on channels [d0, d1) only, so callers may split channels across threads; every write stays
+ * inside that range. Built with OpenMP (linked to the runtime PyTorch loaded, so its worker threads
+ * are the ones that run this), an entry point splits its own work over n_threads. The loops over a tile's channels are written for the vectoriser: exp and
  * softplus are inline polynomials (within 3 ulp of float32 libm) rather than libm calls, so the
  * loops need no -ffast-math and compile to straight SIMD code with any C99 compiler. u is read as
  * float32 or as bfloat16 (two entry points).
@@ -168,24 +169,36 @@ DEFINE_DIRECTION(direction_bf16, uint16_t, bf16_to_float, round_bf16)
 #define DEFINE_SCAN(NAME, U_T, DIRECTION)                                                                  \
     void NAME(const U_T *u, const float *xdbl, const float *w_dt, const float *bias, const float *A,      \
               const float *Dsum, float *y, int64_t B, int64_t H, int64_t W, int64_t D, int64_t R,         \
-              int64_t d0, int64_t d1) {                                                                    \
-        const int64_t L = H * W;                                                                           \
-        for (int64_t b = 0; b < B; ++b) {                                                                  \
+              int64_t d0, int64_t d1, int64_t n_threads) {                                                 \
+        const int64_t L = H * W, tiles = (d1 - d0 + TILE - 1) / TILE;                                      \
+        (void)n_threads;                                                                                   \
+        _Pragma("omp parallel for schedule(static) num_threads((int)n_threads) if (n_threads > 1)")        \
+        for (int64_t item = 0; item < B * tiles; ++item) {                                                 \
+            const int64_t b = item / tiles, c = d0 + (item % tiles) * TILE;                                \
+            const int64_t n = d1 - c < TILE ? d1 - c : TILE;                                               \
             const U_T *ub = u + b * L * D;                                                                 \
             const float *xb = xdbl + b * L * 4 * (R + 2);                                                  \
             float *yb = y + b * L * D;                                                                     \
-            for (int64_t c = d0; c < d1; c += TILE) {                                                      \
-                const int64_t n = d1 - c < TILE ? d1 - c : TILE;                                           \
-                for (int64_t k = 0; k < 4; ++k) {                                                          \
-                    const float *wk = w_dt + k * R * D, *bk = bias + k * D, *ak = A + k * D;               \
-                    if (n == TILE)                                                                         \
-                        DIRECTION(ub, xb, wk, bk, ak, Dsum, yb, H, W, D, R, k, c, TILE, k == 0);           \
-                    else                                                                                   \
-                        DIRECTION(ub, xb, wk, bk, ak, Dsum, yb, H, W, D, R, k, c, n, k == 0);              \
-                }                                                                                          \
+            for (int64_t k = 0; k < 4; ++k) {                                                              \
+                const float *wk = w_dt + k * R * D, *bk = bias + k * D, *ak = A + k * D;                   \
+                if (n == TILE)                                                                             \
+                    DIRECTION(ub, xb, wk, bk, ak, Dsum, yb, H, W, D, R, k, c, TILE, k == 0);               \
+                else                                                                                       \
+                    DIRECTION(ub, xb, wk, bk, ak, Dsum, yb, H, W, D, R, k, c, n, k == 0);                  \
             }                                                                                              \
         }                                                                                                  \
     }
+
+/* 1 when built with OpenMP: the entry points then split their (image, channel tile) items over
+   n_threads threads of the OpenMP runtime PyTorch itself uses; 0: they run on the calling thread
+   and the caller splits channel ranges over its own threads. */
+int ss2d_scan_uses_openmp(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
 
 DEFINE_SCAN(ss2d_scan_dstate1, float, direction_f32)
 DEFINE_SCAN(ss2d_scan_dstate1_bf16, uint16_t, direction_bf16)
