@@ -70,10 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.checkpoints is None:
         parser.error("--checkpoints is required")
-    # variants shipped inside the package are not converted from an authors' file
-    published = [v.name for v in zeromamba.list_pretrained() if not v.is_local]
+    # variants shipped inside the package are not converted from an authors' file, and the Vim
+    # releases are read from their authors' own repositories (zeromamba.hub.release)
+    published = [v.name for v in zeromamba.list_pretrained() if not v.is_local and v.hub_format == "zeromamba"]
     names = args.variants.split(",") if args.variants else published
     variants = [zoo.get_variant(n) for n in names]
+    foreign = [v.name for v in variants if v.hub_format != "zeromamba"]
+    if foreign:
+        parser.error(f"{', '.join(foreign)}: read from their authors' own repositories, nothing to publish")
     if any(v.is_zero_shot for v in variants) and args.xlsa17 is None:
         parser.error("--xlsa17 is required for the zero-shot variants")
     print(f"namespace: {zoo.hub_namespace()} (set {zoo.NAMESPACE_ENV} to change)")

@@ -52,3 +52,29 @@ def block_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+def vim_release(size: str = "tiny", seed: int = 3) -> tuple[dict[str, torch.Tensor], bytes]:
+    """A random Vim of ``size`` with every parameter moved off its initial value, and its release
+    file as the Vim authors' DeiT-style trainer writes it (``model``, ``optimizer``, ``epoch``,
+    ``args`` as an ``argparse.Namespace``, ...): ``(state dict, file bytes)``."""
+    import argparse
+    import io
+
+    from zeromamba.architectures import VIM_ARCHITECTURES
+    from zeromamba.models import Vim
+
+    g = torch.Generator().manual_seed(seed)
+    model = Vim(**VIM_ARCHITECTURES[f"vim_{size}"])
+    state = {k: v + 0.05 * torch.randn(v.shape, generator=g) for k, v in model.state_dict().items()}
+    checkpoint = {
+        "model": state,
+        "optimizer": {"state": {0: {"exp_avg": torch.zeros(3)}}, "param_groups": [{"lr": 1e-3, "params": [0]}]},
+        "lr_scheduler": {"base_lrs": [1e-3], "last_epoch": 299},
+        "epoch": 299,
+        "scaler": {"scale": 65536.0, "growth_factor": 2.0},
+        "args": argparse.Namespace(model=f"vim_{size}_patch16_224", batch_size=128, lr=5e-4, drop_path=0.0),
+    }
+    buf = io.BytesIO()
+    torch.save(checkpoint, buf)
+    return state, buf.getvalue()

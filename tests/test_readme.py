@@ -53,3 +53,7 @@ def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert tuple(out.attributes.shape) == (1, 312) and out.attention.shape[:2] == (1, 312)
     assert len(namespace["backbone"](torch.zeros(1, 3, 64, 64))) == 4  # features_only: four stages
     assert type(namespace["bare"]).__name__ == "ZeroMamba"
+    # the timm route to the shipped model is the predictor's own network; calling it is classify()
+    theirs = namespace["predictor"].model.state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in namespace["nano"].state_dict().items())
+    assert [r.label for r in namespace["top"]] == ["red solid circle", "blue striped bar"]

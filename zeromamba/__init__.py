@@ -3,30 +3,56 @@
 Importing the package registers its architectures with timm (``vmamba_tiny``, ``vmamba_small``,
 ``vmamba_base``, ``zeromamba_small``, ``zeromamba_nano``), so ``timm.create_model`` finds them too.
 The map of the package is ``docs/architecture.md``.
+
+The package root is lazy (PEP 562): ``import zeromamba`` loads neither torch nor timm, and each
+name below is imported the first time it is used, so ``zeromamba --help`` and ``zeromamba list``
+start in a fraction of a second. The timm registration keeps its promise either way: when timm is
+already imported it happens now; otherwise a one-shot import hook runs it right after ``timm``
+itself is imported (``import zeromamba, timm`` and ``import timm, zeromamba`` both work).
 """
 
 from __future__ import annotations
 
-from . import models, ops
-from .errors import (
-    AttributeMatrixError,
-    CheckpointError,
-    ConfigError,
-    DataError,
-    ImageError,
-    ModelNotAvailableError,
-    TrainingError,
-    UnknownModelError,
-    ZeroMambaError,
-)
-from .factory import create_model, from_pretrained, list_models
-from .format import save_pretrained
-from .hub import load_model
-from .models import VMamba, ZeroMamba, ZeroMambaOutput
-from .official import load_official
-from .predictor import ClassificationResult, Predictor
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+import warnings
+from types import ModuleType
+from typing import Any
+
 from .version import __version__
-from .zoo import PretrainedVariant, list_pretrained
+
+# public name -> the module (relative to this package) that defines it; a module itself when None
+_EXPORTS: dict[str, str | None] = {
+    "AttributeMatrixError": "errors",
+    "CheckpointError": "errors",
+    "ConfigError": "errors",
+    "DataError": "errors",
+    "DeviceError": "errors",
+    "ImageError": "errors",
+    "ModelNotAvailableError": "errors",
+    "TrainingError": "errors",
+    "UnknownModelError": "errors",
+    "ZeroMambaError": "errors",
+    "ClassificationResult": "results",
+    "ImageFailure": "results",
+    "Predictor": "predictor",
+    "PretrainedVariant": "zoo",
+    "list_pretrained": "zoo",
+    "VMamba": "models",
+    "ZeroMamba": "models",
+    "ZeroMambaOutput": "models",
+    "create_model": "factory",
+    "from_pretrained": "factory",
+    "list_models": "factory",
+    "save_pretrained": "format",
+    "load_model": "hub",
+    "load_official": "official",
+    "models": None,
+    "ops": None,
+}
 
 __all__ = [
     "AttributeMatrixError",
@@ -34,7 +60,9 @@ __all__ = [
     "ClassificationResult",
     "ConfigError",
     "DataError",
+    "DeviceError",
     "ImageError",
+    "ImageFailure",
     "ModelNotAvailableError",
     "Predictor",
     "PretrainedVariant",
@@ -55,3 +83,72 @@ __all__ = [
     "ops",
     "save_pretrained",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (PEP 562)."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    where = _EXPORTS[name]
+    module = importlib.import_module(f"{__name__}.{where or name}")
+    value = module if where is None else getattr(module, name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)
+
+
+# --- registration with timm ------------------------------------------------------------------------
+
+
+def _register_with_timm() -> None:
+    """Import the model files: their ``@register_model`` entry points register with timm."""
+    try:
+        importlib.import_module(f"{__name__}.models")
+    except Exception as e:  # noqa: BLE001 - a failure here must not break the user's `import timm`
+        warnings.warn(f"zeromamba could not register its architectures with timm: {e!r}", stacklevel=2)
+
+
+class _RegisteringLoader(importlib.abc.Loader):
+    """Wraps timm's own loader: runs it, then registers zeromamba's architectures."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        # give the module its real loader back before anything else sees it
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        module.__loader__ = self._loader
+        self._loader.exec_module(module)
+        _register_with_timm()
+
+
+class _TimmImportHook(importlib.abc.MetaPathFinder):
+    """One-shot finder: when ``timm`` is imported, wraps its loader with :class:`_RegisteringLoader`."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "timm":
+            return None
+        _remove_hook()
+        spec = importlib.util.find_spec(fullname)  # what the other finders would return
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _RegisteringLoader(spec.loader)
+        return spec
+
+
+def _remove_hook() -> None:
+    for finder in list(sys.meta_path):
+        if isinstance(finder, _TimmImportHook):
+            sys.meta_path.remove(finder)
+
+
+if "timm" in sys.modules:
+    _register_with_timm()
+elif not any(isinstance(f, _TimmImportHook) for f in sys.meta_path):
+    sys.meta_path.insert(0, _TimmImportHook())

@@ -11,9 +11,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "VIM_ARCHITECTURES",
+    "VIM_VARIANTS",
     "VMAMBA_ARCHITECTURES",
     "VMAMBA_VARIANTS",
     "ZEROMAMBA_ARCHITECTURES",
+    "ZEROMAMBA_VIM_ARCHITECTURES",
     "architecture_for",
     "default_dt_rank",
 ]
@@ -61,6 +64,30 @@ ZEROMAMBA_ARCHITECTURES: dict[str, dict[str, Any]] = {
         fusion_hidden=64,
         num_imagenet_classes=64,
     ),
+}
+
+
+#: widths of the released Vim models (Zhu et al., ICML 2024; every one: 24 layers, d_state 16)
+VIM_VARIANTS: dict[str, dict[str, Any]] = {
+    "tiny": dict(embed_dim=192, depth=24, d_state=16),
+    "small": dict(embed_dim=384, depth=24, d_state=16),
+    "base": dict(embed_dim=768, depth=24, d_state=16),
+}
+
+#: ``vim_*`` -> :class:`~zeromamba.models.Vim` arguments: patch 16 with stride 16 (the releases)
+#: or stride 8 (overlapping patches, 4x the tokens)
+VIM_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    **{f"vim_{size}": dict(args, patch_size=16, stride=16) for size, args in VIM_VARIANTS.items()},
+    **{f"vim_{size}_stride8": dict(VIM_VARIANTS[size], patch_size=16, stride=8) for size in ("tiny", "small")},
+}
+
+#: ``zeromamba_vim_*`` -> :class:`~zeromamba.models.ZeroMambaVim` arguments (without
+#: ``num_attributes``): ZeroMamba's heads on a Vim backbone at 448 px (a 28 x 28 patch grid)
+ZEROMAMBA_VIM_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    f"zeromamba_vim_{size}": dict(
+        VIM_ARCHITECTURES[f"vim_{size}"], img_size=448, semantic_dim=300, fusion_hidden=512, num_imagenet_classes=1000
+    )
+    for size in ("tiny", "small")
 }
 
 

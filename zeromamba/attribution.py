@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .constants import DEFAULT_EXPLAIN_METHOD, EXPLAIN_METHODS
 from .errors import ConfigError
 
 __all__ = [
@@ -35,11 +36,6 @@ __all__ = [
     "maps_on_image",
     "resolve_method",
 ]
-
-#: the explanation methods, in the order they are listed in help texts
-EXPLAIN_METHODS: tuple[str, ...] = ("occlusion", "gradient", "attention")
-#: the method used when none is named (the one that points at the object best; see MODEL_CARD.md)
-DEFAULT_EXPLAIN_METHOD = "occlusion"
 
 
 def resolve_method(method: str | None) -> str:

@@ -17,9 +17,11 @@ Every failure is an :class:`~zeromamba.errors.AttributeMatrixError` naming the f
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,7 @@ __all__ = [
     "as_class_matrix",
     "load_class_attributes",
     "load_class_names",
+    "match_columns",
     "read_attribute_table",
     "read_names",
     "seen_indices",
@@ -43,6 +46,9 @@ __all__ = [
 ]
 
 ClassAttributes = Any  # array-like (C x A), Mapping[str, vector], or a path to a .csv / .npy file
+
+# binary formats that are sometimes mistaken for a class-attribute matrix
+_NOT_A_TABLE = (".pt", ".pth", ".pkl", ".pickle", ".safetensors", ".mat", ".npz", ".png", ".jpg", ".jpeg")
 
 # "12 has_bill_shape::curved" (CUB attributes.txt) or "3. stripes": a numbered line
 _NUMBERED = re.compile(r"^\s*\d+(?:\s+|[.:]\s*)(?=\S)")
@@ -64,16 +70,29 @@ def read_names(source: str | os.PathLike | Iterable[str], what: str = "names") -
     if not isinstance(source, (str, os.PathLike)):
         return [str(s) for s in source]
     path = Path(source)
+    expected = f"a text file with one {what[:-1] if what.endswith('s') else what} per line"
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise AttributeMatrixError(f"{what} file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError:
+        raise AttributeMatrixError(f"{path} is not text; the {what} must be {expected}") from None
+    except OSError as e:
         raise AttributeMatrixError(f"cannot read the {what} file {path}: {e}") from None
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if lines and all(_NUMBERED.match(ln) for ln in lines):
         lines = [_NUMBERED.sub("", ln, count=1).strip() for ln in lines]
+    if lines and all(_looks_like_table_row(ln) for ln in lines):
+        raise AttributeMatrixError(
+            f"{path} looks like a class-attribute table (a name then numbers on every line), but the {what} must be "
+            f"{expected}; pass the table as attributes (--attributes)"
+        )
     return lines
+
+
+def _looks_like_table_row(line: str) -> bool:
+    cells = [c.strip() for c in re.split(r"[,;\t]", line)]
+    return len(cells) > 2 and all(_is_number(c) for c in cells[1:])
 
 
 def load_class_names(source: str | os.PathLike | Iterable[str]) -> list[str]:
@@ -135,6 +154,12 @@ def read_attribute_table(path: str | os.PathLike, *, require_header: bool = Fals
     except csv.Error:
         dialect = csv.excel
     rows = [[c.strip() for c in r] for r in csv.reader(io.StringIO("\n".join(lines)), dialect)]
+    if all(len(r) == 1 for r in rows):
+        raise AttributeMatrixError(
+            f"{path} has one column: it looks like a list of names, not a class-attribute table. Expected a header "
+            "'class,<attribute 1>,<attribute 2>,...' then one row per class: its name and one number per attribute "
+            "(class names alone go in class_names / --class-names)"
+        )
     header = None
     if len(rows[0]) > 1 and not all(_is_number(c) for c in rows[0][1:]):
         header, rows = rows[0][1:], rows[1:]
@@ -199,20 +224,96 @@ def _matrix_from_mapping(source: Mapping[Any, Any]) -> tuple[np.ndarray, list[st
     return np.stack(rows), [str(k) for k in source]
 
 
-def _matrix_from_file(path: Path, attribute_names: Sequence[str] | None) -> tuple[np.ndarray, list[str] | None]:
+def _name_key(name: str) -> str:
+    """A column name without case and separators: ``Has_Stripes``, ``has-stripes``, ``has stripes``
+    all become ``hasstripes``."""
+    return re.sub(r"[\W_]+", "", name.casefold())
+
+
+def match_columns(header: Sequence[str], attribute_names: Sequence[str], source: str) -> list[int]:
+    """For each of the model's attributes, the index of the header column that names it.
+
+    Names match exactly, else ignoring case and separators (space, ``_``, ``-``, ``:`` ...) when
+    that is unambiguous; the order of the columns is free.
+
+    Raises:
+        AttributeMatrixError: a column naming no attribute, an attribute with no column, or a name
+            given twice; the message names ``source`` and suggests close names.
+    """
+    dup = sorted({h for h in header if list(header).count(h) > 1})
+    if dup:
+        raise AttributeMatrixError(f"{source}: the header names {', '.join(repr(d) for d in dup)} more than once")
+    exact = {h: i for i, h in enumerate(header)}
+    order: dict[str, int] = {a: exact[a] for a in attribute_names if a in exact}
+    free = {i: _name_key(h) for i, h in enumerate(header) if i not in order.values()}
+    for a in attribute_names:
+        if a in order:
+            continue
+        hits = [i for i, key in free.items() if key == _name_key(a)]
+        if len(hits) == 1:
+            order[a] = hits[0]
+            del free[hits[0]]
+    missing = [a for a in attribute_names if a not in order]
+    unknown = [header[i] for i in sorted(free)]
+    if not missing and not unknown:
+        return [order[a] for a in attribute_names]
+    parts = []
+    if unknown:
+        described = []
+        for u in unknown[:10]:
+            close = difflib.get_close_matches(u, missing or list(attribute_names), n=2, cutoff=0.6)
+            described.append(f"{u!r}" + (f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""))
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        parts.append(f"unknown column(s) {', '.join(described)}{more}")
+    if missing:
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        parts.append(f"no column for attribute(s) {', '.join(repr(m) for m in missing[:10])}{more}")
+    raise AttributeMatrixError(
+        f"{source}: the header does not match the model's {len(attribute_names)} attributes: {'; '.join(parts)}. "
+        "Name one column per attribute (any order; case and separators do not matter), as in "
+        "predictor.attribute_names"
+    )
+
+
+def _matrix_from_file(
+    path: Path, num_attributes: int | None, attribute_names: Sequence[str] | None
+) -> tuple[np.ndarray, list[str] | None]:
     if not path.is_file():
-        raise AttributeMatrixError(f"attribute file not found: {path}; pass a .csv or .npy file")
-    if path.suffix.lower() == ".npy":
+        what = "a folder" if path.is_dir() else "not found"
+        raise AttributeMatrixError(
+            f"class-attribute file {path}: {what}; pass a .csv (or .tsv, .txt) table or a .npy matrix"
+        )
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
         try:
             return np.load(path, allow_pickle=False), None
         except (OSError, ValueError) as e:
             raise AttributeMatrixError(f"cannot read {path} as a numeric .npy array: {e}") from None
+    if suffix in _NOT_A_TABLE:
+        raise AttributeMatrixError(
+            f"{path}: a {suffix} file is not a class-attribute matrix; pass a .csv table "
+            "(class,<attribute>,... then one row per class) or a .npy C x A array"
+        )
     table = read_attribute_table(path)
     matrix, header = table.values, table.attribute_names
-    # columns named like the model's attributes are matched by name, so their order may differ
-    if header is not None and attribute_names is not None and list(header) != list(attribute_names):
-        if len(set(header)) == len(header) and set(header) == set(attribute_names):
-            matrix = matrix[:, [header.index(a) for a in attribute_names]]
+    if header is not None and attribute_names is not None:
+        matrix = matrix[:, match_columns(header, list(attribute_names), str(path))]
+    elif num_attributes is not None and matrix.shape[1] != num_attributes:
+        names = (
+            f" ({', '.join(list(attribute_names)[:12])}{', ...' if len(attribute_names) > 12 else ''})"
+            if attribute_names
+            else ""
+        )
+        raise AttributeMatrixError(
+            f"{path}: {matrix.shape[1]} attribute column(s) after the class name, but the model predicts "
+            f"{num_attributes} attributes{names}; give one column per attribute, best under a header row naming them"
+        )
+    elif header is not None:
+        warnings.warn(
+            f"{path}: the model has no attribute names, so the header cannot be checked; its columns are read in "
+            "file order",
+            stacklevel=3,
+        )
     return matrix, table.class_names
 
 
@@ -231,8 +332,11 @@ def load_class_attributes(
     * a ``C x A`` numpy array, torch tensor or nested list (row ``i`` describes class ``i``);
     * a dict ``{class name: vector of A values}``;
     * a ``.npy`` file (a ``C x A`` array, loaded without pickle);
-    * a CSV file (see :func:`read_attribute_table`). When its header names are exactly the model's
-      ``attribute_names`` in another order, columns are matched by name. Example::
+    * a CSV file (see :func:`read_attribute_table`). A header row is matched to the model's
+      ``attribute_names`` by name (:func:`match_columns`: any order; exact, else ignoring case and
+      separators), and any column that names no attribute, or an attribute without a column, is an
+      error. A file without a header is read by position, and only when it has exactly
+      ``num_attributes`` columns after the class name. Example::
 
           class,has_stripes,has_hooves,is_black
           zebra,1,1,0.5
@@ -243,13 +347,16 @@ def load_class_attributes(
     matrices the published models were trained with: only a row's direction matters.
 
     Raises:
-        AttributeMatrixError: unreadable file, not two-dimensional, no rows, a column count other
-            than ``num_attributes``, NaN or inf values, an all-zero row, or names whose count does
-            not match the rows.
+        AttributeMatrixError: unreadable file or a file of another kind (a names list, a checkpoint),
+            a header that does not name the model's attributes, not two-dimensional, no rows, a
+            column count other than ``num_attributes``, NaN or inf values, an all-zero row, or names
+            whose count does not match the rows. File errors name the file.
     """
     names: list[str] | None = None
+    what = "the class-attribute matrix"
     if isinstance(source, (str, os.PathLike)):
-        matrix, names = _matrix_from_file(Path(source), attribute_names)
+        what = f"the class-attribute matrix of {os.fspath(source)}"
+        matrix, names = _matrix_from_file(Path(source), num_attributes, attribute_names)
     elif isinstance(source, Mapping):
         matrix, names = _matrix_from_mapping(source)
     elif isinstance(source, torch.Tensor):
@@ -260,33 +367,32 @@ def load_class_attributes(
         except (TypeError, ValueError) as e:
             raise AttributeMatrixError(f"cannot read the class-attribute matrix: {e}") from e
     if not (np.issubdtype(matrix.dtype, np.number) or matrix.dtype == np.bool_):
-        raise AttributeMatrixError(f"the class-attribute matrix must be numeric, got dtype {matrix.dtype}")
+        raise AttributeMatrixError(f"{what} must be numeric, got dtype {matrix.dtype}")
     matrix = np.asarray(matrix, dtype=np.float64)
     if matrix.ndim != 2:
         raise AttributeMatrixError(
-            f"the class-attribute matrix must be 2-D (classes x attributes), got shape {matrix.shape}"
+            f"{what} must be 2-D (classes x attributes), got shape {matrix.shape}"
             + ("; for one class use a 1 x A matrix" if matrix.ndim == 1 else "")
         )
     if matrix.shape[0] == 0:
-        raise AttributeMatrixError("the class-attribute matrix has no rows; it needs one row per class")
+        raise AttributeMatrixError(f"{what} has no rows; it needs one row per class")
     if num_attributes is not None and matrix.shape[1] != num_attributes:
         hint = " (it looks transposed: rows must be classes)" if matrix.shape[0] == num_attributes else ""
         raise AttributeMatrixError(
-            f"the class-attribute matrix has {matrix.shape[1]} columns but the model predicts {num_attributes} "
+            f"{what} has {matrix.shape[1]} columns but the model predicts {num_attributes} "
             f"attributes{hint}; give one row per class with the model's {num_attributes} attributes in its order"
         )
     bad = ~np.isfinite(matrix)
     if bad.any():
         r, c = map(int, np.argwhere(bad)[0])
         raise AttributeMatrixError(
-            f"the class-attribute matrix has {int(bad.sum())} NaN or inf values (first at row {r}, column {c}); "
-            "fill in every value"
+            f"{what} has {int(bad.sum())} NaN or inf values (first at row {r}, column {c}); fill in every value"
         )
     norms = np.linalg.norm(matrix, axis=1)
     if (norms == 0).any():
         r = int(np.argmax(norms == 0))
         who = f" ({names[r]!r})" if names else ""
-        raise AttributeMatrixError(f"row {r}{who} of the class-attribute matrix is all zeros; a class needs attributes")
+        raise AttributeMatrixError(f"row {r}{who} of {what} is all zeros; a class needs attributes")
     if class_names is not None:
         names = load_class_names(class_names)
     if names is not None and len(names) != matrix.shape[0]:

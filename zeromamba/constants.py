@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "DEFAULT_EXPLAIN_METHOD",
+    "EXPLAIN_METHODS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "IMAGENET_PREPROCESS",
@@ -45,3 +47,8 @@ IMAGENET_PREPROCESS: dict[str, Any] = dict(
     mean=IMAGENET_MEAN,
     std=IMAGENET_STD,
 )
+
+#: the explanation methods of ``explain(..., method=...)`` (:mod:`zeromamba.attribution`), in help-text order
+EXPLAIN_METHODS: tuple[str, ...] = ("occlusion", "gradient", "attention")
+#: the method used when none is named (the one that points at the object best; see MODEL_CARD.md)
+DEFAULT_EXPLAIN_METHOD = "occlusion"

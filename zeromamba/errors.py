@@ -14,6 +14,7 @@ __all__ = [
     "ModelNotAvailableError",
     "ConfigError",
     "ImageError",
+    "DeviceError",
     "AttributeMatrixError",
     "DataError",
     "TrainingError",
@@ -36,7 +37,8 @@ class UnknownModelError(ZeroMambaError, KeyError):
 
 
 class ModelNotAvailableError(ZeroMambaError, OSError):
-    """Weights cannot be fetched: no network and nothing cached, or no such repository/revision."""
+    """Weights cannot be fetched: a zoo repository that is not published, no network (or no answer
+    within the timeout) and nothing cached, or no such repository/revision."""
 
 
 class ConfigError(ZeroMambaError, ValueError):
@@ -45,6 +47,11 @@ class ConfigError(ZeroMambaError, ValueError):
 
 class ImageError(ZeroMambaError, ValueError):
     """An image that cannot be read: missing, zero-byte, truncated, unsupported, or over the pixel limit."""
+
+
+class DeviceError(ZeroMambaError, RuntimeError):
+    """A device that does not exist or is not available here (``cuda`` without a GPU, a GPU index
+    out of range, a misspelt device name)."""
 
 
 class DataError(ZeroMambaError, ValueError):

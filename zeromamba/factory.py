@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from difflib import get_close_matches
 from typing import Any
 
 import timm
 import torch
 import torch.nn as nn
 
-from .architectures import VMAMBA_ARCHITECTURES, ZEROMAMBA_ARCHITECTURES
+from .architectures import VIM_ARCHITECTURES, VMAMBA_ARCHITECTURES, ZEROMAMBA_ARCHITECTURES, ZEROMAMBA_VIM_ARCHITECTURES
 from .errors import UnknownModelError
 from .hub import load_pretrained
 from .predictor import Predictor
@@ -23,7 +24,12 @@ from .predictor import Predictor
 __all__ = ["create_model", "from_pretrained", "list_models"]
 
 # the architectures this package registers with timm
-ARCHITECTURES: tuple[str, ...] = (*VMAMBA_ARCHITECTURES, *ZEROMAMBA_ARCHITECTURES)
+ARCHITECTURES: tuple[str, ...] = (
+    *VMAMBA_ARCHITECTURES,
+    *ZEROMAMBA_ARCHITECTURES,
+    *VIM_ARCHITECTURES,
+    *ZEROMAMBA_VIM_ARCHITECTURES,
+)
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
@@ -44,12 +50,20 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Modul
     """
     from . import models  # noqa: F401  (registers the architectures with timm)
 
-    if name.split(".")[0] not in ARCHITECTURES:
-        from difflib import get_close_matches
-
-        close = get_close_matches(name.split(".")[0], ARCHITECTURES, n=3)
+    if not isinstance(name, str):
+        raise UnknownModelError(f"an architecture name must be a string, got {type(name).__name__}")
+    architecture, _, tag = name.partition(".")
+    if architecture not in ARCHITECTURES:
+        close = get_close_matches(architecture, ARCHITECTURES, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UnknownModelError(f"unknown architecture {name!r}; zeromamba provides {', '.join(ARCHITECTURES)}.{hint}")
+    if tag:
+        tags = [n.partition(".")[2] for n in timm.list_pretrained(f"{architecture}.*")]
+        if tag not in tags:
+            close = get_close_matches(tag, tags, n=3)
+            hint = f" Did you mean {', '.join(f'{architecture}.{c}' for c in close)}?" if close else ""
+            known = ", ".join(tags) or "none"
+            raise UnknownModelError(f"unknown pretrained tag {name!r}; the tags of {architecture} are {known}.{hint}")
     return timm.create_model(name, pretrained=pretrained, **kwargs)
 
 
@@ -63,6 +77,8 @@ def from_pretrained(
     force_download: bool = False,
     local_files_only: bool = False,
     token: str | bool | None = None,
+    timeout: float | None = None,
+    batch_size: int = 8,
 ) -> Predictor:
     """A ready :class:`~zeromamba.predictor.Predictor` for a zoo name, Hub repository or local folder.
 
@@ -76,10 +92,16 @@ def from_pretrained(
         force_download: download again even if cached (e.g. after a corrupt download).
         local_files_only: never touch the network (like ``HF_HUB_OFFLINE=1``).
         token: Hub token (default: huggingface_hub's, e.g. from ``hf auth login``).
+        timeout: seconds to wait for the Hub's first answer before giving up (default
+            ``$ZEROMAMBA_HUB_TIMEOUT``, else 10); a zoo variant known not to be published fails at once.
+        batch_size: images per forward pass of the predictor.
 
     Raises:
         UnknownModelError: not a zoo name, repository id or folder (close names are suggested).
-        ModelNotAvailableError: no network and not cached; no such repository, revision or file.
+        ModelNotAvailableError: a zoo variant not published yet (with the ``zeromamba convert``
+            steps), no answer from the Hub within ``timeout`` and not cached, no such repository,
+            revision, file or folder.
+        DeviceError: ``device`` is not available here.
         CheckpointError: corrupt or truncated safetensors, or weights that do not fit the config.
         ConfigError: a config.json this release does not understand.
 
@@ -92,6 +114,7 @@ def from_pretrained(
         force_download=force_download,
         local_files_only=local_files_only,
         token=token,
+        timeout=timeout,
     )
     return Predictor(
         loaded.model,
@@ -103,4 +126,5 @@ def from_pretrained(
         preprocess=loaded.preprocess,
         device=device,
         dtype=dtype,
+        batch_size=batch_size,
     )

@@ -6,7 +6,8 @@ Every raw input (a path, a PIL image, a numpy array, a ``uint8`` tensor) becomes
 
 Input conventions:
 
-* ``str`` / :class:`os.PathLike`: an image file, opened with PIL.
+* ``str`` / :class:`os.PathLike`: an image file, opened with PIL; an ``http://`` or ``https://``
+  URL is fetched (:func:`zeromamba.sources.fetch_url`: a timeout, a size limit, no other schemes).
 * :class:`PIL.Image.Image`: any mode. Alpha (``RGBA``, ``LA``, ``PA``, palette transparency) is
   composited on white; ``CMYK``, ``YCbCr``, ``HSV``, ``P``, ``1`` and ``L`` are converted to RGB;
   16-bit modes (``I;16*``) and ``I`` are read as 16-bit data (0..65535) and scaled to 8 bits;
@@ -22,9 +23,10 @@ Input conventions:
 
 from __future__ import annotations
 
+import io
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,11 +38,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .constants import ZSL_PREPROCESS
 from .errors import ConfigError, ImageError
 from .letterbox import letterbox
+from .sources import fetch_url, is_url
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_PREPROCESS",
     "ImageInput",
+    "ImageTransform",
     "PreparedImage",
     "describe_source",
     "load_image",
@@ -137,16 +141,16 @@ def describe_source(source: Any, index: int) -> str:
 
 
 def load_image(source: str | os.PathLike | Image.Image, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open an image file (or take a PIL image) as RGB with its EXIF orientation applied.
+    """Open an image file or URL (or take a PIL image) as RGB with its EXIF orientation applied.
 
     Args:
-        source: a path or a :class:`PIL.Image.Image`.
+        source: a path, an ``http(s)://`` URL (see :func:`~zeromamba.sources.fetch_url`) or a :class:`PIL.Image.Image`.
         max_pixels: refuse images with more pixels than this (``None``: no limit of ours; PIL's own
             decompression-bomb limit, ``PIL.Image.MAX_IMAGE_PIXELS``, still applies to files).
 
     Raises:
-        ImageError: missing or unreadable file, zero bytes, not an image, truncated data, or an
-            image over the pixel limit.
+        ImageError: missing or unreadable file, zero bytes, not an image, truncated data, an image
+            over the pixel limit, or a URL that cannot be fetched.
     """
     if isinstance(source, Image.Image):
         _check_pixels(source.size, max_pixels, "the image")
@@ -156,6 +160,11 @@ def load_image(source: str | os.PathLike | Image.Image, *, max_pixels: int | Non
             raise
         except Exception as e:  # noqa: BLE001 - a broken lazily-loaded image
             raise ImageError(f"cannot read the PIL image ({type(e).__name__}: {e})") from e
+    if is_url(source):
+        data = fetch_url(str(source))
+        if not data:
+            raise ImageError(f"{source} returned no data (0 bytes)")
+        return _decode(lambda: io.BytesIO(data), str(source), max_pixels)
     path = Path(os.fspath(source))
     if not path.exists():
         raise ImageError(f"image file not found: {path}; check the path")
@@ -167,27 +176,32 @@ def load_image(source: str | os.PathLike | Image.Image, *, max_pixels: int | Non
         raise ImageError(f"cannot read image file {path}: {e}") from e
     if size == 0:
         raise ImageError(f"image file {path} is empty (0 bytes); re-download or re-export it")
+    return _decode(lambda: path, str(path), max_pixels)
+
+
+def _decode(opener: Callable[[], Any], name: str, max_pixels: int | None) -> Image.Image:
+    """Open, check the size of, and fully decode an image; every failure an :class:`ImageError`."""
     try:
-        with Image.open(path) as img:
-            _check_pixels(img.size, max_pixels, str(path))
+        with Image.open(opener()) as img:
+            _check_pixels(img.size, max_pixels, name)
             img.load()  # decode now, inside the try, so truncation surfaces here
             return to_rgb(_exif_transpose(img))
     except ImageError:
         raise
     except Image.DecompressionBombError as e:
         raise ImageError(
-            f"{path} is over PIL's pixel limit for safe decoding ({e}); downscale it, or raise "
+            f"{name} is over PIL's pixel limit for safe decoding ({e}); downscale it, or raise "
             "PIL.Image.MAX_IMAGE_PIXELS if you trust the file"
         ) from e
     except UnidentifiedImageError as e:
-        raise ImageError(f"{path} is not an image PIL can read; convert it to JPEG or PNG") from e
+        raise ImageError(f"{name} is not an image PIL can read; convert it to JPEG or PNG") from e
     except PermissionError as e:
-        raise ImageError(f"no permission to read image file {path}; check its permissions") from e
+        raise ImageError(f"no permission to read image file {name}; check its permissions") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         # PIL reports truncated or corrupt data as OSError ("image file is truncated"), SyntaxError
         # (broken PNG chunks) or ValueError/EOFError depending on the plugin.
         raise ImageError(
-            f"{path} is truncated or corrupt ({type(e).__name__}: {e}); re-download or re-export the image"
+            f"{name} is truncated or corrupt ({type(e).__name__}: {e}); re-download or re-export the image"
         ) from e
 
 
@@ -379,6 +393,35 @@ def prepare_image(
         )
     tensor, box = preprocess_image(img, preprocess)
     return [PreparedImage(tensor, img if keep_image else None, img.size, box, what)]
+
+
+class ImageTransform:
+    """A predictor's preprocessing as a callable, ``image -> (3, H, W) float32 tensor``: exactly
+    what :meth:`~zeromamba.predictor.Predictor.classify` does to each image (EXIF rotation, RGB,
+    resize / crop, normalisation). Use it in your own ``Dataset`` / ``DataLoader``; it pickles,
+    so it works in worker processes. Any single input of :func:`prepare_image` is accepted
+    (a path, URL, PIL image, array, 3-D tensor; float tensors pass through as preprocessed).
+
+    Raises:
+        ImageError: the input cannot be read, or holds more than one image.
+    """
+
+    def __init__(self, preprocess: Mapping[str, Any] | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS):
+        self.preprocess = resolve_preprocess(preprocess)
+        self.max_pixels = max_pixels
+
+    def __call__(self, image: ImageInput) -> torch.Tensor:
+        prepared = prepare_image(image, self.preprocess, max_pixels=self.max_pixels)
+        if len(prepared) != 1:
+            raise ImageError(f"the transform takes one image, got a batch of {len(prepared)}")
+        return prepared[0].tensor
+
+    def __repr__(self) -> str:
+        p = self.preprocess
+        return (
+            f"ImageTransform(size={p['input_size'][1:]}, crop_mode={p['crop_mode']!r}, crop_pct={p['crop_pct']}, "
+            f"interpolation={p['interpolation']!r}, mean={p['mean']}, std={p['std']})"
+        )
 
 
 def _prepare_tensor(

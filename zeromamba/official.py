@@ -1,13 +1,19 @@
-"""Loading the authors' checkpoints: ZeroMamba ``{DATASET}_best{CZSL,GZSL}.pth`` files and the VMamba
-v2 ImageNet release files (``{"model": state_dict}``).
+"""Loading the authors' checkpoints: ZeroMamba ``{DATASET}_best{CZSL,GZSL}.pth`` files, the VMamba
+v2 ImageNet release files (``{"model": state_dict}``) and the Vim release files
+(``hustvl/Vim-*-midclstok``: ``{"model": ..., "optimizer": ..., "epoch": ..., "args": Namespace}``).
 
-Files are read with ``torch.load(weights_only=True)``: tensors and plain containers only, never
-arbitrary pickled objects. The architecture is read off the tensor shapes, so
-``load_official(path)`` needs no arguments for the published files; keyword arguments override.
+Files are read with ``torch.load(weights_only=True)``: tensors and plain containers only, plus
+exactly one class, ``argparse.Namespace`` (the training arguments DeiT-style trainers store under
+``args``). Any other pickled object is refused before it is built, so no code in the file runs.
+The architecture is read off the tensor shapes, so ``load_official(path)`` needs no arguments for
+the published files; keyword arguments override (a Vim file's ``img_size`` / ``stride`` when they
+are not the release's 224 / 16).
 """
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import pickle
 import re
@@ -19,12 +25,24 @@ import torch
 from .architectures import default_dt_rank
 from .errors import CheckpointError
 from .models._helpers import load_state_dict_strict, unwrap_state_dict
+from .models.vim import Vim
+from .models.vim import checkpoint_filter_fn as vim_filter_fn
 from .models.vmamba import VMamba
 from .models.vmamba import checkpoint_filter_fn as vmamba_filter_fn
 from .models.zeromamba import ZeroMamba
 from .models.zeromamba import checkpoint_filter_fn as zeromamba_filter_fn
 
-__all__ = ["load_official", "read_official_state_dict", "infer_architecture"]
+__all__ = [
+    "SAFE_GLOBALS",
+    "infer_architecture",
+    "infer_vim_architecture",
+    "is_vim_state_dict",
+    "load_official",
+    "read_official_state_dict",
+]
+
+#: the only classes a checkpoint may contain besides tensors and plain containers
+SAFE_GLOBALS: tuple[type, ...] = (argparse.Namespace,)
 
 
 def _refused_global(message: str) -> str:
@@ -40,7 +58,8 @@ def read_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path!r}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "Unsupported global" not in str(e):  # not a refused object: a damaged or foreign file
             raise CheckpointError(
@@ -57,6 +76,51 @@ def read_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path!r} does not hold a state dict (a mapping of names to tensors)")
     return {str(k): v for k, v in obj.items()}
+
+
+def is_vim_state_dict(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    """True for a Vim state dict (its class token, position embedding and bidirectional mixers)."""
+    return "pos_embed" in state_dict and "layers.0.mixer.A_b_log" in state_dict
+
+
+def infer_vim_architecture(state_dict: Mapping[str, torch.Tensor], stride: int = 16) -> dict[str, Any]:
+    """:class:`~zeromamba.models.Vim` arguments read off a Vim state dict's shapes.
+
+    The patch stride cannot be seen in the shapes (give it when it is not 16); the input size is
+    the square one whose patch grid (at that stride) has as many positions as ``pos_embed``.
+
+    Raises:
+        CheckpointError: a parameter is missing, or the position embedding covers no square grid
+            (then ``img_size`` must be given).
+    """
+    try:
+        proj = state_dict["patch_embed.proj.weight"]
+        A_log = state_dict["layers.0.mixer.A_log"]
+        conv = state_dict["layers.0.mixer.conv1d.weight"]
+        dt_rank = state_dict["layers.0.mixer.dt_proj.weight"].shape[1]
+        positions = state_dict["pos_embed"].shape[1] - 1
+    except KeyError as e:
+        raise CheckpointError(f"not a Vim checkpoint: parameter {e.args[0]!r} is missing") from None
+    embed_dim, patch = int(proj.shape[0]), int(proj.shape[-1])
+    depth = 1 + max(int(m.group(1)) for k in state_dict if (m := re.match(r"layers\.(\d+)\.", k)))
+    args: dict[str, Any] = dict(
+        embed_dim=embed_dim,
+        depth=depth,
+        d_state=int(A_log.shape[1]),
+        patch_size=patch,
+        stride=int(stride),
+        expand=int(A_log.shape[0]) // embed_dim,
+        d_conv=int(conv.shape[-1]),
+        num_classes=int(state_dict["head.weight"].shape[0]) if "head.weight" in state_dict else 0,
+    )
+    side = math.isqrt(positions)
+    if side * side == positions:
+        args["img_size"] = (side - 1) * int(stride) + patch
+    if default_dt_rank(embed_dim) != dt_rank:
+        args["dt_rank"] = int(dt_rank)
+    if int(proj.shape[1]) != 3:
+        args["in_chans"] = int(proj.shape[1])
+    return args
 
 
 def infer_architecture(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
@@ -100,34 +164,47 @@ def infer_architecture(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]
     return args
 
 
-def load_official(path: str | os.PathLike, **model_args: Any) -> ZeroMamba | VMamba:
+def load_official(path: str | os.PathLike, **model_args: Any) -> ZeroMamba | VMamba | Vim:
     """Load an authors' checkpoint into our model, in eval mode.
 
     Args:
-        path: an official ZeroMamba state dict (``.pth``, with or without ``clf_head.bias``) or an
-            official VMamba v2 release file (``{"model": state_dict}``).
+        path: an official ZeroMamba state dict (``.pth``, with or without ``clf_head.bias``), an
+            official VMamba v2 release file (``{"model": state_dict}``) or a Vim release file.
         **model_args: override what is read off the tensor shapes (``scan_backend``, ``attribute
-            embeddings`` etc. are passed through to the constructor).
+            embeddings`` etc. are passed through to the constructor). For Vim: ``stride`` when the
+            file is a stride-8 model, ``img_size`` (int or ``(H, W)``) to build the model at another
+            input size (the position embedding is resized as a 2-D grid) or when the file's grid
+            is not square.
 
     Returns:
         :class:`~zeromamba.models.ZeroMamba` for ZeroMamba files, :class:`~zeromamba.models.VMamba`
-        for backbone release files.
+        for VMamba release files, :class:`~zeromamba.models.Vim` for Vim release files.
 
     Raises:
         CheckpointError: unreadable file, a file that needs arbitrary unpickling, or parameters that
             do not match the architecture (each listed by name).
     """
     sd = read_official_state_dict(path)
-    args = {**infer_architecture(sd), **model_args}
-    is_zeromamba = any(k.startswith(("VisionMamba.", "clf_head")) for k in sd)
+    model: ZeroMamba | VMamba | Vim
     try:
-        if is_zeromamba:
-            model: ZeroMamba | VMamba = ZeroMamba(**args)
+        if is_vim_state_dict(sd):
+            args = {**infer_vim_architecture(sd, int(model_args.get("stride", 16))), **model_args}
+            if "img_size" not in args:
+                raise CheckpointError(
+                    f"{os.fspath(path)!r}: the position embedding covers {sd['pos_embed'].shape[1] - 1} patches, "
+                    "not a square grid; pass img_size=(H, W) (and stride=...) as the model was trained"
+                )
+            model = Vim(**args)
+            mapped = vim_filter_fn(sd, model)
+        elif any(k.startswith(("VisionMamba.", "clf_head")) for k in sd):
+            model = ZeroMamba(**{**infer_architecture(sd), **model_args})
             mapped = zeromamba_filter_fn(sd, model)
         else:
-            model = VMamba(**args)
+            model = VMamba(**{**infer_architecture(sd), **model_args})
             mapped = vmamba_filter_fn(sd, model)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
+        if isinstance(e, CheckpointError):
+            raise
         raise CheckpointError(f"bad model arguments for {os.fspath(path)!r}: {e}") from None
     load_state_dict_strict(model, mapped, repr(os.fspath(path)))
     return model.eval()

@@ -6,10 +6,12 @@ vector with its row of a class-attribute matrix. The predictor wraps a model wit
 image preprocessing, and handles every input kind (see :mod:`zeromamba.images`)::
 
     predictor = Predictor(model, class_attributes=att, class_names=names, seen=seen_idx, gamma=0.3)
-    predictor.classify("bird.jpg")                        # one ClassificationResult
+    predictor.classify("bird.jpg")                        # one ClassificationResult; predictor("bird.jpg") too
     predictor.classify(["a.jpg", "b.png"], attributes={"zebra": z, "horse": h})   # a ResultList
+    for r in predictor.classify_iter(paths, num_workers=4, skip_errors=True): ...  # streamed, decoded in workers
     predictor.predict_attributes("bird.jpg")
     predictor.explain("bird.jpg").save_png("why.png")
+    predictor.to("cuda", torch.bfloat16); predictor.transform(pil_image)   # device/precision; the preprocessing
 
 Class-attribute matrices (``class_attributes`` and the ``attributes`` argument of
 :meth:`Predictor.classify`) may be a ``C x A`` numpy array, tensor or nested list, a dict
@@ -21,39 +23,28 @@ only the direction of a class's attribute vector matters, not its scale (``origi
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 
+from .batch import DecodedItem, iter_batches
 from .classes import ClassAttributes, load_class_attributes, load_class_names, seen_mask
 from .errors import AttributeMatrixError, ConfigError, ImageError
-from .images import DEFAULT_MAX_PIXELS, ImageInput, PreparedImage, prepare_image, resolve_preprocess
+from .images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform, PreparedImage, resolve_preprocess
 from .models.zeromamba import ZeroMamba
-from .results import AttributePrediction, ClassificationResult, ResultList
-from .runtime import parse_dtype
-from .scoring import calibrated_stacking, class_scores
+from .ranking import Candidates, as_targets, check_gamma, rank_classes, resolve_targets
+from .results import AttributePrediction, ClassificationResult, ImageFailure, ResultList
+from .runtime import check_device, inference_autocast, inference_weight_dtype, parse_dtype
+from .scoring import class_scores
 
 if TYPE_CHECKING:
     from .explain import Explanation
 
 __all__ = ["Predictor"]
-
-
-@dataclass(frozen=True)
-class _Classes:
-    """A snapshot of the candidate classes for one call (so calls never share mutable state)."""
-
-    matrix: torch.Tensor | None  # (C, A) normalised; None for a plain classifier
-    names: list[str]
-    seen: torch.Tensor | None
-    gamma: float | None  # None: no calibration
-    num_classes: int = field(default=0)
 
 
 # --- the predictor ---------------------------------------------------------------------------------
@@ -76,9 +67,10 @@ class Predictor:
             (see :func:`zeromamba.images.resolve_preprocess`); default: plain 448 x 448 resize,
             ImageNet mean/std, as the authors evaluate.
         device: where the model runs (default: where its parameters are).
-        dtype: the compute precision (default: the model's). ``torch.bfloat16`` / ``torch.float16``
-            (or their names) run the model under :func:`torch.autocast` with float32 weights, which
-            is what the selective scan needs; meant for CUDA.
+        dtype: the compute precision (default: the model's). ``torch.bfloat16`` (or ``"bfloat16"``)
+            on a CPU converts the weights to bfloat16 (fast where the CPU has AVX-512 BF16 or AMX;
+            the selective scan still runs in float32); ``float16`` / ``bfloat16`` on CUDA run under
+            :func:`torch.autocast` with float32 weights.
         batch_size: images per forward pass.
 
     The model is moved to ``device`` in place and put in eval mode. Calls never modify the
@@ -105,17 +97,10 @@ class Predictor:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module (a ZeroMamba), got {type(model).__name__}")
         self.is_zeromamba = isinstance(model, ZeroMamba)
-        if device is None:
-            param = next(model.parameters(), None)
-            device = param.device if param is not None else torch.device("cpu")
-        self.device = torch.device(device)
-        self.dtype = _resolve_dtype(dtype, model)
-        # float16/bfloat16 is the compute precision, through torch.autocast: the weights stay float32
-        # because the selective scan and the LayerNorms after it need float32 parameters
-        weights = torch.float32 if self.dtype in (torch.float16, torch.bfloat16) else self.dtype
-        if dtype is None:
-            weights = None
-        self.model = model.to(device=self.device, dtype=weights).eval()
+        self.model = model.eval()
+        self.device = torch.device("cpu")
+        self.dtype = torch.float32
+        self._place(device, dtype)
         self.num_attributes: int | None = int(model.num_attributes) if self.is_zeromamba else None
 
         if attribute_names is not None:
@@ -147,11 +132,9 @@ class Predictor:
         if seen is not None and num_classes is None:
             raise AttributeMatrixError("seen classes given but the predictor has no classes; pass class_attributes")
         self.seen: torch.Tensor | None = seen_mask(seen, num_classes or 0, names) if seen is not None else None
-        self.gamma = _check_gamma(gamma)
+        self.gamma = check_gamma(gamma)
         self.preprocess: dict[str, Any] = resolve_preprocess(preprocess)
-        if int(batch_size) < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-        self.batch_size = int(batch_size)
+        self.batch_size = _check_batch_size(batch_size)
 
     # --- public API --------------------------------------------------------------------------------
 
@@ -159,6 +142,30 @@ class Predictor:
     def num_classes(self) -> int | None:
         """How many classes the predictor has of its own (``None``: none)."""
         return self._num_own_classes()
+
+    @property
+    def transform(self) -> ImageTransform:
+        """The exact preprocessing of this predictor as a picklable callable, ``PIL image (or path,
+        array, uint8 tensor) -> (3, H, W) normalised float32 tensor``, for your own DataLoader;
+        :meth:`classify` takes the resulting float tensors (or a stacked batch) unchanged."""
+        return ImageTransform(self.preprocess, self.max_pixels)
+
+    def to(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> Predictor:
+        """Move the model to ``device`` and/or set the compute precision ``dtype``, in place; returns
+        the predictor (``predictor.to("cuda", "bfloat16")``). Half precisions run under autocast
+        with float32 weights (see the class docs).
+
+        Raises:
+            DeviceError: ``device`` is not available here. ConfigError: an unknown dtype.
+        """
+        self._place(device, dtype)
+        return self
+
+    def __call__(
+        self, images: ImageInput | Sequence[ImageInput], *args: Any, **kwargs: Any
+    ) -> ClassificationResult | ResultList[ClassificationResult]:
+        """Same as :meth:`classify`."""
+        return self.classify(images, *args, **kwargs)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Any:
         """Write ``model.safetensors`` + ``config.json`` (see :func:`zeromamba.hub.save_pretrained`)."""
@@ -174,12 +181,14 @@ class Predictor:
         top_k: int | None = 5,
         gamma: float | None = None,
         seen: Any = None,
+        *,
+        batch_size: int | None = None,
     ) -> ClassificationResult | ResultList[ClassificationResult]:
         """Rank classes for each image.
 
         Args:
             images: one input or a list (see :mod:`zeromamba.images` for the conventions; float
-                tensors are taken as already preprocessed).
+                tensors are taken as already preprocessed, e.g. by :attr:`transform`).
             attributes: classes to score against instead of the predictor's own: a ``C x A``
                 matrix, a dict name -> vector, or a ``.csv`` / ``.npy`` file
                 (see :func:`~zeromamba.classes.load_class_attributes`). Rows are L2-normalised.
@@ -189,28 +198,82 @@ class Predictor:
             seen: which classes count as seen (mask or indices; default: the predictor's own for
                 its own classes, none for ``attributes``). Calibrated stacking applies when some
                 class is seen and ``gamma`` is non-zero.
+            batch_size: images per forward pass (default: :attr:`batch_size`).
 
         Returns:
             A :class:`ClassificationResult` for a single image (a path, PIL image, array or 3-D
-            tensor), else a :class:`ResultList` of them.
+            tensor), else a :class:`ResultList` of them. ``result.ranked_by`` says which score
+            ordered the classes.
 
         Raises:
-            ImageError: an image cannot be read. AttributeMatrixError: bad classes or seen mask.
+            ImageError: an image cannot be read (:meth:`classify_iter` can skip those instead).
+            AttributeMatrixError: bad classes or seen mask.
+        """
+        sources, single = _as_list(images)
+        results: ResultList[ClassificationResult] = ResultList(
+            self.classify_iter(sources, attributes, class_names, top_k, gamma, seen, batch_size=batch_size)
+        )
+        return results[0] if single else results
+
+    def classify_iter(
+        self,
+        images: Sequence[ImageInput],
+        attributes: ClassAttributes | None = None,
+        class_names: Sequence[str] | str | os.PathLike | None = None,
+        top_k: int | None = 5,
+        gamma: float | None = None,
+        seen: Any = None,
+        *,
+        batch_size: int | None = None,
+        num_workers: int = 0,
+        skip_errors: bool = False,
+    ) -> Iterator[ClassificationResult | ImageFailure]:
+        """:meth:`classify` for many images, streamed: results come in input order, one batch at a
+        time, while the next batches are decoded (in ``num_workers`` DataLoader worker processes
+        when ``num_workers > 0``). Arguments as in :meth:`classify`.
+
+        Args:
+            skip_errors: yield an :class:`~zeromamba.results.ImageFailure` (source and reason) for
+                an image that cannot be read and go on, instead of raising :class:`ImageError`.
+
+        The arguments and the classes are checked when it is called, the images as they come.
         """
         if top_k is not None and int(top_k) < 1:
             raise ValueError(f"top_k must be at least 1 (or None for all classes), got {top_k}")
+        if int(num_workers) < 0:
+            raise ValueError(f"num_workers must be 0 or more, got {num_workers}")
         classes = self._classes(attributes, class_names, seen, gamma)
-        sources, single = _as_list(images)
-        prepared = self._prepare(sources)
-        results: ResultList[ClassificationResult] = ResultList()
-        if prepared:
-            out = self._run(prepared, attention=False)
-            scores = out["scores"] if classes.matrix is None else class_scores(out["attributes"], classes.matrix)
-            results.extend(self._rank(scores, classes, top_k, [p.source for p in prepared]))
-        return results[0] if single else results
+        size = self.batch_size if batch_size is None else _check_batch_size(batch_size)
+        batches = iter_batches(
+            _as_list(images)[0],
+            self.preprocess,
+            batch_size=size,
+            num_workers=int(num_workers),
+            max_pixels=self.max_pixels,
+        )
+        return self._stream(batches, classes, top_k, size, skip_errors)
+
+    def _stream(
+        self, batches: Iterator[list[DecodedItem]], classes: Candidates, top_k: int | None, size: int, skip: bool
+    ) -> Iterator[ClassificationResult | ImageFailure]:
+        for items in batches:
+            prepared = [p for item in items for p in item.prepared]
+            ranked: list[ClassificationResult] = []
+            if prepared:
+                out = self._run(prepared, attention=False, batch_size=size)
+                scores = out["scores"] if classes.matrix is None else class_scores(out["attributes"], classes.matrix)
+                ranked = rank_classes(scores, classes, top_k, [p.source for p in prepared])
+            pos = 0
+            for item in items:
+                if item.error is not None:
+                    if not skip:
+                        raise ImageError(item.error)
+                    yield ImageFailure(item.source, item.error)
+                yield from ranked[pos : pos + len(item.prepared)]
+                pos += len(item.prepared)
 
     def predict_attributes(
-        self, images: ImageInput | Sequence[ImageInput]
+        self, images: ImageInput | Sequence[ImageInput], *, batch_size: int | None = None
     ) -> AttributePrediction | ResultList[AttributePrediction]:
         """The predicted attribute vector of each image (one result for a single image, else a list)."""
         self._require_zeromamba("predict_attributes")
@@ -219,7 +282,8 @@ class Predictor:
         names = self._attribute_names()
         results: ResultList[AttributePrediction] = ResultList()
         if prepared:
-            attrs = self._run(prepared, attention=False)["attributes"]
+            size = self.batch_size if batch_size is None else _check_batch_size(batch_size)
+            attrs = self._run(prepared, attention=False, batch_size=size)["attributes"]
             for p, row in zip(prepared, attrs.tolist()):
                 results.append(AttributePrediction(values=row, attribute_names=list(names), source=p.source))
         return results[0] if single else results
@@ -227,7 +291,7 @@ class Predictor:
     def explain(
         self,
         image: ImageInput,
-        classes_or_attributes: str | int | Sequence[str | int] | None = None,
+        target: str | int | Sequence[str | int] | None = None,
         top_k: int = 6,
         *,
         attributes: ClassAttributes | None = None,
@@ -235,16 +299,18 @@ class Predictor:
         gamma: float | None = None,
         seen: Any = None,
         method: str | None = None,
+        **deprecated: Any,
     ) -> Explanation:
         """Where the evidence for some attributes is: one map per attribute, at the image's size.
 
         Args:
             image: one image.
-            classes_or_attributes: what to explain:
+            target: what to explain (``--target`` on the command line):
 
                 * ``None``: the predicted class, through its ``top_k`` attributes with the largest
-                  contribution ``attribute value * class attribute`` to its score (without classes:
-                  the ``top_k`` highest predicted attributes);
+                  contribution ``attribute value * class attribute`` to its score, leaving out
+                  attributes that contribute nothing (without classes: the ``top_k`` highest
+                  predicted attributes);
                 * a class name: that class, the same way;
                 * attribute names or indices (ints are attribute indices): those attributes.
             top_k: how many attributes to show when choosing them automatically.
@@ -259,6 +325,11 @@ class Predictor:
         from .attribution import attribute_maps, resolve_method
         from .explain import build_explanation
 
+        if "classes_or_attributes" in deprecated:  # the argument's name before 0.2
+            warnings.warn("explain(classes_or_attributes=...) is now explain(target=...)", FutureWarning, stacklevel=2)
+            target = deprecated.pop("classes_or_attributes")
+        if deprecated:
+            raise TypeError(f"explain() got unexpected keyword arguments: {', '.join(sorted(deprecated))}")
         self._require_zeromamba("explain")
         method = resolve_method(method)
         if int(top_k) < 1:
@@ -277,15 +348,17 @@ class Predictor:
 
         ranked = None
         if classes is not None:
-            ranked = self._rank(class_scores(values[None], classes.matrix), classes, None, [item.source])[0]
+            ranked = rank_classes(class_scores(values[None], classes.matrix), classes, None, [item.source])[0]
         class_index = ranked.index if ranked is not None else None
-        chosen, class_index = _resolve_targets(_as_targets(classes_or_attributes), names, classes, class_index)
+        chosen, class_index = resolve_targets(as_targets(target), names, classes, class_index)
         contributions = None
         if class_index is not None and classes is not None:
             contrib = values * classes.matrix[class_index]
             contributions = contrib
             if not chosen:
-                chosen = torch.argsort(contrib, descending=True, stable=True)[: int(top_k)].tolist()
+                # attributes the class does not have (a 0 in its row) contribute nothing: never shown
+                order = torch.argsort(contrib, descending=True, stable=True).tolist()
+                chosen = [i for i in order if contrib[i] != 0][: int(top_k)]
         if not chosen:
             chosen = torch.argsort(values, descending=True, stable=True)[: int(top_k)].tolist()
 
@@ -345,9 +418,9 @@ class Predictor:
             return list(self.attribute_names)
         return [f"attribute {i}" for i in range(self.num_attributes or 0)]
 
-    def _classes(self, attributes: Any, class_names: Any, seen: Any, gamma: float | None) -> _Classes:
+    def _classes(self, attributes: Any, class_names: Any, seen: Any, gamma: float | None) -> Candidates:
         """Resolve the candidate classes of one call into an immutable snapshot."""
-        gamma_value = _check_gamma(self.gamma if gamma is None else gamma)
+        gamma_value = check_gamma(self.gamma if gamma is None else gamma)
         if attributes is not None:
             if not self.is_zeromamba:
                 raise AttributeMatrixError(
@@ -373,29 +446,46 @@ class Predictor:
         num_classes = int(matrix.shape[0]) if matrix is not None else int(self._num_own_classes() or 0)
         names = list(names) if names is not None else [f"class {i}" for i in range(num_classes)]
         calibrate = mask is not None and bool(mask.any()) and gamma_value != 0.0
-        return _Classes(matrix, names, mask, gamma_value if calibrate else None, num_classes)
+        return Candidates(matrix, names, mask, gamma_value if calibrate else None, num_classes)
+
+    def _place(self, device: str | torch.device | None, dtype: str | torch.dtype | None) -> None:
+        """Move the model and set :attr:`device` / :attr:`dtype` (``None``: where / what it is now)."""
+        target = check_device(device)
+        if target is None:
+            param = next(self.model.parameters(), None)
+            target = param.device if param is not None else torch.device("cpu")
+        self.dtype = _resolve_dtype(dtype, self.model)
+        # bfloat16 on CPU: bfloat16 weights (oneDNN's kernels); reduced precision elsewhere: float32
+        # weights under autocast (see runtime.inference_weight_dtype)
+        weights = None if dtype is None else inference_weight_dtype(self.dtype, target)
+        self.model = self.model.to(device=target, dtype=weights)
+        self.device = target
 
     def _prepare(self, sources: list[Any], keep_image: bool = False) -> list[PreparedImage]:
         prepared: list[PreparedImage] = []
-        for i, src in enumerate(sources):
-            prepared.extend(
-                prepare_image(src, self.preprocess, index=i, max_pixels=self.max_pixels, keep_image=keep_image)
-            )
+        for items in iter_batches(
+            sources, self.preprocess, batch_size=max(1, len(sources)), max_pixels=self.max_pixels, keep_image=keep_image
+        ):
+            for item in items:
+                if item.error is not None:
+                    raise ImageError(item.error)
+                prepared.extend(item.prepared)
         return prepared
 
-    def _run(self, prepared: list[PreparedImage], attention: bool) -> dict[str, Any]:
+    def _run(self, prepared: list[PreparedImage], attention: bool, batch_size: int | None = None) -> dict[str, Any]:
         """Forward passes in batches of consecutive same-size inputs; float32 CPU outputs."""
         attrs, scores, maps = [], [], []
         i = 0
-        # reduced precision runs under autocast as well: the model keeps its float32 islands
-        # (the selective scan, LayerNorm) working with bfloat16/float16 weights
-        low = self.dtype in (torch.float16, torch.bfloat16)
+        # float16/bfloat16 with float32 weights runs under autocast (see inference_weight_dtype)
+        low = inference_autocast(self.dtype, self.device)
         autocast = torch.autocast(self.device.type, dtype=self.dtype, enabled=low)
         with torch.inference_mode(), autocast:
             while i < len(prepared):
                 shape = prepared[i].tensor.shape
                 j = i
-                while j < len(prepared) and j - i < self.batch_size and prepared[j].tensor.shape == shape:
+                while (
+                    j < len(prepared) and j - i < (batch_size or self.batch_size) and prepared[j].tensor.shape == shape
+                ):
                     j += 1
                 x = torch.stack([p.tensor for p in prepared[i:j]]).to(self.device, self.dtype, non_blocking=True)
                 out = self.model(x)
@@ -417,37 +507,6 @@ class Predictor:
             result["attention"] = maps
         return result
 
-    def _rank(
-        self, scores: torch.Tensor, classes: _Classes, top_k: int | None, sources: list[str]
-    ) -> list[ClassificationResult]:
-        scores = scores.float()
-        probs = torch.softmax(scores, dim=-1)
-        calibrated = None
-        ranking = scores
-        if classes.gamma is not None and classes.seen is not None:
-            calibrated = calibrated_stacking(scores, classes.seen, classes.gamma)
-            ranking = calibrated
-        k = scores.shape[-1] if top_k is None else min(int(top_k), scores.shape[-1])
-        # a stable sort so ties rank by class index, the same in every call
-        order = torch.argsort(ranking, dim=-1, descending=True, stable=True)[:, :k]
-        results = []
-        for b, src in enumerate(sources):
-            idx = order[b].tolist()
-            results.append(
-                ClassificationResult(
-                    indices=idx,
-                    names=[classes.names[i] for i in idx],
-                    scores=scores[b, idx].tolist(),
-                    probabilities=probs[b, idx].tolist(),
-                    calibrated=calibrated[b, idx].tolist() if calibrated is not None else None,
-                    seen=classes.seen[idx].tolist() if classes.seen is not None else None,
-                    gamma=classes.gamma,
-                    num_classes=classes.num_classes,
-                    source=src,
-                )
-            )
-        return results
-
 
 def _resolve_dtype(dtype: str | torch.dtype | None, model: nn.Module) -> torch.dtype:
     if dtype is None:
@@ -456,13 +515,13 @@ def _resolve_dtype(dtype: str | torch.dtype | None, model: nn.Module) -> torch.d
     return parse_dtype(dtype)
 
 
-def _check_gamma(gamma: Any) -> float:
+def _check_batch_size(batch_size: Any) -> int:
     try:
-        value = float(gamma)
+        value = int(batch_size)
     except (TypeError, ValueError):
-        raise ConfigError(f"gamma must be a number, got {gamma!r}") from None
-    if not math.isfinite(value):
-        raise ConfigError(f"gamma must be finite, got {gamma!r}")
+        raise ConfigError(f"batch_size must be a whole number, got {batch_size!r}") from None
+    if value < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     return value
 
 
@@ -473,36 +532,3 @@ def _as_list(images: Any) -> tuple[list[Any], bool]:
     if isinstance(images, torch.Tensor) and images.ndim == 4:
         return [images], False
     return [images], True
-
-
-def _resolve_targets(
-    targets: list[Any], names: list[str], classes: _Classes | None, class_index: int | None
-) -> tuple[list[int], int | None]:
-    """``(attribute indices, class index)`` that ``explain`` targets name: attribute indices or names,
-    or a single class name (then no attributes: the class's top contributors are chosen)."""
-    attr_lookup = {n: i for i, n in enumerate(names)}
-    class_lookup = {n: i for i, n in enumerate(classes.names)} if classes is not None else {}
-    chosen: list[int] = []
-    for t in targets:
-        if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
-            if not 0 <= int(t) < len(names):
-                raise AttributeMatrixError(f"attribute index {t} out of range 0..{len(names) - 1}")
-            chosen.append(int(t))
-        elif str(t) in attr_lookup:
-            chosen.append(attr_lookup[str(t)])
-        elif str(t) in class_lookup and len(targets) == 1:
-            return [], class_lookup[str(t)]
-        else:
-            raise AttributeMatrixError(
-                f"{t!r} is neither an attribute name nor a class name; use names from "
-                "predictor.attribute_names / class_names, or attribute indices"
-            )
-    return chosen, class_index
-
-
-def _as_targets(targets: Any) -> list[Any]:
-    if targets is None:
-        return []
-    if isinstance(targets, (str, int, np.integer)):
-        return [targets]
-    return list(targets)

@@ -1,4 +1,5 @@
-"""What the predictor returns: per-image results that print as tables and convert to dicts/JSON."""
+"""What the predictor returns: per-image results that print as tables and convert to dicts/JSON,
+and :class:`ImageFailure`, an image that could not be read in a run that skips such images."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-__all__ = ["AttributePrediction", "ClassificationResult", "ResultList", "format_table"]
+__all__ = ["AttributePrediction", "ClassificationResult", "ImageFailure", "ResultList", "format_table"]
 
 T = TypeVar("T")
 
 
 def _fmt(x: float) -> str:
     return f"{x:.4f}" if abs(x) < 1000 else f"{x:.4g}"
+
+
+def _prob(x: float) -> str:
+    return f"{x:.4f}"
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
@@ -83,9 +88,45 @@ class ClassificationResult:
         """The top-1 probability."""
         return self.probabilities[0]
 
+    @property
+    def ranked_by(self) -> str:
+        """What ordered the classes: ``"calibrated"`` (probability minus gamma for seen classes) or
+        ``"score"`` (the raw score; the probability orders them the same way)."""
+        return "calibrated" if self.calibrated is not None else "score"
+
     def to_dict(self) -> dict[str, Any]:
         """Plain Python types only (JSON-serialisable); :meth:`from_dict` reverses it."""
         return asdict(self)
+
+    def to_record(self) -> dict[str, Any]:
+        """One JSON-able record for this image, one entry per listed class (what ``zeromamba
+        classify --format json/jsonl`` writes)::
+
+            {"image": "a.jpg", "ranked_by": "calibrated", "gamma": 0.3, "num_classes": 200,
+             "predictions": [{"rank": 1, "class": "...", "index": 3, "score": 5.7,
+                              "probability": 0.61, "calibrated": 0.61, "seen": false}, ...]}
+        """
+        predictions = []
+        for r in range(self.top_k):
+            entry: dict[str, Any] = {
+                "rank": r + 1,
+                "class": self.names[r],
+                "index": self.indices[r],
+                "score": self.scores[r],
+                "probability": self.probabilities[r],
+            }
+            if self.calibrated is not None:
+                entry["calibrated"] = self.calibrated[r]
+            if self.seen is not None:
+                entry["seen"] = self.seen[r]
+            predictions.append(entry)
+        return {
+            "image": self.source,
+            "ranked_by": self.ranked_by,
+            "gamma": self.gamma,
+            "num_classes": self.num_classes,
+            "predictions": predictions,
+        }
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
@@ -95,31 +136,48 @@ class ClassificationResult:
         return cls(**dict(data))
 
     def __str__(self) -> str:
-        mode = f"GZSL calibrated, gamma {self.gamma:g}" if self.gamma is not None else "uncalibrated"
-        head = f"{self.source or 'image'}  ({self.num_classes} classes, {mode})"
-        header = ["rank", "class", "index", "score", "prob"]
-        align = ">", "<", ">", ">", ">"
+        # the column that ranks comes first after the class, and the heading names it
         if self.calibrated is not None:
-            header.append("calibrated")
-            align += (">",)
+            mode = f"ranked by calibrated = prob - {self.gamma:g} x seen (GZSL calibrated stacking)"
+            columns = [("calibrated", self.calibrated, _fmt), ("prob", self.probabilities, _prob)]
+            columns.append(("score", self.scores, _fmt))
+        else:
+            mode = "ranked by score, uncalibrated"
+            columns = [("score", self.scores, _fmt), ("prob", self.probabilities, _prob)]
+        head = f"{self.source or 'image'}  ({self.num_classes} classes, {mode})"
+        header = ["rank", "class", "index", *(c[0] for c in columns)]
+        align = "><>" + ">" * len(columns)
         if self.seen is not None:
             header.append("seen")
-            align += ("<",)
+            align += "<"
         rows = []
         for r in range(self.top_k):
-            row = [
-                str(r + 1),
-                self.names[r],
-                str(self.indices[r]),
-                _fmt(self.scores[r]),
-                f"{self.probabilities[r]:.4f}",
-            ]
-            if self.calibrated is not None:
-                row.append(_fmt(self.calibrated[r]))
+            row = [str(r + 1), self.names[r], str(self.indices[r]), *(f(values[r]) for _, values, f in columns)]
             if self.seen is not None:
                 row.append("seen" if self.seen[r] else "unseen")
             rows.append(row)
-        return "\n".join([head, *format_table(header, rows, "".join(align))])
+        return "\n".join([head, *format_table(header, rows, align)])
+
+
+@dataclass
+class ImageFailure:
+    """An image that could not be read, in a run that reports and skips such images
+    (:meth:`~zeromamba.predictor.Predictor.classify_iter` with ``skip_errors=True``).
+
+    Attributes:
+        source: which image (its path or URL, or ``image <i>``).
+        reason: why, as the :class:`~zeromamba.errors.ImageError` said it.
+    """
+
+    source: str
+    reason: str
+
+    def to_record(self) -> dict[str, Any]:
+        """``{"image": source, "error": reason}``."""
+        return {"image": self.source, "error": self.reason}
+
+    def __str__(self) -> str:
+        return f"{self.source}: skipped: {self.reason}"
 
 
 @dataclass

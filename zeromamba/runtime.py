@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,13 +17,16 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from .errors import ConfigError
+from .errors import ConfigError, DeviceError
 
 __all__ = [
     "DistEnv",
     "amp_dtype",
     "autocast",
+    "check_device",
     "collective_device",
+    "inference_autocast",
+    "inference_weight_dtype",
     "parse_dtype",
     "resolve_device",
     "setup_distributed",
@@ -51,6 +55,41 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device(device)
 
 
+def check_device(device: str | torch.device | None) -> torch.device | None:
+    """``device`` as a :class:`torch.device` that exists on this machine (``"auto"`` resolved as in
+    :func:`resolve_device`; ``None`` stays ``None``).
+
+    Raises:
+        DeviceError: a misspelt device, ``cuda`` / ``mps`` where there is none, or a GPU index out of range.
+    """
+    if device is None:
+        return None
+    if str(device) == "auto":
+        return resolve_device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise DeviceError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise DeviceError(
+                f"device {str(device)!r} is not available: PyTorch sees no CUDA GPU on this machine "
+                "(torch.cuda.is_available() is False); use cpu (or auto)"
+            )
+        if dev.index is not None and dev.index >= count:
+            raise DeviceError(
+                f"device {str(device)!r} does not exist: this machine has {count} CUDA GPU(s), 0..{count - 1}"
+            )
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise DeviceError(f"device {str(device)!r} is not available on this machine (no Apple MPS); use cpu")
+    elif dev.type not in ("cpu", "cuda", "mps", "meta"):
+        available = getattr(getattr(torch, dev.type, None), "is_available", None)
+        if available is None or not available():
+            raise DeviceError(f"device {str(device)!r} is not available on this machine; use cpu (or auto)")
+    return dev
+
+
 def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
     """A floating-point dtype from a :class:`torch.dtype` or a name (``"bfloat16"``, ``"bf16"``,
     ``"torch.float16"``, ``"fp32"`` ...).
@@ -77,6 +116,38 @@ def amp_dtype(amp: str | bool | None, device: torch.device) -> torch.dtype | Non
     if amp in ("fp16", "float16"):
         return torch.float16
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def inference_weight_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
+    """The dtype a model's weights take so that inference computes in ``dtype`` on ``device``.
+
+    bfloat16 on a CPU: bfloat16 weights, so that oneDNN's bfloat16 kernels run (autocast would
+    convert every weight on every call); the selective scan widens to float32 inside. float16 or
+    bfloat16 on CUDA, and float16 on a CPU: float32 weights under :func:`torch.autocast`.
+    """
+    if dtype == torch.bfloat16 and device.type == "cpu":
+        if not _native_cpu_bfloat16():
+            warnings.warn(
+                "this CPU has no native bfloat16 (AVX-512 BF16 / AMX): bfloat16 inference runs emulated, "
+                "slower than float32",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return torch.bfloat16
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _native_cpu_bfloat16() -> bool:
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # an older PyTorch without the query
+        return False
+
+
+def inference_autocast(dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether inference in ``dtype`` on ``device`` runs under :func:`torch.autocast` (see
+    :func:`inference_weight_dtype`)."""
+    return dtype in (torch.float16, torch.bfloat16) and inference_weight_dtype(dtype, device) != dtype
 
 
 @contextlib.contextmanager

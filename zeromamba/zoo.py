@@ -12,7 +12,9 @@ Repository ids are ``{namespace}/{repo_name}``. The namespace defaults to
 
 A leaf table: it imports neither torch nor timm nor any other layer of the package, so the model
 files read their timm pretrained tags from it (:func:`timm_pretrained_cfgs`) and ``zeromamba list``
-needs nothing heavy.
+needs nothing heavy. :meth:`PretrainedVariant.availability` says, without any network access,
+whether a variant loads now: shipped in the package, in the Hugging Face cache, downloadable, or
+known not to be published (then :meth:`PretrainedVariant.convert_instructions` says what to do).
 """
 
 from __future__ import annotations
@@ -25,14 +27,18 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .architectures import VMAMBA_ARCHITECTURES, ZEROMAMBA_ARCHITECTURES
+from .architectures import VIM_ARCHITECTURES, VMAMBA_ARCHITECTURES, ZEROMAMBA_ARCHITECTURES
 from .constants import IMAGENET_MEAN, IMAGENET_STD
 from .errors import UnknownModelError
 
 __all__ = [
+    "AVAILABILITY",
+    "DEFAULT_ENDPOINT",
     "DEFAULT_NAMESPACE",
     "NAMESPACE_ENV",
     "PretrainedVariant",
+    "VariantList",
+    "convert_instructions",
     "hub_namespace",
     "list_pretrained",
     "get_variant",
@@ -40,10 +46,21 @@ __all__ = [
     "timm_pretrained_cfgs",
     "timm_hub_overlay",
     "timm_model_args",
+    "variant_for_tag",
 ]
 
 DEFAULT_NAMESPACE = "zeromamba"
 NAMESPACE_ENV = "ZEROMAMBA_HUB_NAMESPACE"
+#: the Hub the ``published`` flags describe (``HF_ENDPOINT`` may point elsewhere, e.g. a mirror)
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
+#: what :meth:`PretrainedVariant.availability` returns, and what each means
+AVAILABILITY: dict[str, str] = {
+    "shipped": "inside the installed package: loads offline",
+    "cached": "in the local Hugging Face cache: loads offline",
+    "hub": "downloads from the Hub on first use",
+    "unpublished": "not uploaded to the Hub: convert the authors' checkpoint (zeromamba convert)",
+}
 
 PAPER = "W. Hou, D. Fu, K. Li, S. Chen, H. Fan, Y. Yang, ZeroMamba: Exploring Visual State Space Model for Zero-Shot Learning, AAAI 2025"  # noqa: E501
 PAPER_URL = "https://arxiv.org/abs/2408.14868"
@@ -51,8 +68,10 @@ ZEROMAMBA_CODE_URL = "https://github.com/DingjieFu/ZeroMamba"
 ZEROMAMBA_WEIGHTS_URL = "https://drive.google.com/drive/folders/1VtmU_HqvjtdyNRyp0ou3RJwB3-CmdXGv"
 VMAMBA_CODE_URL = "https://github.com/MzeroMiko/VMamba"
 VMAMBA_RELEASES_URL = "https://github.com/MzeroMiko/VMamba/releases"
+VIM_CODE_URL = "https://github.com/hustvl/Vim"
 
 TASKS = ("gzsl", "czsl", "imagenet", "zsl")
+HUB_FORMATS = ("zeromamba", "vim-release")
 
 
 def hub_namespace() -> str:
@@ -98,6 +117,13 @@ class PretrainedVariant:
         package_dir: for variants shipped inside the package: the folder, relative to the
             ``zeromamba`` package, holding ``config.json`` + ``model.safetensors``; resolved
             without any network access.
+        published: whether :attr:`repo_id` exists on huggingface.co under the default namespace.
+            ``False`` makes loading fail at once with :meth:`convert_instructions` instead of
+            waiting on the network (unless the files are cached, or ``ZEROMAMBA_HUB_NAMESPACE`` /
+            ``HF_ENDPOINT`` point somewhere they may exist).
+        hub_format: what the Hub repository holds: ``"zeromamba"`` (a saved model folder) or
+            ``"vim-release"`` (the Vim authors' own repository with their ``.pth`` release files,
+            found by listing the repository and read by :mod:`zeromamba.hub.release`).
     """
 
     name: str
@@ -127,10 +153,14 @@ class PretrainedVariant:
     revision: str | None = None
     repo_id_override: str | None = None
     package_dir: str | None = None
+    published: bool = True
+    hub_format: str = "zeromamba"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)} (got {self.task!r})")
+        if self.hub_format not in HUB_FORMATS:
+            raise ValueError(f"hub_format must be one of {', '.join(HUB_FORMATS)} (got {self.hub_format!r})")
         # keep the registry immutable: callers get read-only views
         object.__setattr__(self, "model_args", _frozen(self.model_args))
         object.__setattr__(self, "authors_metrics", _frozen(self.authors_metrics))
@@ -160,6 +190,46 @@ class PretrainedVariant:
             return None
         return Path(__file__).resolve().parent / self.package_dir
 
+    def known_unpublished(self) -> bool:
+        """Whether the zoo knows this variant's repository is absent: a Hub variant not
+        :attr:`published`, asked for under the default namespace on huggingface.co."""
+        if self.is_local or self.published:
+            return False
+        if self.repo_id_override is None and hub_namespace() != DEFAULT_NAMESPACE:
+            return False
+        from huggingface_hub import constants
+
+        return constants.ENDPOINT.rstrip("/") == DEFAULT_ENDPOINT
+
+    def cached_folder(self, cache_dir: str | os.PathLike | None = None) -> Path | None:
+        """The snapshot folder holding this Hub variant's ``config.json`` and ``model.safetensors`` in
+        the Hugging Face cache, or ``None`` (never touches the network)."""
+        if self.is_local:
+            return None
+        from huggingface_hub import try_to_load_from_cache
+
+        found = [
+            try_to_load_from_cache(self.repo_id, name, cache_dir=cache_dir, revision=self.revision)
+            for name in ("config.json", "model.safetensors")
+        ]
+        if not all(isinstance(f, str) for f in found):
+            return None
+        folders = {Path(f).parent for f in found}  # type: ignore[arg-type]
+        return folders.pop() if len(folders) == 1 else None
+
+    def availability(self, cache_dir: str | os.PathLike | None = None) -> str:
+        """``"shipped"``, ``"cached"``, ``"hub"`` or ``"unpublished"`` (see :data:`AVAILABILITY`),
+        decided without network access."""
+        if self.is_local:
+            return "shipped"
+        if self.cached_folder(cache_dir) is not None:
+            return "cached"
+        return "unpublished" if self.known_unpublished() else "hub"
+
+    def convert_instructions(self) -> str:
+        """How to get this variant without the Hub (see :func:`convert_instructions`)."""
+        return convert_instructions(self)
+
     def pretrained_cfg(self) -> dict[str, Any]:
         """The preprocessing and head description, in timm's ``pretrained_cfg`` vocabulary."""
         h, w = self.input_size[1], self.input_size[2]
@@ -177,6 +247,9 @@ class PretrainedVariant:
             cfg.update(num_classes=self.num_attributes or 0, first_conv="backbone.patch_embed.0", classifier="fusion")
         else:
             cfg.update(num_classes=self.num_classes or 1000, first_conv="patch_embed.0", classifier="classifier.head")
+        if self.architecture.startswith("vim_"):  # a plain patch-token model: no /32 feature map
+            cfg.update(first_conv="patch_embed.proj", classifier="head")
+            cfg.pop("pool_size")
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
@@ -203,7 +276,25 @@ class PretrainedVariant:
             description=self.description,
             revision=self.revision,
             local=self.is_local,
+            published=self.is_local or self.published,
+            hub_format=self.hub_format,
         )
+
+
+def convert_instructions(variant: PretrainedVariant | None = None) -> str:
+    """How to load weights without the Hub: the ``zeromamba convert`` command for the variant's
+    source checkpoint (any checkpoint when ``variant`` is ``None``), then loading the folder."""
+    if variant is None or not variant.source_file:
+        return (
+            "if you have a checkpoint file, convert it and load the folder instead: `zeromamba convert "
+            "CHECKPOINT.pth --out DIR/` then `zeromamba.from_pretrained('DIR/')`."
+        )
+    data = " --att-splits att_splits.mat --res101 res101.mat" if variant.is_zero_shot else ""
+    return (
+        f"if you have the authors' checkpoint ({variant.source_file}, from {variant.source_url}), convert it and "
+        f"load the folder instead: `zeromamba convert {variant.source_file} --variant {variant.name}{data} "
+        f"--out {variant.name}/` then `zeromamba.from_pretrained('{variant.name}/')`."
+    )
 
 
 # --- the registry ---------------------------------------------------------------------------
@@ -224,8 +315,33 @@ def register_variant(variant: PretrainedVariant, *, overwrite: bool = False) -> 
     return variant
 
 
-def list_pretrained(task: str | None = None, dataset: str | None = None) -> list[PretrainedVariant]:
-    """Every pretrained variant in the zoo, optionally only one ``task`` or ``dataset``.
+class VariantList(list):
+    """A list of :class:`PretrainedVariant` that prints as a table, with where each loads from."""
+
+    def table(self, cache_dir: str | os.PathLike | None = None) -> str:
+        """The table ``zeromamba list`` prints: name, timm name, task, dataset, gamma, the authors'
+        reported metrics and availability (see :data:`AVAILABILITY`)."""
+        rows = [("name", "timm name", "task", "dataset", "gamma", "authors' reported %", "available")]
+        for v in self:
+            metrics = ", ".join(f"{k}={x:.1f}" for k, x in v.authors_metrics.items())
+            gamma = "" if v.gamma is None else f"{v.gamma:g}"
+            rows.append((v.name, v.timm_name, v.task, v.dataset, gamma, metrics, v.availability(cache_dir)))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        shown = {r[-1] for r in rows[1:]}
+        lines += [""] + [f"{k}: {AVAILABILITY[k]}" for k in AVAILABILITY if k in shown]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    __repr__ = __str__
+
+
+def list_pretrained(task: str | None = None, dataset: str | None = None) -> VariantList:
+    """Every pretrained variant in the zoo, optionally only one ``task`` or ``dataset``; a list
+    that prints as a table (``print(zeromamba.list_pretrained())``).
 
     Example: ``[v.name for v in zeromamba.list_pretrained(task="gzsl")]``.
     """
@@ -234,7 +350,7 @@ def list_pretrained(task: str | None = None, dataset: str | None = None) -> list
         out = [v for v in out if v.task == task.lower()]
     if dataset is not None:
         out = [v for v in out if v.dataset.lower() == dataset.lower()]
-    return out
+    return VariantList(out)
 
 
 def _known_names() -> list[str]:
@@ -270,8 +386,9 @@ def get_variant(name: str) -> PretrainedVariant:
 
 
 def timm_pretrained_cfgs(architecture: str) -> dict[str, dict[str, Any]]:
-    """``{"architecture.tag": cfg}`` for every Hub variant of ``architecture``, ready for timm's
-    ``generate_default_cfgs`` (each cfg sets ``hf_hub_id``; timm then loads ``model.safetensors``).
+    """``{"architecture.tag": cfg}`` for every variant of ``architecture``, ready for timm's
+    ``generate_default_cfgs``: a Hub variant's cfg sets ``hf_hub_id`` (timm then loads its
+    ``model.safetensors``), a shipped variant's sets ``file``, its weights inside the package.
 
     Zero-shot tags declare ``num_classes=0`` and no ``classifier``: :class:`ZeroMamba` sizes its
     head from ``num_attributes``, and a non-zero ``num_classes`` default would clash with a
@@ -279,42 +396,51 @@ def timm_pretrained_cfgs(architecture: str) -> dict[str, dict[str, Any]]:
     """
     out = {}
     for v in _REGISTRY.values():
-        if v.architecture != architecture or v.is_local:
+        if v.architecture != architecture:
             continue
         cfg = v.pretrained_cfg()
         if v.is_zero_shot:
             cfg.update(num_classes=0, classifier=None)
-        cfg.update(
-            hf_hub_id=v.repo_id, description=v.description, origin_url=v.source_url, paper_ids="arXiv:2408.14868"
-        )
+        cfg.update(_weights_location(v), description=v.description, paper_ids="arXiv:2408.14868")
+        if v.source_url:
+            cfg.update(origin_url=v.source_url)
         out[v.timm_name] = cfg
     return out
+
+
+def _weights_location(v: PretrainedVariant) -> dict[str, Any]:
+    if v.is_local:
+        folder = v.local_path()
+        assert folder is not None
+        return {"file": str(folder / "model.safetensors")}
+    return {"hf_hub_id": v.repo_id}
+
+
+def variant_for_tag(architecture: str, tag: str | None) -> PretrainedVariant | None:
+    """The zoo variant behind ``architecture.tag`` (``None`` for an unknown or empty tag)."""
+    if not tag:
+        return None
+    return next((v for v in _REGISTRY.values() if v.architecture == architecture and v.timm_tag == tag), None)
 
 
 def timm_model_args(architecture: str, tag: str | None) -> dict[str, Any]:
     """Constructor arguments a timm tag's weights need beyond the architecture's defaults
     (e.g. ``num_attributes=102`` for ``zeromamba_small.sun_gzsl``); ``{}`` for unknown tags."""
-    if not tag:
+    v = variant_for_tag(architecture, tag)
+    if v is None:
         return {}
-    for v in _REGISTRY.values():
-        if v.architecture == architecture and v.timm_tag == tag:
-            return {k: (tuple(x) if isinstance(x, list) else x) for k, x in v.model_args.items()}
-    return {}
+    return {k: (tuple(x) if isinstance(x, list) else x) for k, x in v.model_args.items()}
 
 
 def timm_hub_overlay(architecture: str, tag: str | None) -> dict[str, Any]:
-    """``{"hf_hub_id": repo}`` for a Hub variant's timm tag, with the namespace read now.
+    """Where a timm tag's weights are, read now: ``{"hf_hub_id": repo}`` for a Hub variant (with
+    the namespace of this moment), ``{"file": path}`` for a shipped one, ``{}`` for unknown tags.
 
     The entry points pass it to timm as ``pretrained_cfg_overlay``, so a change of
-    ``ZEROMAMBA_HUB_NAMESPACE`` after import applies to the next ``create_model``; ``{}`` for tags
-    that have no Hub repository.
+    ``ZEROMAMBA_HUB_NAMESPACE`` after import applies to the next ``create_model``.
     """
-    if not tag:
-        return {}
-    for v in _REGISTRY.values():
-        if v.architecture == architecture and v.timm_tag == tag and not v.is_local:
-            return {"hf_hub_id": v.repo_id}
-    return {}
+    v = variant_for_tag(architecture, tag)
+    return {} if v is None else _weights_location(v)
 
 
 # --- the built-in variants -------------------------------------------------------------------
@@ -358,6 +484,7 @@ for _ds, (_a, _c, _s, _gamma, _acc, _u, _seen_acc, _h) in _ZSL_DATASETS.items():
                 source_url=ZEROMAMBA_WEIGHTS_URL,
                 license="unknown",
                 license_note=_ZSL_LICENSE_NOTE,
+                published=False,  # converted and verified offline; not uploaded yet (README, "The zoo")
                 description=(
                     f"ZeroMamba-S (VMamba-S backbone) on {_ds}, 448x448, the authors' checkpoint selected for "
                     f"{_task.upper()}; {_c} classes ({_s} seen / {_c - _s} unseen), {_a} attributes, gamma {_gamma}"
@@ -394,11 +521,52 @@ for _size, (_top1, _file) in _VMAMBA.items():
             license="mit",
             license_note="Released by the VMamba authors under the MIT licence (github.com/MzeroMiko/VMamba).",
             description=f"VMamba v2 {_size} ImageNet-1k classifier (the authors' release), 224x224",
+            published=False,
         )
     )
 
 del _ds, _a, _c, _s, _gamma, _acc, _u, _seen_acc, _h, _task, _metrics
 del _size, _top1, _file
+
+# --- the Vim releases: the authors' own Hub repositories --------------------------------------
+
+# size: (ImageNet top-1 as the authors report it, a commit of the repository known to hold the release)
+_VIM = {
+    # commit from a public script's Hugging Face cache path (.../snapshots/<commit>/vim_t_midclstok_76p1acc.pth)
+    "tiny": (76.1, "07c00e0e4ea2973d8e343afdd807128a57bc9fd5"),
+    "small": (80.5, None),  # no commit known here: the repository's main branch
+    "base": (81.9, None),
+}
+
+for _size, (_top1, _commit) in _VIM.items():
+    register_variant(
+        PretrainedVariant(
+            name=f"vim-{_size}",
+            architecture=f"vim_{_size}",
+            timm_tag="in1k",
+            repo_name=f"Vim-{_size}-midclstok",
+            repo_id_override=f"hustvl/Vim-{_size}-midclstok",
+            revision=_commit,
+            hub_format="vim-release",
+            model_args=dict(VIM_ARCHITECTURES[f"vim_{_size}"], num_classes=1000),
+            task="imagenet",
+            dataset="ImageNet-1k",
+            input_size=(3, 224, 224),
+            interpolation="bicubic",
+            crop_pct=0.875,
+            crop_mode="center",
+            num_classes=1000,
+            authors_metrics={"imagenet_top1": _top1},
+            authors_metrics_source=f"as reported by the Vim authors for this release ({VIM_CODE_URL}, 224x224)",
+            source_file="the repository's release .pth (not the fine-tuned 'ft' one)",
+            source_url=f"https://huggingface.co/hustvl/Vim-{_size}-midclstok",
+            license="apache-2.0",
+            license_note="Released by the Vim authors (github.com/hustvl/Vim, Apache-2.0).",
+            description=f"Vim-{_size} (Vision Mamba) ImageNet-1k classifier (the authors' release), 224x224",
+        )
+    )
+
+del _size, _top1, _commit
 
 # --- the embedded variant --------------------------------------------------------------------
 

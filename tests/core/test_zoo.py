@@ -12,17 +12,17 @@ from timm.models import get_pretrained_cfg
 
 import zeromamba
 from zeromamba import zoo
-from zeromamba.cli import main as cli_main
 from zeromamba.errors import UnknownModelError
 from zeromamba.models import ZeroMamba
 
 ZSL = ["cub-gzsl", "cub-czsl", "sun-gzsl", "sun-czsl", "awa2-gzsl", "awa2-czsl"]
 BACKBONES = ["vmamba-tiny", "vmamba-small", "vmamba-base"]
+VIM = ["vim-tiny", "vim-small", "vim-base"]  # the Vim authors' own repositories
 
 
 def test_the_variants() -> None:
     variants = zeromamba.list_pretrained()
-    assert [v.name for v in variants] == ZSL + BACKBONES + ["shapes-zsl"]  # the embedded demo model last
+    assert [v.name for v in variants] == ZSL + BACKBONES + VIM + ["shapes-zsl"]  # the embedded demo model last
     assert all(isinstance(v, zeromamba.PretrainedVariant) for v in variants)
     gammas = {"CUB": 0.3, "SUN": 0.35, "AWA2": 0.98}
     attributes = {"CUB": 312, "SUN": 102, "AWA2": 85}
@@ -42,6 +42,11 @@ def test_the_variants() -> None:
     assert dict(small.authors_metrics) == {"imagenet_top1": 83.6} and small.input_size == (3, 224, 224)
     assert zoo.get_variant("vmamba-tiny").model_args["ssm_ratio"] == 1.0
     assert [v.name for v in zeromamba.list_pretrained(dataset="sun")] == ["sun-gzsl", "sun-czsl"]
+    for name, top1 in zip(VIM, (76.1, 80.5, 81.9)):
+        vim = zoo.get_variant(name)
+        assert vim.repo_id == f"hustvl/Vim-{name[4:]}-midclstok" and vim.hub_format == "vim-release"
+        assert dict(vim.authors_metrics) == {"imagenet_top1": top1} and vim.timm_name == f"vim_{name[4:]}.in1k"
+    assert zoo.get_variant("vim-tiny").revision == "07c00e0e4ea2973d8e343afdd807128a57bc9fd5"
     with pytest.raises(TypeError):
         cub.model_args["num_attributes"] = 1  # the registry is read-only
     json.dumps([v.to_dict() for v in variants])
@@ -71,13 +76,15 @@ def test_namespace_is_read_at_call_time(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_timm_tags(monkeypatch: pytest.MonkeyPatch) -> None:
-    tags = set(timm.list_models(pretrained=True))
+    tags = set(timm.list_pretrained())
     for v in zeromamba.list_pretrained():
-        if v.is_local:  # embedded weights load through from_pretrained, not timm's Hub tags
-            continue
         assert v.timm_name in tags
         cfg = get_pretrained_cfg(v.timm_name)
-        assert cfg.hf_hub_id == v.repo_id and cfg.input_size == v.input_size
+        assert cfg.input_size == v.input_size
+        if v.is_local:  # shipped weights: a file inside the package
+            assert cfg.file == str(v.local_path() / "model.safetensors") and cfg.hf_hub_id is None
+        else:
+            assert cfg.hf_hub_id == v.repo_id and cfg.file is None
     assert "zeromamba_small.sun_gzsl" in zeromamba.list_models(pretrained=True)
     assert zoo.timm_model_args("zeromamba_small", "sun_gzsl")["num_attributes"] == 102
     assert zoo.timm_model_args("zeromamba_small", "nope") == {}
@@ -120,17 +127,59 @@ def test_embedded_variant_loads_without_network(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
     assert variant.is_local and variant.local_path() == folder
-    assert "zeromamba_small.shapes_test" not in zoo.timm_pretrained_cfgs("zeromamba_small")
+    # a shipped variant is a timm tag whose weights are the file inside the package
+    cfg = zoo.timm_pretrained_cfgs("zeromamba_small")["zeromamba_small.shapes_test"]
+    assert cfg["file"] == str(folder / "model.safetensors") and "hf_hub_id" not in cfg
+    assert variant.availability() == "shipped" and not variant.known_unpublished()
     p = zeromamba.from_pretrained("shapes-test")
     assert p.num_classes == 4 and p.gamma == pytest.approx(0.1)
     with pytest.raises(ValueError, match="already registered"):
         zoo.register_variant(variant)
 
 
-def test_cli_list(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli_main(["list"]) == 0
-    out = capsys.readouterr().out
-    assert "cub-gzsl" in out and "zeromamba_small.cub_gzsl" in out and "authors' published figures" in out
-    assert cli_main(["list", "--json", "--task", "imagenet"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert [r["name"] for r in rows] == BACKBONES and rows[0]["authors_metrics"] == {"imagenet_top1": 82.5}
+def test_list_prints_a_table_with_availability(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(constants, "ENDPOINT", zoo.DEFAULT_ENDPOINT)
+    monkeypatch.delenv(zoo.NAMESPACE_ENV, raising=False)
+    variants = zeromamba.list_pretrained()
+    lines = str(variants).splitlines()
+    assert lines[0].split()[:3] == ["name", "timm", "name"] and lines[0].rstrip().endswith("available")
+    row = {line.split()[0]: line.split()[-1] for line in lines[2 : 2 + len(variants)]}
+    assert row["shapes-zsl"] == "shipped" and row["cub-gzsl"] == "unpublished"
+    assert repr(variants) == str(variants) and "unpublished: not uploaded" in str(variants)
+    assert isinstance(variants, list) and variants[0].name == "cub-gzsl"
+    # the converted variants are known not to be on huggingface.co yet; elsewhere they may be
+    cub = zoo.get_variant("cub-gzsl")
+    assert not cub.published and cub.known_unpublished()
+    monkeypatch.setenv(zoo.NAMESPACE_ENV, "my-org")
+    assert not cub.known_unpublished() and cub.availability() == "hub"
+    monkeypatch.delenv(zoo.NAMESPACE_ENV)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # a mirror (HF_ENDPOINT)
+    assert cub.availability() == "hub"
+
+
+def test_the_shipped_model_through_timm(no_network: None) -> None:
+    """Listed by timm, created offline with pretrained=True, identical to from_pretrained's model."""
+    assert "zeromamba_nano.shapes_zsl" in timm.list_pretrained("zeromamba*")
+    assert "zeromamba_nano.shapes_zsl" in zeromamba.list_models(pretrained=True)
+    model = timm.create_model("zeromamba_nano.shapes_zsl", pretrained=True).eval()
+    reference = zeromamba.from_pretrained("shapes-zsl").model
+    assert isinstance(model, ZeroMamba) and model.num_attributes == 10
+    ours, theirs = model.state_dict(), reference.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.equal(model(x).attributes, reference(x).attributes)
+    # the architecture's default tag is the shipped one; the data config is the model's
+    default = timm.create_model("zeromamba_nano", pretrained=True)
+    assert all(torch.equal(v, theirs[k]) for k, v in default.state_dict().items())
+    assert timm.data.resolve_data_config({}, model=model)["input_size"] == (3, 64, 64)
+    # without pretrained=True the architecture still takes any attribute count
+    assert timm.create_model("zeromamba_nano", num_attributes=7).num_attributes == 7
+
+
+def test_imagenet_variants_are_the_vmamba_and_vim_backbones() -> None:
+    rows = [v.to_dict() for v in zeromamba.list_pretrained(task="imagenet")]
+    assert [r["name"] for r in rows] == BACKBONES + VIM and rows[0]["authors_metrics"] == {"imagenet_top1": 82.5}

@@ -9,6 +9,8 @@ import textwrap
 
 import pytest
 
+from zeromamba.ops.cpu_build import openmp_runtime
+
 PROBE = (
     "import torch; from zeromamba.ops import resolve_backend, kernel_status; "
     "print(resolve_backend('auto', torch.zeros(1, 2, 2, 4)), '|', kernel_status())"
@@ -97,3 +99,37 @@ def test_first_call_in_a_fresh_process_is_right():
     )
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+THREADS_PROBE = textwrap.dedent(
+    """
+    import torch
+    from zeromamba.ops import kernel_build
+    from zeromamba.ops.fused_cpu import cross_scan_fused_cpu
+    g = torch.Generator().manual_seed(0)
+    B, H, W, D, R = 3, 6, 9, 72, 3  # 3 images x 3 channel tiles (the last one partial)
+    p = [torch.randn(B, H, W, D, generator=g), torch.randn(4, R + 2, D, generator=g) * 0.3,
+         torch.randn(4, D, R, generator=g) * 0.3, torch.randn(4, D, generator=g) * 0.3,
+         torch.randn(4 * D, 1, generator=g) * 0.5, torch.randn(4 * D, generator=g)]
+    outs = []
+    with torch.inference_mode():
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            outs.append(cross_scan_fused_cpu(*p))
+    same = all(torch.equal(o, outs[0]) for o in outs)
+    print(kernel_build(), same)
+    """
+)
+
+
+@pytest.mark.parametrize("openmp", ["1", "0"])
+def test_threads_split_the_work_without_changing_it(tmp_path, openmp):
+    # the OpenMP build runs on PyTorch's own threads, the other one on a pool of Python threads;
+    # either way each thread owns whole (image, channel tile) items, so results are bit-identical
+    env = dict(os.environ, ZEROMAMBA_CACHE_DIR=str(tmp_path), ZEROMAMBA_CPU_KERNEL_OPENMP=openmp)
+    res = subprocess.run([sys.executable, "-c", THREADS_PROBE], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    build, same = res.stdout.split()
+    # an OpenMP build wherever PyTorch runs on an OpenMP runtime (Linux wheels: libgomp)
+    want = "openmp" if openmp == "1" and openmp_runtime() is not None else "native"
+    assert build == want and same == "True"

@@ -202,3 +202,27 @@ def test_self_check_rejects_a_wrong_kernel_once(caplog):
     assert first == again and first.startswith("self-check failed")
     assert len(calls) == 1 and len(caplog.records) == 1  # checked, and warned about, once
     assert self_check("test-right", cross_selective_scan, cpu, (1, 3, 4, 8, 2)) is None
+
+
+def test_gradient_self_check_accepts_the_torch_path_and_rejects_a_wrong_backward():
+    cpu = torch.device("cpu")
+
+    class WrongBackward(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, g):
+            return 2 * g  # the output is right, its gradient is not
+
+    def wrong(x, *weights):
+        return cross_selective_scan(WrongBackward.apply(x), *weights, backend="torch")
+
+    def right(x, *weights):
+        return cross_selective_scan(x, *weights, backend="reference")
+
+    assert self_check("test-grad-right", right, cpu, (1, 3, 4, 8, 2), gradients=True) is None
+    assert self_check("test-grad-wrong", wrong, cpu, (1, 3, 4, 8, 2)) is None  # the forward agrees
+    verdict = self_check("test-grad-wrong", wrong, cpu, (1, 3, 4, 8, 2), gradients=True)
+    assert verdict is not None and verdict.startswith("gradient self-check failed") and "argument 0" in verdict

@@ -2,39 +2,90 @@
 
 One module per command group, each with ``register(subparsers)`` that adds its commands and sets
 ``func`` to a handler named ``cmd_<command>`` (called with the parsed namespace, returns an exit
-code). This file only assembles them; a ``ZeroMambaError`` becomes one line on stderr and exit
-code 1.
+code). This file only assembles them, lazily: :data:`COMMANDS` names each command's module and
+its one-line help, and only the module of the command being run is imported, so ``zeromamba
+--help`` and ``zeromamba list`` start without torch. A new command goes into :data:`COMMANDS`
+(tests/app/test_cli_startup.py checks the table against the modules).
+
+A :class:`~zeromamba.errors.ZeroMambaError` becomes one line on stderr and exit code 1
+(``--debug`` shows the traceback too); see :data:`EXIT_CODES`.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from ..errors import ZeroMambaError
 
-__all__ = ["COMMAND_MODULES", "build_parser", "main"]
+__all__ = ["ALL", "COMMANDS", "EXIT_CODES", "EXIT_SKIPPED", "build_parser", "main"]
 
+#: command -> (the module of this package that registers it, its line in ``zeromamba --help``);
+#: the commands of one module stay together, in the order the module adds them
+COMMANDS: dict[str, tuple[str, str]] = {
+    "list": ("models", "list the pretrained variants (zoo) and which of them load now"),
+    "convert": ("models", "convert an authors' ZeroMamba or VMamba checkpoint into a model folder"),
+    "push": ("models", "upload a model folder to the Hugging Face Hub"),
+    "classify": ("predict", "classify images (zero-shot: against the model's classes or your own attribute matrix)"),
+    "explain": ("predict", "draw where the evidence for the deciding attributes is: heat maps as a PNG"),
+    "train": ("train", "train a model (the paper's recipe per dataset; works under torchrun)"),
+    "evaluate": ("evaluate", "CZSL / GZSL metrics of a model on a dataset"),
+    "demo": ("demo", "zero-shot classification of unseen classes with the embedded shapes model (offline)"),
+    "app": ("app", "a web page to try a model: upload or draw an image, define classes by their attributes"),
+}
 #: command-group modules of this package, in the order their commands appear in --help
-COMMAND_MODULES: tuple[str, ...] = ("models", "predict", "train", "evaluate", "demo", "app")
+COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(module for module, _ in COMMANDS.values()))
+
+#: some images could not be read and were skipped; the others were classified
+EXIT_SKIPPED = 3
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "an error (one line on stderr saying what to do; --debug shows the traceback)",
+    2: "a usage error (unknown command or option)",
+    EXIT_SKIPPED: "classify: some images could not be read and were skipped (each reported), the others classified",
+    130: "interrupted (Ctrl-C)",
+}
+
+#: pass as ``command`` to :func:`build_parser` to register every command for real
+ALL = "*"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``zeromamba`` argument parser with every command registered."""
-    parser = argparse.ArgumentParser(prog="zeromamba", description="Zero-shot image classification with ZeroMamba.")
+def build_parser(command: str | None = ALL) -> argparse.ArgumentParser:
+    """The ``zeromamba`` argument parser. Only the module of ``command`` is imported and registers
+    its commands; the others are listed by name and help (``ALL``: every module registers)."""
+    epilog = "exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
+    parser = argparse.ArgumentParser(
+        prog="zeromamba", description="Zero-shot image classification with ZeroMamba.", epilog=epilog
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of errors (also after the command)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"{__name__}.{name}").register(sub)
+    wanted = COMMANDS.get(command or "", (None,))[0] if command != ALL else None
+    for name, (module, text) in COMMANDS.items():
+        if name in sub.choices:
+            continue
+        if command == ALL or module == wanted:
+            importlib.import_module(f"{__name__}.{module}").register(sub)
+        else:
+            sub.add_parser(name, help=text, add_help=False)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line (``argv`` defaults to ``sys.argv[1:]``); returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list or os.environ.get("ZEROMAMBA_DEBUG", "") not in ("", "0")
+    args_list = [a for a in args_list if a != "--debug"]
+    parser = build_parser(_command_of(args_list))
+    args = parser.parse_args(args_list)
     if args.version:
         from ..version import __version__
 
@@ -46,8 +97,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ZeroMambaError as e:
+        if debug:
+            traceback.print_exc()
         print(f"zeromamba: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("zeromamba: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `zeromamba classify ... | head`: the reader has what it wanted
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

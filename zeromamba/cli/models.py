@@ -18,22 +18,12 @@ __all__ = ["register"]
 def cmd_list(args: argparse.Namespace) -> int:
     variants = list_pretrained(task=args.task)
     if args.json:
-        print(json.dumps([v.to_dict() for v in variants], indent=2))
+        print(json.dumps([dict(v.to_dict(), available=v.availability()) for v in variants], indent=2))
         return 0
-    rows = [("name", "timm name", "task", "dataset", "gamma", "authors' reported %", "repository")]
-    for v in variants:
-        metrics = ", ".join(f"{k}={x:.1f}" for k, x in v.authors_metrics.items())
-        gamma = "" if v.gamma is None else f"{v.gamma:g}"
-        rows.append((v.name, v.timm_name, v.task, v.dataset, gamma, metrics, v.repo_id))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for i, r in enumerate(rows):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print(variants.table())
     print(
         "\nMetrics are the authors' published figures for the checkpoints these weights are converted from. "
-        "Variants shipped inside the package (no repository needed) were trained by this project: "
-        "see MODEL_CARD.md for what we measured."
+        "Variants shipped inside the package were trained by this project: see MODEL_CARD.md for what we measured."
     )
     return 0
 
@@ -93,7 +83,12 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``list``, ``convert`` and ``push`` to the ``zeromamba`` command."""
-    p = subparsers.add_parser("list", help="list the pretrained variants (zoo)")
+    p = subparsers.add_parser(
+        "list",
+        help="list the pretrained variants (zoo) and which of them load now",
+        description="The zoo's pretrained variants, and whether each loads now: shipped in the package, in the "
+        "Hugging Face cache, downloadable from the Hub, or not published (convert the authors' checkpoint).",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--task", choices=TASKS, help="only variants of this task")
     p.set_defaults(func=cmd_list)

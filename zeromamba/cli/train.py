@@ -7,6 +7,7 @@ import json
 import os
 from typing import Any
 
+from ..architectures import ZEROMAMBA_ARCHITECTURES, ZEROMAMBA_VIM_ARCHITECTURES
 from ..data import add_data_arguments
 from ..errors import ConfigError
 from ..train import SELECTION_LABELS, load_config_file, resolve_config, train
@@ -30,7 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--allow-pickle", action="store_true", default=None, help="allow unpickling a trusted local .pkl")
     p.add_argument("--output", dest="output_dir", help="run folder (checkpoints, log.jsonl, model/)")
-    p.add_argument("--init", help="ImageNet backbone: zoo name (vmamba-small), VMamba release file, or 'none'")
+    p.add_argument(
+        "--architecture",
+        choices=(*ZEROMAMBA_ARCHITECTURES, *ZEROMAMBA_VIM_ARCHITECTURES),
+        help="zeromamba_small: VMamba backbone (default); zeromamba_vim_tiny / zeromamba_vim_small: Vim backbone",
+    )
+    p.add_argument(
+        "--init", help="ImageNet backbone: zoo name (vmamba-small, vim-small), VMamba / Vim release file, or 'none'"
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, help="global batch size (default 32)")
     p.add_argument("--lr", type=float, help="backbone + SLP learning rate (1e-3)")

@@ -14,9 +14,16 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..architectures import VMAMBA_ARCHITECTURES, ZEROMAMBA_ARCHITECTURES, architecture_for, default_dt_rank
+from ..architectures import (
+    VIM_ARCHITECTURES,
+    VMAMBA_ARCHITECTURES,
+    ZEROMAMBA_ARCHITECTURES,
+    ZEROMAMBA_VIM_ARCHITECTURES,
+    architecture_for,
+    default_dt_rank,
+)
 from ..errors import CheckpointError, ConfigError
-from ..models import SS2D, VMamba, ZeroMamba
+from ..models import SS2D, Vim, VMamba, ZeroMamba, ZeroMambaVim
 from ..version import __version__
 
 __all__ = [
@@ -40,7 +47,12 @@ CLASS_ATTRIBUTES_NAME = "class_attributes.safetensors"
 MODEL_CARD_NAME = "README.md"
 
 #: the architectures a config may name
-ARCHITECTURES: tuple[str, ...] = (*ZEROMAMBA_ARCHITECTURES, *VMAMBA_ARCHITECTURES)
+ARCHITECTURES: tuple[str, ...] = (
+    *ZEROMAMBA_ARCHITECTURES,
+    *VMAMBA_ARCHITECTURES,
+    *ZEROMAMBA_VIM_ARCHITECTURES,
+    *VIM_ARCHITECTURES,
+)
 
 
 def json_safe(value: Any) -> Any:
@@ -70,11 +82,14 @@ def pretrained_cfg_fields() -> set[str]:
 
 
 def model_config(model: nn.Module) -> tuple[str, dict[str, Any]]:
-    """``(timm architecture, constructor arguments)`` of a :class:`ZeroMamba` or :class:`VMamba`.
+    """``(timm architecture, constructor arguments)`` of a :class:`ZeroMamba` or :class:`VMamba`
+    (or of their Vim counterparts, :class:`ZeroMambaVim` and :class:`Vim`).
 
     The arguments are read off the modules and checked by rebuilding the model and comparing every
     parameter shape, so ``Class(**args)`` always loads the saved state dict.
     """
+    if isinstance(model, (Vim, ZeroMambaVim)):
+        return _vim_config(model)
     if isinstance(model, ZeroMamba):
         backbone = model.backbone
     elif isinstance(model, VMamba):
@@ -116,6 +131,11 @@ def model_config(model: nn.Module) -> tuple[str, dict[str, Any]]:
         if backbone.global_pool != "avg":
             args["global_pool"] = backbone.global_pool
         cls = VMamba
+    _check_rebuild(model, cls, args)
+    return arch, args
+
+
+def _check_rebuild(model: nn.Module, cls: type[nn.Module], args: dict[str, Any]) -> None:
     rebuilt = cls(**args).state_dict()
     own = model.state_dict()
     if {k: tuple(v.shape) for k, v in rebuilt.items()} != {k: tuple(v.shape) for k, v in own.items()}:
@@ -123,6 +143,45 @@ def model_config(model: nn.Module) -> tuple[str, dict[str, Any]]:
             f"cannot describe this {type(model).__name__} by constructor arguments (rebuilding it with {args} "
             "gives different parameters); was it modified after construction?"
         )
+
+
+def _vim_config(model: Vim | ZeroMambaVim) -> tuple[str, dict[str, Any]]:
+    """:func:`model_config` for the Vim family."""
+    backbone = model.backbone if isinstance(model, ZeroMambaVim) else model
+    embed, mixer = backbone.patch_embed, backbone.layers[0].mixer if len(backbone.layers) else None
+    if mixer is None:
+        raise CheckpointError("the model has no Vim layers (depth 0): nothing to save")
+    args: dict[str, Any] = dict(
+        embed_dim=int(backbone.embed_dim),
+        depth=len(backbone.layers),
+        d_state=int(mixer.d_state),
+        patch_size=int(embed.patch_size),
+        stride=int(embed.stride),
+        img_size=[int(v) for v in embed.img_size],
+        expand=mixer.d_inner // int(backbone.embed_dim),
+        d_conv=int(mixer.conv1d.kernel_size[0]),
+    )
+    if mixer.dt_rank != default_dt_rank(backbone.embed_dim):
+        args["dt_rank"] = int(mixer.dt_rank)
+    if int(backbone.in_chans) != 3:
+        args["in_chans"] = int(backbone.in_chans)
+    if embed.dynamic_img_size:
+        args["dynamic_img_size"] = True
+    size = {k: args[k] for k in ("embed_dim", "depth", "d_state", "patch_size", "stride")}
+    if isinstance(model, ZeroMambaVim):
+        table, fallback, cls = ZEROMAMBA_VIM_ARCHITECTURES, "zeromamba_vim_small", ZeroMambaVim
+        args.update(
+            num_attributes=int(model.num_attributes),
+            semantic_dim=int(model.slp.V.shape[1]),
+            fusion_hidden=int(model.fusion.mlp[0].out_features),
+            num_imagenet_classes=int(model.global_head.in_features),
+        )
+    else:
+        table, fallback, cls = VIM_ARCHITECTURES, "vim_small", Vim
+        args["num_classes"] = int(backbone.num_classes)
+    # other sizes are saved under the family's default name with their own (always explicit) model_args
+    arch = next((n for n, a in table.items() if all(a.get(k) == v for k, v in size.items())), fallback)
+    _check_rebuild(model, cls, {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()})
     return arch, args
 
 
@@ -183,7 +242,12 @@ def build_model(cfg: Mapping[str, Any], source: str) -> nn.Module:
     Raises:
         ConfigError: ``model_args`` that the architecture's constructor refuses.
     """
-    cls = ZeroMamba if cfg["architecture"] in ZEROMAMBA_ARCHITECTURES else VMamba
+    classes: dict[str, type[nn.Module]] = {
+        **dict.fromkeys(ZEROMAMBA_ARCHITECTURES, ZeroMamba),
+        **dict.fromkeys(ZEROMAMBA_VIM_ARCHITECTURES, ZeroMambaVim),
+        **dict.fromkeys(VIM_ARCHITECTURES, Vim),
+    }
+    cls = classes.get(cfg["architecture"], VMamba)
     args = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg["model_args"].items()}
     try:
         return cls(**args)

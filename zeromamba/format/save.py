@@ -21,7 +21,7 @@ from ..classes import as_class_matrix, seen_indices
 from ..constants import IMAGENET_PREPROCESS, PREPROCESS_KEYS, ZSL_PREPROCESS
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_write, write_bytes, write_json
-from ..models import ZeroMamba
+from ..models import Vim, ZeroMamba
 from ..version import __version__
 from ..zoo import PretrainedVariant, get_variant
 from .config import (
@@ -91,6 +91,14 @@ def _pretrained_cfg(
         first_conv="backbone.patch_embed.0" if is_zsl else "patch_embed.0",
         classifier="fusion" if is_zsl else "classifier.head",
     )
+    backbone = getattr(model, "backbone", model)
+    if isinstance(backbone, Vim):  # patch tokens: the grid is the input over the stride, no /32 map
+        embed = backbone.patch_embed
+        cfg.update(
+            pool_size=[(h - embed.patch_size) // embed.stride + 1, (w - embed.patch_size) // embed.stride + 1],
+            first_conv="backbone.patch_embed.proj" if is_zsl else "patch_embed.proj",
+            classifier="fusion" if is_zsl else "head",
+        )
     if variant is not None:
         cfg.update(license=variant.license, description=variant.description)
         if variant.source_url:

@@ -2,11 +2,15 @@
 
 Downloads go through ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE``, ``HF_ENDPOINT``, progress
 bars, token); only the saved format's files are fetched, and only safetensors are ever loaded.
-Every failure becomes a :class:`~zeromamba.errors.ZeroMambaError` saying what to do.
+Every failure becomes a :class:`~zeromamba.errors.ZeroMambaError` saying what to do, and none
+waits long (see :mod:`zeromamba.hubcheck`): a zoo variant known not to be published fails at once
+unless cached; otherwise the Hub is asked once, within the timeout, before downloading, and a Hub
+that does not answer falls back to the cache.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -14,72 +18,24 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..errors import ConfigError, ModelNotAvailableError, UnknownModelError, ZeroMambaError
+from ..errors import ConfigError, ModelNotAvailableError, UnknownModelError
 from ..format import CONFIG_NAME, WEIGHTS_NAME, LoadedModel, load_folder, read_config
-from ..runtime import parse_dtype
+from ..hubcheck import (
+    REPO_ID,
+    hub_error,
+    hub_timeout,
+    offline,
+    parse_source,
+    probe,
+    unpublished_error,
+    unreachable_error,
+)
+from ..runtime import check_device, parse_dtype
 from ..version import __version__
-from ..zoo import PretrainedVariant, get_variant, list_pretrained
+from ..zoo import PretrainedVariant, get_variant
+from .release import load_release, release_variant
 
 __all__ = ["REPO_ID", "load_model", "load_pretrained", "resolve_model_dir"]
-
-#: a Hub repository id, ``owner/name``
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def _hub_error(
-    e: BaseException, repo_id: str, revision: str | None, filename: str, variant: PretrainedVariant | None
-) -> ZeroMambaError:
-    from huggingface_hub import constants
-    from huggingface_hub.errors import (
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
-        RemoteEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    rev = revision or "main"
-    where = f"{constants.ENDPOINT}"
-    if variant is not None and variant.source_file:
-        convert = (
-            f"if you have the authors' checkpoint ({variant.source_file}, from {variant.source_url}), convert it "
-            f"and load the folder instead: `zeromamba convert {variant.source_file} --variant {variant.name}"
-            + (" --att-splits att_splits.mat --res101 res101.mat" if variant.is_zero_shot else "")
-            + f" --out {variant.name}/` then `zeromamba.from_pretrained('{variant.name}/')`."
-        )
-    else:
-        convert = (
-            "if you have a checkpoint file, convert it and load the folder instead: `zeromamba convert "
-            "CHECKPOINT.pth --out DIR/` then `zeromamba.from_pretrained('DIR/')`."
-        )
-    if isinstance(e, RevisionNotFoundError):
-        return ModelNotAvailableError(
-            f"revision {rev!r} does not exist in the Hub repository {repo_id!r} ({where}). "
-            "Check the branch, tag or commit, or leave revision unset for 'main'."
-        )
-    if isinstance(e, RepositoryNotFoundError):
-        return ModelNotAvailableError(
-            f"the Hub repository {repo_id!r} does not exist at {where} (or it is private or gated: log in with "
-            f"`hf auth login` or pass a token). Known zoo variants: {', '.join(v.name for v in list_pretrained())}."
-        )
-    if isinstance(e, RemoteEntryNotFoundError):
-        extra = " zeromamba loads safetensors only, never pickled weights." if filename.endswith(".safetensors") else ""
-        return ModelNotAvailableError(
-            f"the Hub repository {repo_id!r} (revision {rev!r}) has no {filename}: it is not a zeromamba model folder."
-            f"{extra} {convert[0].upper() + convert[1:]}"
-        )
-    if isinstance(e, (LocalEntryNotFoundError, OfflineModeIsEnabled)):
-        offline = constants.HF_HUB_OFFLINE
-        why = "offline mode is on (HF_HUB_OFFLINE=1)" if offline else f"the Hub ({where}) cannot be reached"
-        fix = "unset HF_HUB_OFFLINE" if offline else "connect to the network"
-        return ModelNotAvailableError(
-            f"cannot get {filename} of {repo_id!r} (revision {rev!r}): {why}, and it is not in the local Hugging "
-            f"Face cache. Either {fix} and load it once to cache it, or: {convert}"
-        )
-    if isinstance(e, HfHubHTTPError):
-        return ModelNotAvailableError(f"downloading {filename} of {repo_id!r} (revision {rev!r}) failed: {e}")
-    return ModelNotAvailableError(f"cannot download {filename} of {repo_id!r} (revision {rev!r}): {e}")
 
 
 def _download(
@@ -91,6 +47,7 @@ def _download(
     force_download: bool,
     local_files_only: bool,
     token: str | bool | None,
+    timeout: float | None = None,
 ) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HFValidationError
@@ -107,25 +64,43 @@ def _download(
                 force_download=force_download,
                 local_files_only=local_files_only,
                 token=token,
+                etag_timeout=hub_timeout(timeout),
             )
         )
     except HFValidationError as e:
         raise UnknownModelError(f"{repo_id!r} is not a valid Hub repository id: {e}") from None
     except (OSError, ValueError) as e:  # every huggingface_hub download error derives from these
-        raise _hub_error(e, repo_id, revision, filename, variant) from None
+        raise hub_error(e, repo_id, revision, filename, variant) from None
 
 
-def _parse_source(name: str) -> tuple[str, str | None, str | None]:
-    """``(kind, repo_or_path, revision)`` with kind ``dir``, ``repo`` or ``zoo``."""
-    if name.startswith("hf-hub:") or name.startswith("hf_hub:"):
-        repo = name.split(":", 1)[1]
-        rev = None
-        if "@" in repo:
-            repo, rev = repo.split("@", 1)
-        return "repo", repo, rev
-    if os.path.isdir(name):
-        return "dir", name, None
-    return "zoo", name, None
+def _fetch_folder(
+    target: str,
+    revision: str | None,
+    cache_dir: str | os.PathLike | None,
+    variant: PretrainedVariant | None,
+    force_download: bool,
+    token: str | bool | None,
+    timeout: float | None,
+    *,
+    local_files_only: bool,
+) -> Path:
+    """Download (or find in the cache) config.json, then the files it names, all of one commit."""
+    args = (revision, cache_dir, variant, force_download, local_files_only, token, timeout)
+    config_path = _download(target, CONFIG_NAME, *args)
+    folder = config_path.parent
+    # pin the remaining files to the commit config.json came from, so a push between two
+    # downloads cannot mix files of different commits
+    commit = folder.name if re.fullmatch(r"[0-9a-f]{40}", folder.name) else revision
+    cfg = read_config(config_path)
+    files = [WEIGHTS_NAME]
+    ca = cfg.get("class_attributes")
+    if isinstance(ca, dict) and ca.get("file"):
+        files.append(str(ca["file"]))
+    for f in files:
+        got = _download(target, f, commit, *args[1:])
+        if got.parent != folder:  # a different snapshot folder: copy-free fallback is not possible
+            raise ModelNotAvailableError(f"{target!r}: {f} and {CONFIG_NAME} resolved to different commits; retry")
+    return folder
 
 
 def resolve_model_dir(
@@ -136,14 +111,16 @@ def resolve_model_dir(
     force_download: bool = False,
     local_files_only: bool = False,
     token: str | bool | None = None,
+    timeout: float | None = None,
 ) -> tuple[Path, str]:
     """Find (downloading if needed) the folder of a model: ``(folder, description of the source)``.
 
     Accepts a zoo name (``cub-gzsl``), ``hf-hub:owner/repo[@revision]``, ``owner/repo``, or a local
-    folder (a folder wins over a repository id of the same spelling).
+    folder (a folder wins over a repository id of the same spelling). ``timeout``: seconds to wait
+    for the Hub's first answer (default ``$ZEROMAMBA_HUB_TIMEOUT``, else 10).
     """
     name = os.fspath(name_or_repo_or_dir)
-    kind, target, rev = _parse_source(name)
+    kind, target, rev = parse_source(name)
     variant = None
     if kind == "dir":
         return Path(target), repr(target)
@@ -163,23 +140,24 @@ def resolve_model_dir(
                 return folder, f"the embedded variant {variant.name!r} ({folder})"
             target, rev = variant.repo_id, variant.revision
     revision = revision or rev
-    args = (revision, cache_dir, variant, force_download, local_files_only, token)
-    config_path = _download(target, CONFIG_NAME, *args)
-    folder = config_path.parent
-    # pin the remaining files to the commit config.json came from, so a push between two
-    # downloads cannot mix files of different commits
-    commit = folder.name if re.fullmatch(r"[0-9a-f]{40}", folder.name) else revision
-    cfg = read_config(config_path)
-    files = [WEIGHTS_NAME]
-    ca = cfg.get("class_attributes")
-    if isinstance(ca, dict) and ca.get("file"):
-        files.append(str(ca["file"]))
-    for f in files:
-        got = _download(target, f, commit, *args[1:])
-        if got.parent != folder:  # a different snapshot folder: copy-free fallback is not possible
-            raise ModelNotAvailableError(f"{target!r}: {f} and {CONFIG_NAME} resolved to different commits; retry")
     source = f"{target!r}" + (f" (revision {revision!r})" if revision else "")
-    return folder, source
+    fetch = functools.partial(_fetch_folder, target, revision, cache_dir, variant, force_download, token, timeout)
+    if variant is not None and variant.known_unpublished():
+        if force_download:
+            raise unpublished_error(variant)
+        try:  # nothing to ask the Hub: the cache or a clear error, at once
+            return fetch(local_files_only=True), source
+        except ModelNotAvailableError:
+            raise unpublished_error(variant) from None
+    if local_files_only or offline():
+        return fetch(local_files_only=local_files_only), source
+    failure = probe(target, CONFIG_NAME, revision=revision, token=token, timeout=timeout, variant=variant)
+    if failure is None:
+        return fetch(local_files_only=False), source
+    try:  # the Hub did not answer: what the cache holds, as huggingface_hub itself would
+        return fetch(local_files_only=True), source
+    except ModelNotAvailableError:
+        raise unreachable_error(failure, target, timeout, variant) from None
 
 
 def load_pretrained(
@@ -190,9 +168,23 @@ def load_pretrained(
     force_download: bool = False,
     local_files_only: bool = False,
     token: str | bool | None = None,
+    timeout: float | None = None,
 ) -> LoadedModel:
     """Resolve a zoo name, Hub repository or folder (downloading if needed) and load it: config,
-    model (strictly, eval mode) and class-attribute matrix."""
+    model (strictly, eval mode) and class-attribute matrix.
+
+    The Vim releases (``vim-tiny``, ``hustvl/Vim-tiny-midclstok``, ...) are the authors' own
+    repositories: they are read by :func:`zeromamba.hub.release.load_release`."""
+    release = release_variant(name_or_repo_or_dir)
+    if release is not None:
+        return load_release(
+            release[0],
+            revision=revision or release[1],
+            cache_dir=cache_dir,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            token=token,
+        )
     folder, source = resolve_model_dir(
         name_or_repo_or_dir,
         revision=revision,
@@ -200,6 +192,7 @@ def load_pretrained(
         force_download=force_download,
         local_files_only=local_files_only,
         token=token,
+        timeout=timeout,
     )
     return load_folder(folder, source)
 
@@ -214,8 +207,9 @@ def load_model(
     force_download: bool = False,
     local_files_only: bool = False,
     token: str | bool | None = None,
+    timeout: float | None = None,
 ) -> nn.Module:
-    """The bare model (``ZeroMamba`` or ``VMamba``, eval mode) of a zoo name, Hub repository or folder."""
+    """The bare model (``ZeroMamba``, ``VMamba`` or ``Vim``, eval mode) of a zoo name, Hub repository or folder."""
     model = load_pretrained(
         name_or_repo_or_dir,
         revision=revision,
@@ -223,5 +217,6 @@ def load_model(
         force_download=force_download,
         local_files_only=local_files_only,
         token=token,
+        timeout=timeout,
     ).model
-    return model.to(device=device, dtype=parse_dtype(dtype) if dtype is not None else None)
+    return model.to(device=check_device(device), dtype=parse_dtype(dtype) if dtype is not None else None)

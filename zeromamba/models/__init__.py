@@ -1,8 +1,10 @@
-"""Model definitions: the VMamba v2 backbone and ZeroMamba (registered with timm on import)."""
+"""Model definitions: the VMamba v2 and Vim backbones and ZeroMamba on each (registered with timm on import)."""
 
 from ..scoring import calibrated_stacking, class_scores
+from .vim import Vim
 from .vmamba import SS2D, VMamba, VMambaStage, VSSBlock
 from .zeromamba import SemanticFusion, SemanticLocalProjection, ZeroMamba, ZeroMambaOutput
+from .zeromamba_vim import ZeroMambaVim
 
 __all__ = [
     "SS2D",
@@ -11,8 +13,10 @@ __all__ = [
     "VMamba",
     "VMambaStage",
     "VSSBlock",
+    "Vim",
     "ZeroMamba",
     "ZeroMambaOutput",
+    "ZeroMambaVim",
     "calibrated_stacking",
     "class_scores",
 ]

@@ -9,9 +9,13 @@ import torch
 import torch.nn as nn
 
 from ..errors import CheckpointError
-from ..zoo import timm_hub_overlay
+from ..hubcheck import require_weights
+from ..zoo import timm_hub_overlay, timm_model_args, variant_for_tag
 
-__all__ = ["hub_cfg_overlay", "load_state_dict_strict", "unwrap_state_dict"]
+__all__ = ["entry_tag", "hub_cfg_overlay", "load_state_dict_strict", "tag_model_args", "unwrap_state_dict"]
+
+# pretrained_cfg keys that say where the weights are: a caller who sets one chose the weights
+_WEIGHT_SOURCES = ("file", "hf_hub_id", "url", "state_dict")
 
 # containers trainers wrap a state dict in (timm / DeiT / VMamba release files use "model")
 _WRAPPER_KEYS = ("model", "state_dict")
@@ -60,19 +64,48 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
     model.load_state_dict(state_dict, strict=True)
 
 
-def hub_cfg_overlay(architecture: str, default_cfgs: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """timm's ``pretrained_cfg_overlay`` for an entry point call: the tag's Hub repository as the
-    zoo names it now (the namespace may change after import), under the caller's own overlay.
-
-    ``kwargs`` are the entry point's; the tag is ``kwargs["pretrained_cfg"]`` when it is a string,
-    else the architecture's default tag in ``default_cfgs`` (what ``generate_default_cfgs`` returned).
-    A whole pretrained cfg passed by the caller (timm's ``hf-hub:`` loading does) is left as it is.
-    """
+def entry_tag(architecture: str, default_cfgs: Mapping[str, Any], kwargs: Mapping[str, Any]) -> str | None:
+    """The pretrained tag an entry point call asks for: ``kwargs["pretrained_cfg"]`` when it is a
+    string (``timm.create_model("zeromamba_small.cub_gzsl")`` passes ``"cub_gzsl"``), the
+    architecture's default tag when it is absent, ``None`` when the caller passed a whole cfg."""
     tag = kwargs.get("pretrained_cfg")
+    if tag is not None:
+        return tag if isinstance(tag, str) else None
+    default = default_cfgs.get(architecture)
+    return default.tags[0] if default is not None and default.tags else None
+
+
+def tag_model_args(
+    architecture: str, default_cfgs: Mapping[str, Any], kwargs: Mapping[str, Any], pretrained: bool
+) -> dict[str, Any]:
+    """Constructor arguments the weights of the call's tag need (e.g. ``num_attributes=102`` for
+    ``sun_gzsl``): for a tag named explicitly, or for the default tag when ``pretrained=True``."""
+    explicit = isinstance(kwargs.get("pretrained_cfg"), str)
+    if not (explicit or pretrained):
+        return {}
+    return timm_model_args(architecture, entry_tag(architecture, default_cfgs, kwargs))
+
+
+def hub_cfg_overlay(
+    architecture: str, default_cfgs: Mapping[str, Any], kwargs: Mapping[str, Any], pretrained: bool = False
+) -> dict[str, Any]:
+    """timm's ``pretrained_cfg_overlay`` for an entry point call: where the tag's weights are as the
+    zoo says now (the Hub namespace may change after import; a shipped variant's file), under the
+    caller's own overlay.
+
+    ``kwargs`` are the entry point's; the tag is :func:`entry_tag`'s. A whole pretrained cfg passed
+    by the caller (timm's ``hf-hub:`` loading does) is left as it is. With ``pretrained=True`` and
+    zoo weights, :func:`~zeromamba.hubcheck.require_weights` runs first, so an unpublished variant
+    fails at once and an unreachable Hub within the timeout, both saying what to do.
+    """
     own = dict(kwargs.get("pretrained_cfg_overlay") or {})
-    if tag is not None and not isinstance(tag, str):
-        return own
+    tag = entry_tag(architecture, default_cfgs, kwargs)
     if tag is None:
-        default = default_cfgs.get(architecture)
-        tag = default.tags[0] if default is not None and default.tags else None
-    return {**timm_hub_overlay(architecture, tag), **own}
+        return own
+    variant = variant_for_tag(architecture, tag)
+    where = timm_hub_overlay(architecture, tag)
+    if pretrained and variant is not None and not any(own.get(k) for k in _WEIGHT_SOURCES):
+        cached = require_weights(variant)
+        if cached is not None:  # known not to be on the Hub: the cached file, no request
+            where = {"file": str(cached)}
+    return {**where, **own}

@@ -24,6 +24,7 @@ from torch.utils.checkpoint import checkpoint
 from ..architectures import VMAMBA_ARCHITECTURES, VMAMBA_VARIANTS, default_dt_rank
 from ..constants import IMAGENET_PREPROCESS
 from ..ops import SCAN_BACKENDS, cross_selective_scan
+from ..ops.fused_linear import linear
 from ..zoo import timm_pretrained_cfgs
 from ._helpers import hub_cfg_overlay, unwrap_state_dict
 
@@ -46,8 +47,7 @@ class ToChannelsFirst(nn.Module):
 
 def _conv_channels_last(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """Run an NCHW conv on a channels-last input and hand back a contiguous NHWC tensor."""
-    x = x.permute(0, 3, 1, 2)
-    y = conv(x.contiguous(memory_format=torch.channels_last))
+    y = conv(x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last))
     return y.permute(0, 2, 3, 1).contiguous()
 
 
@@ -158,9 +158,11 @@ class SS2D(nn.Module):
         self.A_logs.copy_(torch.log(A))
         self.Ds.fill_(1.0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.in_proj(x)
-        x = F.silu(_conv_channels_last(self.conv2d, x))
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, H, W, C) -> (B, H, W, C)``; ``residual`` (same shape) is added to the output
+        (fused into ``out_proj`` during CPU inference)."""
+        x = linear(x, self.in_proj.weight)
+        x = F.silu(_conv_channels_last(self.conv2d, x), inplace=not torch.is_grad_enabled())
         y = cross_selective_scan(
             x,
             self.x_proj_weight,
@@ -172,7 +174,7 @@ class SS2D(nn.Module):
         )
         # the scan returns float32; the norm runs in the weights' dtype (bf16 models included)
         y = self.out_norm(y.to(self.out_norm.weight.dtype)).to(x.dtype)
-        return self.out_proj(y)
+        return linear(y, self.out_proj.weight, residual=residual)
 
 
 class Mlp(nn.Module):
@@ -184,8 +186,13 @@ class Mlp(nn.Module):
         self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """``fc2(gelu(fc1(x)))`` (+ ``residual``); GELU and the add fused into the products on CPU."""
+        if not isinstance(self.act, nn.GELU):  # a replaced activation: no fusion
+            y = self.fc2(self.act(self.fc1(x)))
+            return y if residual is None else y + residual
+        h = linear(x, self.fc1.weight, self.fc1.bias, activation=self.act.approximate)
+        return linear(h, self.fc2.weight, self.fc2.bias, residual=residual)
 
 
 class VSSBlock(nn.Module):
@@ -207,9 +214,9 @@ class VSSBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.is_grad_enabled() and not self.training:
-            # inference: accumulate into a fresh copy once instead of allocating each residual
-            x = x + self.op(self.norm(x))
-            return x.add_(self.mlp(self.norm2(x)))
+            # inference: the residual adds ride on out_proj's and fc2's products
+            x = self.op(self.norm(x), residual=x)
+            return self.mlp(self.norm2(x), residual=x)
         x = x + self.drop_path(self.op(self.norm(x)))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
@@ -472,7 +479,7 @@ default_cfgs = generate_default_cfgs(
 
 
 def _create_vmamba(variant: str, pretrained: bool = False, **kwargs: Any) -> VMamba:
-    kwargs["pretrained_cfg_overlay"] = hub_cfg_overlay(variant, default_cfgs, kwargs)
+    kwargs["pretrained_cfg_overlay"] = hub_cfg_overlay(variant, default_cfgs, kwargs, pretrained=pretrained)
     return build_model_with_cfg(
         VMamba,
         variant,

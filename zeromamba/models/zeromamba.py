@@ -26,8 +26,8 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 
 from ..architectures import VMAMBA_VARIANTS, ZEROMAMBA_ARCHITECTURES
 from ..constants import ZSL_PREPROCESS
-from ..zoo import timm_model_args, timm_pretrained_cfgs
-from ._helpers import hub_cfg_overlay, unwrap_state_dict
+from ..zoo import timm_pretrained_cfgs
+from ._helpers import hub_cfg_overlay, tag_model_args, unwrap_state_dict
 from .vmamba import VMamba
 from .vmamba import checkpoint_filter_fn as vmamba_filter_fn
 
@@ -203,6 +203,17 @@ class ZeroMamba(nn.Module):
             drop_path_rate=drop_path_rate,
             scan_backend=scan_backend,
         )
+        self._init_heads(num_attributes, semantic_dim, attribute_embeddings, fusion_hidden, num_imagenet_classes)
+
+    def _init_heads(
+        self,
+        num_attributes: int,
+        semantic_dim: int,
+        attribute_embeddings: torch.Tensor | None,
+        fusion_hidden: int,
+        num_imagenet_classes: int,
+    ) -> None:
+        """SLP, GRL and SeF over ``self.backbone`` (any backbone with ``num_features`` and ``feature_info``)."""
         feat = self.backbone.num_features
         self.slp = SemanticLocalProjection(num_attributes, feat, semantic_dim, attribute_embeddings)
         self.global_head = nn.Linear(num_imagenet_classes, num_attributes)
@@ -241,7 +252,10 @@ class ZeroMamba(nn.Module):
         """The three semantic heads on backbone features; ``pre_logits`` gives the pooled features."""
         if pre_logits:
             return self.backbone.forward_head(features, pre_logits=True)
-        logits = self.backbone.forward_head(features)
+        return self._semantic_heads(features, self.backbone.forward_head(features))
+
+    def _semantic_heads(self, features: torch.Tensor, logits: torch.Tensor) -> ZeroMambaOutput:
+        """SLP on the ``(B, C, h, w)`` feature map, GRL on the backbone's ImageNet ``logits``, SeF."""
         local, attention = self.slp(features)
         global_ = self.global_head(logits)
         fused = self.fusion(global_, local)
@@ -314,7 +328,9 @@ default_cfgs = generate_default_cfgs(
         "zeromamba_small": _cfg(),
         **{name: _cfg(**cfg) for name, cfg in timm_pretrained_cfgs("zeromamba_small").items()},
         "zeromamba_nano": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
+        **{name: _cfg(**cfg) for name, cfg in timm_pretrained_cfgs("zeromamba_nano").items()},
         "zeromamba_nano_s8": _cfg(input_size=(3, 80, 80), pool_size=(10, 10), crop_mode="letterbox"),
+        **{name: _cfg(**cfg) for name, cfg in timm_pretrained_cfgs("zeromamba_nano_s8").items()},
     }
 )
 
@@ -325,7 +341,7 @@ def _create_zeromamba(variant: str, pretrained: bool = False, **kwargs: Any) -> 
             "ZeroMamba has no features_only mode: create the backbone instead, "
             "e.g. timm.create_model('vmamba_small', features_only=True)"
         )
-    kwargs["pretrained_cfg_overlay"] = hub_cfg_overlay(variant, default_cfgs, kwargs)
+    kwargs["pretrained_cfg_overlay"] = hub_cfg_overlay(variant, default_cfgs, kwargs, pretrained=pretrained)
     return build_model_with_cfg(
         ZeroMamba,
         variant,
@@ -338,10 +354,11 @@ def _create_zeromamba(variant: str, pretrained: bool = False, **kwargs: Any) -> 
 @register_model
 def zeromamba_small(pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
     """ZeroMamba with a VMamba-S backbone (the published configuration)."""
-    args = dict(ZEROMAMBA_ARCHITECTURES["zeromamba_small"])
-    tag = kwargs.get("pretrained_cfg")
-    if isinstance(tag, str):  # e.g. "sun_gzsl": its weights need num_attributes=102
-        args.update(timm_model_args("zeromamba_small", tag))
+    # e.g. "sun_gzsl": its weights need num_attributes=102
+    args = dict(
+        ZEROMAMBA_ARCHITECTURES["zeromamba_small"],
+        **tag_model_args("zeromamba_small", default_cfgs, kwargs, pretrained),
+    )
     return _create_zeromamba("zeromamba_small", pretrained, **dict(args, **kwargs))
 
 
@@ -349,10 +366,14 @@ def zeromamba_small(pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
 def zeromamba_nano(pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
     """A tiny ZeroMamba (embed_dim 24, depths 1-1-2-1, 64 x 64 input) for CPU training and demos.
 
-    Its only weights are the embedded ``shapes-zsl`` variant, loaded with
-    ``zeromamba.from_pretrained("shapes-zsl")`` (not through timm's ``pretrained=True``).
+    Its weights are the ``shapes-zsl`` variant shipped inside the package:
+    ``timm.create_model("zeromamba_nano.shapes_zsl", pretrained=True)`` loads them offline (the
+    model only; ``zeromamba.from_pretrained("shapes-zsl")`` adds its classes).
     """
-    return _create_zeromamba("zeromamba_nano", pretrained, **{**ZEROMAMBA_ARCHITECTURES["zeromamba_nano"], **kwargs})
+    args = dict(
+        ZEROMAMBA_ARCHITECTURES["zeromamba_nano"], **tag_model_args("zeromamba_nano", default_cfgs, kwargs, pretrained)
+    )
+    return _create_zeromamba("zeromamba_nano", pretrained, **dict(args, **kwargs))
 
 
 @register_model
@@ -361,5 +382,8 @@ def zeromamba_nano_s8(pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
     embed_dim 32, depths 1-2; letterboxed input. The embedded ``shapes-zsl`` model, loaded with
     ``zeromamba.from_pretrained("shapes-zsl")``.
     """
-    args = {**ZEROMAMBA_ARCHITECTURES["zeromamba_nano_s8"], **kwargs}
-    return _create_zeromamba("zeromamba_nano_s8", pretrained, **args)
+    args = dict(
+        ZEROMAMBA_ARCHITECTURES["zeromamba_nano_s8"],
+        **tag_model_args("zeromamba_nano_s8", default_cfgs, kwargs, pretrained),
+    )
+    return _create_zeromamba("zeromamba_nano_s8", pretrained, **dict(args, **kwargs))

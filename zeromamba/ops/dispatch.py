@@ -11,12 +11,12 @@
   recurrence is a two-level scan (:mod:`zeromamba.ops.torch_scan`).
 * ``"fused_cpu"`` -- a one-pass C kernel for ``d_state == 1`` inference on CPU, built on first use
   with the system compiler (:mod:`zeromamba.ops.fused_cpu`); forward only.
-* ``"triton"`` -- the same one-pass scan as a Triton kernel for CUDA inference with ``d_state == 1``
-  (:mod:`zeromamba.ops.fused_triton`); forward only.
+* ``"triton"`` -- the same one-pass scan as Triton kernels on CUDA with ``d_state == 1``
+  (:mod:`zeromamba.ops.fused_triton`); forward and backward, so training too.
 * ``"mamba"`` -- mamba-ssm's fused CUDA kernel on the official layout.
-* ``"auto"`` -- on CUDA: ``"mamba"`` when mamba-ssm imports, else ``"triton"`` for inference with
-  ``d_state == 1`` when its self-check passes; on CPU: ``"fused_cpu"`` for inference with
-  ``d_state == 1`` when the kernel builds; otherwise ``"torch"``.
+* ``"auto"`` -- on CUDA: ``"mamba"`` when mamba-ssm imports, else ``"triton"`` with ``d_state == 1``
+  when its self-check passes (the gradient self-check too when training); on CPU: ``"fused_cpu"``
+  for inference with ``d_state == 1`` when the kernel builds; otherwise ``"torch"``.
 """
 
 from __future__ import annotations
@@ -45,19 +45,19 @@ def resolve_backend(backend: str, x: torch.Tensor, d_state: int = 1, needs_grad:
         if x.is_cuda:
             if mamba_ssm_available():
                 return "mamba"
-            if d_state == 1 and not needs_grad and fused_triton_available(x.device):
+            if d_state == 1 and fused_triton_available(x.device, gradients=needs_grad):
                 return "triton"
             return "torch"
         if x.device.type == "cpu" and d_state == 1 and not needs_grad and fused_cpu_available():
             return "fused_cpu"
         return "torch"
     if backend == "triton":
-        if not x.is_cuda or d_state != 1 or needs_grad:
+        if not x.is_cuda or d_state != 1:
             raise RuntimeError(
-                "scan backend 'triton' runs CUDA inference with d_state=1 only; use 'torch' for training, "
-                "other d_state values or other devices"
+                "scan backend 'triton' runs on CUDA with d_state=1 only; use 'torch' for other d_state values "
+                "or other devices"
             )
-        if not fused_triton_available(x.device):
+        if not fused_triton_available(x.device, gradients=needs_grad):
             raise RuntimeError("scan backend 'triton' is unavailable (Triton missing or its self-check failed)")
     if backend == "fused_cpu":
         if x.device.type != "cpu" or d_state != 1 or needs_grad:

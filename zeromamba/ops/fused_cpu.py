@@ -1,127 +1,61 @@
 """A fused CPU kernel for SS2D's scan with ``d_state == 1``, compiled on first use.
 
-The eager PyTorch path needs about ten passes over the scan's data (each one a full read and
-write of ``4 * d_inner * L`` floats); this C kernel makes one, with inline vectorisable ``exp`` and
-``softplus`` (within 3 ulp of float32 libm).
+The eager PyTorch path needs about a dozen passes over the scan's data (each one a full read and
+write of ``4 * d_inner * L`` floats); this C kernel makes one, the dt projection included, with
+inline vectorisable ``exp`` and ``softplus`` (within 3 ulp of float32 libm). It reads x_proj's
+output as the matrix product leaves it, so nothing is permuted or copied on the way in.
 It is an optional accelerator for inference:
 
-* built with the system C compiler (``$CC``, else ``cc``/``gcc``) into the user cache
-  (``$ZEROMAMBA_CACHE_DIR``, else ``$XDG_CACHE_HOME/zeromamba``, else ``~/.cache/zeromamba``),
-  atomically, keyed by a hash of the source, flags and machine;
+* built with the system C compiler (``$CC``, else ``cc``/``gcc``) into the user cache, atomically,
+  by :mod:`zeromamba.ops.cpu_build`; where it can, parallel on PyTorch's own OpenMP threads (else
+  on a small pool of Python threads, one channel range each);
 * checked once against the PyTorch path on a small random problem before it is trusted
   (:mod:`zeromamba.ops.self_check`);
-* used only for float32 CPU tensors, ``d_state == 1`` and no autograd; everything else, or any
-  failure to build, falls back to the pure-PyTorch backend (``ZEROMAMBA_DISABLE_CPU_KERNEL=1``
-  turns it off).
-
-No ``-ffast-math``: it would let the library switch the whole process to flush-to-zero.
+* used only for float32 or bfloat16 CPU tensors (the scan itself always runs in float32),
+  ``d_state == 1`` and no autograd; everything else, or any failure to build, falls back to the
+  pure-PyTorch backend (``ZEROMAMBA_DISABLE_CPU_KERNEL=1`` turns it off).
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import os
-import platform
-import shutil
-import subprocess
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from .scratch import scratch_buffer
+from .cpu_build import build_library
+from .fused_linear import linear
 from .self_check import self_check
-from .ss2d_inputs import dstate1_inputs
 
-__all__ = ["cross_scan_fused_cpu", "fused_cpu_available", "kernel_status", "ss2d_scan_dstate1"]
+__all__ = ["cross_scan_fused_cpu", "fused_cpu_available", "kernel_build", "kernel_status", "ss2d_scan_dstate1"]
 
 log = logging.getLogger(__name__)
 
-_COMPILE_FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fopenmp-simd", "-fPIC", "-std=c99")
-_PORTABLE_FLAGS = ("-O3", "-fno-math-errno", "-fPIC", "-std=c99")
 _lock = threading.Lock()
-_state: dict[str, object] = {}  # "fn", "error"
+_state: dict[str, Any] = {}  # "fn" (dtype of u -> kernel), "openmp" (bool), "variant", "error"
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _CHECK_SHAPE = (2, 9, 7, 40, 3)  # (B, H, W, D, dt_rank) of the self-check: odd sizes, several chunks
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("ZEROMAMBA_CACHE_DIR")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(xdg, "zeromamba")
-    return Path(root) / "kernels"
-
-
-def _cpu_signature() -> str:
-    flags = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    flags = line
-                    break
-    except OSError:
-        pass
-    return platform.machine() + platform.system() + flags
-
-
-def _compiler() -> str | None:
-    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if cc and shutil.which(cc):
-            return cc
-    return None
-
-
-def _compile(cc: str, flags: tuple[str, ...], source: str, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        src, obj, lib = (os.path.join(tmp, n) for n in ("ss2d_scan.c", "ss2d_scan.o", "lib.so"))
-        with open(src, "w") as f:
-            f.write(source)
-        for cmd in ([cc, *flags, "-c", src, "-o", obj], [cc, "-shared", obj, "-o", lib, "-lm"]):
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-            if res.returncode != 0:
-                raise RuntimeError(f"{' '.join(cmd)} failed: {res.stderr.strip()[:500]}")
-        os.replace(lib, target)  # atomic: a reader sees no file or a whole one
-
-
-def _build() -> Any:
-    source = resources.files("zeromamba.ops").joinpath("csrc/ss2d_scan.c").read_text()
-    cc = _compiler()
-    if cc is None:
-        raise RuntimeError("no C compiler found (set $CC)")
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
-    errors = []
-    fallback_dir = Path(tempfile.gettempdir()) / f"zeromamba-kernels-{getattr(os, 'getuid', lambda: 0)()}"
-    # tuned for this CPU first; plain flags for compilers that reject -march=native
-    for flags in (_COMPILE_FLAGS, _PORTABLE_FLAGS):
-        key = hashlib.sha256("\0".join([source, cc, version, *flags, _cpu_signature()]).encode()).hexdigest()[:16]
-        for root in (_cache_dir(), fallback_dir):
-            target = root / f"ss2d_scan_{key}.so"
-            try:
-                if not target.exists():
-                    _compile(cc, flags, source, target)
-                lib = ctypes.CDLL(str(target))
-                break
-            except Exception as e:  # unwritable cache, compiler error, unloadable library
-                errors.append(str(e))
-        else:
-            continue
-        fn = lib.ss2d_scan_dstate1
+def _build() -> dict[torch.dtype, Any]:
+    lib, variant = build_library("ss2d_scan.c")
+    fns = {}
+    for dtype, symbol in ((torch.float32, "ss2d_scan_dstate1"), (torch.bfloat16, "ss2d_scan_dstate1_bf16")):
+        fn = getattr(lib, symbol)
         fn.restype = None
-        fn.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int64] * 6
-        return fn
-    raise RuntimeError("; ".join(errors))
+        fn.argtypes = [ctypes.c_void_p] * 7 + [ctypes.c_int64] * 8
+        fns[dtype] = fn
+    _state["openmp"] = bool(lib.ss2d_scan_uses_openmp())
+    _state["variant"] = variant
+    return fns
 
 
-def _load() -> object | None:
+def _load() -> dict[torch.dtype, Any] | None:
     with _lock:
         if "fn" in _state or "error" in _state:
             return _state.get("fn")
@@ -155,6 +89,13 @@ def kernel_status() -> str:
     return "ok" if _state.get("fn") is not None else str(_state.get("error", "not loaded"))
 
 
+def kernel_build() -> str | None:
+    """Which build of the kernel is in use (``"openmp"``, ``"native"`` or ``"portable"``, see
+    :mod:`zeromamba.ops.cpu_build`), or ``None`` when it is unavailable."""
+    _load()
+    return _state.get("variant") if _state.get("fn") is not None else None
+
+
 def _forget_pool_after_fork() -> None:
     global _pool
     _pool = None  # the parent's worker threads do not exist in a forked child
@@ -165,54 +106,95 @@ if hasattr(os, "register_at_fork"):
 
 
 def _threads() -> ThreadPoolExecutor:
-    global _pool
+    """The helper threads (one fewer than PyTorch's intra-op threads: the caller works too); a
+    bigger pool replaces the old one when the thread count has grown since."""
+    global _pool, _pool_size
+    want = max(1, torch.get_num_threads() - 1)
     with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()), thread_name_prefix="zm-scan")
+        if _pool is None or _pool_size < want:
+            old, _pool, _pool_size = _pool, ThreadPoolExecutor(max_workers=want, thread_name_prefix="zm-scan"), want
+            if old is not None:
+                old.shutdown(wait=False)  # its queued work still runs
         return _pool
 
 
-def _require_kernel() -> Any:
-    fn = _load()
-    if fn is None:
+def _require_kernel() -> dict[torch.dtype, Any]:
+    fns = _load()
+    if fns is None:
         raise RuntimeError(f"the fused CPU scan kernel is unavailable: {kernel_status()}")
-    return fn
+    return fns
 
 
-def ss2d_scan_dstate1(delta, bias, u, Bs, Cs, A, Dsum, H: int, W: int) -> torch.Tensor:
-    """Run the kernel. Shapes: delta (4, B, L, D), bias (4, D), u (B, L, D), Bs/Cs (4, B, L),
-    A (4, D), Dsum (D,); all float32 contiguous CPU tensors. Returns y (B, L, D)."""
-    fn = _require_kernel()
-    _, B, L, D = delta.shape
-    args = [t.to(torch.float32).contiguous() for t in (delta, bias, u, Bs, Cs, A, Dsum)]
-    if any(t.device.type != "cpu" for t in args):
+def ss2d_scan_dstate1(
+    u: torch.Tensor,
+    xdbl: torch.Tensor,
+    w_dt: torch.Tensor,
+    bias: torch.Tensor,
+    A: torch.Tensor,
+    Dsum: torch.Tensor,
+    H: int,
+    W: int,
+) -> torch.Tensor:
+    """Run the kernel on ``B`` images of ``H x W`` positions and ``D`` channels, dt rank ``R``.
+
+    Shapes: ``u`` ``(B, L, D)`` float32 or bfloat16; ``xdbl`` ``(B, L, 4, R + 2)`` (x_proj's output:
+    ``dt_low, B, C`` per direction), ``w_dt`` ``(4, R, D)``, ``bias`` and ``A`` ``(4, D)``, ``Dsum``
+    ``(D,)``, all float32. Returns ``y`` ``(B, L, D)`` float32.
+    """
+    fns = _require_kernel()
+    B, L, D = u.shape
+    R = w_dt.shape[1]
+    if u.dtype not in fns:
+        u = u.float()
+    u = u.contiguous()
+    xdbl, w_dt, bias, A, Dsum = (t.to(torch.float32).contiguous() for t in (xdbl, w_dt, bias, A, Dsum))
+    if any(t.device.type != "cpu" for t in (u, xdbl, w_dt, bias, A, Dsum)):
         raise RuntimeError("the fused CPU scan kernel needs CPU tensors")
-    delta, bias, u, Bs, Cs, A, Dsum = args
+    if xdbl.shape != (B, L, 4, R + 2) or w_dt.shape != (4, R, D) or L != H * W:
+        raise ValueError("inconsistent shapes for the fused CPU scan kernel")
+    fn = fns[u.dtype]
     y = torch.empty(B, L, D, dtype=torch.float32)
-    n_threads = max(1, min(torch.get_num_threads(), D // 16))
-    bounds = [(D * i // n_threads) // 16 * 16 for i in range(n_threads)] + [D]
-    scratch = torch.empty(D, dtype=torch.float32)
-    ptrs = [t.data_ptr() for t in (delta, bias, u, Bs, Cs, A, Dsum, y)]
+    ptrs = [t.data_ptr() for t in (u, xdbl, w_dt, bias, A, Dsum, y)]
+    n_threads = max(1, torch.get_num_threads())
+    if _state.get("openmp"):  # the kernel splits its work over PyTorch's own OpenMP threads
+        fn(*ptrs, B, H, W, D, R, 0, D, n_threads)
+        return y
+    # whole channel tiles (32) per thread, so that no two threads write the same cache line
+    tiles = -(-D // 32)
+    n_threads = min(n_threads, tiles)
+    bounds = [min(D, 32 * (tiles * i // n_threads)) for i in range(n_threads)] + [D]
 
     def run(i: int) -> None:
-        d0, d1 = bounds[i], bounds[i + 1]
-        fn(*ptrs, scratch.data_ptr() + 4 * d0, B, H, W, D, d0, d1)
+        fn(*ptrs, B, H, W, D, R, bounds[i], bounds[i + 1], 1)
 
-    if n_threads == 1:
-        run(0)
-    else:  # ctypes drops the GIL during the call, so threads run the channel ranges in parallel
-        for f in [_threads().submit(run, i) for i in range(n_threads)]:
-            f.result()
+    # ctypes drops the GIL during the call, so the pool's threads and this one run channel ranges
+    # in parallel (this thread takes the first range instead of waiting idle)
+    others = [_threads().submit(run, i) for i in range(1, n_threads)]
+    run(0)
+    for f in others:
+        f.result()
     return y
 
 
 def cross_scan_fused_cpu(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds) -> torch.Tensor:
-    """:func:`~zeromamba.ops.cross_selective_scan` through the fused kernel (``d_state == 1``)."""
-    _require_kernel()  # build and self-check first: the self-check uses the scratch buffer too
+    """:func:`~zeromamba.ops.cross_selective_scan` through the fused kernel (``d_state == 1``).
+
+    The projections run in the input dtype, as the official code does; the scan reads float32
+    (a bfloat16 ``x`` is read as it is and widened inside the kernel).
+    """
     B, H, W, D = x.shape
-    n = 4 * B * H * W * D
-    # (4, B*L, D) is the biggest tensor of the block: kept in the thread's scratch buffer
-    buffer = scratch_buffer(n)
-    inp = dstate1_inputs(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds, delta_buffer=buffer)
-    y = ss2d_scan_dstate1(inp.delta, inp.bias, inp.u, inp.Bs, inp.Cs, inp.A, inp.Dsum, H, W)
+    K, _, R = dt_projs_weight.shape
+    f32 = torch.float32
+    u = x.reshape(B, H * W, D)
+    xdbl = linear(u, x_proj_weight.to(x.dtype).reshape(K * (R + 2), D)).view(B, H * W, K, R + 2)
+    y = ss2d_scan_dstate1(
+        u,
+        xdbl,
+        dt_projs_weight.to(f32).transpose(1, 2),
+        dt_projs_bias.to(f32),
+        -torch.exp(A_logs.to(f32)).view(K, D),
+        Ds.to(f32).view(K, D).sum(0),
+        H,
+        W,
+    )
     return y.view(B, H, W, D)

@@ -21,12 +21,14 @@ log = logging.getLogger(__name__)
 
 #: relative error (max abs difference over max abs value) a kernel must stay under
 TOLERANCE = 1e-5
+#: the same for gradients (longer sums: the backward accumulates over positions and channels)
+GRADIENT_TOLERANCE = 1e-4
 
 _lock = threading.Lock()
 _verdicts: dict[tuple[str, str], str | None] = {}  # (kernel, device) -> None, or why it failed
 
 
-def _compare(kernel: Callable[..., torch.Tensor], device: torch.device, shape: tuple[int, int, int, int, int]) -> None:
+def _problem(device: torch.device, shape: tuple[int, int, int, int, int]) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     B, H, W, D, R = shape
     p = [
@@ -37,13 +39,38 @@ def _compare(kernel: Callable[..., torch.Tensor], device: torch.device, shape: t
         torch.randn(4 * D, 1, generator=g) * 0.5,
         torch.randn(4 * D, generator=g),
     ]
-    p = [t.to(device) for t in p]
+    return [t.to(device) for t in p]
+
+
+def _relative(got: torch.Tensor, want: torch.Tensor) -> float:
+    return ((got - want).abs().max() / want.abs().max().clamp_min(1e-12)).item()
+
+
+def _compare(kernel: Callable[..., torch.Tensor], device: torch.device, shape: tuple[int, int, int, int, int]) -> None:
+    p = _problem(device, shape)
     with torch.no_grad(), torch.autocast(device.type, enabled=False):
         want = cross_scan_torch(*p)
         got = kernel(*p)
-    err = ((got - want).abs().max() / want.abs().max()).item()
+    err = _relative(got, want)
     if not err < TOLERANCE:
         raise RuntimeError(f"self-check failed: relative error {err:.2e}")
+
+
+def _compare_gradients(
+    kernel: Callable[..., torch.Tensor], device: torch.device, shape: tuple[int, int, int, int, int]
+) -> None:
+    p = _problem(device, shape)
+    weight = torch.randn(shape[:4], generator=torch.Generator().manual_seed(1)).to(device)
+    grads = []
+    for fn in (cross_scan_torch, kernel):
+        leaves = [t.clone().requires_grad_() for t in p]
+        with torch.enable_grad(), torch.autocast(device.type, enabled=False):
+            out = fn(*leaves)
+            grads.append(torch.autograd.grad((out * weight).sum(), leaves))
+    for i, (want, got) in enumerate(zip(*grads)):
+        err = _relative(got, want)
+        if not err < GRADIENT_TOLERANCE:
+            raise RuntimeError(f"gradient self-check failed: relative error {err:.2e} in argument {i}")
 
 
 def self_check(
@@ -51,20 +78,22 @@ def self_check(
     kernel: Callable[..., torch.Tensor],
     device: torch.device,
     shape: tuple[int, int, int, int, int],
+    gradients: bool = False,
 ) -> str | None:
     """``None`` when ``kernel`` agrees with the PyTorch path on ``device``, else why it does not.
 
     ``kernel`` takes :func:`~zeromamba.ops.cross_selective_scan`'s tensors (``d_state == 1``);
     ``shape`` is the problem's ``(B, H, W, D, dt_rank)``. A kernel that raises (a compile or
-    launch error) fails the check too.
+    launch error) fails the check too. ``gradients`` checks the gradients of all six inputs instead
+    of the output (a separate verdict).
     """
-    key = (name, str(device))
+    key = (name + (" backward" if gradients else ""), str(device))
     with _lock:
         if key in _verdicts:
             return _verdicts[key]
     # outside the lock: a check can take a while (a Triton compile) and must not hold up other kernels
     try:
-        _compare(kernel, device, shape)
+        (_compare_gradients if gradients else _compare)(kernel, device, shape)
         verdict = None
     except Exception as e:  # a compile error, a launch failure or a wrong result
         verdict = str(e)
@@ -72,5 +101,5 @@ def self_check(
         first = key not in _verdicts  # else a thread that checked at the same time came first
         verdict = _verdicts.setdefault(key, verdict)
     if first and verdict is not None:
-        log.warning("zeromamba: %s scan kernel disabled on %s, using the PyTorch path: %s", name, device, verdict)
+        log.warning("zeromamba: %s scan kernel disabled on %s, using the PyTorch path: %s", key[0], device, verdict)
     return verdict

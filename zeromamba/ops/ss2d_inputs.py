@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
+
+from .fused_linear import linear
 
 __all__ = ["DState1Inputs", "dstate1_inputs"]
 
@@ -42,7 +43,7 @@ def dstate1_inputs(
     L = H * W
     f32 = torch.float32
     xr = x.reshape(B * L, D)
-    x_dbl = F.linear(xr, x_proj_weight.to(x.dtype).reshape(K * (R + 2), D))
+    x_dbl = linear(xr, x_proj_weight.to(x.dtype).reshape(K * (R + 2), D))
     x_dbl = x_dbl.view(B * L, K, R + 2).permute(1, 0, 2)  # (K, B*L, R+2)
     dt_low, dt_w = x_dbl[..., :R], dt_projs_weight.to(x.dtype).transpose(1, 2)
     if delta_buffer is not None and x.dtype == f32:

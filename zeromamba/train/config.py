@@ -18,7 +18,12 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from ..architectures import VMAMBA_ARCHITECTURES
+from ..architectures import (
+    VIM_ARCHITECTURES,
+    VMAMBA_ARCHITECTURES,
+    ZEROMAMBA_ARCHITECTURES,
+    ZEROMAMBA_VIM_ARCHITECTURES,
+)
 from ..constants import ZSL_IMAGE_SIZE
 from ..errors import ConfigError
 
@@ -64,10 +69,14 @@ class TrainConfig:
     ``attributes_csv`` and ``unseen_classes`` (own data), ``embeddings`` (word2vec attribute
     vectors, ``A x 300``; ``allow_pickle`` to read the authors' ``.pkl``).
 
-    Model: ``init`` (ImageNet backbone: a zoo name such as ``vmamba-small``, a Hub repository or
-    model folder, a local VMamba release ``.pth``/``.safetensors``, or ``"none"``), ``model``
-    (architecture arguments of :class:`~zeromamba.models.ZeroMamba`), ``drop_path_rate``,
-    ``scan_backend``, ``grad_checkpointing``.
+    Model: ``architecture`` (``zeromamba_small``: ZeroMamba on VMamba, the published model, its
+    backbone set by ``model``; ``zeromamba_vim_tiny`` / ``zeromamba_vim_small``: ZeroMamba on Vim,
+    built at ``image_size``), ``init`` (ImageNet backbone: a zoo name such as ``vmamba-small`` or
+    ``vim-small``, a Hub repository or model folder, a local VMamba / Vim release
+    ``.pth``/``.safetensors``, or ``"none"``; a Vim architecture defaults to its own Vim release),
+    ``model`` (architecture arguments of :class:`~zeromamba.models.ZeroMamba`, or of
+    :class:`~zeromamba.models.ZeroMambaVim` for the Vim architectures, which default to the
+    matching Vim size), ``drop_path_rate``, ``scan_backend``, ``grad_checkpointing``.
 
     Input: ``image_size`` (square side) and ``crop_mode``: ``squash`` (the paper's plain resize) or
     ``letterbox`` (aspect ratio kept, padded with the border colour); saved with the model, so its
@@ -92,6 +101,7 @@ class TrainConfig:
     embeddings: str | None = None
     allow_pickle: bool = False
     output_dir: str = "runs/zeromamba"
+    architecture: str = "zeromamba_small"
     init: str = "vmamba-small"
     model: dict[str, Any] = field(default_factory=_vmamba_small)
     drop_path_rate: float = 0.3
@@ -239,7 +249,12 @@ def _base_values(given: Mapping[str, Any]) -> dict[str, Any]:
             warnings.warn(f"--resume with changed settings {sorted(changed)}: the new values apply", stacklevel=3)
         return base
     dataset = str(given.get("dataset", TrainConfig.dataset))
-    return dict(PRESETS.get(dataset.upper(), PRESETS["folder"] if dataset.lower() == "folder" else {}))
+    base = dict(PRESETS.get(dataset.upper(), PRESETS["folder"] if dataset.lower() == "folder" else {}))
+    arch = str(given.get("architecture", TrainConfig.architecture))
+    if arch in ZEROMAMBA_VIM_ARCHITECTURES:  # the Vim backbone of that size, from its ImageNet release
+        size = arch.removeprefix("zeromamba_vim_")
+        base.update(model=dict(VIM_ARCHITECTURES[f"vim_{size}"]), init=f"vim-{size}")
+    return base
 
 
 def resolve_config(config: TrainConfig | Mapping[str, Any] | str | os.PathLike) -> TrainConfig:
@@ -265,6 +280,9 @@ def resolve_config(config: TrainConfig | Mapping[str, Any] | str | os.PathLike) 
 
 def _check_config(cfg: TrainConfig) -> None:
     problems = []
+    architectures = (*ZEROMAMBA_ARCHITECTURES, *ZEROMAMBA_VIM_ARCHITECTURES)
+    if cfg.architecture not in architectures:
+        problems.append(f"architecture must be one of {', '.join(architectures)} (got {cfg.architecture!r})")
     if cfg.selection not in SELECTION_LABELS:
         problems.append(f"selection must be one of {', '.join(SELECTION_LABELS)} (got {cfg.selection!r})")
     if cfg.select_metric not in ("harmonic", "czsl"):

@@ -10,10 +10,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..architectures import ZEROMAMBA_VIM_ARCHITECTURES
 from ..errors import CheckpointError, ConfigError, TrainingError
 from ..hub import load_model
 from ..models._helpers import load_state_dict_strict
 from ..models.zeromamba import ZeroMamba, checkpoint_filter_fn
+from ..models.zeromamba_vim import ZeroMambaVim
+from ..models.zeromamba_vim import checkpoint_filter_fn as vim_checkpoint_filter_fn
 from ..official import read_official_state_dict
 from ..scoring import class_scores
 from .config import TrainConfig
@@ -24,8 +27,9 @@ __all__ = ["build_model", "compute_loss", "init_backbone", "make_optimizer"]
 def build_model(
     cfg: TrainConfig, num_attributes: int, embeddings: torch.Tensor | None = None, load_init: bool = True
 ) -> ZeroMamba:
-    """A :class:`ZeroMamba` for ``cfg``, its SLP initialised from ``embeddings`` (row-normalised as
-    the authors do) and, with ``load_init``, its backbone from ``cfg.init``.
+    """A :class:`ZeroMamba` (or, for a Vim ``cfg.architecture``, a :class:`ZeroMambaVim` built at
+    ``cfg.image_size``) for ``cfg``, its SLP initialised from ``embeddings`` (row-normalised as the
+    authors do) and, with ``load_init``, its backbone from ``cfg.init``.
 
     Raises:
         ConfigError: ``cfg.model`` holds arguments ZeroMamba does not take.
@@ -39,9 +43,13 @@ def build_model(
     emb = F.normalize(embeddings.float(), dim=1) if embeddings is not None else None
     if emb is not None:
         args["semantic_dim"] = int(emb.shape[1])
+    cls: type[ZeroMamba] = ZeroMamba
+    if cfg.architecture in ZEROMAMBA_VIM_ARCHITECTURES:
+        cls = ZeroMambaVim
+        args.setdefault("img_size", cfg.image_size)
     try:
-        model = ZeroMamba(num_attributes=num_attributes, attribute_embeddings=emb, **args)
-    except TypeError as e:
+        model = cls(num_attributes=num_attributes, attribute_embeddings=emb, **args)
+    except (TypeError, ValueError) as e:
         raise ConfigError(f"bad model arguments {cfg.model}: {e}") from None
     if load_init:
         init_backbone(model, cfg.init)
@@ -68,16 +76,18 @@ def _init_state_dict(init: str) -> dict[str, torch.Tensor]:
 def init_backbone(model: ZeroMamba, init: str | None) -> None:
     """Load ImageNet weights into ``model.backbone``.
 
-    ``init``: ``"none"`` (random, with a warning), a local file (an authors' VMamba release ``.pth``
-    read with ``weights_only``, or a ``.safetensors`` state dict), or a name
-    :func:`zeromamba.hub.load_model` resolves (zoo name such as ``vmamba-small``, Hub repository,
-    or a folder in the zoo format).
+    ``init``: ``"none"`` (random, with a warning), a local file (an authors' VMamba or Vim release
+    ``.pth`` read with ``weights_only``, or a ``.safetensors`` state dict), or a name
+    :func:`zeromamba.hub.load_model` resolves (zoo name such as ``vmamba-small`` or ``vim-small``,
+    Hub repository, or a folder in the zoo format). A Vim backbone's position embedding is resized
+    to the model's patch grid (224 -> 448 px: 14 x 14 -> 28 x 28).
     """
     if not init or str(init).lower() == "none":
         warnings.warn("init='none': the backbone starts from random weights, not ImageNet", stacklevel=2)
         return
     init = str(init)
-    mapped = checkpoint_filter_fn(dict(_init_state_dict(init)), model)
+    filter_fn = vim_checkpoint_filter_fn if isinstance(model, ZeroMambaVim) else checkpoint_filter_fn
+    mapped = filter_fn(dict(_init_state_dict(init)), model)
     backbone = {k[len("backbone.") :]: v for k, v in mapped.items() if k.startswith("backbone.")}
     load_state_dict_strict(model.backbone, backbone, f"init {init!r}")
 

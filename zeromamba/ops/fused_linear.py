@@ -1,0 +1,121 @@
+"""Linear layers with their activation or residual add fused into the matrix product (CPU inference).
+
+oneDNN (PyTorch's ``mkldnn`` operators, the ones ``torch.compile`` uses on CPU) applies a GELU or
+adds a residual while the product's output is still in registers, so the separate elementwise
+pass over the output, and the memory traffic of it, disappear. At 448 x 448 the MLP's hidden
+activation and the block's residual adds are large enough for this to show.
+
+:func:`linear` takes that path for float32 and bfloat16 CPU tensors when no gradient is needed, and
+falls back to ``F.linear`` plus the plain operation otherwise (training, other devices, dtypes, or
+a PyTorch build without these operators). The fused operators are checked once per dtype against the
+plain path before they are used; ``ZEROMAMBA_DISABLE_ONEDNN=1`` turns them off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["fused_linear_available", "linear"]
+
+log = logging.getLogger(__name__)
+
+#: GELU flavours oneDNN fuses, by ``nn.GELU``'s ``approximate`` argument
+_GELU_ALGORITHM = {"none": "none", "tanh": "tanh"}
+_TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 2e-2}
+_lock = threading.Lock()
+_verdicts: dict[torch.dtype, bool] = {}
+
+
+def _ops():
+    return torch.ops.mkldnn._linear_pointwise
+
+
+def _fused(x2d, weight, bias, activation: str | None, residual2d):
+    if residual2d is not None:
+        return _ops().binary(x2d, residual2d, weight, bias, "add")
+    if activation is None:
+        return _ops()(x2d, weight, bias, "none", [], "")
+    return _ops()(x2d, weight, bias, "gelu", [], _GELU_ALGORITHM[activation])
+
+
+def _plain(x, weight, bias, activation: str | None, residual):
+    y = F.linear(x, weight, bias)
+    if activation is not None:
+        y = F.gelu(y, approximate=activation)
+    return y if residual is None else y + residual
+
+
+def _check(dtype: torch.dtype) -> bool:
+    """The fused operators agree with the plain path on a small random problem of ``dtype``."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(37, 24, generator=g).to(dtype)
+    w = (torch.randn(40, 24, generator=g) * 0.2).to(dtype)
+    b = torch.randn(40, generator=g).to(dtype)
+    r = torch.randn(37, 40, generator=g).to(dtype)
+    with torch.no_grad():
+        for act, res in ((None, None), ("none", None), ("tanh", None), (None, r)):
+            got, want = _fused(x, w, b, act, res).float(), _plain(x, w, b, act, res).float()
+            if got.shape != want.shape or not (got - want).abs().max() <= _TOLERANCE[dtype] * want.abs().max():
+                return False
+    return True
+
+
+def fused_linear_available(dtype: torch.dtype = torch.float32) -> bool:
+    """True when this PyTorch has the oneDNN fused linear operators for ``dtype`` on this CPU and they
+    passed their first-use check (bfloat16 needs a CPU with AVX-512 BF16, AMX or similar)."""
+    if dtype not in _TOLERANCE:
+        return False
+    with _lock:
+        if dtype in _verdicts:
+            return _verdicts[dtype]
+    ok = False
+    if os.environ.get("ZEROMAMBA_DISABLE_ONEDNN", "") in ("", "0") and torch.backends.mkldnn.is_available():
+        try:
+            if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+                raise RuntimeError("no bfloat16 support in oneDNN on this CPU")
+            ok = _check(dtype)
+            if not ok:
+                log.warning("zeromamba: oneDNN fused linear disagrees with F.linear for %s; not using it", dtype)
+        except Exception as e:  # an older PyTorch without these operators, an unsupported CPU
+            log.info("zeromamba: oneDNN fused linear unavailable for %s (%s)", dtype, e)
+    with _lock:
+        return _verdicts.setdefault(dtype, ok)
+
+
+def linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    activation: str | None = None,
+    residual: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``, then ``gelu(approximate=activation)`` when ``activation`` is
+    ``"none"`` or ``"tanh"``, plus ``residual`` (same shape as the output) when given.
+
+    Fused through oneDNN for CPU inference in float32 / bfloat16; plain PyTorch otherwise.
+    """
+    if activation is not None and activation not in _GELU_ALGORITHM:
+        raise ValueError(f"activation must be None, 'none' or 'tanh' (GELU flavours), got {activation!r}")
+    if activation is not None and residual is not None:
+        raise ValueError("fuse either a GELU or a residual add, not both")
+    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias, residual))
+    fusable = (
+        not needs_grad
+        and x.device.type == "cpu"
+        and x.dtype == weight.dtype
+        and (bias is None or bias.dtype == x.dtype)
+        and (residual is None or residual.dtype == x.dtype)
+        and x.dim() >= 2
+        and fused_linear_available(x.dtype)
+    )
+    if not fusable:
+        return _plain(x, weight, bias, activation, residual)
+    lead = x.shape[:-1]
+    x2d = x.reshape(-1, x.shape[-1])
+    res2d = None if residual is None else residual.reshape(-1, weight.shape[0])
+    return _fused(x2d, weight, bias, activation, res2d).view(*lead, weight.shape[0])

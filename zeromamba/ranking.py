@@ -1,0 +1,109 @@
+"""The candidate classes of a prediction and how they are ranked: a frozen snapshot per call
+(:class:`Candidates`), the ranking into :class:`~zeromamba.results.ClassificationResult`
+(:func:`rank_classes`, GZSL calibrated stacking when some class is seen), and what ``explain``'s
+``target`` names (:func:`resolve_targets`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import AttributeMatrixError, ConfigError
+from .results import ClassificationResult
+from .scoring import calibrated_stacking
+
+__all__ = ["Candidates", "as_targets", "check_gamma", "rank_classes", "resolve_targets"]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The candidate classes of one call, frozen (so calls never share mutable state): the
+    normalised matrix (``None`` for a plain classifier), names, seen mask and the gamma that
+    applies (``None``: no calibration)."""
+
+    matrix: torch.Tensor | None  # (C, A) normalised; None for a plain classifier
+    names: list[str]
+    seen: torch.Tensor | None
+    gamma: float | None  # None: no calibration
+    num_classes: int = field(default=0)
+
+
+def rank_classes(
+    scores: torch.Tensor, classes: Candidates, top_k: int | None, sources: list[str]
+) -> list[ClassificationResult]:
+    """One result per row of ``scores`` (B, C): the classes ordered by the calibrated score when
+    ``classes`` calibrate, else by the raw score; ties by class index."""
+    scores = scores.float()
+    probs = torch.softmax(scores, dim=-1)
+    calibrated = None
+    ranking = scores
+    if classes.gamma is not None and classes.seen is not None:
+        calibrated = calibrated_stacking(scores, classes.seen, classes.gamma)
+        ranking = calibrated
+    k = scores.shape[-1] if top_k is None else min(int(top_k), scores.shape[-1])
+    # a stable sort so ties rank by class index, the same in every call
+    order = torch.argsort(ranking, dim=-1, descending=True, stable=True)[:, :k]
+    results = []
+    for b, src in enumerate(sources):
+        idx = order[b].tolist()
+        results.append(
+            ClassificationResult(
+                indices=idx,
+                names=[classes.names[i] for i in idx],
+                scores=scores[b, idx].tolist(),
+                probabilities=probs[b, idx].tolist(),
+                calibrated=calibrated[b, idx].tolist() if calibrated is not None else None,
+                seen=classes.seen[idx].tolist() if classes.seen is not None else None,
+                gamma=classes.gamma,
+                num_classes=classes.num_classes,
+                source=src,
+            )
+        )
+    return results
+
+
+def check_gamma(gamma: Any) -> float:
+    try:
+        value = float(gamma)
+    except (TypeError, ValueError):
+        raise ConfigError(f"gamma must be a number, got {gamma!r}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"gamma must be finite, got {gamma!r}")
+    return value
+
+
+def resolve_targets(
+    targets: list[Any], names: list[str], classes: Candidates | None, class_index: int | None
+) -> tuple[list[int], int | None]:
+    """``(attribute indices, class index)`` that ``explain`` targets name: attribute indices or names,
+    or a single class name (then no attributes: the class's top contributors are chosen)."""
+    attr_lookup = {n: i for i, n in enumerate(names)}
+    class_lookup = {n: i for i, n in enumerate(classes.names)} if classes is not None else {}
+    chosen: list[int] = []
+    for t in targets:
+        if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
+            if not 0 <= int(t) < len(names):
+                raise AttributeMatrixError(f"attribute index {t} out of range 0..{len(names) - 1}")
+            chosen.append(int(t))
+        elif str(t) in attr_lookup:
+            chosen.append(attr_lookup[str(t)])
+        elif str(t) in class_lookup and len(targets) == 1:
+            return [], class_lookup[str(t)]
+        else:
+            raise AttributeMatrixError(
+                f"{t!r} is neither an attribute name nor a class name; use names from "
+                "predictor.attribute_names / class_names, or attribute indices"
+            )
+    return chosen, class_index
+
+
+def as_targets(targets: Any) -> list[Any]:
+    if targets is None:
+        return []
+    if isinstance(targets, (str, int, np.integer)):
+        return [targets]
+    return list(targets)

@@ -1,0 +1,155 @@
+"""Where images come from: files, folders and glob patterns (:func:`find_images`), and
+``http(s)://`` URLs fetched with a time limit and a size limit (:func:`fetch_url`).
+
+A leaf (the standard library only), so ``zeromamba classify`` finds its inputs, and reports a
+missing folder, before torch is imported. :mod:`zeromamba.images` opens what :func:`fetch_url`
+returns like any file. Nothing is written to disk, nothing is retried, and other URL schemes
+(``file://``, ``ftp://`` ...) are refused.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import ConfigError, ImageError
+from .version import __version__
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_URL_TIMEOUT",
+    "IMAGE_EXTENSIONS",
+    "MAX_BYTES_ENV",
+    "TIMEOUT_ENV",
+    "fetch_url",
+    "find_images",
+    "is_url",
+]
+
+#: seconds a URL may take, in all, to download
+DEFAULT_URL_TIMEOUT = 10.0
+TIMEOUT_ENV = "ZEROMAMBA_URL_TIMEOUT"
+#: the largest image file fetched from a URL, in bytes
+DEFAULT_MAX_BYTES = 50 * 2**20
+MAX_BYTES_ENV = "ZEROMAMBA_URL_MAX_BYTES"
+
+
+def is_url(source: Any) -> bool:
+    """Whether ``source`` is a string with a URL scheme (``https://...``, ``file://...``)."""
+    return isinstance(source, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", source) is not None
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def fetch_url(url: str, *, timeout: float | None = None, max_bytes: int | None = None) -> bytes:
+    """The bytes of an ``http(s)://`` URL, within ``timeout`` seconds in all and ``max_bytes`` bytes.
+
+    Defaults: ``$ZEROMAMBA_URL_TIMEOUT`` (else :data:`DEFAULT_URL_TIMEOUT`) and
+    ``$ZEROMAMBA_URL_MAX_BYTES`` (else :data:`DEFAULT_MAX_BYTES`).
+
+    Raises:
+        ImageError: another scheme, an HTTP error status, no answer or not all of it in time, or
+            more data than allowed.
+    """
+    import urllib.error
+    import urllib.request
+
+    if not url.lower().startswith(("http://", "https://")):
+        scheme = url.split("://", 1)[0]
+        raise ImageError(f"{url}: {scheme}:// is not supported; give an http(s):// URL or the path of a local file")
+    seconds = float(timeout) if timeout is not None else _env_number(TIMEOUT_ENV, DEFAULT_URL_TIMEOUT)
+    limit = int(max_bytes if max_bytes is not None else _env_number(MAX_BYTES_ENV, DEFAULT_MAX_BYTES))
+    deadline = time.monotonic() + seconds
+    request = urllib.request.Request(url, headers={"User-Agent": f"zeromamba/{__version__}"})
+    too_big = (
+        f"{url} is larger than the download limit of {limit:,} bytes; download it yourself or raise {MAX_BYTES_ENV}"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=seconds) as response:  # noqa: S310 - http(s) only, checked above
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > limit:
+                raise ImageError(too_big)
+            chunks, total = [], 0
+            while chunk := response.read1(1 << 16):  # returns what has arrived: the deadline is checked often
+                total += len(chunk)
+                if total > limit:
+                    raise ImageError(too_big)
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+                chunks.append(chunk)
+    except ImageError:
+        raise
+    except urllib.error.HTTPError as e:
+        raise ImageError(f"{url}: the server answered HTTP {e.code} {e.reason}; check the URL") from None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        if isinstance(e, TimeoutError) or isinstance(reason, TimeoutError):
+            raise ImageError(
+                f"{url}: no complete answer within {seconds:g} s; check the URL and the network, or raise {TIMEOUT_ENV}"
+            ) from None
+        raise ImageError(f"cannot fetch {url}: {reason}; check the URL and the network") from None
+    return b"".join(chunks)
+
+
+#: the file extensions a folder is searched for (case-insensitive)
+IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
+)  # fmt: skip
+_GLOB_CHARS = ("*", "?", "[")
+
+
+def _folder_images(folder: str) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
+    return found
+
+
+def find_images(inputs: Sequence[str | os.PathLike]) -> list[str]:
+    """The image files and URLs that ``inputs`` name, in order: a file or URL as it is, a folder as
+    the images inside it (recursively, by :data:`IMAGE_EXTENSIONS`, sorted; hidden folders
+    skipped), a glob pattern (``photos/**/*.jpg``) as its matches, sorted. A file that does not
+    exist is kept, to be reported as unreadable with the others.
+
+    Raises:
+        ImageError: a folder that does not exist or holds no image, a pattern matching nothing.
+    """
+    out: list[str] = []
+    for item in inputs:
+        name = os.fspath(item)
+        if is_url(name):
+            out.append(name)
+        elif os.path.isdir(name):
+            images = _folder_images(name)
+            if not images:
+                raise ImageError(f"no images in the folder {name} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+            out += images
+        elif os.path.exists(name):
+            out.append(name)
+        elif any(c in name for c in _GLOB_CHARS):
+            matches = sorted(p for p in glob.glob(name, recursive=True) if os.path.isfile(p))
+            if not matches:
+                raise ImageError(f"no file matches {name!r}")
+            out += matches
+        elif name.endswith(("/", os.sep)):
+            raise ImageError(f"folder not found: {name} (from {os.getcwd()})")
+        else:
+            out.append(name)
+    return out
