@@ -223,7 +223,7 @@ def load_shapes(
         splits={k: np.asarray(v, dtype=np.int64) for k, v in splits.items()},
         attribute_names=list(SHAPES_ATTRIBUTES),
         source=f"generated shapes (seed {seed})",
-        extra={"seed": int(seed)},
+        extra={"seed": int(seed), "attribute_groups": {g: list(v) for g, v in SHAPES_GROUPS.items()}},
         render=ShapesRenderer(seed, label_arr),
     )
 

@@ -44,7 +44,7 @@ from typing import Any
 
 from ..runtime import setup_distributed
 from .config import PRESETS, SELECTION_LABELS, TrainConfig, load_config_file, resolve_config
-from .recipe import build_model, compute_loss, make_optimizer
+from .recipe import build_model, compute_loss, group_cross_entropy, make_optimizer, rotate_hue
 from .run import Run, TrainResult
 
 __all__ = [
@@ -54,9 +54,11 @@ __all__ = [
     "TrainResult",
     "build_model",
     "compute_loss",
+    "group_cross_entropy",
     "load_config_file",
     "make_optimizer",
     "resolve_config",
+    "rotate_hue",
     "train",
 ]
 

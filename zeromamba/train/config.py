@@ -87,6 +87,14 @@ class TrainConfig:
     backbone + SLP, ``lr_global`` for the GRL head, ``lr_fusion`` for the fusion MLP; MultiStepLR
     ``milestones`` x ``lr_decay``; ``batch_size`` is the global batch (split over processes);
     loss ``CE + l1_weight * L1``; ``gamma`` the calibrated-stacking gamma.
+
+    Attribute groups (datasets whose attributes form groups of exclusive values, such as
+    ``shapes``: a shape, a colour, a fill; both default off, so the published recipes are the
+    paper's): ``group_ce_weight`` adds that weight times a cross-entropy per group on the predicted
+    attribute vector (each group's values as logits, the class's value as the label);
+    ``hue_rotate_fraction`` of each batch is shown at a random hue (a rotation of the chroma plane
+    in YIQ) and learns only through the group cross-entropy of the groups other than
+    ``colour_group``, so that no other attribute can be read from the colour.
     """
 
     dataset: str = "CUB"
@@ -120,6 +128,9 @@ class TrainConfig:
     milestones: list[int] = field(default_factory=lambda: [10, 20, 30, 40])
     lr_decay: float = 0.5
     l1_weight: float = 1.0
+    group_ce_weight: float = 0.0
+    hue_rotate_fraction: float = 0.0
+    colour_group: str = "colour"
     gamma: float = 0.3
     seed: int = 0
     amp: str = "auto"
@@ -290,10 +301,16 @@ def _check_config(cfg: TrainConfig) -> None:
     for key in ("epochs", "batch_size", "image_size", "eval_every", "eval_batch_size"):
         if getattr(cfg, key) < 1:
             problems.append(f"{key} must be at least 1 (got {getattr(cfg, key)})")
-    for key in ("lr", "lr_global", "lr_fusion", "weight_decay", "momentum", "l1_weight", "num_workers"):
+    for key in ("lr", "lr_global", "lr_fusion", "weight_decay", "momentum", "l1_weight", "group_ce_weight"):
         v = getattr(cfg, key)
         if not math.isfinite(v) or v < 0:
             problems.append(f"{key} must be a finite non-negative number (got {v})")
+    if cfg.num_workers < 0:
+        problems.append(f"num_workers must be non-negative (got {cfg.num_workers})")
+    if not 0.0 <= cfg.hue_rotate_fraction < 1.0:
+        problems.append(f"hue_rotate_fraction must be in [0, 1) (got {cfg.hue_rotate_fraction})")
+    if cfg.hue_rotate_fraction > 0 and not cfg.group_ce_weight > 0:
+        problems.append("hue_rotate_fraction needs group_ce_weight > 0 (hue-rotated images learn only through it)")
     if not math.isfinite(cfg.gamma):
         problems.append(f"gamma must be finite (got {cfg.gamma})")
     if cfg.optimizer not in ("sgd", "adamw"):

@@ -17,7 +17,7 @@ from ..errors import ConfigError, TrainingError
 from ..runtime import DistEnv, autocast
 from .checkpoints import Checkpoints, rng_state, set_rng_state
 from .config import TrainConfig
-from .recipe import compute_loss, make_optimizer
+from .recipe import compute_loss, group_cross_entropy, make_optimizer, rotate_hue
 
 __all__ = ["PhaseState", "SeenTargets", "Trainer", "wrap_ddp"]
 
@@ -96,17 +96,37 @@ class PhaseState:
 @dataclass
 class SeenTargets:
     """The classes a phase trains on: ``lut`` maps a dataset label to its row of ``attributes``
-    (``-1`` for a class outside the phase), ``attributes`` are those classes' attribute rows."""
+    (``-1`` for a class outside the phase), ``attributes`` are those classes' attribute rows;
+    ``groups`` maps the dataset's attribute groups (if it has them) to their attribute indices."""
 
     lut: torch.Tensor
     attributes: torch.Tensor
+    groups: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @classmethod
     def of(cls, data: ZSLData, seen: np.ndarray, device: torch.device) -> SeenTargets:
         idx = torch.as_tensor(seen, dtype=torch.long)
         lut = torch.full((data.num_classes,), -1, dtype=torch.long)
         lut[idx] = torch.arange(len(seen))
-        return cls(lut, data.class_attributes[idx].to(device))
+        named = data.extra.get("attribute_groups") or {}
+        names = list(data.attribute_names or [])
+        groups = {g: torch.tensor([names.index(v) for v in values], device=device) for g, values in named.items()}
+        return cls(lut, data.class_attributes[idx].to(device), groups)
+
+    def check(self, cfg: TrainConfig) -> None:
+        """Refuse group losses on a dataset without attribute groups.
+
+        Raises:
+            ConfigError: ``group_ce_weight`` without groups, or ``hue_rotate_fraction`` without
+                the ``colour_group``.
+        """
+        if cfg.group_ce_weight > 0 and not self.groups:
+            raise ConfigError("group_ce_weight needs a dataset with attribute groups (shapes); set it to 0")
+        if cfg.hue_rotate_fraction > 0 and cfg.colour_group not in self.groups:
+            raise ConfigError(
+                f"hue_rotate_fraction: the dataset has no attribute group {cfg.colour_group!r} "
+                f"(colour_group; its groups: {', '.join(self.groups) or 'none'})"
+            )
 
 
 class Trainer:
@@ -182,9 +202,20 @@ class Trainer:
         target = targets.lut[y].to(device, non_blocking=True)
         if bool((target < 0).any()):
             raise TrainingError("a training image's class is not among the seen classes")
+        cfg = self.cfg
+        # the first images of the (shuffled) batch at a random hue: they learn every group but colour
+        turned = min(round(cfg.hue_rotate_fraction * len(x)), len(x) - 1)
+        if turned:
+            x = torch.cat([rotate_hue(x[:turned], torch.rand(turned, device=device) * (2 * torch.pi)), x[turned:]])
         with autocast(device, self.amp):
             out = net(x)
-        loss, ce, l1 = compute_loss(out.attributes, target, targets.attributes, self.cfg.l1_weight)
+        loss, ce, l1 = compute_loss(out.attributes[turned:], target[turned:], targets.attributes, cfg.l1_weight)
+        if cfg.group_ce_weight > 0:
+            skip = torch.arange(len(x), device=device) < turned
+            groups = list(targets.groups.values())
+            unsupervised = [skip if name == cfg.colour_group else None for name in targets.groups]
+            rows = targets.attributes[target]
+            loss = loss + cfg.group_ce_weight * group_cross_entropy(out.attributes, rows, groups, unsupervised)
         # every rank stops together, or the others would wait in the next all-reduce forever
         if not self.env.all_true(bool(torch.isfinite(loss.detach()).item())):
             self._stop_non_finite(loss, where)

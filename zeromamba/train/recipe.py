@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..architectures import ZEROMAMBA_VIM_ARCHITECTURES
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import CheckpointError, ConfigError, TrainingError
 from ..hub import load_model
 from ..models._helpers import load_state_dict_strict
@@ -21,7 +22,7 @@ from ..official import read_official_state_dict
 from ..scoring import class_scores
 from .config import TrainConfig
 
-__all__ = ["build_model", "compute_loss", "init_backbone", "make_optimizer"]
+__all__ = ["build_model", "compute_loss", "group_cross_entropy", "init_backbone", "make_optimizer", "rotate_hue"]
 
 
 def build_model(
@@ -132,3 +133,50 @@ def compute_loss(
     ce = F.cross_entropy(class_scores(attributes, seen_attributes), targets)
     l1 = F.l1_loss(attributes, seen_attributes[targets])
     return ce + l1_weight * l1, ce, l1
+
+
+def group_cross_entropy(
+    attributes: torch.Tensor,
+    class_rows: torch.Tensor,
+    groups: list[torch.Tensor],
+    unsupervised: list[torch.Tensor | None] | None = None,
+) -> torch.Tensor:
+    """The mean over attribute groups of a cross-entropy on the predicted attribute vector.
+
+    Args:
+        attributes: ``(B, A)`` predicted attributes; a group's values are its logits.
+        class_rows: ``(B, A)`` each image's class-attribute row (its largest value in a group is
+            the label).
+        groups: the attribute indices of each group (exclusive values: a class has one of them).
+        unsupervised: per group, ``None`` or a ``(B,)`` bool mask of images that group does not
+            learn from.
+    """
+    losses = []
+    for g, idx in enumerate(groups):
+        logits, labels = attributes[:, idx].float(), class_rows[:, idx].argmax(1)
+        skip = unsupervised[g] if unsupervised is not None else None
+        if skip is not None:
+            logits, labels = logits[~skip], labels[~skip]
+        if len(labels):
+            losses.append(F.cross_entropy(logits, labels))
+    return torch.stack(losses).mean() if losses else attributes.float().sum() * 0.0
+
+
+# RGB -> YIQ (NTSC); a rotation of the (I, Q) plane turns the hue and keeps the brightness
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def rotate_hue(images: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, H, W)`` images normalised with ImageNet mean/std, their hues turned by ``angles``
+    (``(B,)`` radians), clamped to the displayable range and normalised again."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    to_yiq = _RGB_TO_YIQ.to(images.device, images.dtype)
+    cos, sin = torch.cos(angles).to(images.dtype), torch.sin(angles).to(images.dtype)
+    turn = torch.zeros(len(angles), 3, 3, dtype=images.dtype, device=images.device)
+    turn[:, 0, 0] = 1.0
+    turn[:, 1, 1], turn[:, 1, 2], turn[:, 2, 1], turn[:, 2, 2] = cos, -sin, sin, cos
+    matrix = torch.linalg.inv(to_yiq) @ turn @ to_yiq  # (B, 3, 3) on RGB
+    rgb = images * std + mean
+    turned = torch.einsum("bij,bjhw->bihw", matrix, rgb).clamp(0.0, 1.0)
+    return (turned - mean) / std

@@ -305,6 +305,7 @@ class Run:
         state = self._start_phase(phase, epochs)
         net = wrap_ddp(state.model, self.env)
         targets = SeenTargets.of(self.data, seen, self.env.device)
+        targets.check(self.cfg)
         loader, sampler = self.trainer.loader(
             self.data.dataset(train_idx, build_transform(self.cfg.image_size, train=True, crop_mode=self.cfg.crop_mode))
         )
