@@ -7,11 +7,12 @@
 * ``gradient``: gradient x activation on the last feature map: for every feature cell, the
   first-order change of the attribute's (fused) predicted value if that cell's features were
   removed, ``sum_c dvalue/dF_c * F_c``. One backward pass through the heads only.
-* ``occlusion``: hide a window of the image (a quarter of the frame wide, moved an eighth at a
-  time: 49 windows) by painting it in the image's median colour, run the model again, and credit
-  every pixel of the window with how much the attribute's value dropped (averaged over the windows
-  that cover it). It measures what the model's output actually depends on; it costs one forward
-  pass per window.
+* ``occlusion``: hide a window of the image (an eighth of the frame wide, moved a sixteenth at a
+  time: 15 x 15 = 225 windows) by painting it in the image's median colour, run the model again,
+  and credit every pixel of the window with how much the attribute's value dropped (averaged over
+  the windows that cover it). It measures what the model's output actually depends on; it costs
+  one forward pass per window. (Windows a quarter of the frame wide, 49 passes, hid too little of
+  what a small model reads an object's colour from: their colour maps peaked off the object.)
 
 Maps are returned over the model's input frame; :func:`maps_on_image` places them on the original
 image (the region the preprocessing showed the model). :mod:`zeromamba.explanation_metrics`
@@ -32,10 +33,15 @@ from .errors import ConfigError
 __all__ = [
     "DEFAULT_EXPLAIN_METHOD",
     "EXPLAIN_METHODS",
+    "OCCLUSION_STRIDES",
     "attribute_maps",
     "maps_on_image",
     "resolve_method",
 ]
+
+
+#: occlusion cuts each side of the frame into this many strides; a window is two strides wide
+OCCLUSION_STRIDES = 16
 
 
 def resolve_method(method: str | None) -> str:
@@ -87,8 +93,8 @@ def _gradient(model: nn.Module, x: torch.Tensor, idx: torch.Tensor) -> torch.Ten
 def _occlusion(model: nn.Module, x: torch.Tensor, idx: torch.Tensor, batch_size: int) -> torch.Tensor:
     b, _, height, width = x.shape
     base = model(x).attributes.float().gather(1, idx)  # (B, K)
-    # windows a quarter of the frame wide, an eighth apart: 7 x 7 forward passes at any input size
-    step_h, step_w = max(1, height // 8), max(1, width // 8)
+    # windows an eighth of the frame wide, a sixteenth apart: 15 x 15 forward passes at any input size
+    step_h, step_w = max(1, height // OCCLUSION_STRIDES), max(1, width // OCCLUSION_STRIDES)
     win_h, win_w = 2 * step_h, 2 * step_w
     tops = list(range(0, height - win_h + 1, step_h))
     lefts = list(range(0, width - win_w + 1, step_w))

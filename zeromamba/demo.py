@@ -160,7 +160,11 @@ def run_demo(
         "accuracy": sum(r["correct"] for r in rows) / len(rows),
         "explanation": str(path),
         "explanation_size": list(figure.size),
-        "explained": {"true": samples[0][0], "attributes": list(explanation.attribute_names)},
+        "explained": {
+            "true": samples[0][0],
+            "attributes": list(explanation.attribute_names),
+            "method": explanation.method,
+        },
         "defined": {
             "name": user_name,
             "attributes": vector,

@@ -315,7 +315,7 @@ class Predictor:
                 * attribute names or indices (ints are attribute indices): those attributes.
             top_k: how many attributes to show when choosing them automatically.
             attributes, class_names, gamma, seen: candidate classes, as in :meth:`classify`.
-            method: ``occlusion`` (the default; 49 extra forward passes), ``gradient`` or
+            method: ``occlusion`` (the default; 225 extra forward passes), ``gradient`` or
                 ``attention`` (the SLP's own attention, the paper's view); see
                 :mod:`zeromamba.attribution`.
 

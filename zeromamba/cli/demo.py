@@ -34,7 +34,7 @@ def _print_report(r: dict[str, Any]) -> None:
     print(f"  {correct} of {len(r['images'])} correct\n")
     e = r["explained"]
     print(
-        f"Explanation of image 1 ({e['true']}): attention maps of {', '.join(e['attributes'])}\n"
+        f"Explanation of image 1 ({e['true']}): {e['method']} maps of {', '.join(e['attributes'])}\n"
         f"  written to {r['explanation']}\n"
     )
     d = r["defined"]
