@@ -37,6 +37,7 @@ __all__ = [
     "demo_images",
     "parse_attribute_words",
     "run_demo",
+    "training_renderer",
 ]
 
 DEMO_MODEL = "shapes-zsl"
@@ -47,12 +48,33 @@ DEFAULT_DEFINE = "green striped triangle"
 DEFAULT_SEED = 2025
 
 
-def demo_images(seed: int = DEFAULT_SEED, n: int = 6) -> list[tuple[str, Image.Image]]:
-    """``n`` images of unseen Shapes classes (a different class for each while they last), drawn with ``seed``.
+def training_renderer(preprocess: dict[str, Any]) -> str:
+    """The Shapes renderer a demo model was trained on, from its preprocessing: ``"plain"`` (the
+    first renderer's square 64 px images, :mod:`~zeromamba.data.shapes_plain`) for a model that
+    squashes its input, as every shapes model from before issue 13 does; else ``"varied"``
+    (today's :mod:`~zeromamba.data.shapes_draw`, canvases of any aspect ratio, for letterboxing models)."""
+    return "plain" if preprocess.get("crop_mode", "squash") == "squash" else "varied"
+
+
+def _draw(renderer: str, colour: str, fill: str, shape: str, rng: np.random.Generator) -> Image.Image:
+    if renderer == "plain":
+        from .data.shapes_plain import draw_plain_sample
+
+        return draw_plain_sample(colour, fill, shape, rng).image
+    if renderer != "varied":
+        raise ValueError(f"renderer must be 'plain' or 'varied', got {renderer!r}")
+    from .data.shapes import render_shape
+
+    return render_shape(colour, fill, shape, rng)
+
+
+def demo_images(seed: int = DEFAULT_SEED, n: int = 6, renderer: str = "varied") -> list[tuple[str, Image.Image]]:
+    """``n`` images of unseen Shapes classes (a different class for each while they last), drawn with
+    ``seed`` by ``renderer`` (``"varied"`` or ``"plain"``, see :func:`training_renderer`).
 
     Returns ``(true class name, image)`` pairs; the same seed gives the same images.
     """
-    from .data.shapes import class_name, class_role, render_shape, shapes_classes
+    from .data.shapes import class_name, class_role, shapes_classes
 
     unseen = [t for t in shapes_classes() if class_role(*t) == "unseen"]
     rng = np.random.default_rng([seed, 1])
@@ -60,7 +82,7 @@ def demo_images(seed: int = DEFAULT_SEED, n: int = 6) -> list[tuple[str, Image.I
     out = []
     for k in range(n):
         colour, fill, shape = unseen[int(order[k % len(order)])]
-        img = render_shape(colour, fill, shape, np.random.default_rng([seed, 2, k]))
+        img = _draw(renderer, colour, fill, shape, np.random.default_rng([seed, 2, k]))
         out.append((class_name(colour, fill, shape), img))
     return out
 
@@ -106,7 +128,7 @@ def run_demo(
         "correct"}], "accuracy", "explanation": path, "explanation_size": [w, h],
         "defined": {...}, "seconds"}``.
     """
-    from .data.shapes import SHAPES_ATTRIBUTES, render_shape
+    from .data.shapes import SHAPES_ATTRIBUTES
     from .factory import from_pretrained
 
     t0 = time.perf_counter()
@@ -116,7 +138,8 @@ def run_demo(
     predictor = from_pretrained(model, local_files_only=True)
     if predictor.attribute_names != list(SHAPES_ATTRIBUTES):
         raise ZeroMambaError(f"the demo needs a model trained on the shapes dataset; {model!r} is not one")
-    samples = demo_images(seed, n)
+    renderer = training_renderer(predictor.preprocess)  # images like the ones the model learnt from
+    samples = demo_images(seed, n, renderer)
     results = predictor.classify([img for _, img in samples], top_k=3)
     rows = []
     for (true, _), res in zip(samples, results):
@@ -147,12 +170,13 @@ def run_demo(
     user_name = f"my class: {name}"
     classes[user_name] = row
     colour, fill, shape = (next(a for a in vector if a in group) for group in _groups())
-    image = render_shape(colour, fill, shape, np.random.default_rng([seed, 3]))
+    image = _draw(renderer, colour, fill, shape, np.random.default_rng([seed, 3]))
     seen_mask = [k != user_name for k in classes]
     defined = predictor.classify(image, attributes=classes, seen=seen_mask, top_k=3)
     in_training = any(predictor.class_names[i] == name for i in seen_idx)
     return {
         "model": model,
+        "renderer": renderer,
         "gamma": predictor.gamma,
         "num_classes": predictor.num_classes,
         "num_seen": int(predictor.seen.sum()),

@@ -11,7 +11,7 @@ from PIL import Image
 
 import zeromamba
 from zeromamba.cli import main
-from zeromamba.demo import DEFAULT_SEED, demo_images, parse_attribute_words
+from zeromamba.demo import DEFAULT_SEED, demo_images, parse_attribute_words, training_renderer
 from zeromamba.errors import ZeroMambaError
 
 
@@ -26,9 +26,11 @@ def test_demo_runs_offline_and_writes_the_png(
     assert took < 60, f"the demo took {took:.1f} s"
     assert "true class" in text and "prediction" in text and str(out) in text
     assert "my class: green striped triangle" in text and "-> recognised" in text
+    assert "6 of 6 correct" in text  # the shipped model on images drawn as its training images were
     # the PNG: the image and the maps of the predicted class's three attributes, as Predictor.explain renders them
     predictor = zeromamba.from_pretrained("shapes-zsl")
-    expected = predictor.explain(demo_images(DEFAULT_SEED, 1)[0][1], top_k=3).render()
+    renderer = training_renderer(predictor.preprocess)
+    expected = predictor.explain(demo_images(DEFAULT_SEED, 1, renderer)[0][1], top_k=3).render()
     with Image.open(out) as im:
         im.load()
         assert im.format == "PNG" and im.size == expected.size
@@ -56,3 +58,16 @@ def test_attribute_words() -> None:
     with pytest.raises(ZeroMambaError, match="unknown attribute words"):
         parse_attribute_words("red striped bar sparkly")
     assert main(["demo", "--define", "purple bar"]) == 1  # a clear error, not a traceback
+
+
+def test_the_demo_draws_like_the_training_images_of_its_model() -> None:
+    # a squashing model is from before issue 13: square 64 px images of the first renderer
+    assert training_renderer({"crop_mode": "squash", "input_size": (3, 64, 64)}) == "plain"
+    assert training_renderer({"crop_mode": "letterbox", "input_size": (3, 80, 80)}) == "varied"
+    plain, varied = demo_images(DEFAULT_SEED, 9, "plain"), demo_images(DEFAULT_SEED, 9, "varied")
+    assert [name for name, _ in plain] == [name for name, _ in varied]  # the same unseen classes, once each
+    assert len({name for name, _ in plain}) == 9
+    assert all(image.size == (64, 64) for _, image in plain)
+    assert len({image.size for _, image in varied}) > 1  # canvases of many sizes and aspect ratios
+    with pytest.raises(ValueError, match="renderer must be"):
+        demo_images(DEFAULT_SEED, 1, "sketchy")

@@ -96,3 +96,24 @@ def test_load_dataset_hook_and_image_dataset(data) -> None:
     assert boxed.shape == (3, 80, 80) and torch.allclose(boxed, same, atol=1e-5)
     with pytest.raises(ValueError, match="crop_mode"):
         build_transform(80, crop_mode="center")
+
+
+def test_plain_renderer_of_the_first_demo_model() -> None:
+    """The first renderer (``shapes_plain``, what the shipped ``zeromamba_nano`` learnt from): square
+    64 px images, the same for the same generator, the object's pixels in its colour under its mask."""
+    from zeromamba.data.shapes_plain import PLAIN_RGB, draw_plain_sample
+
+    for k, colour in enumerate(COLOURS):
+        sample = draw_plain_sample(colour, "solid", SHAPES[k % 3], np.random.default_rng([9, k]))
+        again = draw_plain_sample(colour, "solid", SHAPES[k % 3], np.random.default_rng([9, k]))
+        assert sample.image.size == (64, 64) and sample.mask.shape == (64, 64)
+        assert np.array_equal(np.asarray(sample.image), np.asarray(again.image))
+        pixels = np.asarray(sample.image, dtype=np.float32)
+        inside = pixels[sample.mask].mean(0)
+        assert np.abs(inside - np.asarray(PLAIN_RGB[colour])).max() < 40  # jitter 25, noise, edges
+        assert 0.05 < sample.mask.mean() < 0.5 and np.abs(pixels[~sample.mask].mean(0) - inside).max() > 40
+    spread = {}
+    for fill in FILLS:  # the marks of a pattern spread the object's pixel values; a solid fill does not
+        sample = draw_plain_sample("red", fill, "circle", np.random.default_rng(3))
+        spread[fill] = np.asarray(sample.image, dtype=np.float32)[sample.mask][:, 0].std()
+    assert min(spread["striped"], spread["dotted"]) > 3 * spread["solid"]
