@@ -29,12 +29,16 @@ def test_the_readme_marks_its_examples() -> None:
 
 @pytest.mark.slow
 def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from zeromamba.data.shapes import SHAPES_ATTRIBUTES, render_shape
+    from zeromamba.data.shapes import SHAPES_ATTRIBUTES
+    from zeromamba.demo import draw_shape, training_renderer
+    from zeromamba.zoo import get_variant
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    render_shape("red", "solid", "circle", np.random.default_rng(1)).save("circle.png")
-    render_shape("blue", "striped", "bar", np.random.default_rng(2)).save("bar.png")
+    # drawn as the shipped model's training images were (the first renderer for the zeromamba_nano model)
+    renderer = training_renderer({"crop_mode": get_variant("shapes-zsl").crop_mode})
+    draw_shape(renderer, "red", "solid", "circle", np.random.default_rng(1)).save("circle.png")
+    draw_shape(renderer, "blue", "striped", "bar", np.random.default_rng(2)).save("bar.png")
     rows = {"round red thing": {"circle", "red", "solid"}, "blue striped bar": {"bar", "blue", "striped"}}
     lines = ["class," + ",".join(SHAPES_ATTRIBUTES)]
     lines += [name + "," + ",".join("1" if a in on else "0" for a in SHAPES_ATTRIBUTES) for name, on in rows.items()]

@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_OUT",
     "DEMO_MODEL",
     "demo_images",
+    "draw_shape",
     "parse_attribute_words",
     "run_demo",
     "training_renderer",
@@ -56,7 +57,9 @@ def training_renderer(preprocess: dict[str, Any]) -> str:
     return "plain" if preprocess.get("crop_mode", "squash") == "squash" else "varied"
 
 
-def _draw(renderer: str, colour: str, fill: str, shape: str, rng: np.random.Generator) -> Image.Image:
+def draw_shape(renderer: str, colour: str, fill: str, shape: str, rng: np.random.Generator) -> Image.Image:
+    """One image of the class ``(colour, fill, shape)`` drawn with ``rng`` by ``renderer``
+    (``"plain"`` or ``"varied"``, see :func:`training_renderer`)."""
     if renderer == "plain":
         from .data.shapes_plain import draw_plain_sample
 
@@ -82,7 +85,7 @@ def demo_images(seed: int = DEFAULT_SEED, n: int = 6, renderer: str = "varied") 
     out = []
     for k in range(n):
         colour, fill, shape = unseen[int(order[k % len(order)])]
-        img = _draw(renderer, colour, fill, shape, np.random.default_rng([seed, 2, k]))
+        img = draw_shape(renderer, colour, fill, shape, np.random.default_rng([seed, 2, k]))
         out.append((class_name(colour, fill, shape), img))
     return out
 
@@ -170,7 +173,7 @@ def run_demo(
     user_name = f"my class: {name}"
     classes[user_name] = row
     colour, fill, shape = (next(a for a in vector if a in group) for group in _groups())
-    image = _draw(renderer, colour, fill, shape, np.random.default_rng([seed, 3]))
+    image = draw_shape(renderer, colour, fill, shape, np.random.default_rng([seed, 3]))
     seen_mask = [k != user_name for k in classes]
     defined = predictor.classify(image, attributes=classes, seen=seen_mask, top_k=3)
     in_training = any(predictor.class_names[i] == name for i in seen_idx)

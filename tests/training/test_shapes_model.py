@@ -31,9 +31,11 @@ FRESH_SEED = 4242
 
 
 # Floors per shipped architecture. zeromamba_nano_s8 (issue 13): the issue's floors. zeromamba_nano
-# (the model before it, kept when a retrained one is not available): regression floors at its
-# level on the varied renderer less a margin (measured on seed 4242: CZSL 72.6, H 41.8, fill 52.4,
-# occlusion pointing >= 80.7, drawings 40.7 / 59.3; benchmarks/results/shapes_demo_*.json).
+# (the model before it, kept while no retrained one meets them): regression floors at its level on
+# the varied renderer less a margin (measured on seed 4242: CZSL 72.6, H 41.8, fill 52.4, drawings
+# 40.7 / 59.3), and the issue's pointing floor, which its occlusion maps meet (98.0 / 96.0 / 98.0 on
+# 300 images, 97.8 / 94.4 / 96.7 on this test's 90; drawings 98.1 / 92.6 / 94.4 on this test's 54;
+# benchmarks/results/shapes_demo_2026-12-01b.json).
 FLOORS: dict[str, dict[str, Any]] = {
     "zeromamba_nano_s8": dict(
         input_size=(3, 80, 80),
@@ -51,9 +53,9 @@ FLOORS: dict[str, dict[str, Any]] = {
         czsl=0.68,
         harmonic=0.38,
         fill=0.48,
-        pointing=0.7,
+        pointing=0.9,
         drawings_top1=0.35,
-        drawings_pointing=0.65,
+        drawings_pointing=0.88,
     ),
 }
 
