@@ -1,4 +1,5 @@
-"""CPU forward-pass benchmark: ZeroMamba-S against timm's resnet101 and vit_small, one run.
+"""CPU forward-pass benchmark: ZeroMamba-S (and, on request, Vim-S / ZeroMamba-Vim-S) against timm's
+resnet101 and vit_small, one run.
 
 Every case -- input size (224, 448) x batch (1, 8) x precision (float32, bfloat16) -- is run for
 every model of :data:`MODELS` in the same process, in interleaved rounds: each round times one
@@ -42,6 +43,7 @@ import torch.nn as nn
 import zeromamba
 from zeromamba.fileio import write_text
 from zeromamba.ops import fused_linear_available, kernel_build, kernel_status
+from zeromamba.ops.mixer_cpu import mixer_cpu_status
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,24 @@ def _zeromamba_small(backend: str = "auto") -> Callable[[int], nn.Module]:
     return build
 
 
-#: name -> model; one entry per model (other issues add theirs here)
+def _vim(name: str, backend: str = "auto", **kwargs: object) -> Callable[[int], nn.Module]:
+    # built at the input size: Vim's position embedding covers the patch grid
+    def build(size: int) -> nn.Module:
+        model = zeromamba.create_model(name, img_size=size, **kwargs)
+        model.set_scan_backend(backend)
+        return model
+
+    return build
+
+
+#: name -> model; one entry per model. The Vim family runs on request:
+#: ``--models vim_small zeromamba_vim_small resnet101 --sizes 448 --batches 1``
 MODELS: dict[str, BenchModel] = {
     "zeromamba_small": BenchModel(_zeromamba_small("auto")),
     "zeromamba_small_torch": BenchModel(_zeromamba_small("torch"), default=False),
+    "vim_small": BenchModel(_vim("vim_small"), per_size=True, default=False),
+    "vim_small_torch": BenchModel(_vim("vim_small", "torch"), per_size=True, default=False),
+    "zeromamba_vim_small": BenchModel(_vim("zeromamba_vim_small", num_attributes=312), per_size=True, default=False),
     "resnet101": BenchModel(lambda size: timm.create_model("resnet101")),
     "vit_small": BenchModel(lambda size: timm.create_model("vit_small_patch16_224", img_size=size), per_size=True),
 }
@@ -192,6 +208,7 @@ def environment(threads: int) -> dict[str, object]:
         "bf16_native": bf16_native,
         "fused_cpu_kernel": kernel_status(),
         "fused_cpu_build": kernel_build(),
+        "mixer_cpu_kernels": mixer_cpu_status(),
         # OpenMP workers spin between parallel regions unless told otherwise; on a loaded machine
         # that spinning competes with the other processes (PASSIVE makes them sleep instead)
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),

@@ -36,6 +36,7 @@ from collections.abc import Callable
 import timm
 import torch
 import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
 
 import zeromamba
 from zeromamba.models.vmamba import SS2D, ClassifierHead, Downsample, Mlp, PatchEmbed, VSSBlock
@@ -204,6 +205,17 @@ def categorise(events, modules: dict[str, nn.Module]) -> dict[str, float]:
     return dict(out)
 
 
+def matrix_gmacs(model: nn.Module, x: torch.Tensor) -> float:
+    """Multiply-accumulates (in G) of the model's matrix products and convolutions for input ``x``.
+
+    Counted with gradients enabled, which routes the fused CPU paths (whose operators the counter
+    does not know) through plain PyTorch operators that compute the same products.
+    """
+    with torch.enable_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops() / 2 / 1e9
+
+
 def timed_rounds(models: dict[str, nn.Module], x: torch.Tensor, rounds: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {n: [] for n in models}
     with torch.inference_mode():
@@ -237,6 +249,7 @@ def main() -> None:
     times = timed_rounds({"zeromamba_small": zm, "resnet101": resnet}, x, args.rounds)
     ratios = [a / b for a, b in zip(times["zeromamba_small"], times["resnet101"])]
 
+    gmacs = {name: matrix_gmacs(m, x) for name, m in (("zeromamba_small", zm), ("resnet101", resnet))}
     tracker = ScopeTracker(zm)
     per_run: list[dict[str, float]] = []
     op_rows: dict[tuple[str, str], float] = defaultdict(float)
@@ -280,6 +293,11 @@ def main() -> None:
                 "matrix_products_ms": round(matrix, 1),
                 "matrix_products_share": round(matrix / total, 3),
                 "matrix_products_vs_resnet101_total": round(matrix / total * plain_ratio, 3),
+                # the arithmetic: matrix products (and convs) in G multiply-accumulates, and the rate
+                # ZeroMamba-S's run at (from the profile; resnet101 is almost nothing else)
+                "matrix_gmac": {k: round(v, 2) for k, v in gmacs.items()},
+                "zeromamba_matrix_gmac_per_s": round(gmacs["zeromamba_small"] / (matrix / 1000), 1),
+                "resnet101_gmac_per_s": round(gmacs["resnet101"] / (statistics.median(times["resnet101"]) / 1000), 1),
                 "profile_ms": dict(sorted(profile.items(), key=lambda kv: -kv[1])),
                 "profile_share": {c: round(v / total, 3) for c, v in sorted(profile.items(), key=lambda kv: -kv[1])},
                 "top_operators_ms": [{"op": k[0], "shapes": k[1], "ms": round(v, 2)} for k, v in top],

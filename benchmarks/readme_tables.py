@@ -3,7 +3,7 @@
     python benchmarks/readme_tables.py benchmarks/results/cpu_forward_<date>.json [more.json ...]
 
 Each ``cpu_forward`` JSON gives one table: per case, each model's median milliseconds per forward
-pass, ZeroMamba-S's median per-round ratio to resnet101 and vit_small (with the range over the
+pass, every other model's median per-round ratio to resnet101 and vit_small (with the range over the
 rounds), and the peak resident memory of a process running one forward pass (in brackets: how
 much of it the forward pass itself added over the loaded model). A ``profile_cpu`` JSON gives the time by category.
 """
@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-MAIN = "zeromamba_small"
+BASELINES = ("resnet101", "vit_small")
 
 
 def _memory(row: dict, name: str) -> str:
@@ -25,20 +25,19 @@ def _memory(row: dict, name: str) -> str:
 def cpu_forward_table(report: dict) -> str:
     results = report["results"]
     models = list(next(iter(report["times_ms"].values())))
-    others = [m for m in models if m != MAIN]
+    pairs = [(m, b) for m in models if m not in BASELINES for b in BASELINES if b in models]
     head = ["case"] + [f"{m} ms" for m in models]
-    head += [f"{MAIN} / {b} (range)" for b in ("resnet101", "vit_small") if b in models]
+    head += [f"{m} / {b} (range)" for m, b in pairs]
     head += [f"peak RSS MiB {m} (+forward)" for m in models]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for case, row in results.items():
         size, batch, dtype = case.split("_")
         cells = [f"{size} {batch.replace('b', 'batch ')} {dtype}"]
         cells += [f"{row[f'{m}_ms']}" for m in models]
-        for base in ("resnet101", "vit_small"):
-            if base in others:
-                lo, hi = row[f"{MAIN}_vs_{base}_range"]
-                ratio = f"{row[f'{MAIN}_vs_{base}']:.2f} ({lo:.2f}-{hi:.2f})"
-                cells.append(f"**{ratio}**" if base == "resnet101" else ratio)
+        for m, base in pairs:
+            lo, hi = row[f"{m}_vs_{base}_range"]
+            ratio = f"{row[f'{m}_vs_{base}']:.2f} ({lo:.2f}-{hi:.2f})"
+            cells.append(f"**{ratio}**" if base == "resnet101" else ratio)
         cells += [_memory(row, m) for m in models]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

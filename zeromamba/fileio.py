@@ -14,7 +14,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "fsync_dir", "replace_dir", "write_bytes", "write_json", "write_text"]
+__all__ = ["atomic_write", "cache_root", "fsync_dir", "replace_dir", "write_bytes", "write_json", "write_text"]
+
+
+def cache_root() -> Path:
+    """zeromamba's own user cache (built kernels, converted release files): ``$ZEROMAMBA_CACHE_DIR``,
+    else ``$XDG_CACHE_HOME/zeromamba``, else ``~/.cache/zeromamba``. Hub downloads use the Hub's cache."""
+    root = os.environ.get("ZEROMAMBA_CACHE_DIR")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(xdg, "zeromamba")
+    return Path(root)
 
 
 def _temporary_name(path: Path) -> Path:

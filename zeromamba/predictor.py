@@ -152,8 +152,9 @@ class Predictor:
 
     def to(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> Predictor:
         """Move the model to ``device`` and/or set the compute precision ``dtype``, in place; returns
-        the predictor (``predictor.to("cuda", "bfloat16")``). Half precisions run under autocast
-        with float32 weights (see the class docs).
+        the predictor (``predictor.to("cuda", "bfloat16")``). bfloat16 on a CPU converts the
+        weights to bfloat16; half precisions on CUDA run under autocast with float32 weights (see
+        the class docs).
 
         Raises:
             DeviceError: ``device`` is not available here. ConfigError: an unknown dtype.

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError, ModelNotAvailableError, UnknownModelError
-from ..fileio import atomic_write, write_text
+from ..fileio import atomic_write, cache_root, write_text
 from ..format import FORMAT_VERSION, LoadedModel, load_safetensors
 from ..models._helpers import load_state_dict_strict
 from ..models.vim import Vim, checkpoint_filter_fn, set_release_file_resolver
@@ -49,11 +49,7 @@ _FINETUNED = re.compile(r"(^|[_.-])ft([_.-]|$)", re.IGNORECASE)
 
 def release_cache_dir() -> Path:
     """Where the safetensors copies of release files are kept."""
-    root = os.environ.get("ZEROMAMBA_CACHE_DIR")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(xdg, "zeromamba")
-    return Path(root) / "releases"
+    return cache_root() / "releases"
 
 
 def release_variant(name: str | os.PathLike) -> tuple[PretrainedVariant, str | None] | None:

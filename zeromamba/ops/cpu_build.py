@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch  # noqa: F401  (loads the OpenMP runtime that an OpenMP build links to)
 
+from ..fileio import cache_root
+
 __all__ = ["build_library", "openmp_runtime"]
 
 _NATIVE_FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fopenmp-simd", "-fPIC", "-std=c99")
@@ -39,11 +41,7 @@ _OPENMP_NAMES = ("libgomp", "libiomp5", "libomp")
 
 def cache_dir() -> Path:
     """Where built kernels are kept."""
-    root = os.environ.get("ZEROMAMBA_CACHE_DIR")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(xdg, "zeromamba")
-    return Path(root) / "kernels"
+    return cache_root() / "kernels"
 
 
 def _cpu_signature() -> str:
