@@ -27,7 +27,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .constants import DEFAULT_EXPLAIN_METHOD, EXPLAIN_METHODS
+from .constants import (
+    DEFAULT_EXPLAIN_METHOD,
+    EXPLAIN_METHODS,
+    LARGE_INPUT_EXPLAIN_METHOD,
+    OCCLUSION_DEFAULT_MAX_SIDE,
+)
 from .errors import ConfigError
 
 __all__ = [
@@ -35,6 +40,7 @@ __all__ = [
     "EXPLAIN_METHODS",
     "OCCLUSION_STRIDES",
     "attribute_maps",
+    "default_method",
     "maps_on_image",
     "resolve_method",
 ]
@@ -44,14 +50,24 @@ __all__ = [
 OCCLUSION_STRIDES = 16
 
 
-def resolve_method(method: str | None) -> str:
-    """``method`` checked (``None``: :data:`DEFAULT_EXPLAIN_METHOD`).
+def default_method(input_size: Sequence[int] | None = None) -> str:
+    """The method used when none is named, for a model whose input is ``(..., H, W)``:
+    :data:`DEFAULT_EXPLAIN_METHOD` (occlusion) up to :data:`OCCLUSION_DEFAULT_MAX_SIDE` pixels a
+    side (or when the size is not known), :data:`LARGE_INPUT_EXPLAIN_METHOD` (attention) above,
+    where occlusion's forward passes would cost minutes per image on a CPU."""
+    if input_size is not None and max(int(v) for v in tuple(input_size)[-2:]) > OCCLUSION_DEFAULT_MAX_SIDE:
+        return LARGE_INPUT_EXPLAIN_METHOD
+    return DEFAULT_EXPLAIN_METHOD
+
+
+def resolve_method(method: str | None, input_size: Sequence[int] | None = None) -> str:
+    """``method`` checked (``None``: :func:`default_method` for a model input of ``input_size``).
 
     Raises:
         ConfigError: an unknown method.
     """
     if method is None:
-        return DEFAULT_EXPLAIN_METHOD
+        return default_method(input_size)
     name = str(method).lower()
     if name not in EXPLAIN_METHODS:
         raise ConfigError(f"unknown explanation method {method!r}; choose one of {', '.join(EXPLAIN_METHODS)}")
@@ -130,7 +146,7 @@ def attribute_maps(
         model: a :class:`~zeromamba.models.ZeroMamba` in eval mode.
         x: ``(B, 3, H, W)`` preprocessed images.
         attributes: attribute indices, ``(K,)`` for every image or ``(B, K)`` per image.
-        method: ``occlusion``, ``gradient`` or ``attention`` (``None``: :data:`DEFAULT_EXPLAIN_METHOD`).
+        method: ``occlusion``, ``gradient`` or ``attention`` (``None``: :func:`default_method` for ``x``'s size).
         batch_size: images per forward pass for ``occlusion``.
 
     Returns:
@@ -138,7 +154,7 @@ def attribute_maps(
         weights, each map sums to 1) and ``gradient`` (signed), the input's pixels for
         ``occlusion`` (signed drops of the attribute's value). Larger means more evidence.
     """
-    name = resolve_method(method)
+    name = resolve_method(method, x.shape)
     idx = _targets(attributes, x.shape[0], x.device)
     if name == "attention":
         return _attention(model, x, idx)

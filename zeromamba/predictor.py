@@ -316,9 +316,10 @@ class Predictor:
                 * attribute names or indices (ints are attribute indices): those attributes.
             top_k: how many attributes to show when choosing them automatically.
             attributes, class_names, gamma, seen: candidate classes, as in :meth:`classify`.
-            method: ``occlusion`` (the default; 225 extra forward passes), ``gradient`` or
-                ``attention`` (the SLP's own attention, the paper's view); see
-                :mod:`zeromamba.attribution`.
+            method: ``occlusion`` (225 extra forward passes), ``gradient`` or ``attention`` (the
+                SLP's own attention, the paper's view); see :mod:`zeromamba.attribution`. ``None``:
+                occlusion for model inputs up to 224 pixels a side (the shipped demo model), attention
+                above (the published 448 models, where occlusion would take minutes on a CPU).
 
         Returns:
             An :class:`~zeromamba.explain.Explanation`; ``.save_png(path)`` renders it.
@@ -332,7 +333,7 @@ class Predictor:
         if deprecated:
             raise TypeError(f"explain() got unexpected keyword arguments: {', '.join(sorted(deprecated))}")
         self._require_zeromamba("explain")
-        method = resolve_method(method)
+        method = resolve_method(method, self.preprocess["input_size"])
         if int(top_k) < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         have_classes = attributes is not None or self.class_attributes is not None

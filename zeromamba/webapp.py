@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .attribution import DEFAULT_EXPLAIN_METHOD, EXPLAIN_METHODS
+from .attribution import EXPLAIN_METHODS, default_method
 from .classes import load_class_attributes
 from .errors import AttributeMatrixError, ImageError, ZeroMambaError
 from .explain import pretty_name
@@ -147,7 +147,7 @@ def build_app(predictor: Predictor, title: str = "zeromamba", method: str | None
     import gradio as gr
 
     attribute_names = list(predictor.attribute_names or [])
-    default_method = method or DEFAULT_EXPLAIN_METHOD
+    chosen_default = method or default_method(predictor.preprocess["input_size"])
     with gr.Blocks(title=title) as app:
         gr.Markdown(
             f"# {title}\nZero-shot classification with ZeroMamba: {predictor.num_classes} classes described by "
@@ -161,7 +161,7 @@ def build_app(predictor: Predictor, title: str = "zeromamba", method: str | None
                         upload = gr.Image(type="pil", sources=["upload", "clipboard"], label="image", elem_id="upload")
                     with gr.Tab("Draw"):
                         sketch = gr.Sketchpad(type="pil", label="draw", elem_id="sketch", canvas_size=(320, 320))
-                how = gr.Radio(list(EXPLAIN_METHODS), value=default_method, label="heat-map method")
+                how = gr.Radio(list(EXPLAIN_METHODS), value=chosen_default, label="heat-map method")
                 run = gr.Button("Classify", variant="primary", elem_id="classify")
             with gr.Column(scale=2):
                 headline = gr.Markdown(elem_id="headline")

@@ -99,3 +99,19 @@ def test_letterbox_keeps_the_aspect_ratio_and_pads_with_the_border_colour() -> N
     # the circle stays round: as wide as it is high (a squash would make it 1.5x taller than wide)
     assert abs((xs.max() - xs.min()) - (ys.max() - ys.min())) <= 1
     assert box == pytest.approx((0, -50, 300, 250), abs=3)
+
+
+def test_the_default_method_follows_the_model_input_size(tiny_predictor) -> None:
+    from PIL import Image
+
+    from zeromamba.attribution import default_method
+
+    assert default_method((3, 80, 80)) == default_method(None) == "occlusion"
+    assert default_method((3, 224, 224)) == "occlusion"
+    assert default_method((3, 448, 448)) == default_method((3, 224, 300)) == "attention"
+    image = Image.new("RGB", (90, 60), (200, 30, 30))
+    names, attrs = ["a", "b", "c"], ["x", "y"]
+    assert tiny_predictor(names, attrs, input_size=32).explain(image).method == "occlusion"
+    big = tiny_predictor(names, attrs, input_size=256)
+    assert big.explain(image).method == "attention"  # occlusion would be 225 passes of the big model
+    assert big.explain(image, method="gradient").method == "gradient"

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..attribution import DEFAULT_EXPLAIN_METHOD, EXPLAIN_METHODS
+from ..constants import (
+    DEFAULT_EXPLAIN_METHOD,
+    EXPLAIN_METHODS,
+    LARGE_INPUT_EXPLAIN_METHOD,
+    OCCLUSION_DEFAULT_MAX_SIDE,
+)
 from ..errors import ZeroMambaError
 
 __all__ = ["register"]
@@ -23,7 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="shapes-zsl", help="a zoo name or a model folder (default: shapes-zsl)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--method", choices=EXPLAIN_METHODS, default=DEFAULT_EXPLAIN_METHOD, help="default heat-map method")
+    p.add_argument(
+        "--method",
+        choices=EXPLAIN_METHODS,
+        default=None,
+        help=f"the page's default heat-map method (default: {DEFAULT_EXPLAIN_METHOD} for model inputs up to "
+        f"{OCCLUSION_DEFAULT_MAX_SIDE} px a side, {LARGE_INPUT_EXPLAIN_METHOD} above)",
+    )
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_app)
 
