@@ -19,6 +19,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "constants",
         "fileio",
         "architectures",
+        "pretrained_variant",
         "zoo",
         "hubcheck",
         "sources",
