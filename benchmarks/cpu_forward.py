@@ -55,33 +55,31 @@ class BenchModel:
     default: bool = True  # run unless --models names others
 
 
-def _zeromamba_small(backend: str = "auto") -> Callable[[int], nn.Module]:
+def _zeromamba(name: str, backend: str = "auto", sized: bool = False, **kwargs: object) -> Callable[[int], nn.Module]:
+    """A builder of ``name`` with scan ``backend``; ``sized``: built at the input size (Vim's position
+    embedding covers the patch grid)."""
+
     def build(size: int) -> nn.Module:
-        model = zeromamba.create_model("zeromamba_small", num_attributes=312, semantic_dim=300)
+        model = zeromamba.create_model(name, **({"img_size": size} if sized else {}), **kwargs)
         model.set_scan_backend(backend)
         return model
 
     return build
 
 
-def _vim(name: str, backend: str = "auto", **kwargs: object) -> Callable[[int], nn.Module]:
-    # built at the input size: Vim's position embedding covers the patch grid
-    def build(size: int) -> nn.Module:
-        model = zeromamba.create_model(name, img_size=size, **kwargs)
-        model.set_scan_backend(backend)
-        return model
-
-    return build
+_ZSL_HEAD = {"num_attributes": 312, "semantic_dim": 300}
 
 
 #: name -> model; one entry per model. The Vim family runs on request:
 #: ``--models vim_small zeromamba_vim_small resnet101 --sizes 448 --batches 1``
 MODELS: dict[str, BenchModel] = {
-    "zeromamba_small": BenchModel(_zeromamba_small("auto")),
-    "zeromamba_small_torch": BenchModel(_zeromamba_small("torch"), default=False),
-    "vim_small": BenchModel(_vim("vim_small"), per_size=True, default=False),
-    "vim_small_torch": BenchModel(_vim("vim_small", "torch"), per_size=True, default=False),
-    "zeromamba_vim_small": BenchModel(_vim("zeromamba_vim_small", num_attributes=312), per_size=True, default=False),
+    "zeromamba_small": BenchModel(_zeromamba("zeromamba_small", **_ZSL_HEAD)),
+    "zeromamba_small_torch": BenchModel(_zeromamba("zeromamba_small", "torch", **_ZSL_HEAD), default=False),
+    "vim_small": BenchModel(_zeromamba("vim_small", sized=True), per_size=True, default=False),
+    "vim_small_torch": BenchModel(_zeromamba("vim_small", "torch", sized=True), per_size=True, default=False),
+    "zeromamba_vim_small": BenchModel(
+        _zeromamba("zeromamba_vim_small", sized=True, num_attributes=312), per_size=True, default=False
+    ),
     "resnet101": BenchModel(lambda size: timm.create_model("resnet101")),
     "vit_small": BenchModel(lambda size: timm.create_model("vit_small_patch16_224", img_size=size), per_size=True),
 }

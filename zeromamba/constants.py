@@ -10,6 +10,7 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_EXPLAIN_METHOD",
+    "EXPLAIN_DEFAULT_RULE",
     "EXPLAIN_METHODS",
     "LARGE_INPUT_EXPLAIN_METHOD",
     "OCCLUSION_DEFAULT_MAX_SIDE",
@@ -59,3 +60,8 @@ DEFAULT_EXPLAIN_METHOD = "occlusion"
 #: (ZeroMamba-S at 448), the SLP attention (the paper's own view) comes with the one forward pass
 LARGE_INPUT_EXPLAIN_METHOD = "attention"
 OCCLUSION_DEFAULT_MAX_SIDE = 224
+#: that rule in words, for help texts
+EXPLAIN_DEFAULT_RULE = (
+    f"{DEFAULT_EXPLAIN_METHOD} for model inputs up to {OCCLUSION_DEFAULT_MAX_SIDE} px a side, "
+    f"{LARGE_INPUT_EXPLAIN_METHOD} above"
+)

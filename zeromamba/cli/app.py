@@ -5,12 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..constants import (
-    DEFAULT_EXPLAIN_METHOD,
-    EXPLAIN_METHODS,
-    LARGE_INPUT_EXPLAIN_METHOD,
-    OCCLUSION_DEFAULT_MAX_SIDE,
-)
+from ..constants import EXPLAIN_DEFAULT_RULE, EXPLAIN_METHODS
 from ..errors import ZeroMambaError
 
 __all__ = ["register"]
@@ -32,8 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--method",
         choices=EXPLAIN_METHODS,
         default=None,
-        help=f"the page's default heat-map method (default: {DEFAULT_EXPLAIN_METHOD} for model inputs up to "
-        f"{OCCLUSION_DEFAULT_MAX_SIDE} px a side, {LARGE_INPUT_EXPLAIN_METHOD} above)",
+        help=f"the page's default heat-map method (default: {EXPLAIN_DEFAULT_RULE})",
     )
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_app)

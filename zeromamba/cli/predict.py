@@ -17,12 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import IO, Any
 
-from ..constants import (
-    DEFAULT_EXPLAIN_METHOD,
-    EXPLAIN_METHODS,
-    LARGE_INPUT_EXPLAIN_METHOD,
-    OCCLUSION_DEFAULT_MAX_SIDE,
-)
+from ..constants import EXPLAIN_DEFAULT_RULE, EXPLAIN_METHODS
 from ..errors import ZeroMambaError
 from ..hubcheck import check_model_name
 from ..sources import find_images
@@ -141,8 +136,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help=f"how the maps are made: occlusion (how much hiding each part of the image lowers the attribute), "
         "gradient (gradient x activation) or attention (the SLP's own attention, the paper's view); default: "
-        f"{DEFAULT_EXPLAIN_METHOD} for model inputs up to {OCCLUSION_DEFAULT_MAX_SIDE} px a side, "
-        f"{LARGE_INPUT_EXPLAIN_METHOD} above",
+        f"{EXPLAIN_DEFAULT_RULE}",
     )
     p.add_argument("--panel-size", type=_positive_int, default=256, help="pixels per panel (default 256)")
     p.add_argument("--json", action="store_true", help="also print the explanation as JSON")
