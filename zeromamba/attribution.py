@@ -7,12 +7,17 @@
 * ``gradient``: gradient x activation on the last feature map: for every feature cell, the
   first-order change of the attribute's (fused) predicted value if that cell's features were
   removed, ``sum_c dvalue/dF_c * F_c``. One backward pass through the heads only.
-* ``occlusion``: hide a window of the image (an eighth of the frame wide, moved a sixteenth at a
-  time: 15 x 15 = 225 windows) by painting it in the image's median colour, run the model again,
-  and credit every pixel of the window with how much the attribute's value dropped (averaged over
-  the windows that cover it). It measures what the model's output actually depends on; it costs
-  one forward pass per window. (Windows a quarter of the frame wide, 49 passes, hid too little of
-  what a small model reads an object's colour from: their colour maps peaked off the object.)
+* ``occlusion``: two passes over the same windows (an eighth of the frame wide, moved a sixteenth
+  at a time: 15 x 15 = 225 windows). *Hide*: paint the window in the image's median colour and
+  take how much the attribute's value drops. *Keep the colour*: take the image in greyscale with
+  only the window in colour, and how much the value rises over the all-grey image. Each pixel gets,
+  of the two, the larger average over the windows that cover it. Hiding alone misses evidence that
+  is spread over a region, where any part of it suffices (an object's colour: hiding an eighth of
+  the object changes nothing); keeping the colour of one window alone finds that, and adds nothing
+  to the maps of what the grey image still shows (shape, texture). It measures what the model's
+  output depends on; it costs two forward passes per window. (Hiding alone pointed at the object
+  for the colour in 67% of images of the shipped model, both 100%; windows a quarter of the frame
+  wide hid too little of an object's colour.)
 
 Maps are returned over the model's input frame; :func:`maps_on_image` places them on the original
 image (the region the preprocessing showed the model). :mod:`zeromamba.explanation_metrics`
@@ -30,6 +35,8 @@ import torch.nn.functional as F
 from .constants import (
     DEFAULT_EXPLAIN_METHOD,
     EXPLAIN_METHODS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     LARGE_INPUT_EXPLAIN_METHOD,
     OCCLUSION_DEFAULT_MAX_SIDE,
 )
@@ -48,6 +55,7 @@ __all__ = [
 
 #: occlusion cuts each side of the frame into this many strides; a window is two strides wide
 OCCLUSION_STRIDES = 16
+_LUMA = (0.299, 0.587, 0.114)
 
 
 def default_method(input_size: Sequence[int] | None = None) -> str:
@@ -105,32 +113,50 @@ def _gradient(model: nn.Module, x: torch.Tensor, idx: torch.Tensor) -> torch.Ten
     return maps
 
 
+def _greyscale(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Normalised images -> the same images in greyscale (Rec. 601 luma in all three channels), normalised."""
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    luma = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    grey = ((x * s + m) * luma).sum(1, keepdim=True)
+    return (grey - m) / s
+
+
 @torch.no_grad()
-def _occlusion(model: nn.Module, x: torch.Tensor, idx: torch.Tensor, batch_size: int) -> torch.Tensor:
+def _occlusion(
+    model: nn.Module, x: torch.Tensor, idx: torch.Tensor, batch_size: int, mean: Sequence[float], std: Sequence[float]
+) -> torch.Tensor:
     b, _, height, width = x.shape
+    grey = _greyscale(x, mean, std)
     base = model(x).attributes.float().gather(1, idx)  # (B, K)
-    # windows an eighth of the frame wide, a sixteenth apart: 15 x 15 forward passes at any input size
+    base_grey = model(grey).attributes.float().gather(1, idx)
+    # windows an eighth of the frame wide, a sixteenth apart: 15 x 15 windows at any input size
     step_h, step_w = max(1, height // OCCLUSION_STRIDES), max(1, width // OCCLUSION_STRIDES)
     win_h, win_w = 2 * step_h, 2 * step_w
     tops = list(range(0, height - win_h + 1, step_h))
     lefts = list(range(0, width - win_w + 1, step_w))
     windows = [(t, le) for t in tops for le in lefts]
     fill = x.flatten(2).median(dim=2).values[:, :, None, None]  # the image's median colour, per image
-    maps = x.new_zeros(b, idx.shape[1], height, width, dtype=torch.float32)
+    hidden_maps = x.new_zeros(b, idx.shape[1], height, width, dtype=torch.float32)
+    colour_maps = torch.zeros_like(hidden_maps)
     count = x.new_zeros(height, width, dtype=torch.float32)
     for t, le in windows:
         count[t : t + win_h, le : le + win_w] += 1
-    per_pass = max(1, batch_size // b)
+    per_pass = max(1, batch_size // (2 * b))
     for start in range(0, len(windows), per_pass):
         chunk = windows[start : start + per_pass]
         hidden = x.repeat(len(chunk), 1, 1, 1)  # (len(chunk) * B, 3, H, W), window-major
+        coloured = grey.repeat(len(chunk), 1, 1, 1)
         for j, (t, le) in enumerate(chunk):
             hidden[j * b : (j + 1) * b, :, t : t + win_h, le : le + win_w] = fill
-        values = model(hidden).attributes.float().view(len(chunk), b, -1)
+            coloured[j * b : (j + 1) * b, :, t : t + win_h, le : le + win_w] = x[:, :, t : t + win_h, le : le + win_w]
+        values = model(torch.cat([hidden, coloured])).attributes.float().view(2, len(chunk), b, -1)
         for j, (t, le) in enumerate(chunk):
-            drop = base - values[j].gather(1, idx)  # (B, K)
-            maps[:, :, t : t + win_h, le : le + win_w] += drop[:, :, None, None]
-    return maps / count
+            drop = base - values[0, j].gather(1, idx)  # (B, K)
+            rise = values[1, j].gather(1, idx) - base_grey
+            hidden_maps[:, :, t : t + win_h, le : le + win_w] += drop[:, :, None, None]
+            colour_maps[:, :, t : t + win_h, le : le + win_w] += rise[:, :, None, None]
+    return torch.maximum(hidden_maps, colour_maps) / count
 
 
 def attribute_maps(
@@ -139,6 +165,8 @@ def attribute_maps(
     attributes: torch.Tensor | Sequence[int],
     method: str | None = None,
     batch_size: int = 64,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
 ) -> torch.Tensor:
     """One map per image and attribute over the model's input frame.
 
@@ -148,11 +176,12 @@ def attribute_maps(
         attributes: attribute indices, ``(K,)`` for every image or ``(B, K)`` per image.
         method: ``occlusion``, ``gradient`` or ``attention`` (``None``: :func:`default_method` for ``x``'s size).
         batch_size: images per forward pass for ``occlusion``.
+        mean, std: the normalisation ``x`` went through (``occlusion`` turns images grey).
 
     Returns:
         ``(B, K, h, w)`` float32 on ``x``'s device: the feature grid for ``attention`` (softmax
         weights, each map sums to 1) and ``gradient`` (signed), the input's pixels for
-        ``occlusion`` (signed drops of the attribute's value). Larger means more evidence.
+        ``occlusion`` (signed changes of the attribute's value). Larger means more evidence.
     """
     name = resolve_method(method, x.shape)
     idx = _targets(attributes, x.shape[0], x.device)
@@ -160,7 +189,7 @@ def attribute_maps(
         return _attention(model, x, idx)
     if name == "gradient":
         return _gradient(model, x, idx)
-    return _occlusion(model, x, idx, batch_size)
+    return _occlusion(model, x, idx, batch_size, mean, std)
 
 
 def maps_on_image(

@@ -56,7 +56,7 @@ EXPLAIN_METHODS: tuple[str, ...] = ("occlusion", "gradient", "attention")
 #: the method used when none is named, for model inputs up to OCCLUSION_DEFAULT_MAX_SIDE pixels a side
 #: (the one that points at the object best; see MODEL_CARD.md)
 DEFAULT_EXPLAIN_METHOD = "occlusion"
-#: ... and above that size: occlusion's 226 forward passes would take minutes per image on a CPU
+#: ... and above that size: occlusion's 452 forward passes would take minutes per image on a CPU
 #: (ZeroMamba-S at 448), the SLP attention (the paper's own view) comes with the one forward pass
 LARGE_INPUT_EXPLAIN_METHOD = "attention"
 OCCLUSION_DEFAULT_MAX_SIDE = 224

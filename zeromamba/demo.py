@@ -1,6 +1,6 @@
 """``zeromamba demo``: zero-shot classification end to end, offline, in a few seconds on a CPU.
 
-It uses the embedded ``shapes-zsl`` model (a :func:`~zeromamba.models.zeromamba.zeromamba_nano`
+It uses the embedded ``shapes-zsl`` model (a :func:`~zeromamba.models.zeromamba.zeromamba_nano_s8`
 trained by this project on the generated :mod:`~zeromamba.data.shapes` dataset, shipped inside the
 package) and never touches the network:
 

@@ -316,7 +316,7 @@ class Predictor:
                 * attribute names or indices (ints are attribute indices): those attributes.
             top_k: how many attributes to show when choosing them automatically.
             attributes, class_names, gamma, seen: candidate classes, as in :meth:`classify`.
-            method: ``occlusion`` (225 extra forward passes), ``gradient`` or ``attention`` (the
+            method: ``occlusion`` (452 extra forward passes), ``gradient`` or ``attention`` (the
                 SLP's own attention, the paper's view); see :mod:`zeromamba.attribution`. ``None``:
                 occlusion for model inputs up to 224 pixels a side (the shipped demo model), attention
                 above (the published 448 models, where occlusion would take minutes on a CPU).
@@ -378,7 +378,8 @@ class Predictor:
         grid = attention[chosen]
         if method != "attention":
             x = item.tensor[None].to(self.device, self.dtype)
-            grid = attribute_maps(self.model, x, chosen, method, batch_size=max(8, self.batch_size))[0].float().cpu()
+            mean, std = self.preprocess["mean"], self.preprocess["std"]
+            grid = attribute_maps(self.model, x, chosen, method, max(8, self.batch_size), mean, std)[0].float().cpu()
         return build_explanation(
             image=item.display_image(self.preprocess["mean"], self.preprocess["std"]),
             attention=grid,

@@ -201,6 +201,12 @@ class PretrainedVariant:
         """How to get this variant without the Hub (see :func:`convert_instructions`)."""
         return convert_instructions(self)
 
+    @property
+    def output_stride(self) -> int:
+        """Input pixels per feature-map cell: a VMamba stem of 4, halved by each stage after the first."""
+        depths = self.model_args.get("depths") if self.model_args else None
+        return 4 * 2 ** (len(depths) - 1) if depths else 32
+
     def pretrained_cfg(self) -> dict[str, Any]:
         """The preprocessing and head description, in timm's ``pretrained_cfg`` vocabulary."""
         h, w = self.input_size[1], self.input_size[2]
@@ -211,7 +217,7 @@ class PretrainedVariant:
             crop_mode=self.crop_mode,
             mean=tuple(self.mean),
             std=tuple(self.std),
-            pool_size=(h // 32, w // 32),
+            pool_size=(h // self.output_stride, w // self.output_stride),
             license=self.license,
         )
         if self.is_zero_shot:

@@ -115,3 +115,33 @@ def test_the_default_method_follows_the_model_input_size(tiny_predictor) -> None
     big = tiny_predictor(names, attrs, input_size=256)
     assert big.explain(image).method == "attention"  # occlusion would be 225 passes of the big model
     assert big.explain(image, method="gradient").method == "gradient"
+
+
+class AnyRed(nn.Module):
+    """Attribute 0 is "is any part of the image red": the largest redness of any pixel (of the
+    image as normalised), so that hiding a small part of a red object changes nothing."""
+
+    def forward(self, x: torch.Tensor) -> SimpleNamespace:
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        rgb = x * std + mean
+        red = (rgb[:, 0] - rgb[:, 1:].mean(1)).clamp_min(0).amax((1, 2))
+        return SimpleNamespace(attributes=red[:, None])
+
+
+def test_occlusion_finds_evidence_that_any_part_of_the_object_gives() -> None:
+    rgb = torch.full((1, 3, 32, 32), 0.6)
+    rgb[:, :, 8:24, 8:24] = torch.tensor([0.9, 0.1, 0.1]).view(1, 3, 1, 1)  # a red square on grey
+    x = (rgb - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(
+        1, 3, 1, 1
+    )
+    maps = attribute_maps(AnyRed(), x, [0], "occlusion")[0, 0]
+    # hiding one window of the square leaves the rest of it red (no drop anywhere); showing only
+    # that window in colour, the rest grey, keeps the redness: the map lies on the square
+    peak = divmod(int(maps.argmax()), 32)
+    assert 8 <= peak[0] < 24 and 8 <= peak[1] < 24
+    inside = torch.zeros(32, 32, dtype=torch.bool)
+    inside[8:24, 8:24] = True
+    far = torch.ones(32, 32, dtype=torch.bool)
+    far[4:28, 4:28] = False  # beyond one window (4 px) of the square
+    assert maps[inside].mean() > 0.3 and maps[far].abs().max() < 0.01

@@ -134,9 +134,9 @@ def register(subparsers: Any) -> None:
         "--method",
         choices=EXPLAIN_METHODS,
         default=None,
-        help=f"how the maps are made: occlusion (how much hiding each part of the image lowers the attribute), "
-        "gradient (gradient x activation) or attention (the SLP's own attention, the paper's view); default: "
-        f"{EXPLAIN_DEFAULT_RULE}",
+        help="how the maps are made: occlusion (how much hiding each part of the image lowers the attribute, "
+        "or showing only it in colour raises it), gradient (gradient x activation) or attention (the SLP's "
+        f"own attention, the paper's view); default: {EXPLAIN_DEFAULT_RULE}",
     )
     p.add_argument("--panel-size", type=_positive_int, default=256, help="pixels per panel (default 256)")
     p.add_argument("--json", action="store_true", help="also print the explanation as JSON")

@@ -43,7 +43,7 @@ from PIL import Image
 
 from ..errors import DataError
 from .dataset import ZSLData
-from .shapes_draw import ShapeSample, draw_sample
+from .shapes_draw import ShapeSample, draw_sample, draw_swatch
 
 __all__ = [
     "COLOURS",
@@ -56,6 +56,8 @@ __all__ = [
     "VALIDATION_CLASSES",
     "ShapeSample",
     "ShapesRenderer",
+    "SWATCH_GROUP",
+    "SwatchRenderer",
     "class_name",
     "class_role",
     "load_shapes",
@@ -165,6 +167,31 @@ class ShapesRenderer:
 
     def __call__(self, index: int) -> Image.Image:
         return self.sample(index).image
+
+
+#: the attribute group texture swatches show (:class:`SwatchRenderer`)
+SWATCH_GROUP = "fill"
+
+
+class SwatchRenderer:
+    """Texture swatches (:func:`~zeromamba.data.shapes_draw.draw_swatch`): index -> image of an
+    irregular blob of any hue whose fill is ``FILLS[index % 3]``; a pure function of
+    ``(seed, index)``, drawn from a stream of its own (no class image of that seed is repeated)."""
+
+    group = SWATCH_GROUP
+    values = FILLS
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+
+    def sample(self, index: int) -> ShapeSample:
+        rng = np.random.default_rng([self.seed, 0x5A7C, int(index)])
+        return draw_swatch(FILLS[int(index) % len(FILLS)], rng)
+
+    def batch(self, indices: list[int], transform) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(images (N, 3, H, W) through transform, fill value indices (N,))``."""
+        images = torch.stack([transform(self.sample(i).image) for i in indices])
+        return images, torch.tensor([int(i) % len(FILLS) for i in indices], dtype=torch.long)
 
 
 def load_shapes(

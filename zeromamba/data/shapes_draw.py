@@ -30,7 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["COLOUR_RANGES", "ShapeSample", "draw_sample"]
+__all__ = ["ANY_COLOUR", "BLOB", "COLOUR_RANGES", "ShapeSample", "draw_sample", "draw_swatch"]
+
+#: the colour and shape of a texture swatch (:func:`draw_swatch`): no class has them
+ANY_COLOUR, BLOB = "any", "blob"
 
 #: HSV ranges of each colour name: hue (degrees), saturation, value
 COLOUR_RANGES: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[float, float]]] = {
@@ -53,7 +56,10 @@ class ShapeSample:
 
 
 def _object_rgb(colour: str, rng: np.random.Generator) -> np.ndarray:
-    (h0, h1), (s0, s1), (v0, v1) = COLOUR_RANGES[colour]
+    # a swatch's colour is any hue, so that its fill cannot be told from its colour
+    (h0, h1), (s0, s1), (v0, v1) = (
+        ((0.0, 360.0), (0.45, 1.0), (0.45, 1.0)) if colour == ANY_COLOUR else COLOUR_RANGES[colour]
+    )
     hue = (rng.uniform(h0, h1) % 360.0) / 360.0
     r, g, b = colorsys.hsv_to_rgb(hue, rng.uniform(s0, s1), rng.uniform(v0, v1))
     return np.array([r, g, b], dtype=np.float32) * 255.0
@@ -102,6 +108,16 @@ def _outline_points(shape: str, cx: float, cy: float, r: float, rng: np.random.G
         ca, sa = math.cos(angle), math.sin(angle)
         corners = ((half_len, half_wid), (-half_len, half_wid), (-half_len, -half_wid), (half_len, -half_wid))
         return [(cx + u * ca - v * sa, cy + u * sa + v * ca) for u, v in corners]
+    if shape == BLOB:  # an irregular polygon of 6-10 corners: none of the class shapes
+        corners = int(rng.integers(6, 11))
+        start = rng.uniform(0, 2 * math.pi)
+        return [
+            (
+                cx + r * rng.uniform(0.7, 1.1) * math.cos(start + 2 * math.pi * (k + rng.uniform(-0.3, 0.3)) / corners),
+                cy + r * rng.uniform(0.7, 1.1) * math.sin(start + 2 * math.pi * (k + rng.uniform(-0.3, 0.3)) / corners),
+            )
+            for k in range(corners)
+        ]
     raise ValueError(shape)
 
 
@@ -222,3 +238,11 @@ def draw_sample(colour: str, fill: str, shape: str, rng: np.random.Generator) ->
         img = Image.open(buffer).convert("RGB")
     mask = np.asarray(silhouette) >= 128
     return ShapeSample(image=img, mask=mask, colour=colour, fill=fill, shape=shape)
+
+
+def draw_swatch(fill: str, rng: np.random.Generator) -> ShapeSample:
+    """A texture swatch: an irregular blob of any hue with the fill ``fill``, drawn as the class
+    objects are (same canvases, backgrounds, fill styles and finish). It is an image of no class
+    (neither its colour nor its shape is one of the classes'), only of a fill; training shows it
+    so that the fill is learnt from the texture, not from the colour and shape it came with."""
+    return draw_sample(ANY_COLOUR, fill, BLOB, rng)

@@ -94,7 +94,11 @@ class TrainConfig:
     attribute vector (each group's values as logits, the class's value as the label);
     ``hue_rotate_fraction`` of each batch is shown at a random hue (a rotation of the chroma plane
     in YIQ) and learns only through the group cross-entropy of the groups other than
-    ``colour_group``, so that no other attribute can be read from the colour.
+    ``colour_group``, so that no other attribute can be read from the colour;
+    ``swatches_per_batch`` texture swatches (``shapes`` only: blobs of any hue that show a fill and
+    are of no class, :class:`~zeromamba.data.shapes.SwatchRenderer`) join each batch and learn
+    ``swatch_weight`` times a cross-entropy on their group alone, so that the fill is learnt from
+    the texture rather than from the colour and shape it comes with in the seen classes.
     """
 
     dataset: str = "CUB"
@@ -131,6 +135,8 @@ class TrainConfig:
     group_ce_weight: float = 0.0
     hue_rotate_fraction: float = 0.0
     colour_group: str = "colour"
+    swatches_per_batch: int = 0
+    swatch_weight: float = 1.0
     gamma: float = 0.3
     seed: int = 0
     amp: str = "auto"
@@ -301,10 +307,21 @@ def _check_config(cfg: TrainConfig) -> None:
     for key in ("epochs", "batch_size", "image_size", "eval_every", "eval_batch_size"):
         if getattr(cfg, key) < 1:
             problems.append(f"{key} must be at least 1 (got {getattr(cfg, key)})")
-    for key in ("lr", "lr_global", "lr_fusion", "weight_decay", "momentum", "l1_weight", "group_ce_weight"):
+    for key in (
+        "lr",
+        "lr_global",
+        "lr_fusion",
+        "weight_decay",
+        "momentum",
+        "l1_weight",
+        "group_ce_weight",
+        "swatch_weight",
+    ):
         v = getattr(cfg, key)
         if not math.isfinite(v) or v < 0:
             problems.append(f"{key} must be a finite non-negative number (got {v})")
+    if cfg.swatches_per_batch < 0:
+        problems.append(f"swatches_per_batch must be non-negative (got {cfg.swatches_per_batch})")
     if cfg.num_workers < 0:
         problems.append(f"num_workers must be non-negative (got {cfg.num_workers})")
     if not 0.0 <= cfg.hue_rotate_fraction < 1.0:

@@ -3,23 +3,26 @@ checkpoint carries, and the epoch of SGD steps."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from ..data import ZSLData
+from ..data.shapes import SwatchRenderer, parse_shapes_spec
 from ..errors import ConfigError, TrainingError
 from ..runtime import DistEnv, autocast
 from .checkpoints import Checkpoints, rng_state, set_rng_state
 from .config import TrainConfig
 from .recipe import compute_loss, group_cross_entropy, make_optimizer, rotate_hue
 
-__all__ = ["PhaseState", "SeenTargets", "Trainer", "wrap_ddp"]
+__all__ = ["PhaseState", "SeenTargets", "SwatchFeed", "Trainer", "wrap_ddp"]
 
 
 def _match_depthwise_grad_layout(model: nn.Module) -> None:
@@ -129,6 +132,44 @@ class SeenTargets:
             )
 
 
+# a swatch's fill logits are scaled so that values at a class row's level (1/sqrt(3) for the shown
+# value, 0 for the others) already answer confidently: the swatch loss then agrees with the L1
+# target of the class images instead of pulling the same logits past it
+SWATCH_LOGIT_SCALE = 5.0
+
+
+@dataclass
+class SwatchFeed:
+    """The texture swatches that join each batch (``swatches_per_batch``): a renderer, the
+    transform images get, and the attribute indices of the group the swatches show."""
+
+    renderer: SwatchRenderer
+    transform: Callable
+    per_batch: int
+    columns: torch.Tensor
+
+    @classmethod
+    def of(cls, cfg: TrainConfig, targets: SeenTargets, transform: Callable) -> SwatchFeed | None:
+        """``None`` without ``swatches_per_batch``.
+
+        Raises:
+            ConfigError: swatches asked of a dataset that has none (only ``shapes`` has).
+        """
+        if cfg.swatches_per_batch <= 0:
+            return None
+        seed = parse_shapes_spec(cfg.dataset)
+        renderer = SwatchRenderer(cfg.seed if seed is None else seed)
+        if seed is None or renderer.group not in targets.groups:
+            raise ConfigError(f"swatches_per_batch: only the shapes dataset has texture swatches (got {cfg.dataset!r})")
+        return cls(renderer, transform, cfg.swatches_per_batch, targets.groups[renderer.group])
+
+    def batch(self, step: int, rank: int, world: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The swatches of global step ``step`` on ``rank``: ``(images, value index in the group)``;
+        every step and rank draws its own."""
+        first = (step * world + rank) * self.per_batch
+        return self.renderer.batch(list(range(first, first + self.per_batch)), self.transform)
+
+
 class Trainer:
     """Runs epochs of SGD steps on this process's shard of the training images."""
 
@@ -168,8 +209,10 @@ class Trainer:
         phase: str,
         epoch: int,
         epochs: int,
+        swatches: SwatchFeed | None = None,
     ) -> dict[str, Any]:
-        """Epoch ``epoch`` (0-based) of ``epochs`` of ``phase``, at most ``max_steps_per_epoch`` steps.
+        """Epoch ``epoch`` (0-based) of ``epochs`` of ``phase``, at most ``max_steps_per_epoch`` steps
+        (each batch joined by ``swatches`` when given).
 
         Returns the image-weighted mean ``loss``/``ce``/``l1`` over every rank, the number of
         ``images`` and ``steps``.
@@ -184,7 +227,9 @@ class Trainer:
         for step, (x, y, _) in enumerate(loader):
             if step >= steps:
                 break
-            loss, ce, l1 = self._step(net, x, y, state, targets, f"{phase} epoch {epoch + 1}, step {step + 1}")
+            extra = None if swatches is None else swatches.batch(epoch * steps + step, self.env.rank, self.env.world)
+            where = f"{phase} epoch {epoch + 1}, step {step + 1}"
+            loss, ce, l1 = self._step(net, x, y, state, targets, where, extra, swatches)
             n = len(y)
             sums = [sums[0] + loss * n, sums[1] + ce * n, sums[2] + l1 * n, sums[3] + n]
             bar.update(1)
@@ -195,7 +240,15 @@ class Trainer:
         return {"loss": tot[0] / n, "ce": tot[1] / n, "l1": tot[2] / n, "images": int(tot[3]), "steps": steps}
 
     def _step(
-        self, net: nn.Module, x: torch.Tensor, y: torch.Tensor, state: PhaseState, targets: SeenTargets, where: str
+        self,
+        net: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        state: PhaseState,
+        targets: SeenTargets,
+        where: str,
+        extra: tuple[torch.Tensor, torch.Tensor] | None = None,
+        swatches: SwatchFeed | None = None,
     ) -> tuple[float, float, float]:
         device = self.env.device
         x = x.to(device, non_blocking=True)
@@ -207,15 +260,22 @@ class Trainer:
         turned = min(round(cfg.hue_rotate_fraction * len(x)), len(x) - 1)
         if turned:
             x = torch.cat([rotate_hue(x[:turned], torch.rand(turned, device=device) * (2 * torch.pi)), x[turned:]])
+        n = len(x)
+        if extra is not None:
+            x = torch.cat([x, extra[0].to(device, non_blocking=True)])
         with autocast(device, self.amp):
             out = net(x)
-        loss, ce, l1 = compute_loss(out.attributes[turned:], target[turned:], targets.attributes, cfg.l1_weight)
+        swatch_out, out_attributes = out.attributes[n:], out.attributes[:n]
+        loss, ce, l1 = compute_loss(out_attributes[turned:], target[turned:], targets.attributes, cfg.l1_weight)
+        if extra is not None and swatches is not None:
+            logits = SWATCH_LOGIT_SCALE * swatch_out[:, swatches.columns.to(device)].float()
+            loss = loss + cfg.swatch_weight * F.cross_entropy(logits, extra[1].to(device))
         if cfg.group_ce_weight > 0:
-            skip = torch.arange(len(x), device=device) < turned
+            skip = torch.arange(n, device=device) < turned
             groups = list(targets.groups.values())
             unsupervised = [skip if name == cfg.colour_group else None for name in targets.groups]
             rows = targets.attributes[target]
-            loss = loss + cfg.group_ce_weight * group_cross_entropy(out.attributes, rows, groups, unsupervised)
+            loss = loss + cfg.group_ce_weight * group_cross_entropy(out_attributes, rows, groups, unsupervised)
         # every rank stops together, or the others would wait in the next all-reduce forever
         if not self.env.all_true(bool(torch.isfinite(loss.detach()).item())):
             self._stop_non_finite(loss, where)

@@ -34,7 +34,7 @@ from ..metrics import ZSLMetrics, format_table, plot_metrics
 from ..runtime import DistEnv, amp_dtype
 from .checkpoints import Checkpoints, checkpoint_name, seed_everything
 from .config import SELECTION_LABELS, TrainConfig
-from .loop import PhaseState, SeenTargets, Trainer, wrap_ddp
+from .loop import PhaseState, SeenTargets, SwatchFeed, Trainer, wrap_ddp
 from .recipe import build_model, init_backbone
 
 __all__ = ["Run", "TrainResult"]
@@ -306,12 +306,12 @@ class Run:
         net = wrap_ddp(state.model, self.env)
         targets = SeenTargets.of(self.data, seen, self.env.device)
         targets.check(self.cfg)
-        loader, sampler = self.trainer.loader(
-            self.data.dataset(train_idx, build_transform(self.cfg.image_size, train=True, crop_mode=self.cfg.crop_mode))
-        )
+        transform = build_transform(self.cfg.image_size, train=True, crop_mode=self.cfg.crop_mode)
+        swatches = SwatchFeed.of(self.cfg, targets, transform)
+        loader, sampler = self.trainer.loader(self.data.dataset(train_idx, transform))
         for epoch in range(state.start, epochs):
             sampler.set_epoch(epoch)
-            self._epoch(net, loader, state, targets, phase, epoch, epochs, split, track)
+            self._epoch(net, loader, state, targets, phase, epoch, epochs, split, track, swatches)
         return _PhaseResult(model=state.model, history=state.history, best=state.best)
 
     def _start_phase(self, phase: str, epochs: int) -> PhaseState:
@@ -341,12 +341,13 @@ class Run:
         epochs: int,
         split: EvalSplit | None,
         track: str | None,
+        swatches: SwatchFeed | None = None,
     ) -> None:
         """Train one epoch, evaluate when due, log it and checkpoint it."""
         cfg, env = self.cfg, self.env
         t0 = time.time()
         lrs = [g["lr"] for g in state.optimizer.param_groups]
-        stats = self.trainer.train_epoch(net, loader, state, targets, phase, epoch, epochs)
+        stats = self.trainer.train_epoch(net, loader, state, targets, phase, epoch, epochs, swatches)
         state.scheduler.step()
         record: dict[str, Any] = {"phase": phase, "epoch": epoch + 1, "lr": lrs, **stats}
         if split is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == epochs):
