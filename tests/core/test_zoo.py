@@ -162,21 +162,24 @@ def test_list_prints_a_table_with_availability(monkeypatch: pytest.MonkeyPatch, 
 
 def test_the_shipped_model_through_timm(no_network: None) -> None:
     """Listed by timm, created offline with pretrained=True, identical to from_pretrained's model."""
-    assert "zeromamba_nano.shapes_zsl" in timm.list_pretrained("zeromamba*")
-    assert "zeromamba_nano.shapes_zsl" in zeromamba.list_models(pretrained=True)
-    model = timm.create_model("zeromamba_nano.shapes_zsl", pretrained=True).eval()
+    assert "zeromamba_nano_s8.shapes_zsl" in timm.list_pretrained("zeromamba*")
+    assert "zeromamba_nano_s8.shapes_zsl" in zeromamba.list_models(pretrained=True)
+    model = timm.create_model("zeromamba_nano_s8.shapes_zsl", pretrained=True).eval()
     reference = zeromamba.from_pretrained("shapes-zsl").model
     assert isinstance(model, ZeroMamba) and model.num_attributes == 10
     ours, theirs = model.state_dict(), reference.state_dict()
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(2, 3, 80, 80)
     with torch.inference_mode():
         assert torch.equal(model(x).attributes, reference(x).attributes)
     # the architecture's default tag is the shipped one; the data config is the model's
-    default = timm.create_model("zeromamba_nano", pretrained=True)
+    default = timm.create_model("zeromamba_nano_s8", pretrained=True)
     assert all(torch.equal(v, theirs[k]) for k, v in default.state_dict().items())
-    assert timm.data.resolve_data_config({}, model=model)["input_size"] == (3, 64, 64)
+    assert timm.data.resolve_data_config({}, model=model)["input_size"] == (3, 80, 80)
     # without pretrained=True the architecture still takes any attribute count
+    assert timm.create_model("zeromamba_nano_s8", num_attributes=7).num_attributes == 7
+    # the previous demo architecture stays available, without shipped weights
+    assert "zeromamba_nano.shapes_zsl" not in timm.list_pretrained("zeromamba*")
     assert timm.create_model("zeromamba_nano", num_attributes=7).num_attributes == 7
 
 
