@@ -224,7 +224,7 @@ class PretrainedVariant:
             cfg.update(num_classes=self.num_attributes or 0, first_conv="backbone.patch_embed.0", classifier="fusion")
         else:
             cfg.update(num_classes=self.num_classes or 1000, first_conv="patch_embed.0", classifier="classifier.head")
-        if self.architecture.startswith("vim_"):  # a plain patch-token model: no /32 feature map
+        if self.architecture.startswith("vim_"):  # a plain patch-token model: no feature map to pool
             cfg.update(first_conv="patch_embed.proj", classifier="head")
             cfg.pop("pool_size")
         return cfg

@@ -154,19 +154,24 @@ def _zero_shot_fields(
     return fields, matrix
 
 
+# the fields of a zoo variant's description (PretrainedVariant.to_dict) kept as its provenance
+_VARIANT_RECORD_KEYS = (
+    "name",
+    "repo_id",
+    "timm_name",
+    "source_file",
+    "source_url",
+    "license",
+    "license_note",
+    "authors_metrics",
+    "authors_metrics_source",
+)
+
+
 def _variant_record(variant: PretrainedVariant) -> dict[str, Any]:
     """Provenance of a zoo variant, as stored under ``variant`` in ``config.json``."""
-    return dict(
-        name=variant.name,
-        repo_id=variant.repo_id,
-        timm_name=variant.timm_name,
-        source_file=variant.source_file,
-        source_url=variant.source_url,
-        license=variant.license,
-        license_note=variant.license_note,
-        authors_metrics=dict(variant.authors_metrics),
-        authors_metrics_source=variant.authors_metrics_source,
-    )
+    described = variant.to_dict()
+    return {key: described[key] for key in _VARIANT_RECORD_KEYS}
 
 
 def _write_folder(

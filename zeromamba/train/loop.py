@@ -158,10 +158,9 @@ class SwatchFeed:
         if cfg.swatches_per_batch <= 0:
             return None
         seed = parse_shapes_spec(cfg.dataset)
-        renderer = SwatchRenderer(cfg.seed if seed is None else seed)
-        if seed is None or renderer.group not in targets.groups:
+        if seed is None or SwatchRenderer.group not in targets.groups:
             raise ConfigError(f"swatches_per_batch: only the shapes dataset has texture swatches (got {cfg.dataset!r})")
-        return cls(renderer, transform, cfg.swatches_per_batch, targets.groups[renderer.group])
+        return cls(SwatchRenderer(seed), transform, cfg.swatches_per_batch, targets.groups[SwatchRenderer.group])
 
     def batch(self, step: int, rank: int, world: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The swatches of global step ``step`` on ``rank``: ``(images, value index in the group)``;
