@@ -3,9 +3,9 @@
 # on CPU and copy it into the package (zeromamba/pretrained/shapes-zsl), where
 # `zeromamba.from_pretrained("shapes-zsl")` finds it.
 #
-# One command trains it: `zeromamba train --config examples/shapes_zsl.json` (43 minutes on the
+# One command trains it: `zeromamba train --config examples/shapes_zsl.json` (51 minutes on the
 # shared 2-core development machine). It trains ZeroMamba-nano-s8 from random weights on the
-# generated Shapes dataset (seed 0) with AdamW, 16 texture swatches joining every batch (blobs of
+# generated Shapes dataset (seed 0) with AdamW, 24 texture swatches joining every batch (blobs of
 # any hue that show only a fill, so that the fill is learnt from the texture): first on 21 of the
 # 27 seen classes, scoring every second epoch and each gamma on the other 6 seen classes held out
 # as "unseen" (never the test set); then again from scratch on all 27 seen classes for the chosen

@@ -349,7 +349,7 @@ register_variant(
         model_args=dict(ZEROMAMBA_ARCHITECTURES["zeromamba_nano_s8"], num_attributes=10),
         task="zsl",
         dataset="shapes",
-        gamma=0.1577519903492008,  # chosen on validation classes by the training run, as in config.json
+        gamma=0.11129841072445497,  # chosen on validation classes by the training run, as in config.json
         input_size=(3, 80, 80),
         crop_mode="letterbox",
         num_classes=36,
