@@ -38,7 +38,10 @@ def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     # drawn as the shipped model's training images were (the first renderer for the zeromamba_nano model)
     renderer = training_renderer({"crop_mode": get_variant("shapes-zsl").crop_mode})
     draw_shape(renderer, "red", "solid", "circle", np.random.default_rng(1)).save("circle.png")
-    draw_shape(renderer, "blue", "striped", "bar", np.random.default_rng(2)).save("bar.png")
+    # seed 3: a clearly drawn bar. Seed 2 draws a short bar with three thick stripes on which the shipped
+    # model's probabilities for striped (seen) and dotted (unseen) tie (0.300 / 0.296), so calibrated
+    # stacking names it dotted: a fair borderline case, but not what an example should show
+    draw_shape(renderer, "blue", "striped", "bar", np.random.default_rng(3)).save("bar.png")
     rows = {"round red thing": {"circle", "red", "solid"}, "blue striped bar": {"bar", "blue", "striped"}}
     lines = ["class," + ",".join(SHAPES_ATTRIBUTES)]
     lines += [name + "," + ",".join("1" if a in on else "0" for a in SHAPES_ATTRIBUTES) for name, on in rows.items()]
