@@ -19,6 +19,7 @@ __all__ = [
     "ZEROMAMBA_VIM_ARCHITECTURES",
     "architecture_for",
     "default_dt_rank",
+    "vmamba_reduction",
 ]
 
 #: backbone sizes of the published VMamba v2 releases
@@ -95,6 +96,13 @@ def default_dt_rank(dim: int) -> int:
     """The rank of an SS2D block's dt projection when none is given: ``ceil(dim / 16)`` of the
     block's (outer) width, as in VMamba and Mamba."""
     return -(-int(dim) // 16)
+
+
+def vmamba_reduction(stage: int) -> int:
+    """Input pixels per feature-map cell after VMamba stage ``stage`` (0-based): the stem divides
+    by 4, every later stage's downsampling by 2 more. A backbone of ``len(depths)`` stages ends at
+    ``vmamba_reduction(len(depths) - 1)``."""
+    return 4 * 2 ** int(stage)
 
 
 def _backbone_key(args: Mapping[str, Any]) -> tuple[int, tuple[int, ...], float]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .architectures import vmamba_reduction
 from .constants import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
@@ -203,9 +204,9 @@ class PretrainedVariant:
 
     @property
     def output_stride(self) -> int:
-        """Input pixels per feature-map cell: a VMamba stem of 4, halved by each stage after the first."""
+        """Input pixels per cell of the last VMamba feature map (32 for the four-stage published models)."""
         depths = self.model_args.get("depths") if self.model_args else None
-        return 4 * 2 ** (len(depths) - 1) if depths else 32
+        return vmamba_reduction(len(depths) - 1 if depths else 3)
 
     def pretrained_cfg(self) -> dict[str, Any]:
         """The preprocessing and head description, in timm's ``pretrained_cfg`` vocabulary."""

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import torch
 import torch.nn as nn
 
+from ..architectures import vmamba_reduction
 from ..classes import as_class_matrix, seen_indices
 from ..constants import IMAGENET_PREPROCESS, PREPROCESS_KEYS, ZSL_PREPROCESS
 from ..errors import ConfigError, DataError
@@ -78,7 +79,7 @@ def _pretrained_cfg(
     if preprocess:
         base.update({k: v for k, v in dict(preprocess).items() if k in PREPROCESS_KEYS and v is not None})
     h, w = int(base["input_size"][-2]), int(base["input_size"][-1])
-    stride = 4 * 2 ** (len(model_args.get("depths", (0, 0, 0, 0))) - 1)  # stem /4, then /2 per later stage
+    stride = vmamba_reduction(len(model_args.get("depths", (0, 0, 0, 0))) - 1)
     cfg: dict[str, Any] = dict(
         input_size=[int(model_args.get("in_chans", 3)), h, w],
         interpolation=str(base["interpolation"]),

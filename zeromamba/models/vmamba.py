@@ -21,7 +21,7 @@ from timm.layers import DropPath, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch.utils.checkpoint import checkpoint
 
-from ..architectures import VMAMBA_ARCHITECTURES, VMAMBA_VARIANTS, default_dt_rank
+from ..architectures import VMAMBA_ARCHITECTURES, VMAMBA_VARIANTS, default_dt_rank, vmamba_reduction
 from ..constants import IMAGENET_PREPROCESS
 from ..ops import SCAN_BACKENDS, cross_selective_scan
 from ..ops.fused_linear import linear
@@ -329,7 +329,7 @@ class VMamba(nn.Module):
                 )
             )
             start += depth
-            self.feature_info.append(dict(num_chs=dims[i], reduction=4 * 2**i, module=f"layers.{i}"))
+            self.feature_info.append(dict(num_chs=dims[i], reduction=vmamba_reduction(i), module=f"layers.{i}"))
         self.classifier = ClassifierHead(dims[-1], num_classes, drop_rate)
         self.apply(self._init_weights)
 
