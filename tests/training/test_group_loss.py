@@ -130,9 +130,10 @@ def test_swatch_feed_and_its_loss(tmp_path) -> None:
     cfg = resolve_config({**base, "swatches_per_batch": 4})
     feed = SwatchFeed.of(cfg, targets, transform)
     assert feed is not None and [SHAPES_ATTRIBUTES[i] for i in feed.columns] == list(FILLS)
-    images, values = feed.batch(step=0, rank=0, world=2)
+    batch = feed.batch(step=0, rank=0, world=2)
+    images, values = batch.images, batch.values
     assert images.shape == (4, 3, 80, 80) and values.tolist() == [0, 1, 2, 0]
-    other, _ = feed.batch(step=0, rank=1, world=2)  # every rank draws its own
+    other = feed.batch(step=0, rank=1, world=2).images  # every rank draws its own
     assert not torch.equal(images, other)
     with pytest.raises(ConfigError, match="only the shapes dataset has texture swatches"):
         SwatchFeed.of(resolve_config({"dataset": "CUB", "swatches_per_batch": 4}), targets, transform)
@@ -150,7 +151,7 @@ def test_swatch_feed_and_its_loss(tmp_path) -> None:
         net = copy.deepcopy(model)
         state = PhaseState.fresh(net, run_cfg, None)
         trainer = Trainer(run_cfg, env, None, Checkpoints(tmp_path / str(weight)), False)
-        losses.append(trainer._step(net, x, y, state, targets, "test", (images, values), feed)[0])
+        losses.append(trainer._step(net, x, y, state, targets, "test", batch)[0])
     with torch.no_grad():
         out = model(torch.cat([x, images])).attributes[3:, feed.columns]
         expected = 2.0 * F.cross_entropy(SWATCH_LOGIT_SCALE * out, values).item()

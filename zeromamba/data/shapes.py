@@ -184,14 +184,19 @@ class SwatchRenderer:
     def __init__(self, seed: int):
         self.seed = int(seed)
 
+    @staticmethod
+    def value_index(index: int) -> int:
+        """The position in ``FILLS`` of swatch ``index``'s fill."""
+        return int(index) % len(FILLS)
+
     def sample(self, index: int) -> ShapeSample:
         rng = np.random.default_rng([self.seed, 0x5A7C, int(index)])
-        return draw_swatch(FILLS[int(index) % len(FILLS)], rng)
+        return draw_swatch(FILLS[self.value_index(index)], rng)
 
     def batch(self, indices: list[int], transform) -> tuple[torch.Tensor, torch.Tensor]:
         """``(images (N, 3, H, W) through transform, fill value indices (N,))``."""
         images = torch.stack([transform(self.sample(i).image) for i in indices])
-        return images, torch.tensor([int(i) % len(FILLS) for i in indices], dtype=torch.long)
+        return images, torch.tensor([self.value_index(i) for i in indices], dtype=torch.long)
 
 
 def load_shapes(

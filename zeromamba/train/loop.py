@@ -22,7 +22,7 @@ from .checkpoints import Checkpoints, rng_state, set_rng_state
 from .config import TrainConfig
 from .recipe import compute_loss, group_cross_entropy, make_optimizer, rotate_hue
 
-__all__ = ["PhaseState", "SeenTargets", "SwatchFeed", "Trainer", "wrap_ddp"]
+__all__ = ["PhaseState", "SeenTargets", "SwatchBatch", "SwatchFeed", "Trainer", "wrap_ddp"]
 
 
 def _match_depthwise_grad_layout(model: nn.Module) -> None:
@@ -139,6 +139,21 @@ SWATCH_LOGIT_SCALE = 5.0
 
 
 @dataclass
+class SwatchBatch:
+    """The swatches of one step: images, the index of each one's value in the group, and the
+    group's attribute indices."""
+
+    images: torch.Tensor
+    values: torch.Tensor
+    columns: torch.Tensor
+
+    def loss(self, attributes: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the group's (scaled) predicted values of these swatches, ``attributes`` ``(N, A)``."""
+        logits = SWATCH_LOGIT_SCALE * attributes[:, self.columns.to(attributes.device)].float()
+        return F.cross_entropy(logits, self.values.to(attributes.device))
+
+
+@dataclass
 class SwatchFeed:
     """The texture swatches that join each batch (``swatches_per_batch``): a renderer, the
     transform images get, and the attribute indices of the group the swatches show."""
@@ -162,11 +177,11 @@ class SwatchFeed:
             raise ConfigError(f"swatches_per_batch: only the shapes dataset has texture swatches (got {cfg.dataset!r})")
         return cls(SwatchRenderer(seed), transform, cfg.swatches_per_batch, targets.groups[SwatchRenderer.group])
 
-    def batch(self, step: int, rank: int, world: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The swatches of global step ``step`` on ``rank``: ``(images, value index in the group)``;
-        every step and rank draws its own."""
+    def batch(self, step: int, rank: int, world: int) -> SwatchBatch:
+        """The swatches of global step ``step`` on ``rank``; every step and rank draws its own."""
         first = (step * world + rank) * self.per_batch
-        return self.renderer.batch(list(range(first, first + self.per_batch)), self.transform)
+        images, values = self.renderer.batch(list(range(first, first + self.per_batch)), self.transform)
+        return SwatchBatch(images, values, self.columns)
 
 
 class Trainer:
@@ -226,9 +241,9 @@ class Trainer:
         for step, (x, y, _) in enumerate(loader):
             if step >= steps:
                 break
-            extra = None if swatches is None else swatches.batch(epoch * steps + step, self.env.rank, self.env.world)
+            shown = None if swatches is None else swatches.batch(epoch * steps + step, self.env.rank, self.env.world)
             where = f"{phase} epoch {epoch + 1}, step {step + 1}"
-            loss, ce, l1 = self._step(net, x, y, state, targets, where, extra, swatches)
+            loss, ce, l1 = self._step(net, x, y, state, targets, where, shown)
             n = len(y)
             sums = [sums[0] + loss * n, sums[1] + ce * n, sums[2] + l1 * n, sums[3] + n]
             bar.update(1)
@@ -246,8 +261,7 @@ class Trainer:
         state: PhaseState,
         targets: SeenTargets,
         where: str,
-        extra: tuple[torch.Tensor, torch.Tensor] | None = None,
-        swatches: SwatchFeed | None = None,
+        swatches: SwatchBatch | None = None,
     ) -> tuple[float, float, float]:
         device = self.env.device
         x = x.to(device, non_blocking=True)
@@ -260,15 +274,14 @@ class Trainer:
         if turned:
             x = torch.cat([rotate_hue(x[:turned], torch.rand(turned, device=device) * (2 * torch.pi)), x[turned:]])
         n = len(x)
-        if extra is not None:
-            x = torch.cat([x, extra[0].to(device, non_blocking=True)])
+        if swatches is not None:
+            x = torch.cat([x, swatches.images.to(device, non_blocking=True)])
         with autocast(device, self.amp):
             out = net(x)
         swatch_out, out_attributes = out.attributes[n:], out.attributes[:n]
         loss, ce, l1 = compute_loss(out_attributes[turned:], target[turned:], targets.attributes, cfg.l1_weight)
-        if extra is not None and swatches is not None:
-            logits = SWATCH_LOGIT_SCALE * swatch_out[:, swatches.columns.to(device)].float()
-            loss = loss + cfg.swatch_weight * F.cross_entropy(logits, extra[1].to(device))
+        if swatches is not None:
+            loss = loss + cfg.swatch_weight * swatches.loss(swatch_out)
         if cfg.group_ce_weight > 0:
             skip = torch.arange(n, device=device) < turned
             groups = list(targets.groups.values())
