@@ -9,12 +9,27 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "cache_root", "fsync_dir", "replace_dir", "write_bytes", "write_json", "write_text"]
+__all__ = [
+    "MAX_TEXT_FILE_BYTES",
+    "atomic_write",
+    "cache_root",
+    "fsync_dir",
+    "read_regular_bytes",
+    "read_regular_text",
+    "replace_dir",
+    "write_bytes",
+    "write_json",
+    "write_text",
+]
+
+#: the largest config.json, CSV or names list zeromamba reads (a 100k-class x 1k-attribute CSV is ~600 MB)
+MAX_TEXT_FILE_BYTES = 1 << 30
 
 
 def cache_root() -> Path:
@@ -25,6 +40,73 @@ def cache_root() -> Path:
         xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         root = os.path.join(xdg, "zeromamba")
     return Path(root)
+
+
+def read_regular_bytes(
+    path: str | os.PathLike, max_bytes: int, error: type[Exception], what: str = "file"
+) -> bytes:
+    """The bytes of ``path``, read only when it is a regular file (after symlinks) of at most ``max_bytes``.
+
+    A FIFO, socket or device (``/dev/zero``, ``/dev/urandom``) or an oversized file raises ``error`` at
+    once, before anything is read: opening does not block (``O_NONBLOCK``) and the size is checked on the
+    opened descriptor, so a file swapped in between cannot slip past. ``FileNotFoundError`` is raised as is.
+    """
+    path = os.fspath(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise error(f"{what} {path!r} is a folder, not a file") from None
+    except OSError as e:
+        raise error(f"cannot open {what} {path!r}: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = _file_kind(st.st_mode)
+            raise error(f"{what} {path!r} is {kind}, not a regular file: zeromamba reads only regular files")
+        if st.st_size > max_bytes:
+            raise error(
+                f"{what} {path!r} is {st.st_size:,} bytes, more than the {max_bytes:,} bytes zeromamba reads "
+                "for it: is it the right file?"
+            )
+        chunks, total = [], 0
+        while True:  # read at most max_bytes + 1, so a file that grows while read is caught too
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:
+                raise error(f"{what} {path!r} grew past {max_bytes:,} bytes while it was read")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def read_regular_text(
+    path: str | os.PathLike, max_bytes: int, error: type[Exception], what: str = "file", encoding: str = "utf-8"
+) -> str:
+    """:func:`read_regular_bytes` decoded (``utf-8-sig`` drops a byte-order mark); a decoding error is ``error``."""
+    data = read_regular_bytes(path, max_bytes, error, what)
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise error(f"{what} {os.fspath(path)!r} is not {encoding} text: {e}") from None
 
 
 def _temporary_name(path: Path) -> Path:
