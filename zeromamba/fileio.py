@@ -42,9 +42,7 @@ def cache_root() -> Path:
     return Path(root)
 
 
-def read_regular_bytes(
-    path: str | os.PathLike, max_bytes: int, error: type[Exception], what: str = "file"
-) -> bytes:
+def read_regular_bytes(path: str | os.PathLike, max_bytes: int, error: type[Exception], what: str = "file") -> bytes:
     """The bytes of ``path``, read only when it is a regular file (after symlinks) of at most ``max_bytes``.
 
     A FIFO, socket or device (``/dev/zero``, ``/dev/urandom``) or an oversized file raises ``error`` at
