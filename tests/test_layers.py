@@ -27,6 +27,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "classes",
         "runtime",
         "letterbox",
+        "pickle_scan",
     ),
     "ops": ("ops",),
     "models": ("models", "attribution"),

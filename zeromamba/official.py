@@ -17,6 +17,8 @@ import math
 import os
 import pickle
 import re
+import stat
+import zipfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +33,7 @@ from .models.vmamba import VMamba
 from .models.vmamba import checkpoint_filter_fn as vmamba_filter_fn
 from .models.zeromamba import ZeroMamba
 from .models.zeromamba import checkpoint_filter_fn as zeromamba_filter_fn
+from .pickle_scan import pickle_globals, refused_globals
 
 __all__ = [
     "SAFE_GLOBALS",
@@ -45,37 +48,107 @@ __all__ = [
 SAFE_GLOBALS: tuple[type, ...] = (argparse.Namespace,)
 
 
-def _refused_global(message: str) -> str:
-    for line in message.splitlines():
-        if "Unsupported global" in line:
-            return line.strip().split(" was not")[0]
-    return message.splitlines()[0]
+#: the largest pickle (the ``data.pkl`` of a zip checkpoint, or a legacy file's pickles) zeromamba reads;
+#: the tensors' bytes are stored beside it, so a real checkpoint's pickle is a few MB
+MAX_PICKLE_BYTES = 256 << 20
+#: a compressed zip member may expand at most this much (torch.save stores members uncompressed)
+MAX_ZIP_RATIO = 20
+
+
+def _allowed_globals() -> set[str]:
+    """What ``torch.load(weights_only=True)`` builds by itself, plus :data:`SAFE_GLOBALS`."""
+    allowed = {f"{c.__module__}.{c.__qualname__}" for c in SAFE_GLOBALS}
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        allowed |= set(_get_allowed_globals())
+    except (ImportError, AttributeError):  # pragma: no cover - a torch without the private table
+        pass
+    return allowed
+
+
+def _refuse_code(path: str, refused: list[str]) -> CheckpointError:
+    names = ", ".join(refused[:10]) + (" ..." if len(refused) > 10 else "")
+    return CheckpointError(
+        f"{path!r} asks the unpickler to import {names}: loading it could run code, so zeromamba refuses it "
+        "(a checkpoint may hold only tensors, plain containers and argparse.Namespace). Nothing in it was run. "
+        "If you trust the file, re-save it as a plain state dict (torch.save(model.state_dict(), ...)) or as "
+        "safetensors."
+    )
+
+
+def _pickle_bytes(path: str, size: int) -> bytes:
+    """The pickle part of a checkpoint, read within bounds: a zip's ``data.pkl`` (every member's declared
+    and compressed sizes checked first, so a decompression bomb is refused unread), else the file's head."""
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                members = zf.infolist()
+                for m in members:
+                    ratio = m.file_size / max(m.compress_size, 1)
+                    if m.file_size > size * MAX_ZIP_RATIO or (
+                        m.compress_type != zipfile.ZIP_STORED and ratio > MAX_ZIP_RATIO
+                    ):
+                        raise CheckpointError(
+                            f"{path!r}: zip member {m.filename!r} expands from {m.compress_size:,} to {m.file_size:,} "
+                            "bytes (a decompression bomb, or not a file torch.save wrote): refused unread"
+                        )
+                pkl = [m for m in members if m.filename.endswith("data.pkl")]
+                if len(pkl) != 1:
+                    raise CheckpointError(f"{path!r} is a zip file but not a PyTorch checkpoint (no single data.pkl)")
+                if pkl[0].file_size > MAX_PICKLE_BYTES:
+                    raise CheckpointError(
+                        f"{path!r}: its pickle is {pkl[0].file_size:,} bytes, more than the {MAX_PICKLE_BYTES:,} "
+                        "a checkpoint's needs: refused unread"
+                    )
+                with zf.open(pkl[0]) as f:
+                    return f.read(MAX_PICKLE_BYTES + 1)
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as e:
+            raise CheckpointError(f"cannot read {path!r} as a PyTorch checkpoint (damaged zip: {e})") from None
+    with open(path, "rb") as f:  # legacy format / plain pickle: the pickles come first, tensor bytes after
+        return f.read(min(size, MAX_PICKLE_BYTES))
 
 
 def read_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a ``.pth`` safely and unwrap ``{"model": ...}`` / ``{"state_dict": ...}``."""
+    """Read a ``.pth`` safely and unwrap ``{"model": ...}`` / ``{"state_dict": ...}``.
+
+    Before any unpickler runs, the file must be a regular file, a zip's members must not expand
+    beyond bounds, and the pickle's imports are read without running it: any import outside
+    tensors, plain containers and ``argparse.Namespace`` is refused by name, whatever pickle
+    protocol the file uses. ``torch.load(weights_only=True)`` then loads it as a second guard.
+    """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path!r}")
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise CheckpointError(f"checkpoint not found: {path!r}") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot open checkpoint {path!r}: {e.strerror or e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CheckpointError(f"checkpoint {path!r} is not a regular file (a folder, FIFO or device): refused unread")
+    refused = refused_globals(pickle_globals(_pickle_bytes(path, st.st_size)), _allowed_globals())
+    if refused:
+        raise _refuse_code(path, refused)
     try:
         with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "Unsupported global" not in str(e):  # not a refused object: a damaged or foreign file
-            raise CheckpointError(
-                f"cannot read {path!r} as a PyTorch checkpoint (damaged or not a .pth file)"
-            ) from None
-        raise CheckpointError(
-            f"{path!r} needs arbitrary unpickling to load, which zeromamba refuses (it could run code). "
-            "Re-save it as a plain state dict (torch.save(model.state_dict(), ...)) or as safetensors. "
-            f"Detail: {_refused_global(str(e))}"
-        ) from None
+        if "Unsupported global" in str(e):  # the scan missed it; torch's own guard did not
+            raise _refuse_code(path, [_torch_refused_global(str(e))]) from None
+        raise CheckpointError(f"cannot read {path!r} as a PyTorch checkpoint (damaged or not a .pth file)") from None
     except Exception as e:  # truncated zip, not a torch file, ...
         raise CheckpointError(f"cannot read {path!r} as a PyTorch checkpoint: {e}") from None
     obj = unwrap_state_dict(obj)
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path!r} does not hold a state dict (a mapping of names to tensors)")
     return {str(k): v for k, v in obj.items()}
+
+
+def _torch_refused_global(message: str) -> str:
+    for line in message.splitlines():
+        if "Unsupported global" in line:
+            return line.strip().split(" was not")[0].removeprefix("Unsupported global: GLOBAL ")
+    return message.splitlines()[0]
 
 
 def is_vim_state_dict(state_dict: Mapping[str, torch.Tensor]) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
@@ -23,8 +24,11 @@ from ..architectures import (
     default_dt_rank,
 )
 from ..errors import CheckpointError, ConfigError
+from ..fileio import read_regular_text
 from ..models import SS2D, Vim, VMamba, ZeroMamba, ZeroMambaVim
 from ..version import __version__
+from .config_values import check_config_values
+from .model_args import check_model_args
 
 __all__ = [
     "ARCHITECTURES",
@@ -33,7 +37,9 @@ __all__ = [
     "FORMAT_VERSION",
     "MODEL_CARD_NAME",
     "WEIGHTS_NAME",
+    "MAX_CONFIG_BYTES",
     "build_model",
+    "describe_model",
     "json_safe",
     "model_config",
     "pretrained_cfg_fields",
@@ -45,6 +51,8 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CLASS_ATTRIBUTES_NAME = "class_attributes.safetensors"
 MODEL_CARD_NAME = "README.md"
+#: the largest config.json read (class names of 100k classes fit many times over)
+MAX_CONFIG_BYTES = 64 << 20
 
 #: the architectures a config may name
 ARCHITECTURES: tuple[str, ...] = (
@@ -188,17 +196,27 @@ def _vim_config(model: Vim | ZeroMambaVim) -> tuple[str, dict[str, Any]]:
 def read_config(path: str | os.PathLike) -> dict[str, Any]:
     """Read and validate a ``config.json`` (a file, or a folder holding one).
 
+    Only a regular file of at most :data:`MAX_CONFIG_BYTES` is read (a FIFO or device is refused
+    without blocking); every value the loader uses is checked for its type and range
+    (:mod:`~zeromamba.format.config_values`); ``model_args`` are checked when the model is described
+    (:func:`describe_model`).
+
     Raises:
-        ConfigError: unreadable JSON, missing keys, or a format version this release does not know.
+        ConfigError: unreadable JSON, missing keys, a value of the wrong type or range, or a format
+            version this release does not know.
     """
     path = Path(path)
     if path.is_dir():
         path = path / CONFIG_NAME
     try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
+        text = read_regular_text(path, MAX_CONFIG_BYTES, ConfigError, "config.json")
     except FileNotFoundError:
         raise ConfigError(f"{str(path)!r} does not exist: not a zeromamba model folder") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    try:
+        cfg = json.loads(text)
+    except RecursionError:
+        raise ConfigError(f"cannot read {str(path)!r}: its JSON is nested too deeply to be a config") from None
+    except ValueError as e:  # JSONDecodeError, or an integer of more digits than Python converts
         raise ConfigError(f"cannot read {str(path)!r} as JSON: {e}") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{str(path)!r} must hold a JSON object")
@@ -208,10 +226,16 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
             f"{str(path)!r} has no 'zeromamba_format' key: it was not written by zeromamba. Convert the weights with "
             "`zeromamba convert` (authors' .pth) or load the model with timm instead."
         )
-    try:
-        major = int(str(version).split(".")[0])
-    except ValueError:
-        raise ConfigError(f"{str(path)!r}: zeromamba_format {version!r} is not a version number") from None
+    # an integer, or a "MAJOR.MINOR" string (a newer minor version of the same major reads the same)
+    if isinstance(version, str) and re.fullmatch(r"[0-9]{1,6}(\.[0-9]{1,6})?", version):
+        major = int(version.split(".")[0])
+    elif isinstance(version, int) and not isinstance(version, bool):
+        major = version
+    else:
+        raise ConfigError(
+            f"{str(path)!r}: zeromamba_format must be the format version, an integer or a 'MAJOR.MINOR' string; "
+            f"got {version!r}"
+        )
     if major != FORMAT_VERSION:
         newer = major > FORMAT_VERSION
         raise ConfigError(
@@ -224,7 +248,7 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
             )
         )
     arch = cfg.get("architecture")
-    if arch not in ARCHITECTURES:
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
         raise ConfigError(
             f"{str(path)!r}: unknown architecture {arch!r}; this zeromamba knows "
             f"{', '.join(ARCHITECTURES)}. Upgrade zeromamba if the model is newer."
@@ -233,21 +257,39 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
         raise ConfigError(f"{str(path)!r}: 'model_args' must be an object of constructor arguments")
     if not isinstance(cfg.get("pretrained_cfg", {}), dict):
         raise ConfigError(f"{str(path)!r}: 'pretrained_cfg' must be an object")
+    check_config_values(cfg, repr(str(path)))
     return cfg
 
 
-def build_model(cfg: Mapping[str, Any], source: str) -> nn.Module:
-    """The (randomly initialised) model a config describes.
-
-    Raises:
-        ConfigError: ``model_args`` that the architecture's constructor refuses.
-    """
+def _model_class(cfg: Mapping[str, Any]) -> type[nn.Module]:
     classes: dict[str, type[nn.Module]] = {
         **dict.fromkeys(ZEROMAMBA_ARCHITECTURES, ZeroMamba),
         **dict.fromkeys(ZEROMAMBA_VIM_ARCHITECTURES, ZeroMambaVim),
         **dict.fromkeys(VIM_ARCHITECTURES, Vim),
     }
-    cls = classes.get(cfg["architecture"], VMamba)
+    return classes.get(cfg["architecture"], VMamba)
+
+
+def describe_model(cfg: Mapping[str, Any], source: str) -> nn.Module:
+    """The model a config describes, built on the ``meta`` device (shapes and dtypes, no memory)
+    after every ``model_args`` field was checked (:func:`~zeromamba.format.model_args.check_model_args`).
+
+    Raises:
+        ConfigError: ``model_args`` of the wrong type or range, too large a model, or arguments the
+            architecture's constructor refuses.
+    """
+    return check_model_args(_model_class(cfg), cfg["model_args"], source)
+
+
+def build_model(cfg: Mapping[str, Any], source: str) -> nn.Module:
+    """The (randomly initialised) model a config describes, built only after :func:`describe_model`
+    accepted its arguments.
+
+    Raises:
+        ConfigError: ``model_args`` that are refused (see :func:`describe_model`).
+    """
+    describe_model(cfg, source)
+    cls = _model_class(cfg)
     args = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg["model_args"].items()}
     try:
         return cls(**args)

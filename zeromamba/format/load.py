@@ -14,8 +14,10 @@ import torch.nn as nn
 
 from ..constants import PREPROCESS_KEYS
 from ..errors import CheckpointError, ConfigError
-from ..models._helpers import load_state_dict_strict
-from .config import CONFIG_NAME, WEIGHTS_NAME, build_model, read_config
+from ..models._helpers import check_finite, load_state_dict_strict
+from .config import CONFIG_NAME, WEIGHTS_NAME, build_model, describe_model, read_config
+from .config_values import confined_file_name
+from .weights import read_weights
 
 __all__ = ["LoadedModel", "load_folder", "load_safetensors"]
 
@@ -51,59 +53,62 @@ class LoadedModel:
         return mask
 
 
-def load_safetensors(path: Path, what: str) -> dict[str, torch.Tensor]:
-    import safetensors.torch
-
-    try:
-        return safetensors.torch.load_file(str(path), device="cpu")
-    except FileNotFoundError:
-        raise CheckpointError(f"{what}: {str(path)!r} is missing") from None
-    except Exception as e:  # SafetensorError: truncated, corrupt header, not a safetensors file
-        raise CheckpointError(
-            f"{what}: {str(path)!r} is not a valid safetensors file (corrupt or truncated: {e}). "
-            "If it was downloaded, download it again (from_pretrained(..., force_download=True)); "
-            "otherwise re-save or re-convert the model."
-        ) from None
+def load_safetensors(
+    path: Path, what: str, expected: Mapping[str, torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors, read as :func:`~zeromamba.format.weights.read_weights` reads them
+    (a regular file, a valid header, names/shapes/dtype kinds against ``expected`` when given, finite)."""
+    return read_weights(Path(path), what, expected)
 
 
 def load_folder(folder: str | os.PathLike, source: str | None = None) -> LoadedModel:
     """Load a complete model folder: config, weights (strictly, eval mode), class-attribute matrix.
 
-    ``source`` names the folder in error messages (default: its path).
+    ``source`` names the folder in error messages (default: its path). Nothing large is allocated
+    before the config's arguments and the weights file's header have been checked: the model is first
+    described on the ``meta`` device, and the weights' names, shapes and dtypes compared with it.
 
     Raises:
-        ConfigError: a config this release cannot read, or class data that disagrees with the model.
-        CheckpointError: missing, corrupt or truncated safetensors, a class matrix that does not match
-            its recorded SHA-256, or weights that do not fit the config.
+        ConfigError: a config this release cannot read (a value of the wrong type or range, a model too
+            large to build, a file named outside the folder), or class data that disagrees with the model.
+        CheckpointError: missing, corrupt or truncated safetensors, a tensor of the wrong dtype or with
+            NaN/inf, a class matrix that does not match its recorded SHA-256, or weights that do not fit
+            the config.
     """
     folder = Path(folder)
     source = source or repr(os.fspath(folder))
     cfg = read_config(folder / CONFIG_NAME)
-    state = load_safetensors(folder / WEIGHTS_NAME, source)
+    expected = describe_model(cfg, source).state_dict()
+    state = load_safetensors(folder / WEIGHTS_NAME, source, expected)
     model = build_model(cfg, source)
     load_state_dict_strict(model, state, f"{source} ({WEIGHTS_NAME})")
     model.eval()
     matrix = None
     ca = cfg.get("class_attributes")
     if ca:
-        if not isinstance(ca, dict) or "file" not in ca:
-            raise ConfigError(f"{source}: 'class_attributes' must be an object naming its file")
-        file = folder / str(ca["file"])
-        if file.exists() and ca.get("sha256"):
+        name = confined_file_name(ca.get("file"), source, "class_attributes.file")
+        file = folder / name
+        tensors = load_safetensors(file, source)
+        if ca.get("sha256"):
             digest = hashlib.sha256(file.read_bytes()).hexdigest()
             if digest != ca["sha256"]:
                 raise CheckpointError(
-                    f"{source}: {ca['file']} does not match the SHA-256 recorded in config.json (corrupt or "
+                    f"{source}: {name} does not match the SHA-256 recorded in config.json (corrupt or "
                     "replaced); download or re-save the model"
                 )
-        tensors = load_safetensors(file, source)
-        name = str(ca.get("tensor", "class_attributes"))
-        if name not in tensors:
-            raise CheckpointError(f"{source}: {ca['file']} has no tensor {name!r}")
-        matrix = tensors[name].float()
+        key = str(ca.get("tensor", "class_attributes"))
+        if key not in tensors:
+            raise CheckpointError(f"{source}: {name} has no tensor {key!r}")
+        if not tensors[key].is_floating_point() or tensors[key].dim() != 2:
+            raise CheckpointError(
+                f"{source}: {name}'s {key!r} must be a 2-D float matrix (classes x attributes), "
+                f"got {tensors[key].dtype} of shape {list(tensors[key].shape)}"
+            )
+        matrix = tensors[key].float()
+        check_finite({f"{name}'s {key!r} as float32": matrix}, source)  # a float64 of 1e300 becomes inf
         if ca.get("shape") and list(matrix.shape) != list(ca["shape"]):
             raise CheckpointError(
-                f"{source}: {ca['file']} holds a {list(matrix.shape)} matrix, config.json says {ca['shape']}"
+                f"{source}: {name} holds a {list(matrix.shape)} matrix, config.json says {ca['shape']}"
             )
     _check_classes(cfg, model, matrix, source)
     return LoadedModel(cfg, model, matrix, source)

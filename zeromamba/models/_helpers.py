@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -12,7 +12,20 @@ from ..errors import CheckpointError
 from ..hubcheck import require_weights
 from ..zoo import timm_hub_overlay, timm_model_args, variant_for_tag
 
-__all__ = ["entry_tag", "hub_cfg_overlay", "load_state_dict_strict", "tag_model_args", "unwrap_state_dict"]
+__all__ = [
+    "check_finite",
+    "checked_filter",
+    "entry_tag",
+    "hub_cfg_overlay",
+    "load_state_dict_strict",
+    "tag_model_args",
+    "unwrap_state_dict",
+]
+
+_REDOWNLOAD = (
+    "If it was downloaded, download it again (from_pretrained(..., force_download=True)); otherwise "
+    "re-save or re-convert the model."
+)
 
 # pretrained_cfg keys that say where the weights are: a caller who sets one chose the weights
 _WEIGHT_SOURCES = ("file", "hf_hub_id", "url", "state_dict")
@@ -36,12 +49,73 @@ def unwrap_state_dict(obj: Any) -> Any:
     return {(k[len("module.") :] if isinstance(k, str) and k.startswith("module.") else k): v for k, v in obj.items()}
 
 
-def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
-    """``load_state_dict(strict=True)`` whose error names every missing key, unexpected key and
-    shape mismatch.
+def check_finite(tensors: Mapping[str, torch.Tensor], what: str) -> None:
+    """Every floating tensor in ``tensors`` holds only finite values.
 
     Raises:
-        CheckpointError: the state dict does not fit ``model`` exactly.
+        CheckpointError: naming the tensors with NaN or inf and how many of their values are.
+    """
+    bad = []
+    for name, t in tensors.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel() and t.device.type != "meta":
+            finite = torch.isfinite(t)
+            if not bool(finite.all()):
+                bad.append(f"{name} ({int((~finite).sum())} of {t.numel()} values)")
+    if bad:
+        raise CheckpointError(
+            f"{what} holds NaN or inf in {len(bad)} tensor(s): "
+            + ", ".join(bad[:10])
+            + (" ..." if len(bad) > 10 else "")
+            + ". A model cannot give meaningful scores with them: the file is damaged, or the training run "
+            "that wrote it diverged. " + _REDOWNLOAD
+        )
+
+
+def _dtype_mismatches(model_state: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor]) -> list[str]:
+    """Tensors whose kind of dtype differs from the model's: a float parameter stored as int or bool
+    (or the reverse) would be cast silently by ``load_state_dict``."""
+    return [
+        f"{k}: checkpoint {state_dict[k].dtype} vs model {v.dtype}"
+        for k, v in model_state.items()
+        if k in state_dict
+        and isinstance(state_dict[k], torch.Tensor)
+        and state_dict[k].is_floating_point() != v.is_floating_point()
+    ]
+
+
+def checked_filter(
+    filter_fn: Callable[[dict[str, torch.Tensor], Any], dict[str, torch.Tensor]],
+) -> Callable[[dict[str, torch.Tensor], Any], dict[str, torch.Tensor]]:
+    """``filter_fn`` (a timm ``pretrained_filter_fn``) followed by the value checks of
+    :func:`load_state_dict_strict`: weights that timm loads get the same refusals (NaN/inf, a float
+    parameter stored as int or bool) as weights zeromamba loads."""
+
+    def checked(state_dict: dict[str, torch.Tensor], model: Any) -> dict[str, torch.Tensor]:
+        out = filter_fn(state_dict, model)
+        _check_values(model, out, "the pretrained weights")
+        return out
+
+    checked.__doc__ = filter_fn.__doc__
+    return checked
+
+
+def _check_values(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    wrong = _dtype_mismatches(model.state_dict(), state_dict)
+    if wrong:
+        raise CheckpointError(
+            f"{source}: {len(wrong)} tensor(s) of the wrong kind of dtype (float parameters must be stored as "
+            "floats; an int or bool tensor is refused, not cast): " + "; ".join(wrong[:10])
+        )
+    check_finite(state_dict, source)
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` whose error names every missing key, unexpected key and
+    shape mismatch, and that refuses (instead of casting) a float parameter stored as int or bool, and
+    any NaN or inf.
+
+    Raises:
+        CheckpointError: the state dict does not fit ``model`` exactly, or holds such values.
     """
     own = model.state_dict()
     missing = sorted(set(own) - set(state_dict))
@@ -61,6 +135,7 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
             lines.append(f"  shape mismatch ({len(mismatched)}): " + "; ".join(mismatched[:20]))
         lines.append("Pass the matching architecture arguments (embed_dim, depths, d_state, ssm_ratio, ...).")
         raise CheckpointError("\n".join(lines))
+    _check_values(model, state_dict, source)
     model.load_state_dict(state_dict, strict=True)
 
 

@@ -30,7 +30,7 @@ from ..constants import IMAGENET_PREPROCESS
 from ..errors import CheckpointError
 from ..ops import MIXER_BACKENDS, mixer_causal_conv1d, mixer_selective_scan
 from ..zoo import timm_pretrained_cfgs
-from ._helpers import hub_cfg_overlay, unwrap_state_dict
+from ._helpers import checked_filter, hub_cfg_overlay, unwrap_state_dict
 
 __all__ = [
     "BiMambaMixer",
@@ -507,7 +507,7 @@ def _create_vim(variant: str, pretrained: bool = False, **kwargs: Any) -> Vim:
         Vim,
         variant,
         pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
+        pretrained_filter_fn=checked_filter(checkpoint_filter_fn),
         feature_cfg=dict(feature_cls="getter", out_indices=(5, 11, 17, 23)),
         **kwargs,
     )

@@ -26,7 +26,7 @@ from ..constants import IMAGENET_PREPROCESS
 from ..ops import SCAN_BACKENDS, cross_selective_scan
 from ..ops.fused_linear import linear
 from ..zoo import timm_pretrained_cfgs
-from ._helpers import hub_cfg_overlay, unwrap_state_dict
+from ._helpers import checked_filter, hub_cfg_overlay, unwrap_state_dict
 
 __all__ = ["VMamba", "SS2D", "VSSBlock", "VMambaStage", "VMAMBA_VARIANTS", "checkpoint_filter_fn"]
 
@@ -484,7 +484,7 @@ def _create_vmamba(variant: str, pretrained: bool = False, **kwargs: Any) -> VMa
         VMamba,
         variant,
         pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
+        pretrained_filter_fn=checked_filter(checkpoint_filter_fn),
         feature_cfg=dict(out_indices=(0, 1, 2, 3), feature_cls="getter"),
         **kwargs,
     )

@@ -27,7 +27,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from ..architectures import VMAMBA_VARIANTS, ZEROMAMBA_ARCHITECTURES
 from ..constants import ZSL_PREPROCESS
 from ..zoo import timm_pretrained_cfgs
-from ._helpers import hub_cfg_overlay, tag_model_args, unwrap_state_dict
+from ._helpers import checked_filter, hub_cfg_overlay, tag_model_args, unwrap_state_dict
 from .vmamba import VMamba
 from .vmamba import checkpoint_filter_fn as vmamba_filter_fn
 
@@ -346,7 +346,7 @@ def _create_zeromamba(variant: str, pretrained: bool = False, **kwargs: Any) -> 
         ZeroMamba,
         variant,
         pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
+        pretrained_filter_fn=checked_filter(checkpoint_filter_fn),
         **kwargs,
     )
 

@@ -26,7 +26,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 
 from ..architectures import VIM_VARIANTS, ZEROMAMBA_VIM_ARCHITECTURES
 from ..constants import ZSL_PREPROCESS
-from ._helpers import unwrap_state_dict
+from ._helpers import checked_filter, unwrap_state_dict
 from .vim import Vim, resample_pos_embed
 from .zeromamba import ZeroMamba, ZeroMambaOutput
 
@@ -179,7 +179,11 @@ def _create(variant: str, pretrained: bool, kwargs: dict[str, Any]) -> ZeroMamba
         )
     args = dict(ZEROMAMBA_VIM_ARCHITECTURES[variant])
     return build_model_with_cfg(
-        ZeroMambaVim, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **{**args, **kwargs}
+        ZeroMambaVim,
+        variant,
+        pretrained,
+        pretrained_filter_fn=checked_filter(checkpoint_filter_fn),
+        **{**args, **kwargs},
     )
 
 
