@@ -18,6 +18,7 @@ __all__ = [
     "AttributeMatrixError",
     "DataError",
     "TrainingError",
+    "NonFiniteOutputError",
 ]
 
 
@@ -65,3 +66,8 @@ class AttributeMatrixError(DataError):
 
 class TrainingError(ZeroMambaError, RuntimeError):
     """Training cannot continue (e.g. a NaN or inf loss); the last good checkpoint is kept."""
+
+
+class NonFiniteOutputError(ZeroMambaError, FloatingPointError):
+    """The model produced NaN or inf for an input, so no class can be ranked: the predictor raises this
+    instead of returning a result with non-finite scores (the message says why it usually happens)."""

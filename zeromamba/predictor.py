@@ -39,7 +39,7 @@ from .models.zeromamba import ZeroMamba
 from .ranking import Candidates, as_targets, check_gamma, rank_classes, resolve_targets
 from .results import AttributePrediction, ClassificationResult, ImageFailure, ResultList
 from .runtime import check_device, inference_autocast, inference_weight_dtype, parse_dtype
-from .scoring import class_scores
+from .scoring import class_scores, require_finite
 
 if TYPE_CHECKING:
     from .explain import Explanation
@@ -263,6 +263,7 @@ class Predictor:
             if prepared:
                 out = self._run(prepared, attention=False, batch_size=size)
                 scores = out["scores"] if classes.matrix is None else class_scores(out["attributes"], classes.matrix)
+                require_finite(scores, "class scores", [p.source for p in prepared])
                 ranked = rank_classes(scores, classes, top_k, [p.source for p in prepared])
             pos = 0
             for item in items:
@@ -492,14 +493,17 @@ class Predictor:
                     j += 1
                 x = torch.stack([p.tensor for p in prepared[i:j]]).to(self.device, self.dtype, non_blocking=True)
                 out = self.model(x)
+                sources = [p.source for p in prepared[i:j]]
                 if self.is_zeromamba:
                     attrs.append(out.attributes.float().cpu())
+                    require_finite(attrs[-1], "attribute values", sources, self.dtype)
                     if attention:
                         h, w = out.features.shape[-2:]
                         maps.extend(out.attention.float().cpu().unflatten(-1, (h, w)))
                 else:
                     logits = out if isinstance(out, torch.Tensor) else out[0]
                     scores.append(logits.float().cpu())
+                    require_finite(scores[-1], "class scores", sources, self.dtype)
                 i = j
         result: dict[str, Any] = {}
         if attrs:

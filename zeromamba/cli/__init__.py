@@ -99,7 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ZeroMambaError as e:
         if debug:
             traceback.print_exc()
-        print(f"zeromamba: error: {e}", file=sys.stderr)
+        # one line: a multi-line message (a list of mismatched tensors) is joined with "; "
+        message = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
+        print(f"zeromamba: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("zeromamba: interrupted", file=sys.stderr)

@@ -43,8 +43,10 @@ def load_mat(
     except ModuleNotFoundError:
         raise DataError("reading .mat files needs scipy: pip install 'zeromamba[train]'") from None
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise DataError(f"{what} not found: {path!r}")
+    if not os.path.isfile(path):  # a folder, FIFO or device (also behind a link): never opened
+        raise DataError(f"{what} {path!r} is not a regular file: refused unread")
     names = [*required, *optional]
     try:
         mat = scipy.io.loadmat(path, variable_names=names or None)
