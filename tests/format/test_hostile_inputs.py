@@ -385,3 +385,16 @@ def test_predictor_refuses_a_nan_input_tensor() -> None:
     x[0, 0, 0] = float("nan")
     with pytest.raises(ImageError, match=r"NaN or inf"):
         predictor.classify(x)
+
+
+def test_timm_pretrained_loading_gets_the_same_value_checks(folder: Path) -> None:
+    """Weights that timm reads itself (``pretrained=True`` with a file) pass our filter's checks too."""
+    import timm
+
+    _edit_weights(folder, _poison(float("inf")))
+    overlay = {"file": str(folder / "model.safetensors")}
+    with bounded(), pytest.raises(CheckpointError, match=r"NaN or inf"):
+        timm.create_model("zeromamba_nano_s8.shapes_zsl", pretrained=True, pretrained_cfg_overlay=overlay)
+    _edit_weights(folder, _all_as(torch.int32))
+    with bounded(), pytest.raises(CheckpointError, match=r"wrong kind of dtype"):
+        timm.create_model("zeromamba_nano_s8.shapes_zsl", pretrained=True, pretrained_cfg_overlay=overlay)
