@@ -77,9 +77,10 @@ def _refuse_code(path: str, refused: list[str]) -> CheckpointError:
     )
 
 
-def _pickle_bytes(path: str, size: int) -> bytes:
-    """The pickle part of a checkpoint, read within bounds: a zip's ``data.pkl`` (every member's declared
-    and compressed sizes checked first, so a decompression bomb is refused unread), else the file's head."""
+def _pickle_imports(path: str, size: int) -> list[str]:
+    """What the pickle part of a checkpoint would import, read within bounds: a zip's ``data.pkl`` (every
+    member's declared and compressed sizes checked first, so a decompression bomb is refused unread), else
+    the pickles at the file's start, decoded opcode by opcode from the file."""
     if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as zf:
@@ -102,11 +103,11 @@ def _pickle_bytes(path: str, size: int) -> bytes:
                         "a checkpoint's needs: refused unread"
                     )
                 with zf.open(pkl[0]) as f:
-                    return f.read(MAX_PICKLE_BYTES + 1)
+                    return pickle_globals(f.read(MAX_PICKLE_BYTES + 1))
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as e:
             raise CheckpointError(f"cannot read {path!r} as a PyTorch checkpoint (damaged zip: {e})") from None
     with open(path, "rb") as f:  # legacy format / plain pickle: the pickles come first, tensor bytes after
-        return f.read(min(size, MAX_PICKLE_BYTES))
+        return pickle_globals(f)
 
 
 def read_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -126,7 +127,7 @@ def read_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
         raise CheckpointError(f"cannot open checkpoint {path!r}: {e.strerror or e}") from None
     if not stat.S_ISREG(st.st_mode):
         raise CheckpointError(f"checkpoint {path!r} is not a regular file (a folder, FIFO or device): refused unread")
-    refused = refused_globals(pickle_globals(_pickle_bytes(path, st.st_size)), _allowed_globals())
+    refused = refused_globals(_pickle_imports(path, st.st_size), _allowed_globals())
     if refused:
         raise _refuse_code(path, refused)
     try:

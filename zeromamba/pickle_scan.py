@@ -76,10 +76,10 @@ def _one_pickle(stream: BinaryIO, found: list[str]) -> None:
             del pushed[:-8]
 
 
-def pickle_globals(data: bytes | BinaryIO, max_pickles: int = 8) -> list[str]:
+def pickle_globals(data: bytes | BinaryIO, max_pickles: int = 5) -> list[str]:
     """Every ``module.name`` the pickles at the start of ``data`` would import, in order.
 
-    ``data`` may hold several pickles back to back (PyTorch's legacy format writes a few before the
+    ``data`` may hold several pickles back to back (PyTorch's legacy format writes five before the
     raw tensor bytes); scanning stops at the end, at bytes that are not a pickle, or after
     ``max_pickles``. Nothing is unpickled.
     """

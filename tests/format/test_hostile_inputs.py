@@ -398,3 +398,14 @@ def test_timm_pretrained_loading_gets_the_same_value_checks(folder: Path) -> Non
     _edit_weights(folder, _all_as(torch.int32))
     with bounded(), pytest.raises(CheckpointError, match=r"wrong kind of dtype"):
         timm.create_model("zeromamba_nano_s8.shapes_zsl", pretrained=True, pretrained_cfg_overlay=overlay)
+
+
+def test_legacy_format_checkpoints_still_load(tmp_path: Path) -> None:
+    """The scan stops at the legacy format's five pickles: random tensor bytes after them are not
+    read as imports (which would refuse an honest file)."""
+    from zeromamba.official import read_official_state_dict
+
+    state = {f"w{i}": torch.randn(257, 129, generator=torch.Generator().manual_seed(i)) for i in range(8)}
+    torch.save({"model": state}, tmp_path / "old.pth", _use_new_zipfile_serialization=False)
+    loaded = read_official_state_dict(tmp_path / "old.pth")
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())

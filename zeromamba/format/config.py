@@ -281,14 +281,15 @@ def describe_model(cfg: Mapping[str, Any], source: str) -> nn.Module:
     return check_model_args(_model_class(cfg), cfg["model_args"], source)
 
 
-def build_model(cfg: Mapping[str, Any], source: str) -> nn.Module:
+def build_model(cfg: Mapping[str, Any], source: str, *, described: bool = False) -> nn.Module:
     """The (randomly initialised) model a config describes, built only after :func:`describe_model`
-    accepted its arguments.
+    accepted its arguments (``described=True``: the caller already called it).
 
     Raises:
         ConfigError: ``model_args`` that are refused (see :func:`describe_model`).
     """
-    describe_model(cfg, source)
+    if not described:
+        describe_model(cfg, source)
     cls = _model_class(cfg)
     args = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg["model_args"].items()}
     try:

@@ -80,7 +80,7 @@ def load_folder(folder: str | os.PathLike, source: str | None = None) -> LoadedM
     cfg = read_config(folder / CONFIG_NAME)
     expected = describe_model(cfg, source).state_dict()
     state = load_safetensors(folder / WEIGHTS_NAME, source, expected)
-    model = build_model(cfg, source)
+    model = build_model(cfg, source, described=True)
     load_state_dict_strict(model, state, f"{source} ({WEIGHTS_NAME})")
     model.eval()
     matrix = None
