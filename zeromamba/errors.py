@@ -18,6 +18,7 @@ __all__ = [
     "AttributeMatrixError",
     "DataError",
     "TrainingError",
+    "ReadOnlyTargetError",
 ]
 
 
@@ -65,3 +66,11 @@ class AttributeMatrixError(DataError):
 
 class TrainingError(ZeroMambaError, RuntimeError):
     """Training cannot continue (e.g. a NaN or inf loss); the last good checkpoint is kept."""
+
+
+class ReadOnlyTargetError(ZeroMambaError, PermissionError):
+    """A write would replace a read-only file (``--output`` onto a file marked read-only): refused,
+    and the file is left as it was."""
+
+    def __str__(self) -> str:  # PermissionError would print an errno
+        return str(self.args[0]) if self.args else ""
