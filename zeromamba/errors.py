@@ -19,6 +19,7 @@ __all__ = [
     "DataError",
     "TrainingError",
     "ReadOnlyTargetError",
+    "RequestTimeoutError",
 ]
 
 
@@ -74,3 +75,8 @@ class ReadOnlyTargetError(ZeroMambaError, PermissionError):
 
     def __str__(self) -> str:  # PermissionError would print an errno
         return str(self.args[0]) if self.args else ""
+
+
+class RequestTimeoutError(ZeroMambaError, TimeoutError):
+    """A request to ``zeromamba app`` got no answer within its time limit (the server is busy, or the
+    request is too heavy)."""
