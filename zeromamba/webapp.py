@@ -180,19 +180,12 @@ def _page_error(gr: Any, error: ZeroMambaError) -> Exception:
     return gr.Error(str(error), print_exception=False)
 
 
-def _uploaded_image_component(gr: Any) -> type:
-    class UploadedImage(gr.Image):
-        """``gr.Image`` in the browser (preview, clipboard), whose upload reaches us as the file's
-        path: Gradio's own decoding would answer a bad file with its generic error and a traceback."""
-
-        is_template = True  # drawn by the browser's Image component
-
-        def preprocess(self, payload: Any) -> str | None:
-            if payload is None:
-                return None
-            return str(payload.path) if payload.path else payload.url
-
-    return UploadedImage
+def _upload_as_file(payload: Any) -> str | None:
+    """What the upload component hands the page: the uploaded file's path, not decoded (Gradio's own
+    decoding answers a bad file with its generic error and a traceback in the log)."""
+    if payload is None:
+        return None
+    return str(payload.path) if payload.path else payload.url
 
 
 def build_app(
@@ -216,7 +209,6 @@ def build_app(
     import gradio as gr
 
     pool = PredictorPool(predictor, workers, timeout=timeout)
-    uploaded_image = _uploaded_image_component(gr)
     attribute_names = list(predictor.attribute_names or [])
     chosen_default = method or default_method(predictor.preprocess["input_size"])
     # uploads and answers pile up in Gradio's cache: files older than an hour go, every hour
@@ -230,9 +222,12 @@ def build_app(
             with gr.Column(scale=1):
                 with gr.Tabs():
                     with gr.Tab("Upload"):
-                        upload = uploaded_image(
+                        upload = gr.Image(
                             type="filepath", sources=["upload", "clipboard"], label="image", elem_id="upload"
                         )
+                        # this one component's preprocessing only (a subclass would make Gradio write a
+                        # .pyi stub beside this module): the page reads the file itself
+                        upload.preprocess = _upload_as_file
                     with gr.Tab("Draw"):
                         sketch = gr.Sketchpad(type="pil", label="draw", elem_id="sketch", canvas_size=(320, 320))
                 how = gr.Radio(list(EXPLAIN_METHODS), value=chosen_default, label="heat-map method")
