@@ -37,7 +37,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "factory": ("factory",),
     "data": ("data", "metrics", "explanation_metrics"),
     "training": ("evaluate", "train"),
-    "app": ("demo", "cli", "__main__", "webapp"),
+    "app": ("demo", "cli", "__main__", "webapp", "serving"),
 }
 # layer -> the layers its modules may import (its own included)
 ALLOWED: dict[str, set[str]] = {

@@ -22,6 +22,7 @@ import io
 import os
 import re
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,10 @@ import numpy as np
 import torch
 
 from .errors import AttributeMatrixError
+from .fileio import MAX_TEXT_FILE_BYTES, read_regular_bytes
 
 __all__ = [
+    "MAX_ATTRIBUTE_MAGNITUDE",
     "AttributeTable",
     "ClassAttributes",
     "as_class_matrix",
@@ -53,6 +56,23 @@ _NOT_A_TABLE = (".pt", ".pth", ".pkl", ".pickle", ".safetensors", ".mat", ".npz"
 # "12 has_bill_shape::curved" (CUB attributes.txt) or "3. stripes": a numbered line
 _NUMBERED = re.compile(r"^\s*\d+(?:\s+|[.:]\s*)(?=\S)")
 
+#: the largest magnitude a class-attribute value may have: scores are computed in float32
+MAX_ATTRIBUTE_MAGNITUDE = float(np.finfo(np.float32).max)
+
+
+def _read_text_file(path: Path, what: str, expected: str | None = None) -> str:
+    """A regular file's UTF-8 text (a byte-order mark dropped); a FIFO, a device, a file over
+    :data:`~zeromamba.fileio.MAX_TEXT_FILE_BYTES` or a missing file is an :class:`AttributeMatrixError` at once."""
+    try:
+        data = read_regular_bytes(path, MAX_TEXT_FILE_BYTES, AttributeMatrixError, f"the {what} file")
+    except FileNotFoundError:
+        raise AttributeMatrixError(f"{what} file not found: {path}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        must = f"; the {what} must be {expected}" if expected else "; it must be UTF-8 text"
+        raise AttributeMatrixError(f"{path} is not text{must}") from None
+
 
 # --- names ---------------------------------------------------------------------------------------
 
@@ -65,20 +85,14 @@ def read_names(source: str | os.PathLike | Iterable[str], what: str = "names") -
     ``predicates.txt``) that number is dropped.
 
     Raises:
-        AttributeMatrixError: the file is missing or unreadable (``what`` names it in the message).
+        AttributeMatrixError: the file is missing or unreadable, not a regular file (a FIFO, a device)
+            or larger than :data:`~zeromamba.fileio.MAX_TEXT_FILE_BYTES` (``what`` names it in the message).
     """
     if not isinstance(source, (str, os.PathLike)):
         return [str(s) for s in source]
     path = Path(source)
     expected = f"a text file with one {what[:-1] if what.endswith('s') else what} per line"
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise AttributeMatrixError(f"{what} file not found: {path}") from None
-    except UnicodeDecodeError:
-        raise AttributeMatrixError(f"{path} is not text; the {what} must be {expected}") from None
-    except OSError as e:
-        raise AttributeMatrixError(f"cannot read the {what} file {path}: {e}") from None
+    text = _read_text_file(path, what, expected)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if lines and all(_NUMBERED.match(ln) for ln in lines):
         lines = [_NUMBERED.sub("", ln, count=1).strip() for ln in lines]
@@ -140,12 +154,7 @@ def read_attribute_table(path: str | os.PathLike, *, require_header: bool = Fals
             rows of unequal width, values that are not finite numbers, or duplicate class names.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AttributeMatrixError(f"class-attribute file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise AttributeMatrixError(f"cannot read the class-attribute file {path}: {e}") from None
+    text = _read_text_file(path, "class-attribute")
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise AttributeMatrixError(f"class-attribute file {path} has no rows; it needs one row per class")
@@ -153,58 +162,124 @@ def read_attribute_table(path: str | os.PathLike, *, require_header: bool = Fals
         dialect: Any = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    rows = [[c.strip() for c in r] for r in csv.reader(io.StringIO("\n".join(lines)), dialect)]
-    if all(len(r) == 1 for r in rows):
+    first_row = [c.strip() for c in next(csv.reader(lines[:1], dialect))]
+    delimiter = dialect.delimiter
+    if len(first_row) == 1 and not any(delimiter in ln for ln in lines):
         raise AttributeMatrixError(
             f"{path} has one column: it looks like a list of names, not a class-attribute table. Expected a header "
             "'class,<attribute 1>,<attribute 2>,...' then one row per class: its name and one number per attribute "
             "(class names alone go in class_names / --class-names)"
         )
     header = None
-    if len(rows[0]) > 1 and not all(_is_number(c) for c in rows[0][1:]):
-        header, rows = rows[0][1:], rows[1:]
+    if len(first_row) > 1 and not all(_is_number(c) for c in first_row[1:]):
+        header, lines = first_row[1:], lines[1:]
     if require_header and header is None:
         raise AttributeMatrixError(f"{path}: needs a header row 'class,<attribute>,...' naming the attributes")
-    if not rows:
+    if not lines:
         raise AttributeMatrixError(f"class-attribute file {path} has a header but no class rows")
-    width = len(header) if header is not None else len(rows[0]) - 1
+    width = len(header) if header is not None else len(first_row) - 1
     if width < 1:
         raise AttributeMatrixError(f"{path}: each row needs a class name and at least one attribute value")
-    names, values = [], []
-    for n, row in enumerate(rows, start=2 if header is not None else 1):
-        if len(row) - 1 != width:
-            raise AttributeMatrixError(
-                f"{path}, row {n}: {len(row) - 1} values, expected {width} (one column per attribute after the "
-                "class name)"
-            )
-        try:
-            values.append([float(c) for c in row[1:]])
-        except ValueError:
-            raise AttributeMatrixError(f"{path}, row {n}: a value that is not a number: {row[1:]}") from None
-        names.append(row[0])
-    matrix = np.asarray(values, dtype=np.float64).reshape(len(values), width)
+    first = 2 if header is not None else 1
+    if any('"' in ln for ln in lines):  # quoted cells: the csv module splits them
+        names, matrix = _parse_rows([[c.strip() for c in r] for r in csv.reader(lines, dialect)], width, path, first)
+    else:  # the common case, parsed in C: numpy reads the values, a split at the first delimiter the names
+        names, matrix = _parse_plain(lines, delimiter, width, path, first)
     if not np.all(np.isfinite(matrix)):
-        raise AttributeMatrixError(f"{path}: attribute values contain NaN or inf")
-    dup = sorted({n for n in names if names.count(n) > 1})
+        r, c = map(int, np.argwhere(~np.isfinite(matrix))[0])
+        raise AttributeMatrixError(f"{path}, row {r + first}: attribute values contain NaN or inf (column {c + 2})")
+    counts = Counter(names)  # a dict count: linear in the rows (list.count made 100k classes take minutes)
+    dup = sorted(n for n, k in counts.items() if k > 1)
     if dup:
         raise AttributeMatrixError(f"{path}: duplicate class rows: {', '.join(dup[:5])}")
     return AttributeTable(names, header, matrix, str(path))
+
+
+def _wrong_width(path: Path, n: int, got: int, width: int) -> AttributeMatrixError:
+    return AttributeMatrixError(
+        f"{path}, row {n}: {got} values, expected {width} (one column per attribute after the class name)"
+    )
+
+
+def _parse_plain(lines: list[str], delimiter: str, width: int, path: Path, first: int) -> tuple[list[str], np.ndarray]:
+    """Names and ``(C, width)`` values of unquoted rows; a bad row is looked for row by row, to name it."""
+    if any(line.count(delimiter) != width for line in lines):
+        return _parse_rows([[c.strip() for c in ln.split(delimiter)] for ln in lines], width, path, first)
+    names = [line.partition(delimiter)[0].strip() for line in lines]
+    try:
+        values = np.loadtxt(
+            lines, delimiter=delimiter, usecols=range(1, width + 1), dtype=np.float64, ndmin=2, comments=None
+        )
+    except ValueError:
+        return _parse_rows([[c.strip() for c in ln.split(delimiter)] for ln in lines], width, path, first)
+    return names, values
+
+
+def _parse_rows(rows: list[list[str]], width: int, path: Path, first: int) -> tuple[list[str], np.ndarray]:
+    """Names and ``(C, width)`` float64 values of split rows, each checked (``first``: the file row of ``rows[0]``)."""
+    values = np.empty((len(rows), width), dtype=np.float64)
+    for n, row in enumerate(rows):
+        if len(row) - 1 != width:
+            raise _wrong_width(path, n + first, len(row) - 1, width)
+        try:
+            values[n] = [float(c) for c in row[1:]]
+        except ValueError:
+            bad = next(c for c in row[1:] if not _is_number(c))
+            raise AttributeMatrixError(
+                f"{path}, row {n + first}: a value that is not a number: {bad!r} (in {row[1:][:8]})"
+            ) from None
+    return [row[0] for row in rows], values
 
 
 # --- matrices ------------------------------------------------------------------------------------
 
 
 def as_class_matrix(matrix: Any, what: str = "class_attributes") -> torch.Tensor:
-    """A non-empty, finite ``(C, A)`` float32 CPU tensor from an array-like (not normalised)."""
-    t = matrix if isinstance(matrix, torch.Tensor) else torch.as_tensor(np.asarray(matrix, dtype=np.float64))
-    t = t.detach().to("cpu", torch.float32)
-    if t.dim() != 2 or t.shape[0] == 0 or t.shape[1] == 0:
+    """A non-empty, finite ``(C, A)`` float32 CPU tensor from a real array-like (not normalised).
+
+    Raises:
+        AttributeMatrixError: not 2-D or empty, complex or non-numeric values, NaN or inf, or a value
+            beyond float32's range (:data:`MAX_ATTRIBUTE_MAGNITUDE`).
+    """
+    if isinstance(matrix, torch.Tensor):
+        if matrix.is_complex():
+            raise AttributeMatrixError(_complex_message(what, str(matrix.dtype)))
+        array = matrix.detach().cpu().double().numpy()
+    else:
+        array = np.asarray(matrix)
+        if np.iscomplexobj(array):
+            raise AttributeMatrixError(_complex_message(what, str(array.dtype)))
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError):
+            raise AttributeMatrixError(f"{what} must be numeric, got dtype {array.dtype}") from None
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
         raise AttributeMatrixError(
-            f"{what} must be a non-empty 2-D (classes x attributes) matrix (got shape {tuple(t.shape)})"
+            f"{what} must be a non-empty 2-D (classes x attributes) matrix (got shape {tuple(array.shape)})"
         )
-    if not torch.isfinite(t).all():
+    if not np.isfinite(array).all():
         raise AttributeMatrixError(f"{what} holds NaN or inf values")
-    return t.contiguous()
+    _check_scale(array, what)
+    return torch.from_numpy(array.astype(np.float32)).contiguous()
+
+
+def _complex_message(what: str, dtype: str) -> str:
+    return (
+        f"{what} holds complex numbers (dtype {dtype}); attribute values must be real: give the real values "
+        "themselves (zeromamba never drops an imaginary part for you)"
+    )
+
+
+def _check_scale(matrix: np.ndarray, what: str) -> None:
+    """A finite float64 matrix whose values all fit float32, the precision scores are computed in."""
+    big = np.abs(matrix) > MAX_ATTRIBUTE_MAGNITUDE
+    if big.any():
+        r, c = map(int, np.argwhere(big)[0])
+        raise AttributeMatrixError(
+            f"{what} holds {int(big.sum())} value(s) beyond float32's range of +-{MAX_ATTRIBUTE_MAGNITUDE:.3g} "
+            f"(first at row {r}, column {c}: {matrix[r, c]:.3g}); scores are computed in float32, so rescale the "
+            "attributes (only a row's direction matters, e.g. divide by the largest value)"
+        )
 
 
 def _matrix_from_mapping(source: Mapping[Any, Any]) -> tuple[np.ndarray, list[str]]:
@@ -240,7 +315,7 @@ def match_columns(header: Sequence[str], attribute_names: Sequence[str], source:
         AttributeMatrixError: a column naming no attribute, an attribute with no column, or a name
             given twice; the message names ``source`` and suggests close names.
     """
-    dup = sorted({h for h in header if list(header).count(h) > 1})
+    dup = sorted(h for h, k in Counter(header).items() if k > 1)
     if dup:
         raise AttributeMatrixError(f"{source}: the header names {', '.join(repr(d) for d in dup)} more than once")
     exact = {h: i for i, h in enumerate(header)}
@@ -278,15 +353,19 @@ def match_columns(header: Sequence[str], attribute_names: Sequence[str], source:
 def _matrix_from_file(
     path: Path, num_attributes: int | None, attribute_names: Sequence[str] | None
 ) -> tuple[np.ndarray, list[str] | None]:
-    if not path.is_file():
+    if path.is_dir() or not os.path.lexists(path):
         what = "a folder" if path.is_dir() else "not found"
         raise AttributeMatrixError(
             f"class-attribute file {path}: {what}; pass a .csv (or .tsv, .txt) table or a .npy matrix"
         )
     suffix = path.suffix.lower()
     if suffix == ".npy":
+        try:  # read as a regular file of bounded size first: np.load would block on a FIFO
+            data = read_regular_bytes(path, MAX_TEXT_FILE_BYTES, AttributeMatrixError, "the class-attribute file")
+        except FileNotFoundError:
+            raise AttributeMatrixError(f"class-attribute file not found: {path}") from None
         try:
-            return np.load(path, allow_pickle=False), None
+            return np.load(io.BytesIO(data), allow_pickle=False), None
         except (OSError, ValueError) as e:
             raise AttributeMatrixError(f"cannot read {path} as a numeric .npy array: {e}") from None
     if suffix in _NOT_A_TABLE:
@@ -349,8 +428,10 @@ def load_class_attributes(
     Raises:
         AttributeMatrixError: unreadable file or a file of another kind (a names list, a checkpoint),
             a header that does not name the model's attributes, not two-dimensional, no rows, a
-            column count other than ``num_attributes``, NaN or inf values, an all-zero row, or names
-            whose count does not match the rows. File errors name the file.
+            column count other than ``num_attributes``, complex values (never cast), NaN or inf values,
+            values beyond float32's range (:data:`MAX_ATTRIBUTE_MAGNITUDE`), an all-zero row, or names
+            whose count does not match the rows. File errors name the file; a FIFO, a device or a file
+            over :data:`~zeromamba.fileio.MAX_TEXT_FILE_BYTES` is refused before anything is read.
     """
     names: list[str] | None = None
     what = "the class-attribute matrix"
@@ -360,12 +441,16 @@ def load_class_attributes(
     elif isinstance(source, Mapping):
         matrix, names = _matrix_from_mapping(source)
     elif isinstance(source, torch.Tensor):
-        matrix = source.detach().cpu().float().numpy()
+        if source.is_complex():  # .float() would drop the imaginary part with only a warning
+            raise AttributeMatrixError(_complex_message(what, str(source.dtype)))
+        matrix = source.detach().cpu().double().numpy()
     else:
         try:
             matrix = np.asarray(source)
         except (TypeError, ValueError) as e:
             raise AttributeMatrixError(f"cannot read the class-attribute matrix: {e}") from e
+    if np.iscomplexobj(matrix):
+        raise AttributeMatrixError(_complex_message(what, str(matrix.dtype)))
     if not (np.issubdtype(matrix.dtype, np.number) or matrix.dtype == np.bool_):
         raise AttributeMatrixError(f"{what} must be numeric, got dtype {matrix.dtype}")
     matrix = np.asarray(matrix, dtype=np.float64)
@@ -388,7 +473,8 @@ def load_class_attributes(
         raise AttributeMatrixError(
             f"{what} has {int(bad.sum())} NaN or inf values (first at row {r}, column {c}); fill in every value"
         )
-    norms = np.linalg.norm(matrix, axis=1)
+    _check_scale(matrix, what)
+    norms = np.linalg.norm(matrix, axis=1)  # float64: no overflow for values within float32's range
     if (norms == 0).any():
         r = int(np.argmax(norms == 0))
         who = f" ({names[r]!r})" if names else ""
@@ -401,7 +487,15 @@ def load_class_attributes(
         )
     if normalize:
         matrix = matrix / norms[:, None]
-    return torch.from_numpy(matrix.astype(np.float32)), names
+    single = matrix.astype(np.float32)
+    vanished = ~single.any(axis=1)
+    if vanished.any():  # only without normalising: values so small that float32 holds them as 0
+        r = int(np.argmax(vanished))
+        raise AttributeMatrixError(
+            f"row {r} of {what} is all zeros in float32 (its values, as small as {np.abs(matrix[r]).max():.3g}, are "
+            "below float32's precision); rescale the attributes"
+        )
+    return torch.from_numpy(single), names
 
 
 # --- seen classes --------------------------------------------------------------------------------

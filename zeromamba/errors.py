@@ -19,6 +19,8 @@ __all__ = [
     "DataError",
     "TrainingError",
     "NonFiniteOutputError",
+    "ReadOnlyTargetError",
+    "RequestTimeoutError",
 ]
 
 
@@ -71,3 +73,16 @@ class TrainingError(ZeroMambaError, RuntimeError):
 class NonFiniteOutputError(ZeroMambaError, FloatingPointError):
     """The model produced NaN or inf for an input, so no class can be ranked: the predictor raises this
     instead of returning a result with non-finite scores (the message says why it usually happens)."""
+
+
+class ReadOnlyTargetError(ZeroMambaError, PermissionError):
+    """A write would replace a read-only file (``--output`` onto a file marked read-only): refused,
+    and the file is left as it was."""
+
+    def __str__(self) -> str:  # PermissionError would print an errno
+        return str(self.args[0]) if self.args else ""
+
+
+class RequestTimeoutError(ZeroMambaError, TimeoutError):
+    """A request to ``zeromamba app`` got no answer within its time limit (the server is busy, or the
+    request is too heavy)."""

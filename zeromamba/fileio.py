@@ -2,26 +2,38 @@
 
 Every write goes to a temporary name in the target folder, is flushed to disk, and is renamed
 into place (an atomic step on POSIX and Windows); the temporary file is removed if anything fails.
+
+A process killed outright (``SIGKILL``, a power cut) cannot remove its temporary file, so the name
+says whose it is: ``.<target name>.zeromamba-<pid>-<random>.tmp``. Each write first removes the
+temporary files in its folder whose process no longer runs on this machine and that nobody has
+written to for :data:`STALE_TEMPORARY_SECONDS` (a live writer keeps its file's time fresh); see
+:func:`remove_stale_temporaries`. A read-only target is not replaced unless the caller says so.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .errors import ReadOnlyTargetError
+
 __all__ = [
     "MAX_TEXT_FILE_BYTES",
+    "STALE_TEMPORARY_SECONDS",
     "atomic_write",
     "cache_root",
     "fsync_dir",
     "read_regular_bytes",
     "read_regular_text",
+    "remove_stale_temporaries",
     "replace_dir",
     "write_bytes",
     "write_json",
@@ -107,19 +119,96 @@ def read_regular_text(
         raise error(f"{what} {os.fspath(path)!r} is not {encoding} text: {e}") from None
 
 
+#: a temporary file of a process that no longer runs is removed once it is this many seconds old
+STALE_TEMPORARY_SECONDS = 60.0
+
+_TEMPORARY_TAG = "zeromamba"
+# ours: ".<name>.zeromamba-<pid>-<hex>.tmp"; before 0.x.y (issue 21): ".<name>.<pid>.<8 hex>.tmp"
+_TEMPORARY_NAME = re.compile(rf"^\..+\.(?:{_TEMPORARY_TAG}-(\d+)-[0-9a-f]{{8}}|(\d+)\.[0-9a-f]{{8}})\.tmp$")
+
+
 def _temporary_name(path: Path) -> Path:
-    return path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    return path.parent / f".{path.name}.{_TEMPORARY_TAG}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
-    """Call ``write(tmp_path)``, fsync the result and rename it onto ``path`` (folders are created)."""
+def _process_runs(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # it exists (another user's), or we cannot tell: keep its file
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, min_age: float = STALE_TEMPORARY_SECONDS) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_write` in ``folder`` left by processes that died.
+
+    A file is removed when its name carries the id of a process that no longer runs here and it was
+    last written more than ``min_age`` seconds ago. Anything else (another program's files, a live
+    writer's) is left alone; errors (a file removed meanwhile, no permission) are ignored.
+
+    Returns:
+        the files removed.
+    """
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMPORARY_NAME.match(entry.name) if entry.name.startswith(".") else None
+        if match is None:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False) or now - entry.stat(follow_symlinks=False).st_mtime < min_age:
+                continue
+            if _process_runs(int(match.group(1) or match.group(2))):
+                continue
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
+def _read_only(st: os.stat_result, path: Path) -> bool:
+    # the mode bits as well as access(): root may write anywhere, but a file marked read-only says "keep me"
+    return not (st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) or not os.access(path, os.W_OK)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any], *, replace_read_only: bool = False) -> Path:
+    """Call ``write(tmp_path)``, fsync the result and rename it onto ``path`` (folders are created).
+
+    The stale temporary files of dead writers in the folder are removed first
+    (:func:`remove_stale_temporaries`). A file that ``path`` replaces keeps its permission bits.
+
+    Raises:
+        ReadOnlyTargetError: ``path`` is a read-only file (no write permission bit, or not writable by
+            this user) and ``replace_read_only`` is false; nothing is written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent)
+    try:
+        existing: os.stat_result | None = os.stat(path)
+    except OSError:
+        existing = None
+    if existing is not None and stat.S_ISREG(existing.st_mode) and not replace_read_only and _read_only(existing, path):
+        raise ReadOnlyTargetError(
+            f"{path} is read-only (mode {stat.filemode(existing.st_mode)}): zeromamba does not replace a read-only "
+            "file; make it writable (chmod u+w), remove it, or write to another path"
+        )
     tmp = _temporary_name(path)
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        if existing is not None and stat.S_ISREG(existing.st_mode):
+            os.chmod(tmp, stat.S_IMODE(existing.st_mode))  # replacing a file does not change who may read it
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -127,19 +216,20 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     return path
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically."""
-    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+def write_bytes(path: str | os.PathLike, data: bytes, *, replace_read_only: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data), replace_read_only=replace_read_only)
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write UTF-8 text to ``path`` atomically."""
-    return write_bytes(path, text.encode("utf-8"))
+def write_text(path: str | os.PathLike, text: str, *, replace_read_only: bool = False) -> Path:
+    """Write UTF-8 text to ``path`` atomically (see :func:`atomic_write`)."""
+    return write_bytes(path, text.encode("utf-8"), replace_read_only=replace_read_only)
 
 
-def write_json(obj: Any, path: str | os.PathLike, indent: int | None = 2) -> Path:
-    """Write ``obj`` as JSON (UTF-8, a trailing newline) to ``path`` atomically."""
-    return write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+def write_json(obj: Any, path: str | os.PathLike, indent: int | None = 2, *, replace_read_only: bool = False) -> Path:
+    """Write ``obj`` as JSON (UTF-8, a trailing newline) to ``path`` atomically (see :func:`atomic_write`)."""
+    text = json.dumps(obj, indent=indent, ensure_ascii=False) + "\n"
+    return write_text(path, text, replace_read_only=replace_read_only)
 
 
 def fsync_dir(path: str | os.PathLike) -> None:

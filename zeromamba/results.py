@@ -10,7 +10,14 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-__all__ = ["AttributePrediction", "ClassificationResult", "ImageFailure", "ResultList", "format_table"]
+__all__ = [
+    "AttributePrediction",
+    "ClassificationResult",
+    "ImageFailure",
+    "ResultList",
+    "format_table",
+    "spreadsheet_safe",
+]
 
 T = TypeVar("T")
 
@@ -21,6 +28,20 @@ def _fmt(x: float) -> str:
 
 def _prob(x: float) -> str:
     return f"{x:.4f}"
+
+
+# a spreadsheet reads a cell starting with one of these as a formula (=HYPERLINK(...), +cmd|...)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text, never runs as a formula (OWASP's advice on CSV
+    injection): a string starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a
+    leading apostrophe (``'=HYPERLINK(...)``). Numbers and other strings are returned as they are;
+    the CSV writer quotes separators and quotes."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_START):
+        return "'" + cell
+    return cell
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:

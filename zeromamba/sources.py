@@ -4,7 +4,8 @@
 A leaf (the standard library only), so ``zeromamba classify`` finds its inputs, and reports a
 missing folder, before torch is imported. :mod:`zeromamba.images` opens what :func:`fetch_url`
 returns like any file. Nothing is written to disk, nothing is retried, and other URL schemes
-(``file://``, ``ftp://`` ...) are refused.
+(``file://``, ``ftp://`` ...) are refused, on the first URL and on every redirect hop alike; at
+most :data:`MAX_REDIRECTS` redirects are followed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "DEFAULT_URL_TIMEOUT",
     "IMAGE_EXTENSIONS",
     "MAX_BYTES_ENV",
+    "MAX_REDIRECTS",
     "TIMEOUT_ENV",
     "fetch_url",
     "find_images",
@@ -37,6 +39,8 @@ TIMEOUT_ENV = "ZEROMAMBA_URL_TIMEOUT"
 #: the largest image file fetched from a URL, in bytes
 DEFAULT_MAX_BYTES = 50 * 2**20
 MAX_BYTES_ENV = "ZEROMAMBA_URL_MAX_BYTES"
+#: the most redirects one URL may take (each hop must be http(s) too)
+MAX_REDIRECTS = 5
 
 
 def is_url(source: Any) -> bool:
@@ -57,22 +61,67 @@ def _env_number(name: str, default: float) -> float:
     return value
 
 
+def _check_scheme(url: str, origin: str | None = None) -> None:
+    if not url.lower().startswith(("http://", "https://")):
+        scheme = url.split("://", 1)[0] if "://" in url else url.split(":", 1)[0]
+        if origin is None:
+            raise ImageError(f"{url}: {scheme}:// is not supported; give an http(s):// URL or the path of a local file")
+        raise ImageError(
+            f"{origin} redirects to {url}: {scheme}:// is not supported (every redirect must stay http(s)://); "
+            "download the image yourself if you trust it"
+        )
+
+
+def _redirect_handler(origin: str) -> Any:
+    """A redirect handler that checks every hop's scheme (before urllib's own, narrower check) and
+    counts the hops."""
+    import urllib.parse
+    import urllib.request
+
+    class CheckedRedirects(urllib.request.HTTPRedirectHandler):
+        hops = 0
+
+        def http_error_302(self, req, fp, code, msg, headers):  # noqa: ANN001, ANN202
+            location = headers.get("location") or headers.get("uri")
+            if location:
+                self.hops += 1
+                target = urllib.parse.urljoin(req.full_url, location)
+                try:
+                    if self.hops > MAX_REDIRECTS:
+                        raise ImageError(
+                            f"{origin}: more than {MAX_REDIRECTS} redirects (the last to {target}); is it a "
+                            "redirect loop? Give the image's final URL"
+                        )
+                    _check_scheme(target, origin)
+                except ImageError:
+                    fp.close()
+                    raise
+            return super().http_error_302(req, fp, code, msg, headers)
+
+        http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+    handler = CheckedRedirects()
+    handler.max_redirections = MAX_REDIRECTS + 1  # our own count speaks first, with a clearer message
+    handler.max_repeats = MAX_REDIRECTS + 1
+    return handler
+
+
 def fetch_url(url: str, *, timeout: float | None = None, max_bytes: int | None = None) -> bytes:
     """The bytes of an ``http(s)://`` URL, within ``timeout`` seconds in all and ``max_bytes`` bytes.
 
     Defaults: ``$ZEROMAMBA_URL_TIMEOUT`` (else :data:`DEFAULT_URL_TIMEOUT`) and
     ``$ZEROMAMBA_URL_MAX_BYTES`` (else :data:`DEFAULT_MAX_BYTES`).
 
+    Redirects are followed, at most :data:`MAX_REDIRECTS` of them, each to an ``http(s)://`` URL.
+
     Raises:
-        ImageError: another scheme, an HTTP error status, no answer or not all of it in time, or
-            more data than allowed.
+        ImageError: another scheme (of the URL or of a redirect), too many redirects, an HTTP error
+            status, no answer or not all of it in time, or more data than allowed.
     """
     import urllib.error
     import urllib.request
 
-    if not url.lower().startswith(("http://", "https://")):
-        scheme = url.split("://", 1)[0]
-        raise ImageError(f"{url}: {scheme}:// is not supported; give an http(s):// URL or the path of a local file")
+    _check_scheme(url)
     seconds = float(timeout) if timeout is not None else _env_number(TIMEOUT_ENV, DEFAULT_URL_TIMEOUT)
     limit = int(max_bytes if max_bytes is not None else _env_number(MAX_BYTES_ENV, DEFAULT_MAX_BYTES))
     deadline = time.monotonic() + seconds
@@ -81,7 +130,8 @@ def fetch_url(url: str, *, timeout: float | None = None, max_bytes: int | None =
         f"{url} is larger than the download limit of {limit:,} bytes; download it yourself or raise {MAX_BYTES_ENV}"
     )
     try:
-        with urllib.request.urlopen(request, timeout=seconds) as response:  # noqa: S310 - http(s) only, checked above
+        opener = urllib.request.build_opener(_redirect_handler(url))
+        with opener.open(request, timeout=seconds) as response:  # http(s) only: checked above and on every hop
             length = response.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > limit:
                 raise ImageError(too_big)

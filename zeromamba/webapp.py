@@ -8,11 +8,19 @@ shipped ``shapes-zsl`` model or any model folder, no network.
 
 The page logic is plain functions on a :class:`Predictor` (:func:`classify_for_page`,
 :func:`add_class`, :func:`add_classes_from_csv`); :func:`build_app` wires them into Gradio.
+
+Several visitors are served at once: a :class:`~zeromamba.serving.PredictorPool` of ``workers``
+predictor copies answers classify requests in parallel, each within a time limit, while Gradio's
+queue holds at most ``queue_size`` waiting requests (more are refused at once, "queue is full").
+Uploads reach zeromamba's own code as files (Gradio does not decode them), so a file that is not
+an image, a truncated one or a decompression bomb gets zeromamba's :class:`~zeromamba.errors.ImageError`
+text on the page, and nothing in the server log.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 import numpy as np
@@ -23,22 +31,47 @@ from .attribution import EXPLAIN_METHODS, default_method
 from .classes import load_class_attributes
 from .errors import AttributeMatrixError, ImageError, ZeroMambaError
 from .explain import pretty_name
-from .images import to_rgb
+from .images import load_image, to_rgb
 from .predictor import Predictor
+from .serving import PredictorPool
 
-__all__ = ["add_class", "add_classes_from_csv", "build_app", "classify_for_page", "page_image"]
+__all__ = [
+    "APP_MAX_PIXELS",
+    "DEFAULT_QUEUE_SIZE",
+    "add_class",
+    "add_classes_from_csv",
+    "build_app",
+    "classify_for_page",
+    "page_image",
+]
+
+#: the largest image (in pixels) the page decodes: 40 megapixels, ~120 MB as RGB
+APP_MAX_PIXELS = 40_000_000
+#: requests waiting for a worker, at most (beyond: refused at once)
+DEFAULT_QUEUE_SIZE = 100
 
 #: custom classes on the page: name -> attribute vector (plain lists, so Gradio can keep them in its state)
 CustomClasses = dict[str, list[float]]
 
 
-def page_image(value: Any) -> Image.Image | None:
-    """The RGB image of an upload (a PIL image) or a sketch (Gradio's ``{"composite": ...}``); ``None``
-    for nothing or an empty sketch."""
+def page_image(value: Any, max_pixels: int | None = APP_MAX_PIXELS) -> Image.Image | None:
+    """The RGB image of an upload (the uploaded file's path, or a PIL image) or a sketch (Gradio's
+    ``{"composite": ...}``); ``None`` for nothing or an empty sketch.
+
+    Raises:
+        ImageError: a file that is not an image, truncated or corrupt, or over ``max_pixels``.
+    """
     if isinstance(value, dict):
         value = value.get("composite")
     if value is None:
         return None
+    if isinstance(value, (str, os.PathLike)):
+        if str(value).startswith("data:"):
+            raise ImageError("the image came as a data: URL; upload the image file instead")
+        try:
+            return load_image(value, max_pixels=max_pixels)
+        except ImageError as e:  # named as the visitor knows it, not by the server's upload folder
+            raise ImageError(str(e).replace(os.fspath(value), os.path.basename(value))) from None
     if isinstance(value, np.ndarray):
         value = Image.fromarray(value)
     if not isinstance(value, Image.Image):
@@ -142,13 +175,44 @@ def _describe(custom: CustomClasses, attribute_names: list[str]) -> list[list[st
     return rows
 
 
-def build_app(predictor: Predictor, title: str = "zeromamba", method: str | None = None) -> Any:
-    """The Gradio page for ``predictor`` (``gr.Blocks``; call ``.launch()``)."""
+def _page_error(gr: Any, error: ZeroMambaError) -> Exception:
+    # the visitor's mistake, told on the page: no traceback in the server's log
+    return gr.Error(str(error), print_exception=False)
+
+
+def _upload_as_file(payload: Any) -> str | None:
+    """What the upload component hands the page: the uploaded file's path, not decoded (Gradio's own
+    decoding answers a bad file with its generic error and a traceback in the log)."""
+    if payload is None:
+        return None
+    return str(payload.path) if payload.path else payload.url
+
+
+def build_app(
+    predictor: Predictor,
+    title: str = "zeromamba",
+    method: str | None = None,
+    *,
+    workers: int | None = None,
+    timeout: float | None = None,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+) -> Any:
+    """The Gradio page for ``predictor`` (``gr.Blocks``, its queue set up; call ``.launch()``).
+
+    Args:
+        workers: classify requests served in parallel, each by its own copy of the predictor
+            (``None``: one per core, at most :data:`~zeromamba.serving.MAX_WORKERS`).
+        timeout: seconds a classify request may take, waiting included
+            (``None``: :data:`~zeromamba.serving.DEFAULT_REQUEST_TIMEOUT`).
+        queue_size: requests that may wait for a worker; more are refused at once.
+    """
     import gradio as gr
 
+    pool = PredictorPool(predictor, workers, timeout=timeout)
     attribute_names = list(predictor.attribute_names or [])
     chosen_default = method or default_method(predictor.preprocess["input_size"])
-    with gr.Blocks(title=title) as app:
+    # uploads and answers pile up in Gradio's cache: files older than an hour go, every hour
+    with gr.Blocks(title=title, delete_cache=(3600, 3600)) as app:
         gr.Markdown(
             f"# {title}\nZero-shot classification with ZeroMamba: {predictor.num_classes} classes described by "
             f"{len(attribute_names)} attributes. Upload or draw an image, then press **Classify**."
@@ -158,7 +222,12 @@ def build_app(predictor: Predictor, title: str = "zeromamba", method: str | None
             with gr.Column(scale=1):
                 with gr.Tabs():
                     with gr.Tab("Upload"):
-                        upload = gr.Image(type="pil", sources=["upload", "clipboard"], label="image", elem_id="upload")
+                        upload = gr.Image(
+                            type="filepath", sources=["upload", "clipboard"], label="image", elem_id="upload"
+                        )
+                        # this one component's preprocessing only (a subclass would make Gradio write a
+                        # .pyi stub beside this module): the page reads the file itself
+                        upload.preprocess = _upload_as_file
                     with gr.Tab("Draw"):
                         sketch = gr.Sketchpad(type="pil", label="draw", elem_id="sketch", canvas_size=(320, 320))
                 how = gr.Radio(list(EXPLAIN_METHODS), value=chosen_default, label="heat-map method")
@@ -187,16 +256,21 @@ def build_app(predictor: Predictor, title: str = "zeromamba", method: str | None
         def on_classify(up: Any, drawn: Any, chosen_method: str, state: CustomClasses):
             image = up if up is not None else drawn
             try:
-                page = classify_for_page(predictor, image, state, chosen_method)
+                page = pool.run(classify_for_page, image, state, chosen_method)
             except ZeroMambaError as e:
-                raise gr.Error(str(e)) from None
-            return page["headline"], page["classes"], page["heatmaps"], page["attributes"]
+                raise _page_error(gr, e) from None
+            figure = page["heatmaps"]
+            # Gradio stores an output image under a hash of its bytes, rewriting the file in place: two
+            # visitors getting the same figure at once would share a file one of them sees half-written.
+            # A request id in the PNG's text makes every answer's file its own.
+            figure.info["zeromamba-request"] = uuid.uuid4().hex
+            return page["headline"], page["classes"], figure, page["attributes"]
 
         def on_add(name: str, chosen: list[str], state: CustomClasses):
             try:
                 state = add_class(predictor, state, name, chosen)
             except ZeroMambaError as e:
-                raise gr.Error(str(e)) from None
+                raise _page_error(gr, e) from None
             return state, _describe(state, attribute_names)
 
         def on_csv(file: Any, state: CustomClasses):
@@ -205,10 +279,12 @@ def build_app(predictor: Predictor, title: str = "zeromamba", method: str | None
             try:
                 state = add_classes_from_csv(predictor, state, getattr(file, "name", file))
             except ZeroMambaError as e:
-                raise gr.Error(str(e)) from None
+                raise _page_error(gr, e) from None
             return state, _describe(state, attribute_names)
 
-        run.click(on_classify, [upload, sketch, how, custom], [headline, table, heatmaps, attrs])
-        add.click(on_add, [new_name, ticks, custom], [custom, defined])
-        csv.upload(on_csv, [csv, custom], [custom, defined])
+        run.click(on_classify, [upload, sketch, how, custom], [headline, table, heatmaps, attrs], api_name="classify")
+        add.click(on_add, [new_name, ticks, custom], [custom, defined], api_name="add_class")
+        csv.upload(on_csv, [csv, custom], [custom, defined], api_name="add_classes_from_csv")
+    app.queue(default_concurrency_limit=pool.workers, max_size=queue_size)
+    app.zeromamba_pool = pool  # the app's workers, for whoever serves it (cli/app.py reports them)
     return app

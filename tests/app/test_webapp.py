@@ -74,3 +74,26 @@ def test_visitor_errors_are_clear(predictor, tmp_path) -> None:
     bad.write_text("class,round,red\nx,1,0\n")
     with pytest.raises(AttributeMatrixError):
         add_classes_from_csv(predictor, {}, bad)
+
+
+def test_uploads_arrive_as_files_and_bad_ones_get_zeromamba_errors(predictor, tmp_path) -> None:
+    from zeromamba.webapp import APP_MAX_PIXELS
+
+    good = tmp_path / "upload" / "photo.png"
+    good.parent.mkdir()
+    _image().save(good)
+    page = classify_for_page(predictor, str(good), {}, method="gradient", top_k=2)
+    assert [r[1] for r in page["classes"]] == predictor.classify(good, top_k=2).names
+    notes = tmp_path / "upload" / "notes.png"
+    notes.write_text("not a picture")
+    with pytest.raises(ImageError) as e:  # named as the visitor knows it, not by the server's folder
+        classify_for_page(predictor, str(notes), {})
+    assert str(e.value) == "notes.png is not an image PIL can read; convert it to JPEG or PNG"
+    bomb = tmp_path / "upload" / "bomb.png"
+    Image.new("1", (7000, 7000)).save(bomb)
+    with pytest.raises(
+        ImageError, match=f"^bomb.png has 7000 x 7000 = 49,000,000 pixels, over the pixel limit of {APP_MAX_PIXELS:,}"
+    ):
+        page_image(str(bomb))
+    with pytest.raises(ImageError, match="data: URL; upload the image file instead"):
+        page_image("data:image/png;base64,AAAA")

@@ -14,7 +14,7 @@ from PIL import Image
 
 from zeromamba.errors import ImageError
 from zeromamba.images import load_image
-from zeromamba.sources import fetch_url, is_url
+from zeromamba.sources import MAX_REDIRECTS, fetch_url, is_url
 
 
 def _png() -> bytes:
@@ -53,6 +53,25 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(0.2)
         elif self.path == "/not-an-image.png":
             self._send(b"<html>hello</html>")
+        elif self.path.startswith("/redirect-to?"):  # a 302 to the URL after "?", absolute or relative
+            self.send_response(302)
+            self.send_header("Location", self.path.split("?", 1)[1])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif self.path.startswith("/hop/"):  # /hop/N redirects to /hop/N-1 ... /hop/0 is the image
+            n = int(self.path.rsplit("/", 1)[1])
+            if n == 0:
+                self._send(PNG)
+            else:
+                self.send_response(301 if n % 2 else 307)
+                self.send_header("Location", f"/hop/{n - 1}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+        elif self.path == "/loop":  # redirects to itself forever
+            self.send_response(302)
+            self.send_header("Location", "/loop")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         else:
             self.send_error(404)
 
@@ -100,3 +119,34 @@ def test_url_failures_say_what_happened(server: str, monkeypatch: pytest.MonkeyP
         load_image("file:///etc/hostname")
     with pytest.raises(ImageError, match="cannot fetch"):
         load_image("http://127.0.0.1:9/nothing-listens.png")  # connection refused
+
+
+def test_every_redirect_hop_must_be_http(server: str) -> None:
+    # a 302 to ftp:// (which urllib would follow) and to file:// are refused, naming both URLs
+    for target in ("ftp://127.0.0.1:9/image.png", "file:///etc/hostname"):
+        scheme = target.split(":", 1)[0]
+        with pytest.raises(ImageError) as e:
+            fetch_url(f"{server}/redirect-to?{target}")
+        assert str(e.value) == (
+            f"{server}/redirect-to?{target} redirects to {target}: {scheme}:// is not supported (every redirect "
+            "must stay http(s)://); download the image yourself if you trust it"
+        )
+    # http(s) hops are followed: relative ones, 301 and 307, up to MAX_REDIRECTS of them
+    assert fetch_url(f"{server}/redirect-to?/image.png") == PNG
+    assert fetch_url(f"{server}/hop/{MAX_REDIRECTS}") == PNG
+    assert np.array_equal(np.asarray(load_image(f"{server}/hop/2")), np.asarray(Image.open(io.BytesIO(PNG))))
+
+
+def test_redirects_are_bounded(server: str) -> None:
+    with pytest.raises(
+        ImageError, match=rf"/hop/{MAX_REDIRECTS + 1}: more than {MAX_REDIRECTS} redirects \(the last to"
+    ):
+        fetch_url(f"{server}/hop/{MAX_REDIRECTS + 1}")
+    start = time.perf_counter()
+    with pytest.raises(ImageError) as e:
+        load_image(f"{server}/loop")
+    assert str(e.value) == (
+        f"{server}/loop: more than {MAX_REDIRECTS} redirects (the last to {server}/loop); is it a redirect loop? "
+        "Give the image's final URL"
+    )
+    assert time.perf_counter() - start < 10

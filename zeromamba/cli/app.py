@@ -30,6 +30,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"the page's default heat-map method (default: {EXPLAIN_DEFAULT_RULE})",
     )
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="classify requests served in parallel, each by its own copy of the model (default: one per CPU core, "
+        "at most 4)",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds a request may take, waiting included (default 120)"
+    )
+    p.add_argument(
+        "--queue-size", type=int, default=100, help="requests that may wait; more are refused at once (default 100)"
+    )
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="the largest upload, in MB (default 20)")
     p.set_defaults(func=cmd_app)
 
 
@@ -42,8 +56,31 @@ def cmd_app(args: argparse.Namespace) -> int:
     from ..factory import from_pretrained
     from ..webapp import build_app
 
+    for name, value in (("--queue-size", args.queue_size), ("--max-upload-mb", args.max_upload_mb)):
+        if not value > 0:
+            raise ZeroMambaError(f"{name} must be positive, got {value:g}")
     predictor = from_pretrained(args.model, device=args.device)
-    app = build_app(predictor, title=f"zeromamba: {os.path.basename(os.path.normpath(args.model))}", method=args.method)
-    print(f"zeromamba app: serving {args.model} on http://{args.host}:{args.port}", flush=True)
-    app.launch(server_name=args.host, server_port=args.port, ssr_mode=False, show_error=True, quiet=True)
+    app = build_app(
+        predictor,
+        title=f"zeromamba: {os.path.basename(os.path.normpath(args.model))}",
+        method=args.method,
+        workers=args.workers,
+        timeout=args.timeout,
+        queue_size=args.queue_size,
+    )
+    pool = app.zeromamba_pool
+    print(
+        f"zeromamba app: serving {args.model} on http://{args.host}:{args.port} ({pool.workers} workers x "
+        f"{pool.threads_per_worker} threads, {pool.timeout:g} s per request, queue of {args.queue_size}, uploads up "
+        f"to {args.max_upload_mb:g} MB)",
+        flush=True,
+    )
+    app.launch(
+        server_name=args.host,
+        server_port=args.port,
+        ssr_mode=False,
+        show_error=True,
+        quiet=True,
+        max_file_size=int(args.max_upload_mb * 1_000_000),
+    )
     return 0

@@ -226,12 +226,14 @@ class _Records:
 
 
 def _csv_row(record: dict[str, Any], top_k: int) -> list[Any]:
+    from ..results import spreadsheet_safe
+
     row: list[Any] = [record["image"], record.get("error", ""), record.get("ranked_by", ""), record.get("gamma") or ""]
     predictions = record.get("predictions", [])
     for r in range(top_k):
         p = predictions[r] if r < len(predictions) else {}
         row += [p.get(k, "") for k in ("class", "index", "score", "probability", "calibrated", "seen")]
-    return row
+    return [spreadsheet_safe(cell) for cell in row]  # names and paths from outside: no formulas
 
 
 def _progress(total: int, args: argparse.Namespace) -> Any:
