@@ -86,9 +86,9 @@ def register(subparsers: Any) -> None:
         "classify",
         help="classify images (zero-shot: against the model's classes or your own attribute matrix)",
         description="Classify images with a ZeroMamba model and write the top classes of each image as it is done.",
-        epilog="Exit codes: 0 every image classified; 1 an error, nothing classified; 2 a usage error; "
-        "3 some images could not be read (each is reported on stderr, and as a record with 'error' in "
-        "json/jsonl/csv) and were skipped, the others classified.",
+        epilog="Exit codes: 0 every image classified; 1 an error stopped the command (one line on stderr); "
+        "2 a usage error; 3 one or more images could not be read (each is reported on stderr, and as a record "
+        "with 'error' in json/jsonl/csv) and were skipped, the others (if any) classified.",
     )
     p.add_argument(
         "images",
@@ -299,8 +299,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
         result["counts"] = _run_classify(args, predictor, sources, sys.stdout)
     done, skipped = result["counts"]
     if skipped:
-        _note(f"{skipped} of {len(sources)} images could not be read and were skipped (listed above)")
-        return EXIT_SKIPPED if done else 1
+        # 3 whether or not some images were classified: the images were the trouble, not the command
+        if done:
+            _note(f"{skipped} of {len(sources)} images could not be read and were skipped (listed above)")
+        else:
+            _note(f"none of the {len(sources)} images could be read (listed above); nothing was classified")
+        return EXIT_SKIPPED
     if args.output and not args.quiet:
         _note(f"wrote {done} results to {args.output}")
     return 0
