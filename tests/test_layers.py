@@ -21,6 +21,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "architectures",
         "pretrained_variant",
         "zoo",
+        "network_failure",
         "hubcheck",
         "sources",
         "scoring",
