@@ -198,7 +198,8 @@ class _Records:
         if self.csv is not None:
             fields = ["class", "index", "score", "probability", "calibrated", "seen"]
             self.csv.writerow(
-                ["image", "error", "ranked_by", "gamma"] + [f"{f}_{r}" for r in range(1, top_k + 1) for f in fields]
+                ["image", "error", "ranked_by", "gamma", "low_confidence", "confidence_note"]
+                + [f"{f}_{r}" for r in range(1, top_k + 1) for f in fields]
             )
         elif fmt == "json":
             stream.write("[")
@@ -227,6 +228,7 @@ class _Records:
 
 def _csv_row(record: dict[str, Any], top_k: int) -> list[Any]:
     row: list[Any] = [record["image"], record.get("error", ""), record.get("ranked_by", ""), record.get("gamma") or ""]
+    row += [record["low_confidence"] if "low_confidence" in record else "", record.get("confidence_note", "")]
     predictions = record.get("predictions", [])
     for r in range(top_k):
         p = predictions[r] if r < len(predictions) else {}
@@ -241,13 +243,13 @@ def _progress(total: int, args: argparse.Namespace) -> Any:
     return tqdm(total=total, file=sys.stderr, unit="img", desc="classify", disable=not show, dynamic_ncols=True)
 
 
-def _run_classify(args: argparse.Namespace, predictor: Any, sources: list[str], out: IO[str]) -> tuple[int, int]:
-    """Classify ``sources`` writing records to ``out``; returns ``(classified, skipped)``."""
+def _run_classify(args: argparse.Namespace, predictor: Any, sources: list[str], out: IO[str]) -> tuple[int, int, int]:
+    """Classify ``sources`` writing records to ``out``; returns ``(classified, skipped, low confidence)``."""
     from ..results import ImageFailure
 
     records = _Records(args.format, out, args.top_k)
     workers = default_workers() if args.workers is None else args.workers
-    done = skipped = 0
+    done = skipped = unsure = 0
     with _progress(len(sources), args) as bar:
         stream = predictor.classify_iter(
             sources,
@@ -270,10 +272,11 @@ def _run_classify(args: argparse.Namespace, predictor: Any, sources: list[str], 
                     print(f"zeromamba: skipped {item.source}: {item.reason}", file=sys.stderr, flush=True)
                 else:
                     done += 1
+                    unsure += item.low_confidence
                 records.write(item)
             bar.update(1)
     records.close()
-    return done, skipped
+    return done, skipped, unsure
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -284,7 +287,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         args.format = "json"
     sources = find_images(args.images)
     predictor = _load(args)
-    result: dict[str, tuple[int, int]] = {}
+    result: dict[str, tuple[int, int, int]] = {}
     if args.output:
 
         def write(tmp: Any) -> None:
@@ -297,7 +300,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
             raise ZeroMambaError(f"cannot write {args.output}: {e.strerror or e}") from None
     else:
         result["counts"] = _run_classify(args, predictor, sources, sys.stdout)
-    done, skipped = result["counts"]
+    done, skipped, unsure = result["counts"]
+    if unsure and not args.quiet:
+        _note(
+            f"{unsure} of {done} answers are low confidence (marked LOW CONFIDENCE / low_confidence: near chance "
+            "or ambiguous; see the README)"
+        )
     if skipped:
         # 3 whether or not some images were classified: the images were the trouble, not the command
         if done:
