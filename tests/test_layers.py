@@ -25,6 +25,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "hubcheck",
         "sources",
         "scoring",
+        "confidence",
         "classes",
         "runtime",
         "letterbox",
