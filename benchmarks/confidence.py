@@ -10,10 +10,12 @@ the second class in the ranking value (against 0.05), and whether ``classify`` f
 * small objects: the test drawings pasted at their size onto a canvas 2.5-4 x larger (radius
   0.06-0.16 of the shorter side; training: 0.2-0.36 of the longer side), which the model mostly
   gets wrong;
+* the issue's photo: a blue (and a grey) circle 2000 px wide on 6000 x 4000;
 * objects in colours the model does not know (grey, black, purple, orange, brown, pink, cyan,
   white on grey): every answer is wrong, the flag should fire.
 
-For every set: accuracy among flagged and unflagged answers, and the share flagged; for the rule's
+For every set: accuracy among flagged and unflagged answers, and the share flagged, with the
+shipped preprocessing and without its object framing (``object_extent``, :mod:`zeromamba.framing`); for the rule's
 thresholds on a grid, the same on ``shapes:<seed>`` (to show why the defaults were chosen). Prints
 JSON (``--out`` also writes it)::
 
@@ -129,13 +131,27 @@ def main() -> None:
     chance_bar = near_chance_threshold(len(names))
     rule = {"near_chance_below": chance_bar, "min_margin": MIN_MARGIN}
 
+    # the same model without the object framing (zeromamba.framing), as shipped before issue 20
+    unframed = zeromamba.Predictor(
+        predictor.model,
+        class_attributes=predictor.class_attributes,
+        class_names=names,
+        seen=predictor.seen,
+        gamma=predictor.gamma,
+        preprocess={**predictor.preprocess, "object_extent": None},
+    )
+
     def evaluate_set(images: list[Any], truth: list[str] | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         sig = signals_of(predictor, images)
+        before = signals_of(unframed, images)
         flagged = sig["flagged"]
         # the flag is classify's own; recomputed from its two numbers it must agree
         assert np.array_equal(flagged, (sig["probability"] < chance_bar) | (sig["margin"] < MIN_MARGIN))
         correct = None if truth is None else np.array([names[i] == t for i, t in zip(sig["top"], truth)])
         res = summary(correct, flagged)
+        if truth is not None:
+            res["accuracy_without_framing"] = float(np.mean([names[i] == t for i, t in zip(before["top"], truth)]))
+        res["flagged_share_without_framing"] = float(before["flagged"].mean())
         res["near_chance_only"] = summary(correct, sig["probability"] < chance_bar)
         res["ambiguous_only"] = summary(correct, sig["margin"] < MIN_MARGIN)
         res["probability_quantiles_5_25_50"] = [float(q) for q in np.quantile(sig["probability"], [0.05, 0.25, 0.5])]
@@ -168,6 +184,13 @@ def main() -> None:
     report["sets"]["other_colours"]["named_as"] = {
         c: sorted({names[t] for t in other["top"][i :: len(OTHER_COLOURS)]}) for i, c in enumerate(OTHER_COLOURS)
     }
+    photos = []
+    for colour in ("blue", "grey"):
+        photo = Image.new("RGB", (6000, 4000), "white")
+        ImageDraw.Draw(photo).ellipse((2000, 1000, 4000, 3000), fill=colour)
+        photos.append(photo)
+    for name, model in (("framed", predictor), ("without_framing", unframed)):
+        report.setdefault("issue_photo", {})[name] = [r.to_record() for r in model.classify(photos, top_k=2)]
     report["seconds"] = round(time.perf_counter() - t0, 1)
     text = json.dumps(report, indent=1)
     print(text)
