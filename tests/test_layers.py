@@ -29,6 +29,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "classes",
         "runtime",
         "letterbox",
+        "framing",
     ),
     "ops": ("ops",),
     "models": ("models", "attribution"),
