@@ -27,6 +27,27 @@ def test_the_readme_marks_its_examples() -> None:
     assert any("from_pretrained" in b for b in blocks) and any("timm.create_model" in b for b in blocks)
 
 
+def _quick_start_commands() -> list[str]:
+    """The command lines of the README's Quick start block (comments left out)."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Quick start\n.*?```bash\n(.*?)```", text, re.S)
+    assert block is not None
+    return [line for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_ci_runs_the_readme_test_commands_as_written() -> None:
+    commands = _quick_start_commands()
+    install = next(c for c in commands if '".[test]"' in c)
+    runs = [c for c in commands if c.startswith("python -m pytest")]
+    assert runs == ['python -m pytest -q -m "not slow"', "python -m pytest -q"]  # the fast run, the full one
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert install in ci and runs[1] in ci  # verbatim, as whole lines
+    assert ci.index(install) < ci.index(runs[1])
+    # the README says what CI adds and what a plain run skips
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "ZEROMAMBA_REQUIRE_BROWSER=1" in text and "skipped" in text and "test_app_browser.py" in text
+
+
 @pytest.mark.slow
 def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from zeromamba.data.shapes import SHAPES_ATTRIBUTES

@@ -18,15 +18,20 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import ConfigError, ModelNotAvailableError, UnknownModelError, ZeroMambaError
+from .network_failure import TIMEOUT, classify_failure, describe_failure
 from .version import __version__
 from .zoo import PretrainedVariant, convert_instructions, get_variant, list_pretrained
 
 __all__ = [
     "REPO_ID",
     "DEFAULT_TIMEOUT",
+    "HubUnreachable",
     "TIMEOUT_ENV",
     "hub_error",
     "hub_timeout",
@@ -131,6 +136,15 @@ def hub_error(
     return ModelNotAvailableError(f"cannot download {filename} of {repo_id!r} (revision {rev!r}): {e}")
 
 
+@dataclass(frozen=True)
+class HubUnreachable:
+    """The Hub could not be asked: the HTTP client's ``error`` and how long the attempt took."""
+
+    error: Exception
+    elapsed: float
+    timeout: float
+
+
 def probe(
     repo_id: str,
     filename: str,
@@ -139,11 +153,11 @@ def probe(
     token: str | bool | None = None,
     timeout: float | None = None,
     variant: PretrainedVariant | None = None,
-) -> Exception | None:
+) -> HubUnreachable | None:
     """Ask the Hub once, within ``timeout`` seconds, for ``filename`` of ``repo_id`` (no retries).
 
-    Returns ``None`` when it is there, or the connection error when the Hub did not answer in time
-    (see :func:`unreachable_error`).
+    Returns ``None`` when it is there, or what went wrong when the Hub could not be asked (no
+    name resolution, refused, no route, timed out; see :func:`unreachable_error`).
 
     Raises:
         ModelNotAvailableError: the Hub answered that the repository, revision or file does not exist.
@@ -153,6 +167,7 @@ def probe(
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
     seconds = hub_timeout(timeout)
+    start = time.perf_counter()
     try:
         url = hf_hub_url(repo_id, filename, revision=revision)
         get_hf_file_metadata(url, token=token, timeout=seconds, library_name="zeromamba", library_version=__version__)
@@ -161,20 +176,26 @@ def probe(
     except HfHubHTTPError as e:
         raise hub_error(e, repo_id, revision, filename, variant) from None
     except Exception as e:  # noqa: BLE001 - the HTTP client's connection and timeout errors differ by version
-        return e
+        return HubUnreachable(e, time.perf_counter() - start, seconds)
     return None
 
 
 def unreachable_error(
-    failure: Exception, repo_id: str, timeout: float | None, variant: PretrainedVariant | None
+    failure: HubUnreachable, repo_id: str, timeout: float | None, variant: PretrainedVariant | None
 ) -> ModelNotAvailableError:
-    """The error for a Hub that did not answer (``failure`` from :func:`probe`) with nothing cached."""
+    """The error for a Hub that could not be asked (``failure`` from :func:`probe`) with nothing
+    cached: what happened (the name did not resolve, refused, no route, timed out) and after how long."""
     from huggingface_hub import constants
 
+    host = urlsplit(constants.ENDPOINT).netloc or constants.ENDPOINT
+    what = describe_failure(failure.error, host, failure.elapsed, failure.timeout)
+    if classify_failure(failure.error) == TIMEOUT:
+        fix = f"Connect to the network, wait longer (timeout=SECONDS or {TIMEOUT_ENV}=SECONDS), or"
+    else:  # waiting longer would not help
+        fix = "Connect to the network (or check HF_ENDPOINT and the proxy settings), or"
     return ModelNotAvailableError(
-        f"the Hub ({constants.ENDPOINT}) did not answer within {hub_timeout(timeout):g} s for {repo_id!r} "
-        f"({type(failure).__name__}), and it is not in the local cache. Connect to the network, wait longer "
-        f"(timeout=SECONDS or {TIMEOUT_ENV}=SECONDS), or: {convert_instructions(variant)}"
+        f"cannot reach the Hub ({constants.ENDPOINT}) for {repo_id!r}: {what}; and it is not in the local cache. "
+        f"{fix}: {convert_instructions(variant)}"
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .confidence import confidence_note
 from .errors import AttributeMatrixError, ConfigError
 from .results import ClassificationResult
 from .scoring import calibrated_stacking
@@ -46,10 +47,22 @@ def rank_classes(
         ranking = calibrated
     k = scores.shape[-1] if top_k is None else min(int(top_k), scores.shape[-1])
     # a stable sort so ties rank by class index, the same in every call
-    order = torch.argsort(ranking, dim=-1, descending=True, stable=True)[:, :k]
+    full_order = torch.argsort(ranking, dim=-1, descending=True, stable=True)
+    order = full_order[:, :k]
+    # the confidence rule compares the first two in probability units (the calibrated value, or the probability)
+    values = calibrated if calibrated is not None else probs
     results = []
     for b, src in enumerate(sources):
         idx = order[b].tolist()
+        first = int(full_order[b, 0])
+        second = int(full_order[b, 1]) if full_order.shape[1] > 1 else None
+        note = confidence_note(
+            float(probs[b, first]),
+            float(values[b, first]),
+            None if second is None else float(values[b, second]),
+            scores.shape[-1],
+            "" if second is None else classes.names[second],
+        )
         results.append(
             ClassificationResult(
                 indices=idx,
@@ -61,6 +74,8 @@ def rank_classes(
                 gamma=classes.gamma,
                 num_classes=classes.num_classes,
                 source=src,
+                low_confidence=bool(note),
+                confidence_note=note,
             )
         )
     return results

@@ -70,6 +70,10 @@ class ClassificationResult:
         gamma: the calibration gamma that was applied, or ``None`` when none was.
         num_classes: how many classes were candidates.
         source: which image this is (its path, or ``image <i>``).
+        low_confidence: the answer should not be trusted: its probability is near chance (the
+            image fits none of the classes well) or it leads the second class by a hair
+            (the rule: :mod:`zeromamba.confidence`).
+        confidence_note: why it is low confidence (``""`` when it is not).
     """
 
     indices: list[int]
@@ -81,6 +85,8 @@ class ClassificationResult:
     gamma: float | None = None
     num_classes: int = 0
     source: str = ""
+    low_confidence: bool = False
+    confidence_note: str = ""
 
     @property
     def top_k(self) -> int:
@@ -124,6 +130,7 @@ class ClassificationResult:
         classify --format json/jsonl`` writes)::
 
             {"image": "a.jpg", "ranked_by": "calibrated", "gamma": 0.3, "num_classes": 200,
+             "low_confidence": false, "confidence_note": "",
              "predictions": [{"rank": 1, "class": "...", "index": 3, "score": 5.7,
                               "probability": 0.61, "calibrated": 0.61, "seen": false}, ...]}
         """
@@ -146,6 +153,8 @@ class ClassificationResult:
             "ranked_by": self.ranked_by,
             "gamma": self.gamma,
             "num_classes": self.num_classes,
+            "low_confidence": self.low_confidence,
+            "confidence_note": self.confidence_note,
             "predictions": predictions,
         }
 
@@ -166,6 +175,8 @@ class ClassificationResult:
             mode = "ranked by score, uncalibrated"
             columns = [("score", self.scores, _fmt), ("prob", self.probabilities, _prob)]
         head = f"{self.source or 'image'}  ({self.num_classes} classes, {mode})"
+        if self.low_confidence:
+            head += "  [LOW CONFIDENCE]"
         header = ["rank", "class", "index", *(c[0] for c in columns)]
         align = "><>" + ">" * len(columns)
         if self.seen is not None:
@@ -177,7 +188,10 @@ class ClassificationResult:
             if self.seen is not None:
                 row.append("seen" if self.seen[r] else "unseen")
             rows.append(row)
-        return "\n".join([head, *format_table(header, rows, align)])
+        lines = [head, *format_table(header, rows, align)]
+        if self.low_confidence:
+            lines.append(f"low confidence: {self.confidence_note}")
+        return "\n".join(lines)
 
 
 @dataclass

@@ -94,6 +94,43 @@ def test_a_folder_in_every_format_with_an_unreadable_image(saved, cli, tmp_path:
     assert [d["image"] for d in data] == good_images(images)[:2] and len(data[0]["predictions"]) == 2
 
 
+def test_every_image_unreadable_exits_3_as_the_readme_says(saved, cli, tmp_path: Path) -> None:
+    _, model, images = saved
+    missing, broken = tmp_path / "nope.png", images / "trip" / "broken.png"
+    for fmt in ("table", "jsonl"):
+        out = cli("classify", missing, broken, "--model", model, "--format", fmt)
+        assert out.returncode == 3, out.stderr
+        assert f"skipped {missing}: image file not found" in out.stderr and f"skipped {broken}: " in out.stderr
+        assert "none of the 2 images could be read" in out.stderr and "Traceback" not in out.stderr
+    assert [json.loads(line)["image"] for line in out.stdout.splitlines()] == [str(missing), str(broken)]
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "exit code is **3**" in readme and "whether or not" in readme
+
+
+def _circle(path: Path, colour: str) -> Path:
+    """A circle of radius 0.2 of the canvas's longer side on white (the shipped model's range)."""
+    from PIL import ImageDraw
+
+    image = Image.new("RGB", (600, 400), "white")
+    ImageDraw.Draw(image).ellipse([180, 80, 420, 320], fill=colour)
+    image.save(path)
+    return path
+
+
+def test_the_command_line_marks_low_confidence(cli, tmp_path: Path) -> None:
+    grey, clear = _circle(tmp_path / "grey.png", "grey"), _circle(tmp_path / "clear.png", "blue")
+    out = cli("classify", grey, clear, "--model", "shapes-zsl", "--top-k", "2")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("[LOW CONFIDENCE]") == 1 and "low confidence: near chance" in out.stdout
+    assert "1 of 2 answers are low confidence" in out.stderr
+    out = cli("classify", grey, clear, "--model", "shapes-zsl", "--format", "csv", "--top-k", "1", "-q")
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert [r["low_confidence"] for r in rows] == ["True", "False"]
+    assert rows[0]["confidence_note"].startswith("near chance") and rows[1]["confidence_note"] == ""
+    out = cli("classify", grey, "--model", "shapes-zsl", "--format", "jsonl", "-q")
+    assert json.loads(out.stdout)["low_confidence"] is True and out.stderr == ""
+
+
 def test_the_table_labels_what_ranks_and_classes_from_a_csv(saved, cli, tmp_path: Path) -> None:
     _, model, images = saved
     csv_path = tmp_path / "animals.csv"

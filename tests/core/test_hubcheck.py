@@ -141,16 +141,98 @@ def test_a_hub_that_does_not_answer_fails_within_the_timeout(
     ):
         monkeypatch.setenv(hubcheck.TIMEOUT_ENV, "1")
         start = time.perf_counter()
-        with pytest.raises(ModelNotAvailableError, match=r"did not answer within 1 s .*ZEROMAMBA_HUB_TIMEOUT"):
+        with pytest.raises(
+            ModelNotAvailableError, match=r"did not answer within the timeout of 1 s .*ZEROMAMBA_HUB_TIMEOUT"
+        ):
             call()
         assert time.perf_counter() - start < budget
     # timm's route to a zoo variant that may exist there (another namespace) gets the same limit
     monkeypatch.setenv(zoo.NAMESPACE_ENV, "my-org")
     start = time.perf_counter()
-    with pytest.raises(ModelNotAvailableError, match="did not answer within 1 s") as e:
+    with pytest.raises(ModelNotAvailableError, match="did not answer within the timeout of 1 s") as e:
         timm.create_model("zeromamba_small.cub_gzsl", pretrained=True)
     assert time.perf_counter() - start < 4.0 and "my-org/zeromamba-small-cub-gzsl" in str(e.value)
     assert "zeromamba convert CUB_bestGZSL.pth" in str(e.value)
+
+
+def _point_hub_at(monkeypatch: pytest.MonkeyPatch, endpoint: str, cache: Path) -> None:
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+
+
+def _unreachable(seconds: float, **kwargs: object) -> str:
+    start = time.perf_counter()
+    with pytest.raises(ModelNotAvailableError) as e:
+        zeromamba.from_pretrained("someone/some-repo", **kwargs)
+    assert time.perf_counter() - start < seconds
+    return str(e.value)
+
+
+def test_a_refused_connection_says_refused_not_timed_out(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    closed = socket.socket()  # a port on loopback that nothing listens on
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    _point_hub_at(monkeypatch, f"http://127.0.0.1:{port}", tmp_path / "cache")
+    message = _unreachable(8.0, timeout=5)
+    assert f"127.0.0.1:{port} refused the connection" in message
+    assert "after 0." in message or "after 1." in message  # at once, not after the 5 s timeout
+    assert "did not answer" not in message and "wait longer" not in message and "5 s" not in message
+
+
+def test_a_name_that_does_not_resolve_says_dns(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # .invalid never resolves (RFC 6761): with or without a network, with or without a name server
+    # (then the resolver's own failure, EAI_AGAIN, is a resolution failure too)
+    _point_hub_at(monkeypatch, "http://zeromamba-test.invalid", tmp_path / "cache")
+    message = _unreachable(30.0, timeout=2)
+    assert "the name zeromamba-test.invalid could not be resolved (DNS" in message
+    assert "did not answer" not in message and "wait longer" not in message
+
+
+def test_a_silent_server_says_timed_out_after_the_timeout(
+    silent_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _point_hub_at(monkeypatch, silent_server, tmp_path / "cache")
+    message = _unreachable(5.0, timeout=1.5)
+    host = silent_server.removeprefix("http://")
+    assert f"{host} did not answer within the timeout of 1.5 s (waited 1." in message and "wait longer" in message
+
+
+def test_failures_are_named_from_the_cause_in_the_exception_chain() -> None:
+    # what the OS says, wrapped as HTTP clients wrap it (raise ... from ..., or raised while handling)
+    def wrapped(cause: BaseException) -> BaseException:
+        try:
+            try:
+                raise cause
+            except OSError as inner:
+                raise RuntimeError("connection failed") from inner
+        except RuntimeError as outer:
+            try:
+                raise ValueError("the client's own error")
+            except ValueError as client:
+                assert client.__context__ is outer
+                return client
+
+    import errno
+
+    from zeromamba.network_failure import DNS, NO_ROUTE, OTHER, REFUSED, TIMEOUT, classify_failure
+
+    assert classify_failure(wrapped(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))) == DNS
+    assert classify_failure(wrapped(socket.gaierror(socket.EAI_AGAIN, "Temporary failure"))) == DNS
+    assert classify_failure(wrapped(ConnectionRefusedError(errno.ECONNREFUSED, "refused"))) == REFUSED
+    assert classify_failure(wrapped(OSError(errno.ENETUNREACH, "Network is unreachable"))) == NO_ROUTE
+    assert classify_failure(wrapped(OSError(errno.EHOSTUNREACH, "No route to host"))) == NO_ROUTE
+    assert classify_failure(wrapped(TimeoutError("timed out"))) == TIMEOUT
+    assert classify_failure(wrapped(OSError(errno.EACCES, "Permission denied"))) == OTHER
+    # a client that kept only the text (no OS error in the chain)
+    assert (
+        classify_failure(
+            RuntimeError("Failed to resolve 'huggingface.co' ([Errno -3] Temporary failure in name resolution)")
+        )
+        == DNS
+    )
 
 
 def test_timeout_values() -> None:

@@ -40,13 +40,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 #: command-group modules of this package, in the order their commands appear in --help
 COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(module for module, _ in COMMANDS.values()))
 
-#: some images could not be read and were skipped; the others were classified
+#: one or more images could not be read and were skipped (all of them, or some: the others were classified)
 EXIT_SKIPPED = 3
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "an error (one line on stderr saying what to do; --debug shows the traceback)",
     2: "a usage error (unknown command or option)",
-    EXIT_SKIPPED: "classify: some images could not be read and were skipped (each reported), the others classified",
+    EXIT_SKIPPED: "classify: one or more images could not be read and were skipped (each reported), the others "
+    "(if any) classified",
     130: "interrupted (Ctrl-C)",
 }
 

@@ -86,9 +86,9 @@ def register(subparsers: Any) -> None:
         "classify",
         help="classify images (zero-shot: against the model's classes or your own attribute matrix)",
         description="Classify images with a ZeroMamba model and write the top classes of each image as it is done.",
-        epilog="Exit codes: 0 every image classified; 1 an error, nothing classified; 2 a usage error; "
-        "3 some images could not be read (each is reported on stderr, and as a record with 'error' in "
-        "json/jsonl/csv) and were skipped, the others classified.",
+        epilog="Exit codes: 0 every image classified; 1 an error stopped the command (one line on stderr); "
+        "2 a usage error; 3 one or more images could not be read (each is reported on stderr, and as a record "
+        "with 'error' in json/jsonl/csv) and were skipped, the others (if any) classified.",
     )
     p.add_argument(
         "images",
@@ -198,7 +198,8 @@ class _Records:
         if self.csv is not None:
             fields = ["class", "index", "score", "probability", "calibrated", "seen"]
             self.csv.writerow(
-                ["image", "error", "ranked_by", "gamma"] + [f"{f}_{r}" for r in range(1, top_k + 1) for f in fields]
+                ["image", "error", "ranked_by", "gamma", "low_confidence", "confidence_note"]
+                + [f"{f}_{r}" for r in range(1, top_k + 1) for f in fields]
             )
         elif fmt == "json":
             stream.write("[")
@@ -229,6 +230,7 @@ def _csv_row(record: dict[str, Any], top_k: int) -> list[Any]:
     from ..results import spreadsheet_safe
 
     row: list[Any] = [record["image"], record.get("error", ""), record.get("ranked_by", ""), record.get("gamma") or ""]
+    row += [record["low_confidence"] if "low_confidence" in record else "", record.get("confidence_note", "")]
     predictions = record.get("predictions", [])
     for r in range(top_k):
         p = predictions[r] if r < len(predictions) else {}
@@ -243,13 +245,13 @@ def _progress(total: int, args: argparse.Namespace) -> Any:
     return tqdm(total=total, file=sys.stderr, unit="img", desc="classify", disable=not show, dynamic_ncols=True)
 
 
-def _run_classify(args: argparse.Namespace, predictor: Any, sources: list[str], out: IO[str]) -> tuple[int, int]:
-    """Classify ``sources`` writing records to ``out``; returns ``(classified, skipped)``."""
+def _run_classify(args: argparse.Namespace, predictor: Any, sources: list[str], out: IO[str]) -> tuple[int, int, int]:
+    """Classify ``sources`` writing records to ``out``; returns ``(classified, skipped, low confidence)``."""
     from ..results import ImageFailure
 
     records = _Records(args.format, out, args.top_k)
     workers = default_workers() if args.workers is None else args.workers
-    done = skipped = 0
+    done = skipped = unsure = 0
     with _progress(len(sources), args) as bar:
         stream = predictor.classify_iter(
             sources,
@@ -272,10 +274,11 @@ def _run_classify(args: argparse.Namespace, predictor: Any, sources: list[str], 
                     print(f"zeromamba: skipped {item.source}: {item.reason}", file=sys.stderr, flush=True)
                 else:
                     done += 1
+                    unsure += item.low_confidence
                 records.write(item)
             bar.update(1)
     records.close()
-    return done, skipped
+    return done, skipped, unsure
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -286,7 +289,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         args.format = "json"
     sources = find_images(args.images)
     predictor = _load(args)
-    result: dict[str, tuple[int, int]] = {}
+    result: dict[str, tuple[int, int, int]] = {}
     if args.output:
 
         def write(tmp: Any) -> None:
@@ -299,10 +302,19 @@ def cmd_classify(args: argparse.Namespace) -> int:
             raise ZeroMambaError(f"cannot write {args.output}: {e.strerror or e}") from None
     else:
         result["counts"] = _run_classify(args, predictor, sources, sys.stdout)
-    done, skipped = result["counts"]
+    done, skipped, unsure = result["counts"]
+    if unsure and not args.quiet:
+        _note(
+            f"{unsure} of {done} answers are low confidence (marked LOW CONFIDENCE / low_confidence: near chance "
+            "or ambiguous; see the README)"
+        )
     if skipped:
-        _note(f"{skipped} of {len(sources)} images could not be read and were skipped (listed above)")
-        return EXIT_SKIPPED if done else 1
+        # 3 whether or not some images were classified: the images were the trouble, not the command
+        if done:
+            _note(f"{skipped} of {len(sources)} images could not be read and were skipped (listed above)")
+        else:
+            _note(f"none of the {len(sources)} images could be read (listed above); nothing was classified")
+        return EXIT_SKIPPED
     if args.output and not args.quiet:
         _note(f"wrote {done} results to {args.output}")
     return 0

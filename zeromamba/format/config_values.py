@@ -118,6 +118,9 @@ def check_config_values(cfg: Mapping[str, Any], where: str) -> None:
     seen = cfg.get("seen_classes")
     if seen is not None and (not isinstance(seen, list) or not all(_is_int(i) for i in seen)):
         raise ConfigError(f"{where}: config.json's seen_classes must be a list of class indices (integers)")
+    extent = cfg.get("object_extent")
+    if extent is not None and (not isinstance(extent, list) or len(extent) != 2 or not all(map(_is_number, extent))):
+        raise ConfigError(f"{where}: config.json's object_extent must be [smallest, target], got {extent!r}")
     if cfg.get("class_attributes"):
         _check_class_attributes(cfg["class_attributes"], where)
     _check_input_size(cfg.get("pretrained_cfg") or {}, where)

@@ -41,7 +41,10 @@ class LoadedModel:
     def preprocess(self) -> dict[str, Any]:
         """The saved preprocessing (``input_size``, ``mean``, ``std``, ...), as tuples."""
         pc = self.config.get("pretrained_cfg", {})
-        return {k: tuple(pc[k]) if isinstance(pc[k], list) else pc[k] for k in PREPROCESS_KEYS if k in pc}
+        out = {k: tuple(pc[k]) if isinstance(pc[k], list) else pc[k] for k in PREPROCESS_KEYS if k in pc}
+        if self.config.get("object_extent") is not None:  # object framing (zeromamba.framing)
+            out["object_extent"] = tuple(self.config["object_extent"])
+        return out
 
     @property
     def seen(self) -> torch.Tensor | None:

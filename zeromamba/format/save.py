@@ -273,6 +273,9 @@ def save_pretrained(
         "task": variant.task if variant is not None else ("zsl" if is_zsl else "imagenet"),
         "dataset": dataset or (variant.dataset if variant is not None else None),
     }
+    framing = (pick(preprocess, "preprocess") or {}).get("object_extent")
+    if framing is not None:  # zeromamba's own (zeromamba.framing): beside timm's pretrained_cfg, not in it
+        config["object_extent"] = [float(v) for v in framing]
     matrix = None
     class_names = pick(class_names, "class_names")
     if is_zsl:
