@@ -18,6 +18,7 @@ __all__ = [
     "AttributeMatrixError",
     "DataError",
     "TrainingError",
+    "ExportError",
 ]
 
 
@@ -65,3 +66,8 @@ class AttributeMatrixError(DataError):
 
 class TrainingError(ZeroMambaError, RuntimeError):
     """Training cannot continue (e.g. a NaN or inf loss); the last good checkpoint is kept."""
+
+
+class ExportError(ZeroMambaError, RuntimeError):
+    """A model that cannot be exported to the requested format (an unsupported model or format, a
+    missing ``export`` extra, or an exported graph that does not reproduce the model)."""
