@@ -235,7 +235,9 @@ def _runner(format: str, file: Path) -> Any:
     return run
 
 
-def _verify(format: str, file: Path, source: nn.Module, graph: PredictorGraph, size: tuple[int, ...]) -> dict[str, float]:
+def _verify(
+    format: str, file: Path, source: nn.Module, graph: PredictorGraph, size: tuple[int, ...]
+) -> dict[str, float]:
     """The written file against the model's own eager path (its usual scan backend) on random images."""
     reference = graph_copy(source)
     reference.set_scan_backend("auto")  # what the predictor runs: the fused CPU kernel where it applies

@@ -17,10 +17,11 @@
 * ``"chunked"`` -- graph-friendly ops only (flips, matmuls, ``cumsum``, ``exp``), any ``d_state``,
   differentiable (:mod:`zeromamba.ops.chunked_scan`): what ONNX / TorchScript / ``torch.export``
   graphs and ``torch.compile`` get.
-* ``"auto"`` -- while ``torch.compile`` / ``torch.export`` / ``torch.jit.trace`` / the ONNX exporter
-  traces the model: ``"chunked"``; otherwise on CUDA: ``"mamba"`` when mamba-ssm imports, else ``"triton"`` with ``d_state == 1``
-  when its self-check passes (the gradient self-check too when training); on CPU: ``"fused_cpu"``
-  for inference with ``d_state == 1`` when the kernel builds; otherwise ``"torch"``.
+* ``"auto"`` -- while ``torch.compile`` / ``torch.export`` / ``torch.jit.trace`` / the ONNX
+  exporter traces the model: ``"chunked"``; otherwise on CUDA: ``"mamba"`` when mamba-ssm imports,
+  else ``"triton"`` with ``d_state == 1`` when its self-check passes (the gradient self-check too
+  when training); on CPU: ``"fused_cpu"`` for inference with ``d_state == 1`` when the kernel
+  builds; otherwise ``"torch"``.
 """
 
 from __future__ import annotations
