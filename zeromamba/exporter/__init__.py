@@ -105,7 +105,10 @@ def export(
         preprocess = resolve_preprocess(getattr(model_or_predictor, "pretrained_cfg", None))
         source = model_or_predictor
     else:
-        raise ExportError(f"export takes a Predictor or a zeromamba model, got {type(model_or_predictor).__name__}")
+        raise ExportError(
+            f"export takes a Predictor or a zeromamba model, got {type(model_or_predictor).__name__}; for a model "
+            "name, load it first: zeromamba.export(zeromamba.from_pretrained(name), path)"
+        )
     if input_size is not None:
         height, width = (int(s) for s in input_size)
         if height < 1 or width < 1:
