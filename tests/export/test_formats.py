@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 
 import zeromamba
 from zeromamba.exporter import TOLERANCE
-from zeromamba.models import VMamba
+from zeromamba.models import VMamba, ZeroMambaVim
+from zeromamba.predictor import Predictor
 
 from ..helpers import TINY, fixtures_root, scaled_error
 
@@ -71,3 +72,20 @@ def test_vim_exports_exactly(tmp_path: Path) -> None:
         with torch.inference_mode():
             assert scaled_error(got, model(batch)) < TOLERANCE
     assert scaled_error(torch.from_numpy(session.run(None, {"images": x.numpy()})[0]), expected["input0.logits"]) < 1e-4
+
+
+@pytest.mark.slow
+def test_zeromamba_on_vim_exports_its_predictor(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = ZeroMambaVim(
+        num_attributes=5, semantic_dim=8, img_size=(48, 32), embed_dim=32, depth=2, fusion_hidden=16
+    ).eval()
+    classes = torch.rand(4, 5)
+    predictor = Predictor(model, class_attributes=classes, seen=[0, 1], gamma=0.2, preprocess={"input_size": (48, 32)})
+    result = zeromamba.export(predictor, tmp_path)
+    assert result.output_names == ["attributes", "class_scores", "calibrated_scores"]
+    session = ort.InferenceSession(str(result.model_file), providers=["CPUExecutionProvider"])
+    x = torch.randn(2, 3, 48, 32)
+    got = session.run(None, {"images": x.numpy()})
+    want = torch.tensor([p.values for p in predictor.predict_attributes(x)])
+    assert scaled_error(torch.from_numpy(got[0]), want) < TOLERANCE

@@ -141,7 +141,7 @@ def export(
         model_format=format,
         opset=opset if format == "onnx" else None,
         architecture=(getattr(source, "pretrained_cfg", None) or {}).get("architecture"),
-        class_names=predictor.class_names if predictor is not None and graph.has_classes else None,
+        class_names=predictor.class_names if predictor is not None else None,
         attribute_names=predictor.attribute_names if predictor is not None else None,
         seen=predictor.seen.tolist() if predictor is not None and predictor.seen is not None else None,
         gamma=predictor.gamma if predictor is not None else None,
