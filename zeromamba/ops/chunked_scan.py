@@ -31,7 +31,8 @@ __all__ = ["CHUNK", "LOG_DECAY_FLOOR", "cross_scan_chunked", "log_space_scan"]
 #: each step's log-decay is clamped here; exp(-20) = 2e-9 is below float32's resolution of a state
 LOG_DECAY_FLOOR = -20.0
 #: positions per chunk: the largest with CHUNK * |LOG_DECAY_FLOOR| / 2 <= 80 (no float32 overflow);
-#: chosen by benchmarks/export_speed.py's scan timings (4 and 8 measured; 8 is faster)
+#: measured by benchmarks/export_speed.py at the first stage of ZeroMamba-S at 448 (chunks 2 / 4 / 8:
+#: 5.9 / 4.1 / 4.0 s on a saturated machine, results/export_speed_2026-12-02.json): 8, the largest allowed
 CHUNK = 8
 
 
