@@ -36,7 +36,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "models": ("models", "attribution"),
     "format": ("format", "official"),
     "hub": ("hub", "convert"),
-    "predict": ("images", "results", "explain", "batch", "ranking", "predictor"),
+    "predict": ("images", "results", "explain", "batch", "ranking", "predictor", "exporter"),
     "factory": ("factory",),
     "data": ("data", "metrics", "explanation_metrics"),
     "training": ("evaluate", "train"),

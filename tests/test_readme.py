@@ -77,6 +77,7 @@ def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert [r.label for r in namespace["results"]] == ["round red thing", "blue striped bar"]
     assert dict(namespace["attrs"].top(3)).keys() == {"circle", "red", "solid"}
     assert Path("why.png").stat().st_size > 0 and Path("my-model/config.json").is_file()
+    assert namespace["attributes"].shape == (1, 10) and namespace["calibrated_scores"].argmax() == 0  # the circle
     out = namespace["out"]
     assert tuple(out.attributes.shape) == (1, 312) and out.attention.shape[:2] == (1, 312)
     assert len(namespace["backbone"](torch.zeros(1, 3, 64, 64))) == 4  # features_only: four stages

@@ -21,6 +21,7 @@ __all__ = [
     "NonFiniteOutputError",
     "ReadOnlyTargetError",
     "RequestTimeoutError",
+    "ExportError",
 ]
 
 
@@ -86,3 +87,8 @@ class ReadOnlyTargetError(ZeroMambaError, PermissionError):
 class RequestTimeoutError(ZeroMambaError, TimeoutError):
     """A request to ``zeromamba app`` got no answer within its time limit (the server is busy, or the
     request is too heavy)."""
+
+
+class ExportError(ZeroMambaError, RuntimeError):
+    """A model that cannot be exported to the requested format (an unsupported model or format, a
+    missing ``export`` extra, or an exported graph that does not reproduce the model)."""

@@ -103,7 +103,7 @@ def test_causality_and_the_reverse_direction() -> None:
 
 def test_dispatch_choices_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     x = torch.zeros(1, 3, 4)
-    assert MIXER_BACKENDS == ("auto", "reference", "torch", "fused_cpu", "triton", "mamba")
+    assert MIXER_BACKENDS == ("auto", "reference", "torch", "fused_cpu", "triton", "mamba", "chunked")
     expected = "fused_cpu" if mixer_cpu_available() else "torch"
     assert resolve_mixer_backend("auto", x) == expected
     assert resolve_mixer_backend("auto", x, needs_grad=True) == "torch"  # the kernels are forward only

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("predict", "draw where the evidence for the deciding attributes is: heat maps as a PNG"),
     "train": ("train", "train a model (the paper's recipe per dataset; works under torchrun)"),
     "evaluate": ("evaluate", "CZSL / GZSL metrics of a model on a dataset"),
+    "export": ("export", "write a model as ONNX, TorchScript or an ExportedProgram, with its preprocessing as JSON"),
     "demo": ("demo", "zero-shot classification of unseen classes with the embedded shapes model (offline)"),
     "app": ("app", "a web page to try a model: upload or draw an image, define classes by their attributes"),
 }

@@ -14,9 +14,14 @@
 * ``"triton"`` -- the same one-pass scan as Triton kernels on CUDA with ``d_state == 1``
   (:mod:`zeromamba.ops.fused_triton`); forward and backward, so training too.
 * ``"mamba"`` -- mamba-ssm's fused CUDA kernel on the official layout.
-* ``"auto"`` -- on CUDA: ``"mamba"`` when mamba-ssm imports, else ``"triton"`` with ``d_state == 1``
-  when its self-check passes (the gradient self-check too when training); on CPU: ``"fused_cpu"``
-  for inference with ``d_state == 1`` when the kernel builds; otherwise ``"torch"``.
+* ``"chunked"`` -- graph-friendly ops only (flips, matmuls, ``cumsum``, ``exp``), any ``d_state``,
+  differentiable (:mod:`zeromamba.ops.chunked_scan`): what ONNX / TorchScript / ``torch.export``
+  graphs and ``torch.compile`` get.
+* ``"auto"`` -- while ``torch.compile`` / ``torch.export`` / ``torch.jit.trace`` / the ONNX
+  exporter traces the model: ``"chunked"``; otherwise on CUDA: ``"mamba"`` when mamba-ssm imports,
+  else ``"triton"`` with ``d_state == 1`` when its self-check passes (the gradient self-check too
+  when training); on CPU: ``"fused_cpu"`` for inference with ``d_state == 1`` when the kernel
+  builds; otherwise ``"torch"``.
 """
 
 from __future__ import annotations
@@ -25,14 +30,16 @@ import os
 
 import torch
 
+from .chunked_scan import cross_scan_chunked
 from .fused_cpu import cross_scan_fused_cpu, fused_cpu_available, kernel_status
 from .fused_triton import cross_scan_fused_triton, fused_triton_available
 from .selective_scan import mamba_ssm_available, selective_scan_mamba, selective_scan_reference
 from .torch_scan import cross_scan_official, cross_scan_torch
+from .tracing import is_tracing
 
 __all__ = ["SCAN_BACKENDS", "cross_selective_scan", "resolve_backend"]
 
-SCAN_BACKENDS = ("auto", "reference", "torch", "fused_cpu", "triton", "mamba")
+SCAN_BACKENDS = ("auto", "reference", "torch", "fused_cpu", "triton", "mamba", "chunked")
 
 
 def resolve_backend(backend: str, x: torch.Tensor, d_state: int = 1, needs_grad: bool = False) -> str:
@@ -42,6 +49,8 @@ def resolve_backend(backend: str, x: torch.Tensor, d_state: int = 1, needs_grad:
     if backend not in SCAN_BACKENDS:
         raise ValueError(f"unknown scan backend {backend!r}; choose one of {', '.join(SCAN_BACKENDS)}")
     if backend == "auto":
+        if is_tracing():  # the kernels below are opaque to a graph; this backend is plain ops
+            return "chunked"
         if x.is_cuda:
             if mamba_ssm_available():
                 return "mamba"
@@ -106,6 +115,8 @@ def cross_selective_scan(
         return cross_scan_fused_triton(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds)
     if backend == "fused_cpu":
         return cross_scan_fused_cpu(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds)
+    if backend == "chunked":
+        return cross_scan_chunked(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds)
     if backend == "torch":
         return cross_scan_torch(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds)
     scan = selective_scan_reference if backend == "reference" else selective_scan_mamba

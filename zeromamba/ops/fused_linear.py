@@ -20,6 +20,8 @@ import threading
 import torch
 import torch.nn.functional as F
 
+from .tracing import is_tracing
+
 __all__ = ["fused_linear_available", "linear"]
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,7 @@ def linear(
         and (bias is None or bias.dtype == x.dtype)
         and (residual is None or residual.dtype == x.dtype)
         and x.dim() >= 2
+        and not is_tracing()  # opaque to ONNX / torch.export graphs; inductor fuses on its own
         and fused_linear_available(x.dtype)
     )
     if not fusable:

@@ -15,7 +15,10 @@ with the same names as the cross scan's (:mod:`zeromamba.ops.dispatch`):
   ``TRITON_INTERPRET=1`` the same kernels run on CPU tensors (how they are tested without a GPU).
 * ``"mamba"`` -- mamba-ssm's ``selective_scan_fn`` and causal-conv1d's ``causal_conv1d_fn`` on
   CUDA (the ``cuda`` extra; :mod:`.mixer_cuda`), differentiable.
-* ``"auto"`` -- on CUDA: ``"mamba"`` when the package imports (mamba-ssm for the scan,
+* ``"chunked"`` -- graph-friendly ops only (:mod:`.mixer_chunked`'s ``cumsum`` / ``exp`` scan, the
+  shifted multiply-add convolution): for ONNX / ``torch.export`` graphs and ``torch.compile``.
+* ``"auto"`` -- while a graph is traced (``torch.compile``, ``torch.export``, ``torch.jit.trace``,
+  the ONNX exporter): ``"chunked"``; otherwise on CUDA: ``"mamba"`` when the package imports (mamba-ssm for the scan,
   causal-conv1d for the convolution), else ``"triton"`` for inference when its self-check passes,
   else ``"torch"``; on CPU: ``"fused_cpu"`` for inference when the kernels build, else ``"torch"``.
   ``ZEROMAMBA_SCAN_BACKEND`` overrides ``"auto"``, as for the cross scan.
@@ -28,6 +31,7 @@ from collections.abc import Callable
 
 import torch
 
+from .mixer_chunked import selective_scan_chunked_mixer
 from .mixer_cpu import causal_conv1d_cpu, mixer_cpu_available, mixer_cpu_status, selective_scan_cpu
 from .mixer_cuda import causal_conv1d_available, causal_conv1d_cuda, mamba_ssm_available, selective_scan_cuda
 from .mixer_torch import causal_conv1d_ref, causal_conv1d_torch, selective_scan_ref, selective_scan_torch
@@ -37,10 +41,11 @@ from .mixer_triton import (
     mixer_triton_interpreted,
     selective_scan_triton,
 )
+from .tracing import is_tracing
 
 __all__ = ["MIXER_BACKENDS", "mixer_causal_conv1d", "mixer_selective_scan", "resolve_mixer_backend"]
 
-MIXER_BACKENDS = ("auto", "reference", "torch", "fused_cpu", "triton", "mamba")
+MIXER_BACKENDS = ("auto", "reference", "torch", "fused_cpu", "triton", "mamba", "chunked")
 
 _SCANS: dict[str, Callable[..., torch.Tensor]] = {
     "reference": selective_scan_ref,
@@ -48,6 +53,7 @@ _SCANS: dict[str, Callable[..., torch.Tensor]] = {
     "fused_cpu": selective_scan_cpu,
     "triton": selective_scan_triton,
     "mamba": selective_scan_cuda,
+    "chunked": selective_scan_chunked_mixer,
 }
 _CONVS: dict[str, Callable[..., torch.Tensor]] = {
     "reference": causal_conv1d_ref,
@@ -55,6 +61,7 @@ _CONVS: dict[str, Callable[..., torch.Tensor]] = {
     "fused_cpu": causal_conv1d_cpu,
     "triton": causal_conv1d_triton,
     "mamba": causal_conv1d_cuda,
+    "chunked": causal_conv1d_torch,
 }
 
 
@@ -75,6 +82,8 @@ def resolve_mixer_backend(backend: str, x: torch.Tensor, op: str = "scan", needs
     if backend not in MIXER_BACKENDS:
         raise ValueError(f"unknown mixer backend {backend!r}; choose one of {', '.join(MIXER_BACKENDS)}")
     if backend == "auto":
+        if is_tracing():  # the kernels below are opaque to a graph
+            return "chunked"
         if x.is_cuda:
             if _cuda_package_available(op):
                 return "mamba"
