@@ -111,11 +111,27 @@ def _register_with_timm() -> None:
         warnings.warn(f"zeromamba could not register its architectures with timm: {e!r}", stacklevel=2)
 
 
-class _RegisteringLoader(importlib.abc.Loader):
-    """Wraps timm's own loader: runs it, then registers zeromamba's architectures."""
+def _install_release_resolver() -> None:
+    """Import the Hub layer's reader of the Vim authors' release files: it gives the model files the
+    resolver that ``timm.create_model("vim_small.in1k", pretrained=True)`` needs (the model layer
+    cannot import the Hub layer itself)."""
+    try:
+        importlib.import_module(f"{__name__}.hub.release")
+    except Exception as e:  # noqa: BLE001 - the architectures work without it; only that loading fails
+        warnings.warn(f"zeromamba could not set up timm's loading of the Vim release files: {e!r}", stacklevel=2)
 
-    def __init__(self, loader: Any) -> None:
+
+#: module -> what to run right after it has been imported (each once): timm gets the architectures,
+#: the model files the release resolver (after they are complete: timm may be imported from inside them)
+_AFTER_IMPORT: dict[str, Any] = {"timm": _register_with_timm, f"{__name__}.models": _install_release_resolver}
+
+
+class _AfterImportLoader(importlib.abc.Loader):
+    """Wraps a module's own loader: runs it, then the module's entry of :data:`_AFTER_IMPORT`."""
+
+    def __init__(self, loader: Any, then: Any) -> None:
         self._loader = loader
+        self._then = then
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return self._loader.create_module(spec)
@@ -126,29 +142,34 @@ class _RegisteringLoader(importlib.abc.Loader):
             module.__spec__.loader = self._loader
         module.__loader__ = self._loader
         self._loader.exec_module(module)
-        _register_with_timm()
+        self._then()
 
 
-class _TimmImportHook(importlib.abc.MetaPathFinder):
-    """One-shot finder: when ``timm`` is imported, wraps its loader with :class:`_RegisteringLoader`."""
+class _AfterImportHook(importlib.abc.MetaPathFinder):
+    """One-shot finder per module of :data:`_AFTER_IMPORT`: wraps its loader with :class:`_AfterImportLoader`."""
+
+    def __init__(self) -> None:
+        self.pending = {name: then for name, then in _AFTER_IMPORT.items() if name not in sys.modules}
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
-        if fullname != "timm":
+        then = self.pending.pop(fullname, None)
+        if then is None:
             return None
-        _remove_hook()
-        spec = importlib.util.find_spec(fullname)  # what the other finders would return
+        if not self.pending:
+            _remove_hook()
+        spec = importlib.util.find_spec(fullname)  # what the other finders return (this one no longer answers)
         if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _RegisteringLoader(spec.loader)
+            spec.loader = _AfterImportLoader(spec.loader, then)
         return spec
 
 
 def _remove_hook() -> None:
     for finder in list(sys.meta_path):
-        if isinstance(finder, _TimmImportHook):
+        if isinstance(finder, _AfterImportHook):
             sys.meta_path.remove(finder)
 
 
+if not any(isinstance(f, _AfterImportHook) for f in sys.meta_path) and _AfterImportHook().pending:
+    sys.meta_path.insert(0, _AfterImportHook())
 if "timm" in sys.modules:
     _register_with_timm()
-elif not any(isinstance(f, _TimmImportHook) for f in sys.meta_path):
-    sys.meta_path.insert(0, _TimmImportHook())

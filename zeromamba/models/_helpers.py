@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -12,13 +13,52 @@ from ..errors import CheckpointError
 from ..hubcheck import require_weights
 from ..zoo import timm_hub_overlay, timm_model_args, variant_for_tag
 
-__all__ = ["entry_tag", "hub_cfg_overlay", "load_state_dict_strict", "tag_model_args", "unwrap_state_dict"]
+__all__ = [
+    "entry_tag",
+    "factory_device",
+    "hub_cfg_overlay",
+    "linear_like",
+    "load_state_dict_strict",
+    "set_factory_dtype",
+    "tag_model_args",
+    "unwrap_state_dict",
+]
 
 # pretrained_cfg keys that say where the weights are: a caller who sets one chose the weights
 _WEIGHT_SOURCES = ("file", "hf_hub_id", "url", "state_dict")
 
 # containers trainers wrap a state dict in (timm / DeiT / VMamba release files use "model")
 _WRAPPER_KEYS = ("model", "state_dict")
+
+
+@contextlib.contextmanager
+def factory_device(device: torch.device | str | None) -> Iterator[None]:
+    """Build a model's tensors on ``device`` (timm's ``create_model(..., device=...)``; ``"meta"``
+    too); the current default device when ``None``."""
+    if device is None:
+        yield
+        return
+    with torch.device(device):
+        yield
+
+
+def set_factory_dtype(model: nn.Module, dtype: torch.dtype | None) -> None:
+    """Cast a freshly built model's floating parameters and buffers to ``dtype`` (timm's
+    ``create_model(..., dtype=...)``); nothing when ``None``."""
+    if dtype is not None:
+        model.to(dtype=dtype)
+
+
+def linear_like(reference: nn.Module, in_features: int, out_features: int) -> nn.Module:
+    """A new head ``nn.Linear(in_features, out_features)`` on ``reference``'s device and dtype (those of
+    its first parameter), or ``nn.Identity()`` for ``out_features == 0``: ``reset_classifier`` after
+    ``model.to(torch.bfloat16)`` or on another device must not build a float32 CPU head."""
+    if out_features <= 0:
+        return nn.Identity()
+    first = next(reference.parameters(), None)
+    if first is None:
+        return nn.Linear(in_features, out_features)
+    return nn.Linear(in_features, out_features, device=first.device, dtype=first.dtype)
 
 
 def unwrap_state_dict(obj: Any) -> Any:

@@ -1,0 +1,140 @@
+"""pytest plugin: timm's own ``tests/test_models.py``, unmodified, on zeromamba's architectures only.
+
+Loaded with ``-p conftest_zeromamba`` by ``tests/models/test_timm_suite.py`` (which fetches timm's
+sdist of the installed version and runs its test module in a subprocess). It does three things:
+
+* imports zeromamba, so that its architectures are registered with timm;
+* restricts the model names the suite parametrises over to zeromamba's (``timm.list_models`` and
+  ``timm.list_pretrained``, which ``test_models.py`` imports, are wrapped before it is imported):
+  by default the smallest architecture of each family (:data:`SMALL_ARCHITECTURES`),
+  ``ZEROMAMBA_TIMM_SUITE_MODELS=all`` for every one (the large ones need > 10 GB and minutes each);
+  the suite's ``module=FEAT_INTER_FILTERS`` selections (forward_intermediates, features_only through
+  it, the prune contract) get the backbones that implement that interface, VMamba and Vim, as if
+  their modules were in timm's list; the token-sequence models (Vim, ZeroMamba-Vim) are sorted with
+  timm's ViTs, where its ``NON_STD_FILTERS`` put them; tests of one named timm model are deselected;
+* marks what does not apply to our architectures: pretrained cases whose weights only the network
+  has are skipped, saying so; the cases in :data:`NOT_APPLICABLE` are strict xfails with the
+  reason (a strict xfail that passes fails the run, so the list cannot go stale).
+
+``ZEROMAMBA_TIMM_SUITE_RAW=1`` applies only the restriction (no skips, no xfails): the raw counts.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from typing import Any
+
+import pytest
+import timm
+import timm.models
+
+import zeromamba  # noqa: F401 - registers the architectures with timm
+import zeromamba.models  # noqa: F401 - the registration, also when timm was imported first
+from zeromamba.zoo import list_pretrained as zoo_variants
+
+RAW = os.environ.get("ZEROMAMBA_TIMM_SUITE_RAW", "") not in ("", "0")
+
+#: our architectures that implement timm's forward_intermediates / prune_intermediate_layers
+#: (the ZeroMamba models predict attributes; their backbones are these)
+FEAT_INTER_MODULES = ("zeromamba.models.vmamba", "zeromamba.models.vim")
+
+#: what CI runs the suite on: the smallest of each family (timm's suite builds each model several
+#: times and runs it with gradients at up to 384 px; VMamba-B or Vim-B there need > 10 GB)
+SMALL_ARCHITECTURES = ("vmamba_tiny", "vim_tiny", "zeromamba_nano", "zeromamba_nano_s8", "zeromamba_vim_tiny")
+SELECTION = os.environ.get("ZEROMAMBA_TIMM_SUITE_MODELS", "small")
+
+#: models whose forward_features is a token sequence, not a feature map (timm's ViTs are these)
+NON_STD_MODULES = ("zeromamba.models.vim", "zeromamba.models.zeromamba_vim")
+
+#: (test function, model name pattern) -> why timm's test does not apply; each is a strict xfail
+NOT_APPLICABLE: dict[tuple[str, str], str] = {}
+
+_original_list_models = timm.list_models
+_original_list_pretrained = timm.list_pretrained
+
+
+def _module_of(name: str) -> str:
+    arch = name.split(".", 1)[0]
+    if not timm.models.is_model(arch):
+        return ""
+    return timm.models.model_entrypoint(arch).__module__
+
+
+def _selected(arch: str) -> bool:
+    if SELECTION == "all":
+        return True
+    chosen = SMALL_ARCHITECTURES if SELECTION == "small" else tuple(SELECTION.split(","))
+    return arch in chosen
+
+
+def is_ours(name: object) -> bool:
+    """Whether ``name`` (``arch`` or ``arch.tag``) is one of zeromamba's timm architectures, selected."""
+    return isinstance(name, str) and _module_of(name).startswith("zeromamba.") and _selected(name.split(".")[0])
+
+
+def _patterns(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or ())
+
+
+def _restricted_list_models(filter: Any = "", module: Any = "", *args: Any, **kwargs: Any) -> list[str]:
+    """timm's list_models on our selected architectures: ``filter`` / ``exclude_filters`` naming timm's
+    non-standard models (``vit_*``) select / exclude ours of that kind; ``module`` (the FEAT_INTER
+    list) selects the backbones with forward_intermediates."""
+    non_std_asked = "vit_*" in _patterns(filter)
+    non_std_excluded = "vit_*" in _patterns(kwargs.get("exclude_filters"))
+    names = [n for n in _original_list_models("" if non_std_asked else filter, "", *args, **kwargs) if is_ours(n)]
+    if non_std_asked or non_std_excluded:
+        keep_non_std = non_std_asked
+        names = [n for n in names if (_module_of(n) in NON_STD_MODULES) == keep_non_std]
+    if module:  # only the FEAT_INTER selections pass one: our backbones stand in for timm's modules
+        names = [n for n in names if _module_of(n) in FEAT_INTER_MODULES]
+    return names
+
+
+def _restricted_list_pretrained(*args: Any, **kwargs: Any) -> list[str]:
+    return [n for n in _original_list_pretrained(*args, **kwargs) if is_ours(n)]
+
+
+timm.list_models = _restricted_list_models
+timm.list_pretrained = _restricted_list_pretrained
+
+_PRETRAINED_TESTS = ("test_model_load_pretrained", "test_model_features_pretrained")
+
+
+def _offline_weights() -> dict[str, str]:
+    """``timm name -> availability`` of every zoo variant (decided without the network)."""
+    return {v.timm_name: v.availability() for v in zoo_variants()}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # timm marks its tests with pytest-timeout's marker; without the plugin it is only a label
+    config.addinivalue_line("markers", "timeout(seconds): pytest-timeout's per-test limit")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    keep, drop = [], []
+    availability = _offline_weights()
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        model_name = callspec.params.get("model_name") if callspec is not None else None
+        if not is_ours(model_name):  # a test of one named timm model, or an empty selection
+            drop.append(item)
+            continue
+        keep.append(item)
+        if RAW:
+            continue
+        function = item.originalname  # type: ignore[attr-defined]
+        if function in _PRETRAINED_TESTS and availability.get(model_name) not in ("shipped", "cached"):
+            state = availability.get(model_name, "not in the zoo")
+            item.add_marker(
+                pytest.mark.skip(reason=f"needs the network: {model_name}'s weights are {state!r}, not on this machine")
+            )
+            continue
+        for (test, pattern), reason in NOT_APPLICABLE.items():
+            if test == function and fnmatch.fnmatchcase(model_name, pattern):
+                item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+                break
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
