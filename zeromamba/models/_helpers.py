@@ -51,14 +51,16 @@ def set_factory_dtype(model: nn.Module, dtype: torch.dtype | None) -> None:
 
 def linear_like(reference: nn.Module, in_features: int, out_features: int) -> nn.Module:
     """A new head ``nn.Linear(in_features, out_features)`` on ``reference``'s device and dtype (those of
-    its first parameter), or ``nn.Identity()`` for ``out_features == 0``: ``reset_classifier`` after
-    ``model.to(torch.bfloat16)`` or on another device must not build a float32 CPU head."""
+    its first parameter), in its train/eval mode, or ``nn.Identity()`` for ``out_features == 0``:
+    ``reset_classifier`` after ``model.to(torch.bfloat16)`` or on another device must not build a
+    float32 CPU head."""
     if out_features <= 0:
-        return nn.Identity()
-    first = next(reference.parameters(), None)
-    if first is None:
-        return nn.Linear(in_features, out_features)
-    return nn.Linear(in_features, out_features, device=first.device, dtype=first.dtype)
+        head: nn.Module = nn.Identity()
+    else:
+        first = next(reference.parameters(), None)
+        where = {} if first is None else {"device": first.device, "dtype": first.dtype}
+        head = nn.Linear(in_features, out_features, **where)
+    return head.train(reference.training)  # an eval model gets an eval head
 
 
 def unwrap_state_dict(obj: Any) -> Any:

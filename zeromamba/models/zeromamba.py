@@ -366,7 +366,8 @@ default_cfgs = generate_default_cfgs(
 
 def _create_zeromamba(variant: str, pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
     kwargs["pretrained_cfg_overlay"] = hub_cfg_overlay(variant, default_cfgs, kwargs, pretrained=pretrained)
-    depths = kwargs.get("depths") or VMAMBA_VARIANTS[str(kwargs.get("variant", "small")).removeprefix("vmamba_")]["depths"]
+    size = str(kwargs.get("variant", "small")).removeprefix("vmamba_")
+    depths = kwargs.get("depths") or VMAMBA_VARIANTS.get(size, VMAMBA_VARIANTS["small"])["depths"]
     return build_model_with_cfg(
         ZeroMamba,
         variant,
