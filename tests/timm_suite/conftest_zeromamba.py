@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +33,7 @@ import timm.models
 
 import zeromamba  # noqa: F401 - registers the architectures with timm
 import zeromamba.models  # noqa: F401 - the registration, also when timm was imported first
+from zeromamba.zoo import AVAILABILITY
 from zeromamba.zoo import list_pretrained as zoo_variants
 
 RAW = os.environ.get("ZEROMAMBA_TIMM_SUITE_RAW", "") not in ("", "0")
@@ -131,9 +133,19 @@ _PRETRAINED_TESTS = ("test_model_load_pretrained", "test_model_features_pretrain
 SLOW_IN_SMALL = {("test_prune_intermediate_layers_contract", "vim_*")}
 
 
-def _offline_weights() -> dict[str, str]:
-    """``timm name -> availability`` of every zoo variant (decided without the network)."""
-    return {v.timm_name: v.availability() for v in zoo_variants()}
+def _weights_state(model_name: str) -> str:
+    """Where the weights of ``model_name`` (``arch.tag``, or ``arch`` for its default tag) are: the
+    zoo's availability (``shipped``, ``cached``, ``hub``, ``unpublished``), decided without the network."""
+    by_timm_name = {v.timm_name: v for v in zoo_variants()}
+    if model_name in by_timm_name:
+        return by_timm_name[model_name].availability()
+    cfg = timm.models.get_pretrained_cfg(model_name)  # an untagged name: its default tag's cfg
+    if cfg is not None and cfg.file and Path(cfg.file).is_file():
+        return "shipped"
+    for variant in by_timm_name.values():
+        if cfg is not None and cfg.hf_hub_id == variant.repo_id:
+            return variant.availability()
+    return "not in the zoo"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -143,7 +155,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     keep, drop = [], []
-    availability = _offline_weights()
     for item in items:
         callspec = getattr(item, "callspec", None)
         model_name = callspec.params.get("model_name") if callspec is not None else None
@@ -154,10 +165,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if RAW:
             continue
         function = item.originalname  # type: ignore[attr-defined]
-        if function in _PRETRAINED_TESTS and availability.get(model_name) not in ("shipped", "cached"):
-            state = availability.get(model_name, "not in the zoo")
+        state = _weights_state(model_name) if function in _PRETRAINED_TESTS else ""
+        if function in _PRETRAINED_TESTS and state not in ("shipped", "cached"):
             item.add_marker(
-                pytest.mark.skip(reason=f"needs the network: {model_name}'s weights are {state!r}, not on this machine")
+                pytest.mark.skip(
+                    reason=f"needs the network: {model_name}'s weights are {state!r}: {AVAILABILITY.get(state, '')}"
+                )
             )
             continue
         if SELECTION == "small" and any(
