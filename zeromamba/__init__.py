@@ -111,18 +111,24 @@ def _register_with_timm() -> None:
         warnings.warn(f"zeromamba could not register its architectures with timm: {e!r}", stacklevel=2)
 
 
+def _release_file(architecture: str, tag: str) -> str | None:
+    """The Vim release file for ``timm.create_model("vim_small.in1k", pretrained=True)``, from the Hub
+    layer, imported now: at model-creation time, when every module of the package is complete."""
+    release = importlib.import_module(f"{__name__}.hub.release")
+    return release.timm_release_file(architecture, tag)
+
+
 def _install_release_resolver() -> None:
-    """Import the Hub layer's reader of the Vim authors' release files: it gives the model files the
-    resolver that ``timm.create_model("vim_small.in1k", pretrained=True)`` needs (the model layer
-    cannot import the Hub layer itself)."""
-    try:
-        importlib.import_module(f"{__name__}.hub.release")
-    except Exception as e:  # noqa: BLE001 - the architectures work without it; only that loading fails
-        warnings.warn(f"zeromamba could not set up timm's loading of the Vim release files: {e!r}", stacklevel=2)
+    """Give the model files the Vim release resolver that ``pretrained=True`` needs (the model layer
+    cannot import the Hub layer): a stand-in that imports the Hub layer on first use, unless it is
+    imported already (it installs its own)."""
+    vim = sys.modules.get(f"{__name__}.models.vim")
+    if vim is not None and f"{__name__}.hub.release" not in sys.modules:
+        vim.set_release_file_resolver(_release_file)
 
 
 #: module -> what to run right after it has been imported (each once): timm gets the architectures,
-#: the model files the release resolver (after they are complete: timm may be imported from inside them)
+#: the model files the release resolver (once they are complete: timm may be imported from inside them)
 _AFTER_IMPORT: dict[str, Any] = {"timm": _register_with_timm, f"{__name__}.models": _install_release_resolver}
 
 
