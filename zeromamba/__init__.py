@@ -121,11 +121,33 @@ def _register_with_timm() -> None:
         warnings.warn(f"zeromamba could not register its architectures with timm: {e!r}", stacklevel=2)
 
 
-class _RegisteringLoader(importlib.abc.Loader):
-    """Wraps timm's own loader: runs it, then registers zeromamba's architectures."""
+def _release_file(architecture: str, tag: str) -> str | None:
+    """The Vim release file for ``timm.create_model("vim_small.in1k", pretrained=True)``, from the Hub
+    layer, imported now: at model-creation time, when every module of the package is complete."""
+    release = importlib.import_module(f"{__name__}.hub.release")
+    return release.timm_release_file(architecture, tag)
 
-    def __init__(self, loader: Any) -> None:
+
+def _install_release_resolver() -> None:
+    """Give the model files the Vim release resolver that ``pretrained=True`` needs (the model layer
+    cannot import the Hub layer): a stand-in that imports the Hub layer on first use, unless it is
+    imported already (it installs its own)."""
+    vim = sys.modules.get(f"{__name__}.models.vim")
+    if vim is not None and f"{__name__}.hub.release" not in sys.modules:
+        vim.set_release_file_resolver(_release_file)
+
+
+#: module -> what to run right after it has been imported (each once): timm gets the architectures,
+#: the model files the release resolver (once they are complete: timm may be imported from inside them)
+_AFTER_IMPORT: dict[str, Any] = {"timm": _register_with_timm, f"{__name__}.models": _install_release_resolver}
+
+
+class _AfterImportLoader(importlib.abc.Loader):
+    """Wraps a module's own loader: runs it, then the module's entry of :data:`_AFTER_IMPORT`."""
+
+    def __init__(self, loader: Any, then: Any) -> None:
         self._loader = loader
+        self._then = then
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return self._loader.create_module(spec)
@@ -136,29 +158,34 @@ class _RegisteringLoader(importlib.abc.Loader):
             module.__spec__.loader = self._loader
         module.__loader__ = self._loader
         self._loader.exec_module(module)
-        _register_with_timm()
+        self._then()
 
 
-class _TimmImportHook(importlib.abc.MetaPathFinder):
-    """One-shot finder: when ``timm`` is imported, wraps its loader with :class:`_RegisteringLoader`."""
+class _AfterImportHook(importlib.abc.MetaPathFinder):
+    """One-shot finder per module of :data:`_AFTER_IMPORT`: wraps its loader with :class:`_AfterImportLoader`."""
+
+    def __init__(self) -> None:
+        self.pending = {name: then for name, then in _AFTER_IMPORT.items() if name not in sys.modules}
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
-        if fullname != "timm":
+        then = self.pending.pop(fullname, None)
+        if then is None:
             return None
-        _remove_hook()
-        spec = importlib.util.find_spec(fullname)  # what the other finders would return
+        if not self.pending:
+            _remove_hook()
+        spec = importlib.util.find_spec(fullname)  # what the other finders return (this one no longer answers)
         if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _RegisteringLoader(spec.loader)
+            spec.loader = _AfterImportLoader(spec.loader, then)
         return spec
 
 
 def _remove_hook() -> None:
     for finder in list(sys.meta_path):
-        if isinstance(finder, _TimmImportHook):
+        if isinstance(finder, _AfterImportHook):
             sys.meta_path.remove(finder)
 
 
+if not any(isinstance(f, _AfterImportHook) for f in sys.meta_path) and _AfterImportHook().pending:
+    sys.meta_path.insert(0, _AfterImportHook())
 if "timm" in sys.modules:
     _register_with_timm()
-elif not any(isinstance(f, _TimmImportHook) for f in sys.meta_path):
-    sys.meta_path.insert(0, _TimmImportHook())

@@ -39,7 +39,14 @@ from ..official import is_vim_state_dict, read_official_state_dict
 from ..version import __version__
 from ..zoo import PretrainedVariant, get_variant, list_pretrained
 
-__all__ = ["RELEASE_SUFFIXES", "choose_release_file", "load_release", "release_cache_dir", "release_variant"]
+__all__ = [
+    "RELEASE_SUFFIXES",
+    "choose_release_file",
+    "load_release",
+    "release_cache_dir",
+    "release_variant",
+    "timm_release_file",
+]
 
 #: the file endings of checkpoint files in a release repository
 RELEASE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
@@ -261,7 +268,7 @@ def load_release(
     return LoadedModel(_config(variant, commit), model, None, source)
 
 
-def _timm_release_file(architecture: str, tag: str) -> str | None:
+def timm_release_file(architecture: str, tag: str) -> str | None:
     """For ``timm.create_model("vim_small.in1k", pretrained=True)``: the cached safetensors copy."""
     for v in list_pretrained():
         if v.hub_format == "vim-release" and v.architecture == architecture and v.timm_tag == tag:
@@ -269,4 +276,4 @@ def _timm_release_file(architecture: str, tag: str) -> str | None:
     return None
 
 
-set_release_file_resolver(_timm_release_file)
+set_release_file_resolver(timm_release_file)

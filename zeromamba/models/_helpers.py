@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -16,8 +17,11 @@ __all__ = [
     "check_finite",
     "checked_filter",
     "entry_tag",
+    "factory_device",
     "hub_cfg_overlay",
+    "linear_like",
     "load_state_dict_strict",
+    "set_factory_dtype",
     "tag_model_args",
     "unwrap_state_dict",
 ]
@@ -32,6 +36,38 @@ _WEIGHT_SOURCES = ("file", "hf_hub_id", "url", "state_dict")
 
 # containers trainers wrap a state dict in (timm / DeiT / VMamba release files use "model")
 _WRAPPER_KEYS = ("model", "state_dict")
+
+
+@contextlib.contextmanager
+def factory_device(device: torch.device | str | None) -> Iterator[None]:
+    """Build a model's tensors on ``device`` (timm's ``create_model(..., device=...)``; ``"meta"``
+    too); the current default device when ``None``."""
+    if device is None:
+        yield
+        return
+    with torch.device(device):
+        yield
+
+
+def set_factory_dtype(model: nn.Module, dtype: torch.dtype | None) -> None:
+    """Cast a freshly built model's floating parameters and buffers to ``dtype`` (timm's
+    ``create_model(..., dtype=...)``); nothing when ``None``."""
+    if dtype is not None:
+        model.to(dtype=dtype)
+
+
+def linear_like(reference: nn.Module, in_features: int, out_features: int) -> nn.Module:
+    """A new head ``nn.Linear(in_features, out_features)`` on ``reference``'s device and dtype (those of
+    its first parameter), in its train/eval mode, or ``nn.Identity()`` for ``out_features == 0``:
+    ``reset_classifier`` after ``model.to(torch.bfloat16)`` or on another device must not build a
+    float32 CPU head."""
+    if out_features <= 0:
+        head: nn.Module = nn.Identity()
+    else:
+        first = next(reference.parameters(), None)
+        where = {} if first is None else {"device": first.device, "dtype": first.dtype}
+        head = nn.Linear(in_features, out_features, **where)
+    return head.train(reference.training)  # an eval model gets an eval head
 
 
 def unwrap_state_dict(obj: Any) -> Any:

@@ -30,7 +30,7 @@ from ..constants import IMAGENET_PREPROCESS
 from ..errors import CheckpointError
 from ..ops import MIXER_BACKENDS, mixer_causal_conv1d, mixer_selective_scan
 from ..zoo import timm_pretrained_cfgs
-from ._helpers import checked_filter, hub_cfg_overlay, unwrap_state_dict
+from ._helpers import checked_filter, factory_device, hub_cfg_overlay, linear_like, set_factory_dtype, unwrap_state_dict
 
 __all__ = [
     "BiMambaMixer",
@@ -42,6 +42,35 @@ __all__ = [
     "resample_pos_embed",
     "set_release_file_resolver",
 ]
+
+
+def _checked_input(x: torch.Tensor, img_size: tuple[int, int], dynamic: bool) -> torch.Tensor:
+    """``x`` itself, after refusing an input of another size than ``img_size`` unless ``dynamic``."""
+    H, W = x.shape[-2:]
+    if not dynamic and (H, W) != img_size:
+        raise ValueError(
+            f"input is {H} x {W} but this Vim was built for {img_size[0]} x {img_size[1]}: resize the input, build "
+            "the model with img_size=(H, W) (pretrained position embeddings are resized when loaded), or pass "
+            "dynamic_img_size=True"
+        )
+    return x
+
+
+def _position_embedding(pos_embed: torch.Tensor, grid: tuple[int, int], built_grid: tuple[int, int]) -> torch.Tensor:
+    """The position embedding for a ``grid`` of patches: as built, or resized from ``built_grid``."""
+    if tuple(grid) == tuple(built_grid):
+        return pos_embed
+    return resample_pos_embed(pos_embed, grid, built_grid)
+
+
+# torch.fx (torchvision's create_feature_extractor, timm's fx tests) records these as single calls:
+# the size check and the position-embedding choice look at the input's shape, the mixer ops choose
+# their kernel from the tensors' device and dtype; a trace cannot branch on either. They run, and
+# choose, when the traced graph runs.
+torch.fx.wrap("_checked_input")
+torch.fx.wrap("_position_embedding")
+torch.fx.wrap("mixer_causal_conv1d")
+torch.fx.wrap("mixer_selective_scan")
 
 
 class VimPatchEmbed(nn.Module):
@@ -72,14 +101,7 @@ class VimPatchEmbed(nn.Module):
         return (height - self.patch_size) // self.stride + 1, (width - self.patch_size) // self.stride + 1
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        H, W = x.shape[-2:]
-        if not self.dynamic_img_size and (H, W) != self.img_size:
-            raise ValueError(
-                f"input is {H} x {W} but this Vim was built for {self.img_size[0]} x {self.img_size[1]}: resize the "
-                "input, build the model with img_size=(H, W) (pretrained position embeddings are resized when "
-                "loaded), or pass dynamic_img_size=True"
-            )
-        x = self.proj(x)
+        x = self.proj(_checked_input(x, self.img_size, self.dynamic_img_size))
         grid = (x.shape[-2], x.shape[-1])
         return x.flatten(2).transpose(1, 2), grid
 
@@ -253,6 +275,7 @@ class Vim(nn.Module):
         scan_backend: the mixer ops' backend (see :mod:`zeromamba.ops.mixer_dispatch`).
         dynamic_img_size: accept other input sizes, resizing the position embedding on the fly.
         global_pool: ``"token"`` (the class token; the only pooling the released models use).
+        device, dtype: where and in which dtype to build the parameters (timm's factory arguments).
     """
 
     def __init__(
@@ -273,34 +296,38 @@ class Vim(nn.Module):
         scan_backend: str = "auto",
         dynamic_img_size: bool = False,
         global_pool: str = "token",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
         **kwargs: Any,
     ):
         super().__init__()
-        if kwargs:
-            raise TypeError(f"unexpected arguments for Vim: {', '.join(sorted(kwargs))}")
-        if global_pool != "token":
-            raise ValueError("Vim pools with its class token: global_pool must be 'token'")
-        if scan_backend not in MIXER_BACKENDS:
-            raise ValueError(f"unknown scan backend {scan_backend!r}; choose one of {', '.join(MIXER_BACKENDS)}")
-        self.num_classes = num_classes
-        self.global_pool = global_pool
-        self.in_chans = in_chans
-        self.num_features = self.head_hidden_size = self.embed_dim = embed_dim
-        self.num_prefix_tokens = 1
-        self.grad_checkpointing = False
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.patch_embed = VimPatchEmbed(img_size, patch_size, stride, in_chans, embed_dim, dynamic_img_size)
-        self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + 1, embed_dim))
-        self.pos_drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
-        rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear, 0 to drop_path_rate
-        layer_rates = [0.0, *rates][:depth]  # the authors shift the schedule by one layer
-        mixer = dict(d_state=d_state, expand=expand, d_conv=d_conv, dt_rank=dt_rank, scan_backend=scan_backend)
-        self.layers = nn.ModuleList(VimBlock(embed_dim, layer_rates[i], **mixer) for i in range(depth))
-        self.norm_f = RMSNorm(embed_dim)
-        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
-        self.feature_info = [dict(num_chs=embed_dim, reduction=stride, module=f"layers.{i}") for i in range(depth)]
-        self._init_weights(depth)
+        with factory_device(device):
+            if kwargs:
+                raise TypeError(f"unexpected arguments for Vim: {', '.join(sorted(kwargs))}")
+            if global_pool != "token":
+                raise ValueError("Vim pools with its class token: global_pool must be 'token'")
+            if scan_backend not in MIXER_BACKENDS:
+                raise ValueError(f"unknown scan backend {scan_backend!r}; choose one of {', '.join(MIXER_BACKENDS)}")
+            self.num_classes = num_classes
+            self.global_pool = global_pool
+            self.in_chans = in_chans
+            self.num_features = self.head_hidden_size = self.embed_dim = embed_dim
+            self.num_prefix_tokens = 1
+            self.grad_checkpointing = False
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+            self.patch_embed = VimPatchEmbed(img_size, patch_size, stride, in_chans, embed_dim, dynamic_img_size)
+            self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + 1, embed_dim))
+            self.pos_drop = nn.Dropout(drop_rate)
+            self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+            rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear, 0 to drop_path_rate
+            layer_rates = [0.0, *rates][:depth]  # the authors shift the schedule by one layer
+            mixer = dict(d_state=d_state, expand=expand, d_conv=d_conv, dt_rank=dt_rank, scan_backend=scan_backend)
+            self.layers = nn.ModuleList(VimBlock(embed_dim, layer_rates[i], **mixer) for i in range(depth))
+            self.norm_f = RMSNorm(embed_dim)
+            self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+            self.feature_info = [dict(num_chs=embed_dim, reduction=stride, module=f"layers.{i}") for i in range(depth)]
+            self._init_weights(depth)
+        set_factory_dtype(self, dtype)
 
     @torch.no_grad()
     def _init_weights(self, depth: int) -> None:
@@ -342,7 +369,7 @@ class Vim(nn.Module):
         if global_pool not in (None, "token"):
             raise ValueError("Vim pools with its class token: global_pool must be 'token'")
         self.num_classes = num_classes
-        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = linear_like(self, self.embed_dim, num_classes)
 
     def set_scan_backend(self, backend: str) -> None:
         """Choose the mixer ops' implementation for every layer (see :mod:`zeromamba.ops.mixer_dispatch`)."""
@@ -358,9 +385,7 @@ class Vim(nn.Module):
 
     def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         tokens, grid = self.patch_embed(x)
-        pos = self.pos_embed
-        if grid != self.patch_embed.grid_size:
-            pos = resample_pos_embed(pos, grid, self.patch_embed.grid_size)
+        pos = _position_embedding(self.pos_embed, grid, self.patch_embed.grid_size)
         middle = tokens.shape[1] // 2
         cls = self.cls_token.expand(tokens.shape[0], -1, -1).to(tokens.dtype)
         x = torch.cat([tokens[:, :middle], cls, tokens[:, middle:]], dim=1) + pos.to(tokens.dtype)
@@ -478,6 +503,8 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
         "first_conv": "patch_embed.proj",
         "classifier": "head",
         "pool_size": None,
+        # the position embedding covers the built patch grid: other sizes need img_size= or dynamic_img_size=True
+        "fixed_input_size": True,
         "paper_ids": "arXiv:2401.09417",
     }
 

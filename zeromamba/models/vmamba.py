@@ -26,9 +26,15 @@ from ..constants import IMAGENET_PREPROCESS
 from ..ops import SCAN_BACKENDS, cross_selective_scan
 from ..ops.fused_linear import linear
 from ..zoo import timm_pretrained_cfgs
-from ._helpers import checked_filter, hub_cfg_overlay, unwrap_state_dict
+from ._helpers import checked_filter, factory_device, hub_cfg_overlay, linear_like, set_factory_dtype, unwrap_state_dict
 
 __all__ = ["VMamba", "SS2D", "VSSBlock", "VMambaStage", "VMAMBA_VARIANTS", "checkpoint_filter_fn"]
+
+# torch.fx (torchvision's create_feature_extractor, timm's fx tests) records these as single calls:
+# they choose their kernel from the tensors' device, dtype and grad state, which a trace cannot branch
+# on. The choice then happens when the traced graph runs, so eager and traced run the same kernels.
+torch.fx.wrap("linear")
+torch.fx.wrap("cross_selective_scan")
 
 
 class ToChannelsLast(nn.Module):
@@ -274,6 +280,8 @@ class VMamba(nn.Module):
         drop_rate: dropout before the classifier.
         drop_path_rate: stochastic depth, linearly increasing over blocks.
         scan_backend: ``"auto"``, ``"torch"``, ``"reference"`` or ``"mamba"`` (see :mod:`zeromamba.ops`).
+        global_pool: ``"avg"``, or ``""`` for no pooling and no head (``forward`` returns the feature map).
+        device, dtype: where and in which dtype to build the parameters (timm's factory arguments).
     """
 
     def __init__(
@@ -291,47 +299,51 @@ class VMamba(nn.Module):
         drop_path_rate: float = 0.0,
         scan_backend: str = "auto",
         global_pool: str = "avg",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ):
         super().__init__()
-        if scan_backend not in SCAN_BACKENDS:
-            raise ValueError(f"unknown scan_backend {scan_backend!r}; choose one of {', '.join(SCAN_BACKENDS)}")
-        if global_pool not in ("avg", ""):
-            raise ValueError(f"global_pool must be 'avg' or '' (got {global_pool!r})")
-        self.num_classes = num_classes
-        self.in_chans = in_chans
-        self.global_pool = global_pool
-        self.drop_rate = drop_rate
-        self.depths = tuple(depths)
-        dims = [int(embed_dim * 2**i) for i in range(len(depths))]
-        self.dims = dims
-        self.num_features = self.head_hidden_size = dims[-1]
-        self.grad_checkpointing = False
+        with factory_device(device):
+            if scan_backend not in SCAN_BACKENDS:
+                raise ValueError(f"unknown scan_backend {scan_backend!r}; choose one of {', '.join(SCAN_BACKENDS)}")
+            if global_pool not in ("avg", ""):
+                raise ValueError(f"global_pool must be 'avg' or '' (got {global_pool!r})")
+            self.num_classes = num_classes
+            self.in_chans = in_chans
+            self.global_pool = global_pool
+            self.drop_rate = drop_rate
+            self.depths = tuple(depths)
+            dims = [int(embed_dim * 2**i) for i in range(len(depths))]
+            self.dims = dims
+            self.num_features = self.head_hidden_size = dims[-1]
+            self.grad_checkpointing = False
 
-        self.patch_embed = PatchEmbed(in_chans, embed_dim)
-        n_blocks = sum(depths)
-        dpr = [drop_path_rate * i / max(n_blocks - 1, 1) for i in range(n_blocks)]  # linear, as timm
-        self.layers = nn.ModuleList()
-        self.feature_info = []
-        start = 0
-        for i, depth in enumerate(depths):
-            self.layers.append(
-                VMambaStage(
-                    dims[i],
-                    dims[i + 1] if i + 1 < len(depths) else None,
-                    depth,
-                    dpr[start : start + depth],
-                    mlp_ratio=mlp_ratio,
-                    d_state=d_state,
-                    ssm_ratio=ssm_ratio,
-                    dt_rank=dt_rank,
-                    conv_bias=ssm_conv_bias,
-                    scan_backend=scan_backend,
+            self.patch_embed = PatchEmbed(in_chans, embed_dim)
+            n_blocks = sum(depths)
+            dpr = [drop_path_rate * i / max(n_blocks - 1, 1) for i in range(n_blocks)]  # linear, as timm
+            self.layers = nn.ModuleList()
+            self.feature_info = []
+            start = 0
+            for i, depth in enumerate(depths):
+                self.layers.append(
+                    VMambaStage(
+                        dims[i],
+                        dims[i + 1] if i + 1 < len(depths) else None,
+                        depth,
+                        dpr[start : start + depth],
+                        mlp_ratio=mlp_ratio,
+                        d_state=d_state,
+                        ssm_ratio=ssm_ratio,
+                        dt_rank=dt_rank,
+                        conv_bias=ssm_conv_bias,
+                        scan_backend=scan_backend,
+                    )
                 )
-            )
-            start += depth
-            self.feature_info.append(dict(num_chs=dims[i], reduction=vmamba_reduction(i), module=f"layers.{i}"))
-        self.classifier = ClassifierHead(dims[-1], num_classes, drop_rate)
-        self.apply(self._init_weights)
+                start += depth
+                self.feature_info.append(dict(num_chs=dims[i], reduction=vmamba_reduction(i), module=f"layers.{i}"))
+            self.classifier = ClassifierHead(dims[-1], num_classes, drop_rate)
+            self.apply(self._init_weights)
+        set_factory_dtype(self, dtype)
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -373,7 +385,7 @@ class VMamba(nn.Module):
                 raise ValueError(f"global_pool must be 'avg' or '' (got {global_pool!r})")
             self.global_pool = global_pool
         self.num_classes = num_classes
-        self.classifier.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.classifier.head = linear_like(self, self.num_features, num_classes)
 
     def set_scan_backend(self, backend: str) -> None:
         """Choose the selective-scan implementation for every block (see :mod:`zeromamba.ops`)."""
@@ -411,11 +423,23 @@ class VMamba(nn.Module):
     def prune_intermediate_layers(
         self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
     ) -> list[int]:
+        """Keep the stages up to the last of ``indices`` (timm's convention) and drop what follows
+        them: the last kept stage's downsample (forward_features then ends at that stage's output,
+        as ``feature_info`` says), with ``prune_head`` the classifier, with ``prune_norm`` its norm."""
         take, max_index = _take_indices(len(self.layers), indices)
         self.layers = self.layers[: max_index + 1]
+        self.layers[max_index].downsample = nn.Identity()
+        self.feature_info = self.feature_info[: max_index + 1]
+        self.num_features = self.head_hidden_size = self.dims[max_index]
+        if prune_norm or prune_head:
+            self.classifier.norm = nn.Identity()
         if prune_head:
             self.reset_classifier(0)
-            self.classifier.norm = nn.Identity()
+        elif max_index + 1 < len(self.dims):
+            raise ValueError(
+                f"prune_head=False keeps a head for {self.dims[-1]} channels, but stage {max_index} has "
+                f"{self.dims[max_index]}: prune to the last stage or pass prune_head=True"
+            )
         return take
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,14 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from ..architectures import VMAMBA_VARIANTS, ZEROMAMBA_ARCHITECTURES
 from ..constants import ZSL_PREPROCESS
 from ..zoo import timm_pretrained_cfgs
-from ._helpers import checked_filter, hub_cfg_overlay, tag_model_args, unwrap_state_dict
+from ._helpers import (
+    checked_filter,
+    factory_device,
+    hub_cfg_overlay,
+    set_factory_dtype,
+    tag_model_args,
+    unwrap_state_dict,
+)
 from .vmamba import VMamba
 from .vmamba import checkpoint_filter_fn as vmamba_filter_fn
 
@@ -155,6 +162,11 @@ class ZeroMamba(nn.Module):
         fusion_hidden: hidden width of the fusion MLP (512).
         num_imagenet_classes: width of the backbone's classifier that GRL reads (1000).
         in_chans: input channels.
+        device, dtype: where and in which dtype to build the parameters (timm's factory arguments).
+
+    timm's classifier interface does not apply: the output is a :class:`ZeroMambaOutput`, not logits,
+    and its width is ``num_attributes`` (``num_classes`` is accepted only as that number or 0).
+    ``timm.create_model(..., features_only=True)`` gives the backbone's feature stages.
     """
 
     def __init__(
@@ -175,35 +187,39 @@ class ZeroMamba(nn.Module):
         fusion_hidden: int = 512,
         num_imagenet_classes: int = 1000,
         in_chans: int = 3,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
         **kwargs: Any,
     ):
         super().__init__()
-        if kwargs.pop("num_classes", num_attributes) not in (num_attributes, 0):
-            raise ValueError("ZeroMamba predicts attributes: set num_attributes, not num_classes")
-        kwargs.pop("global_pool", None)
-        if kwargs:
-            raise TypeError(f"unexpected arguments for ZeroMamba: {', '.join(sorted(kwargs))}")
-        size = variant.removeprefix("vmamba_")
-        if size not in VMAMBA_VARIANTS:
-            raise ValueError(f"unknown backbone variant {variant!r}; choose one of {', '.join(VMAMBA_VARIANTS)}")
-        preset = VMAMBA_VARIANTS[size]  # explicit arguments override the variant's
-        embed_dim = preset["embed_dim"] if embed_dim is None else embed_dim
-        depths = preset["depths"] if depths is None else depths
-        ssm_ratio = preset["ssm_ratio"] if ssm_ratio is None else ssm_ratio
-        self.backbone = VMamba(
-            num_classes=num_imagenet_classes,
-            in_chans=in_chans,
-            embed_dim=embed_dim,
-            depths=depths,
-            d_state=d_state,
-            ssm_ratio=ssm_ratio,
-            dt_rank=dt_rank,
-            mlp_ratio=mlp_ratio,
-            ssm_conv_bias=ssm_conv_bias,
-            drop_path_rate=drop_path_rate,
-            scan_backend=scan_backend,
-        )
-        self._init_heads(num_attributes, semantic_dim, attribute_embeddings, fusion_hidden, num_imagenet_classes)
+        with factory_device(device):
+            if kwargs.pop("num_classes", num_attributes) not in (num_attributes, 0):
+                raise ValueError("ZeroMamba predicts attributes: set num_attributes, not num_classes")
+            kwargs.pop("global_pool", None)
+            if kwargs:
+                raise TypeError(f"unexpected arguments for ZeroMamba: {', '.join(sorted(kwargs))}")
+            size = variant.removeprefix("vmamba_")
+            if size not in VMAMBA_VARIANTS:
+                raise ValueError(f"unknown backbone variant {variant!r}; choose one of {', '.join(VMAMBA_VARIANTS)}")
+            preset = VMAMBA_VARIANTS[size]  # explicit arguments override the variant's
+            embed_dim = preset["embed_dim"] if embed_dim is None else embed_dim
+            depths = preset["depths"] if depths is None else depths
+            ssm_ratio = preset["ssm_ratio"] if ssm_ratio is None else ssm_ratio
+            self.backbone = VMamba(
+                num_classes=num_imagenet_classes,
+                in_chans=in_chans,
+                embed_dim=embed_dim,
+                depths=depths,
+                d_state=d_state,
+                ssm_ratio=ssm_ratio,
+                dt_rank=dt_rank,
+                mlp_ratio=mlp_ratio,
+                ssm_conv_bias=ssm_conv_bias,
+                drop_path_rate=drop_path_rate,
+                scan_backend=scan_backend,
+            )
+            self._init_heads(num_attributes, semantic_dim, attribute_embeddings, fusion_hidden, num_imagenet_classes)
+        set_factory_dtype(self, dtype)
 
     def _init_heads(
         self,
@@ -220,6 +236,7 @@ class ZeroMamba(nn.Module):
         self.fusion = SemanticFusion(num_attributes, fusion_hidden)
         self.num_attributes = self.num_classes = num_attributes
         self.num_features = self.head_hidden_size = feat
+        self.in_chans = self.backbone.in_chans
         self.feature_info = self.backbone.feature_info
         for m in (self.global_head, *self.fusion.mlp):
             if isinstance(m, nn.Linear):
@@ -243,6 +260,25 @@ class ZeroMamba(nn.Module):
     def set_scan_backend(self, backend: str) -> None:
         """Choose the selective-scan implementation (``auto``/``torch``/``reference``/``mamba``)."""
         self.backbone.set_scan_backend(backend)
+
+    def forward_intermediates(
+        self, x: torch.Tensor, indices: int | Sequence[int] | None = None, **kwargs: Any
+    ) -> list[Any] | tuple[torch.Tensor, list[Any]]:
+        """The backbone's intermediate features (its ``forward_intermediates``, same arguments): what
+        ``timm.create_model(..., features_only=True)`` returns for a ZeroMamba."""
+        return self.backbone.forward_intermediates(x, indices, **kwargs)
+
+    def prune_intermediate_layers(
+        self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Prune the backbone after the last of ``indices`` (its ``prune_intermediate_layers``). The
+        semantic heads read the backbone's last stage, so pruning takes them off, ``prune_head`` or not:
+        what is left is a feature extractor (``features_only``)."""
+        take = self.backbone.prune_intermediate_layers(indices, prune_norm=prune_norm, prune_head=True)
+        self.slp = self.global_head = self.fusion = nn.Identity()
+        self.feature_info = self.backbone.feature_info
+        self.num_features = self.head_hidden_size = self.backbone.num_features
+        return take
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W) -> (B, C, H/32, W/32)`` backbone features."""
@@ -336,17 +372,16 @@ default_cfgs = generate_default_cfgs(
 
 
 def _create_zeromamba(variant: str, pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
-    if kwargs.pop("features_only", False):
-        raise ValueError(
-            "ZeroMamba has no features_only mode: create the backbone instead, "
-            "e.g. timm.create_model('vmamba_small', features_only=True)"
-        )
     kwargs["pretrained_cfg_overlay"] = hub_cfg_overlay(variant, default_cfgs, kwargs, pretrained=pretrained)
+    size = str(kwargs.get("variant", "small")).removeprefix("vmamba_")
+    depths = kwargs.get("depths") or VMAMBA_VARIANTS.get(size, VMAMBA_VARIANTS["small"])["depths"]
     return build_model_with_cfg(
         ZeroMamba,
         variant,
         pretrained,
         pretrained_filter_fn=checked_filter(checkpoint_filter_fn),
+        # features_only: the backbone's stages, through forward_intermediates (the weights load first)
+        feature_cfg=dict(feature_cls="getter", out_indices=tuple(range(len(depths)))),
         **kwargs,
     )
 

@@ -26,7 +26,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 
 from ..architectures import VIM_VARIANTS, ZEROMAMBA_VIM_ARCHITECTURES
 from ..constants import ZSL_PREPROCESS
-from ._helpers import checked_filter, unwrap_state_dict
+from ._helpers import checked_filter, factory_device, set_factory_dtype, unwrap_state_dict
 from .vim import Vim, resample_pos_embed
 from .zeromamba import ZeroMamba, ZeroMambaOutput
 
@@ -45,6 +45,7 @@ class ZeroMambaVim(ZeroMamba):
             covers its patch grid.
         patch_size, stride, expand, d_conv, dt_rank, drop_path_rate, scan_backend, dynamic_img_size,
             in_chans: passed to :class:`~zeromamba.models.Vim`.
+        device, dtype: where and in which dtype to build the parameters (timm's factory arguments).
     """
 
     def __init__(
@@ -68,35 +69,39 @@ class ZeroMambaVim(ZeroMamba):
         fusion_hidden: int = 512,
         num_imagenet_classes: int = 1000,
         in_chans: int = 3,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
         **kwargs: Any,
     ):
         nn.Module.__init__(self)  # ZeroMamba's own __init__ builds a VMamba; only its heads are shared
-        if kwargs.pop("num_classes", num_attributes) not in (num_attributes, 0):
-            raise ValueError("ZeroMamba predicts attributes: set num_attributes, not num_classes")
-        kwargs.pop("global_pool", None)
-        if kwargs:
-            raise TypeError(f"unexpected arguments for ZeroMambaVim: {', '.join(sorted(kwargs))}")
-        size = variant.removeprefix("vim_")
-        if size not in VIM_VARIANTS:
-            raise ValueError(f"unknown Vim variant {variant!r}; choose one of {', '.join(VIM_VARIANTS)}")
-        preset = VIM_VARIANTS[size]
-        self.backbone = Vim(
-            img_size=img_size,
-            patch_size=patch_size,
-            stride=stride,
-            in_chans=in_chans,
-            num_classes=num_imagenet_classes,
-            embed_dim=preset["embed_dim"] if embed_dim is None else embed_dim,
-            depth=preset["depth"] if depth is None else depth,
-            d_state=preset["d_state"] if d_state is None else d_state,
-            expand=expand,
-            d_conv=d_conv,
-            dt_rank=dt_rank,
-            drop_path_rate=drop_path_rate,
-            scan_backend=scan_backend,
-            dynamic_img_size=dynamic_img_size,
-        )
-        self._init_heads(num_attributes, semantic_dim, attribute_embeddings, fusion_hidden, num_imagenet_classes)
+        with factory_device(device):
+            if kwargs.pop("num_classes", num_attributes) not in (num_attributes, 0):
+                raise ValueError("ZeroMamba predicts attributes: set num_attributes, not num_classes")
+            kwargs.pop("global_pool", None)
+            if kwargs:
+                raise TypeError(f"unexpected arguments for ZeroMambaVim: {', '.join(sorted(kwargs))}")
+            size = variant.removeprefix("vim_")
+            if size not in VIM_VARIANTS:
+                raise ValueError(f"unknown Vim variant {variant!r}; choose one of {', '.join(VIM_VARIANTS)}")
+            preset = VIM_VARIANTS[size]
+            self.backbone = Vim(
+                img_size=img_size,
+                patch_size=patch_size,
+                stride=stride,
+                in_chans=in_chans,
+                num_classes=num_imagenet_classes,
+                embed_dim=preset["embed_dim"] if embed_dim is None else embed_dim,
+                depth=preset["depth"] if depth is None else depth,
+                d_state=preset["d_state"] if d_state is None else d_state,
+                expand=expand,
+                d_conv=d_conv,
+                dt_rank=dt_rank,
+                drop_path_rate=drop_path_rate,
+                scan_backend=scan_backend,
+                dynamic_img_size=dynamic_img_size,
+            )
+            self._init_heads(num_attributes, semantic_dim, attribute_embeddings, fusion_hidden, num_imagenet_classes)
+        set_factory_dtype(self, dtype)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W) -> (B, M + 1, D)``: Vim's normalised tokens, class token at ``M // 2``."""
@@ -163,6 +168,7 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
         "first_conv": "backbone.patch_embed.proj",
         "classifier": "fusion",
         "license": "apache-2.0",
+        "fixed_input_size": True,  # Vim's position embedding covers the built patch grid
         **kwargs,
     }
 
@@ -172,18 +178,15 @@ default_cfgs = generate_default_cfgs({name: _cfg() for name in ZEROMAMBA_VIM_ARC
 
 
 def _create(variant: str, pretrained: bool, kwargs: dict[str, Any]) -> ZeroMambaVim:
-    if kwargs.pop("features_only", False):
-        raise ValueError(
-            "ZeroMamba has no features_only mode: create the backbone instead, "
-            "e.g. timm.create_model('vim_small', features_only=True)"
-        )
-    args = dict(ZEROMAMBA_VIM_ARCHITECTURES[variant])
+    args = {**ZEROMAMBA_VIM_ARCHITECTURES[variant], **kwargs}
+    step = max(int(args["depth"]) // 4, 1)  # features_only: four evenly spaced layers, the last included
     return build_model_with_cfg(
         ZeroMambaVim,
         variant,
         pretrained,
         pretrained_filter_fn=checked_filter(checkpoint_filter_fn),
-        **{**args, **kwargs},
+        feature_cfg=dict(feature_cls="getter", out_indices=tuple(range(int(args["depth"]) - 1, -1, -step))[::-1]),
+        **args,
     )
 
 
