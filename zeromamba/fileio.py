@@ -31,6 +31,7 @@ __all__ = [
     "atomic_write",
     "cache_root",
     "fsync_dir",
+    "open_regular",
     "read_regular_bytes",
     "read_regular_text",
     "remove_stale_temporaries",
@@ -54,12 +55,12 @@ def cache_root() -> Path:
     return Path(root)
 
 
-def read_regular_bytes(path: str | os.PathLike, max_bytes: int, error: type[Exception], what: str = "file") -> bytes:
-    """The bytes of ``path``, read only when it is a regular file (after symlinks) of at most ``max_bytes``.
+def open_regular(path: str | os.PathLike, error: type[Exception], what: str = "file") -> tuple[int, os.stat_result]:
+    """An open read-only descriptor of ``path`` and its ``fstat``, when it is a regular file (after symlinks).
 
-    A FIFO, socket or device (``/dev/zero``, ``/dev/urandom``) or an oversized file raises ``error`` at
-    once, before anything is read: opening does not block (``O_NONBLOCK``) and the size is checked on the
-    opened descriptor, so a file swapped in between cannot slip past. ``FileNotFoundError`` is raised as is.
+    Opening does not block (``O_NONBLOCK``: a FIFO with no writer) and the type is checked on the opened
+    descriptor, so a file swapped in between cannot slip past. A FIFO, socket, device or folder raises
+    ``error`` (the descriptor closed); ``FileNotFoundError`` is raised as is. The caller closes the descriptor.
     """
     path = os.fspath(path)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
@@ -71,11 +72,24 @@ def read_regular_bytes(path: str | os.PathLike, max_bytes: int, error: type[Exce
         raise error(f"{what} {path!r} is a folder, not a file") from None
     except OSError as e:
         raise error(f"cannot open {what} {path!r}: {e.strerror or e}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise error(
+            f"{what} {path!r} is {_file_kind(st.st_mode)}, not a regular file: zeromamba reads only regular files"
+        )
+    return fd, st
+
+
+def read_regular_bytes(path: str | os.PathLike, max_bytes: int, error: type[Exception], what: str = "file") -> bytes:
+    """The bytes of ``path``, read only when it is a regular file (:func:`open_regular`) of at most ``max_bytes``.
+
+    A FIFO, socket or device (``/dev/zero``, ``/dev/urandom``) or an oversized file raises ``error`` at
+    once, before anything is read. ``FileNotFoundError`` is raised as is.
+    """
+    path = os.fspath(path)
+    fd, st = open_regular(path, error, what)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = _file_kind(st.st_mode)
-            raise error(f"{what} {path!r} is {kind}, not a regular file: zeromamba reads only regular files")
         if st.st_size > max_bytes:
             raise error(
                 f"{what} {path!r} is {st.st_size:,} bytes, more than the {max_bytes:,} bytes zeromamba reads "

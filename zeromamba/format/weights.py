@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import struct
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +19,8 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
-from ..models._helpers import check_finite
+from ..fileio import open_regular
+from ..models._helpers import REDOWNLOAD_HINT, check_finite
 
 __all__ = ["MAX_HEADER_BYTES", "check_finite", "read_header", "read_weights"]
 
@@ -36,10 +36,6 @@ _DTYPE_NAMES = {
     torch.int32: "I32",
     torch.bool: "BOOL",
 }
-_REDOWNLOAD = (
-    "If it was downloaded, download it again (from_pretrained(..., force_download=True)); otherwise "
-    "re-save or re-convert the model."
-)
 
 
 def read_header(path: Path, what: str) -> dict[str, dict[str, Any]]:
@@ -50,17 +46,10 @@ def read_header(path: Path, what: str) -> dict[str, dict[str, Any]]:
         CheckpointError: missing, not a regular file, or not a valid safetensors file.
     """
     try:
-        fd = os.open(os.fspath(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        fd, st = open_regular(path, CheckpointError, f"{what}: weights file")
     except FileNotFoundError:
         raise CheckpointError(f"{what}: {str(path)!r} is missing") from None
-    except OSError as e:
-        raise CheckpointError(f"{what}: cannot open {str(path)!r}: {e.strerror or e}") from None
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise CheckpointError(
-                f"{what}: {str(path)!r} is not a regular file (a folder, FIFO or device): refused unread"
-            )
         head = f.read(8)
         if len(head) < 8:
             raise _invalid(path, what, "shorter than a safetensors header")
@@ -97,7 +86,7 @@ def read_header(path: Path, what: str) -> dict[str, dict[str, Any]]:
 
 def _invalid(path: Path, what: str, why: str) -> CheckpointError:
     return CheckpointError(
-        f"{what}: {str(path)!r} is not a valid safetensors file (corrupt or truncated: {why}). {_REDOWNLOAD}"
+        f"{what}: {str(path)!r} is not a valid safetensors file (corrupt or truncated: {why}). {REDOWNLOAD_HINT}"
     )
 
 

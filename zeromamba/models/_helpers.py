@@ -14,6 +14,7 @@ from ..hubcheck import require_weights
 from ..zoo import timm_hub_overlay, timm_model_args, variant_for_tag
 
 __all__ = [
+    "REDOWNLOAD_HINT",
     "check_finite",
     "checked_filter",
     "entry_tag",
@@ -26,7 +27,8 @@ __all__ = [
     "unwrap_state_dict",
 ]
 
-_REDOWNLOAD = (
+#: what to do about a damaged weights file, said by every loader
+REDOWNLOAD_HINT = (
     "If it was downloaded, download it again (from_pretrained(..., force_download=True)); otherwise "
     "re-save or re-convert the model."
 )
@@ -103,7 +105,7 @@ def check_finite(tensors: Mapping[str, torch.Tensor], what: str) -> None:
             + ", ".join(bad[:10])
             + (" ..." if len(bad) > 10 else "")
             + ". A model cannot give meaningful scores with them: the file is damaged, or the training run "
-            "that wrote it diverged. " + _REDOWNLOAD
+            "that wrote it diverged. " + REDOWNLOAD_HINT
         )
 
 
