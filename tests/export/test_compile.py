@@ -1,5 +1,7 @@
 """``torch.compile`` of zoo models: no graph breaks in the forward pass, and the compiled model
-computes what eager does (its scan is then the "chunked" backend, chosen by "auto")."""
+computes what eager does. For CPU inference its scan is the fused C kernel as a custom op (one
+opaque node that inductor keeps); with gradients, and in ``torch.export`` graphs, the "chunked"
+backend."""
 
 from __future__ import annotations
 
@@ -55,3 +57,67 @@ def test_compiled_shipped_model_matches_eager() -> None:
         got = torch.compile(model)(x)
     for field in ("attributes", "local_attributes", "global_attributes", "attention"):
         assert scaled_error(getattr(got, field), getattr(want, field)) < TOLERANCE, field
+
+
+def _scan_ops_in_compiled_graph(model: torch.nn.Module, x: torch.Tensor, grad: bool) -> tuple[int, int]:
+    """(custom scan op nodes, cumsum nodes) in the graph that ``torch.compile`` hands its backend."""
+    seen: list = []
+
+    def record(gm: torch.fx.GraphModule, example_inputs: list) -> object:
+        seen.extend(node.target for node in gm.graph.nodes if node.op == "call_function")
+        return gm.forward
+
+    torch._dynamo.reset()
+    with torch.set_grad_enabled(grad):
+        torch.compile(model, backend=record, fullgraph=True)(x)
+    custom = sum(t is torch.ops.zeromamba.ss2d_scan_dstate1 or "zeromamba" in str(t) for t in seen)
+    cumsum = sum(t is torch.cumsum or "cumsum" in str(t) for t in seen)
+    return custom, cumsum
+
+
+def test_compile_keeps_the_fused_cpu_kernel_for_inference_and_chunked_for_training() -> None:
+    model = zeromamba.from_pretrained("shapes-zsl").model
+    blocks = sum(1 for m in model.modules() if type(m).__name__ == "SS2D")
+    assert blocks > 0
+    x = torch.randn(2, 3, 80, 80)
+    custom, cumsum = _scan_ops_in_compiled_graph(model, x, grad=False)
+    assert (custom, cumsum) == (blocks, 0)
+    model.train()
+    try:
+        custom, cumsum = _scan_ops_in_compiled_graph(model, x, grad=True)
+    finally:
+        model.eval()
+    assert custom == 0 and cumsum > 0  # differentiable plain ops
+
+
+def test_exported_program_has_no_custom_op() -> None:
+    # an ExportedProgram / ONNX file must load where zeromamba is not installed: plain ops only
+    from zeromamba.exporter.graph import PredictorGraph
+
+    graph = PredictorGraph(zeromamba.from_pretrained("shapes-zsl").model).eval()
+    torch._dynamo.reset()
+    with torch.no_grad():
+        program = torch.export.export(graph, (torch.randn(2, 3, 80, 80),))
+    targets = [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
+    assert not [t for t in targets if "zeromamba" in t]
+    assert any("cumsum" in t for t in targets)
+
+
+def test_custom_scan_op_passes_torch_library_opcheck() -> None:
+    from zeromamba.ops.fused_cpu import fused_cpu_available
+
+    if not fused_cpu_available():
+        pytest.skip("the fused CPU kernel did not build here (no C compiler)")
+    g = torch.Generator().manual_seed(0)
+    B, H, W, D, R = 2, 3, 5, 8, 2
+    args = (
+        torch.randn(B, H * W, D, generator=g),
+        torch.randn(B, H * W, 4, R + 2, generator=g),
+        torch.randn(4, R, D, generator=g),
+        torch.randn(4, D, generator=g),
+        -torch.rand(4, D, generator=g),
+        torch.randn(D, generator=g),
+        H,
+        W,
+    )
+    torch.library.opcheck(torch.ops.zeromamba.ss2d_scan_dstate1.default, args)

@@ -102,3 +102,15 @@ def test_auto_is_chunked_while_a_graph_is_traced():
     assert resolve_backend("auto", p["x"], 1) != "chunked"  # eager CPU inference keeps the kernels
     ref = cross_selective_scan(**p, backend="reference")
     assert scaled_error(program.module()(p["x"]), ref) < 1e-5
+
+
+def test_graph_softplus_is_torch_softplus():
+    from zeromamba.ops.chunked_scan import softplus
+
+    x = torch.cat([torch.linspace(-100, 100, 20001), torch.tensor([-1e30, 19.999, 20.0, 20.001, 1e30])])
+    want = torch.nn.functional.softplus(x.double())
+    got = softplus(x)
+    assert got.dtype == torch.float32
+    # float32 round-off, relative where the value is large, absolute (float32's tiny values) where not
+    assert ((got.double() - want).abs() / want.abs().clamp(min=1e-30)).max() < 1e-6
+    assert torch.isfinite(got).all() and got[-1] == 1e30

@@ -16,12 +16,13 @@
 * ``"mamba"`` -- mamba-ssm's fused CUDA kernel on the official layout.
 * ``"chunked"`` -- graph-friendly ops only (flips, matmuls, ``cumsum``, ``exp``), any ``d_state``,
   differentiable (:mod:`zeromamba.ops.chunked_scan`): what ONNX / TorchScript / ``torch.export``
-  graphs and ``torch.compile`` get.
-* ``"auto"`` -- while ``torch.compile`` / ``torch.export`` / ``torch.jit.trace`` / the ONNX
-  exporter traces the model: ``"chunked"``; otherwise on CUDA: ``"mamba"`` when mamba-ssm imports,
-  else ``"triton"`` with ``d_state == 1`` when its self-check passes (the gradient self-check too
-  when training); on CPU: ``"fused_cpu"`` for inference with ``d_state == 1`` when the kernel
-  builds; otherwise ``"torch"``.
+  graphs get, and ``torch.compile`` where the fused kernel does not apply.
+* ``"auto"`` -- while ``torch.compile`` traces CPU inference with ``d_state == 1``: ``"fused_cpu"``
+  (a registered custom op, opaque to inductor); while ``torch.export`` / ``torch.jit.trace`` / the
+  ONNX exporter traces, or ``torch.compile`` any other case: ``"chunked"``; otherwise on CUDA:
+  ``"mamba"`` when mamba-ssm imports, else ``"triton"`` with ``d_state == 1`` when its self-check
+  passes (the gradient self-check too when training); on CPU: ``"fused_cpu"`` for inference with
+  ``d_state == 1`` when the kernel builds; otherwise ``"torch"``.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ import os
 import torch
 
 from .chunked_scan import cross_scan_chunked
-from .fused_cpu import cross_scan_fused_cpu, fused_cpu_available, kernel_status
+from .fused_cpu import cross_scan_fused_cpu, fused_cpu_available, fused_cpu_available_when_compiling, kernel_status
 from .fused_triton import cross_scan_fused_triton, fused_triton_available
 from .selective_scan import mamba_ssm_available, selective_scan_mamba, selective_scan_reference
 from .torch_scan import cross_scan_official, cross_scan_torch
-from .tracing import is_tracing
+from .tracing import is_compiling_in_process, is_tracing
 
 __all__ = ["SCAN_BACKENDS", "cross_selective_scan", "resolve_backend"]
 
@@ -50,6 +51,9 @@ def resolve_backend(backend: str, x: torch.Tensor, d_state: int = 1, needs_grad:
         raise ValueError(f"unknown scan backend {backend!r}; choose one of {', '.join(SCAN_BACKENDS)}")
     if backend == "auto":
         if is_tracing():  # the kernels below are opaque to a graph; this backend is plain ops
+            cpu_inference = x.device.type == "cpu" and d_state == 1 and not needs_grad
+            if cpu_inference and is_compiling_in_process() and fused_cpu_available_when_compiling():
+                return "fused_cpu"  # a custom op: inductor keeps it as one call
             return "chunked"
         if x.is_cuda:
             if mamba_ssm_available():

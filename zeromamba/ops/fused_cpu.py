@@ -13,7 +13,10 @@ It is an optional accelerator for inference:
   (:mod:`zeromamba.ops.self_check`);
 * used only for float32 or bfloat16 CPU tensors (the scan itself always runs in float32),
   ``d_state == 1`` and no autograd; everything else, or any failure to build, falls back to the
-  pure-PyTorch backend (``ZEROMAMBA_DISABLE_CPU_KERNEL=1`` turns it off).
+  pure-PyTorch backend (``ZEROMAMBA_DISABLE_CPU_KERNEL=1`` turns it off);
+* registered as the custom op ``torch.ops.zeromamba.ss2d_scan_dstate1`` (with a shape-only fake
+  for tracing), so that a ``torch.compile``-d model keeps the kernel: inductor sees one opaque op
+  in the graph instead of tracing into ctypes, which it cannot.
 """
 
 from __future__ import annotations
@@ -31,7 +34,14 @@ from .cpu_build import build_library
 from .fused_linear import linear
 from .self_check import self_check
 
-__all__ = ["cross_scan_fused_cpu", "fused_cpu_available", "kernel_build", "kernel_status", "ss2d_scan_dstate1"]
+__all__ = [
+    "cross_scan_fused_cpu",
+    "fused_cpu_available",
+    "fused_cpu_available_when_compiling",
+    "kernel_build",
+    "kernel_status",
+    "ss2d_scan_dstate1",
+]
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +186,32 @@ def ss2d_scan_dstate1(
     return y
 
 
+@torch.library.custom_op("zeromamba::ss2d_scan_dstate1", mutates_args=())
+def _ss2d_scan_op(
+    u: torch.Tensor,
+    xdbl: torch.Tensor,
+    w_dt: torch.Tensor,
+    bias: torch.Tensor,
+    A: torch.Tensor,
+    Dsum: torch.Tensor,
+    H: int,
+    W: int,
+) -> torch.Tensor:
+    return ss2d_scan_dstate1(u, xdbl, w_dt, bias, A, Dsum, H, W)
+
+
+@_ss2d_scan_op.register_fake
+def _ss2d_scan_shape(u, xdbl, w_dt, bias, A, Dsum, H, W) -> torch.Tensor:
+    return u.new_empty(u.shape, dtype=torch.float32)
+
+
+@torch.compiler.assume_constant_result
+def fused_cpu_available_when_compiling() -> bool:
+    """:func:`fused_cpu_available`, run once while ``torch.compile`` traces and kept as a constant
+    (tracing into the build and its lock would break the graph)."""
+    return fused_cpu_available()
+
+
 def cross_scan_fused_cpu(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds) -> torch.Tensor:
     """:func:`~zeromamba.ops.cross_selective_scan` through the fused kernel (``d_state == 1``).
 
@@ -187,7 +223,8 @@ def cross_scan_fused_cpu(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_log
     f32 = torch.float32
     u = x.reshape(B, H * W, D)
     xdbl = linear(u, x_proj_weight.to(x.dtype).reshape(K * (R + 2), D)).view(B, H * W, K, R + 2)
-    y = ss2d_scan_dstate1(
+    scan = _ss2d_scan_op if torch.compiler.is_compiling() else ss2d_scan_dstate1
+    y = scan(
         u,
         xdbl,
         dt_projs_weight.to(f32).transpose(1, 2),

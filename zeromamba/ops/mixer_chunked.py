@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .chunked_scan import log_space_scan
+from .chunked_scan import softplus as softplus_graph  # the parameter `softplus` shadows the name
 
 __all__ = ["selective_scan_chunked_mixer"]
 
@@ -30,7 +31,7 @@ def selective_scan_chunked_mixer(
     if dt_bias is not None:
         dt = dt + dt_bias.float()
     if softplus:
-        dt = F.softplus(dt)
+        dt = softplus_graph(dt)
     if reverse:
         x, dt, B, C = x.flip(1), dt.flip(1), B.flip(1), C.flip(1)
     batch, length, E = x.shape
