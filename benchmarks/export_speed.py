@@ -7,10 +7,12 @@ ZeroMamba-S (random weights: speed does not depend on them) and resnet101 at 448
 
 * ``eager`` -- the model as the predictor runs it (ZeroMamba: the fused C scan and oneDNN linear
   layers; resnet101: plain PyTorch);
-* ``compile`` -- ``torch.compile(model)`` (inductor; ZeroMamba's scan is then the ``"chunked"``
-  backend), compiled once per batch size before timing (the compile time is recorded);
-* ``onnxruntime`` -- the ONNX export (``zeromamba.export`` for ZeroMamba, ``torch.onnx.export``
-  with ``dynamo=True`` and a dynamic batch for resnet101), CPU execution provider.
+* ``compile`` -- ``torch.compile(model)`` (inductor; ZeroMamba's scan stays the fused C kernel, a
+  registered custom op that inductor calls as one node), compiled once per batch size before timing
+  (the compile time is recorded);
+* ``onnxruntime`` -- the ONNX export (``zeromamba.export`` for ZeroMamba, whose scan is then the
+  plain-op ``"chunked"`` backend; ``torch.onnx.export`` with ``dynamo=True`` and a dynamic batch for
+  resnet101), CPU execution provider, default graph optimisations.
 
 Rounds are interleaved: each round times one call of every (model, runtime, batch), so a shared
 machine's load drifts reach all alike; per (runtime, batch) the JSON gives both models' medians and

@@ -59,20 +59,28 @@ def test_compiled_shipped_model_matches_eager() -> None:
         assert scaled_error(getattr(got, field), getattr(want, field)) < TOLERANCE, field
 
 
-def _scan_ops_in_compiled_graph(model: torch.nn.Module, x: torch.Tensor, grad: bool) -> tuple[int, int]:
-    """(custom scan op nodes, cumsum nodes) in the graph that ``torch.compile`` hands its backend."""
-    seen: list = []
+def _compiled_graph_ops(model: torch.nn.Module, x: torch.Tensor, grad: bool) -> list[str]:
+    """The ops of the graph that ``torch.compile`` hands its backend; that graph's output (run as
+    it is, without inductor) must be eager's."""
+    seen: list[str] = []
 
     def record(gm: torch.fx.GraphModule, example_inputs: list) -> object:
-        seen.extend(node.target for node in gm.graph.nodes if node.op == "call_function")
+        seen.extend(str(node.target) for node in gm.graph.nodes if node.op == "call_function")
         return gm.forward
 
     torch._dynamo.reset()
     with torch.set_grad_enabled(grad):
-        torch.compile(model, backend=record, fullgraph=True)(x)
-    custom = sum(t is torch.ops.zeromamba.ss2d_scan_dstate1 or "zeromamba" in str(t) for t in seen)
-    cumsum = sum(t is torch.cumsum or "cumsum" in str(t) for t in seen)
-    return custom, cumsum
+        got = torch.compile(model, backend=record, fullgraph=True)(x)
+        want = model(x)
+    got, want = (out if isinstance(out, torch.Tensor) else out.attributes for out in (got, want))
+    assert scaled_error(got.detach(), want.detach()) < TOLERANCE
+    return seen
+
+
+def _scan_ops_in_compiled_graph(model: torch.nn.Module, x: torch.Tensor, grad: bool) -> tuple[int, int]:
+    """(custom scan op nodes, cumsum nodes) in the compiled graph."""
+    ops = _compiled_graph_ops(model, x, grad)
+    return sum("zeromamba.ss2d_scan_dstate1" in t for t in ops), sum("cumsum" in t for t in ops)
 
 
 def test_compile_keeps_the_fused_cpu_kernel_for_inference_and_chunked_for_training() -> None:
@@ -121,3 +129,40 @@ def test_custom_scan_op_passes_torch_library_opcheck() -> None:
         W,
     )
     torch.library.opcheck(torch.ops.zeromamba.ss2d_scan_dstate1.default, args)
+
+
+def test_compiled_vim_keeps_the_cpu_mixer_kernels(vim_fixtures) -> None:
+    meta = json.loads((vim_fixtures / "vim_ds16" / "meta.json").read_text())["config"]
+    size = meta["img_size"]
+    vim = zeromamba.load_official(
+        vim_fixtures / "vim_ds16" / "vim_official_format.pth",
+        img_size=tuple(size) if isinstance(size, list) else size,
+        stride=meta["stride"],
+    ).eval()
+    height, width = (size, size) if isinstance(size, int) else size
+    layers = sum(1 for m in vim.modules() if type(m).__name__ == "BiMambaMixer")
+    assert layers > 0
+    ops = _compiled_graph_ops(vim, torch.randn(2, 3, height, width), grad=False)
+    # bidirectional Vim: two scans and two convolutions per layer, all the C kernels
+    assert sum("zeromamba.mamba_scan_cpu" in t for t in ops) == 2 * layers
+    assert sum("zeromamba.causal_conv1d_cpu" in t for t in ops) == 2 * layers
+    assert not [t for t in ops if "cumsum" in t]
+
+
+def test_mixer_custom_ops_pass_torch_library_opcheck() -> None:
+    from zeromamba.ops.mixer_cpu import mixer_cpu_available
+
+    if not mixer_cpu_available():
+        pytest.skip("the Mamba mixer CPU kernels did not build here (no C compiler)")
+    g = torch.Generator().manual_seed(0)
+    batch, L, E, N = 2, 7, 8, 3
+    x, dt, z = (torch.randn(batch, L, E, generator=g) for _ in range(3))
+    A = -torch.rand(E, N, generator=g)
+    B, C = (torch.randn(batch, L, N, generator=g) for _ in range(2))
+    D, bias = torch.randn(E, generator=g), torch.randn(E, generator=g)
+    scan = torch.ops.zeromamba.mamba_scan_cpu.default
+    torch.library.opcheck(scan, (x, dt, A, B, C, D, z, bias, True, False))
+    torch.library.opcheck(scan, (x, dt, A, B, C, None, None, None, False, True))
+    conv = torch.ops.zeromamba.causal_conv1d_cpu.default
+    torch.library.opcheck(conv, (x, torch.randn(E, 4, generator=g), D, "silu", False))
+    torch.library.opcheck(conv, (x, torch.randn(E, 4, generator=g), None, None, True))

@@ -8,7 +8,9 @@ several times; the kernel keeps one tile of the state in L1 and makes one pass. 
 * used for CPU inference only (no autograd); inputs are computed in float32. Any failure to build
   or to agree falls back to the PyTorch path (``ZEROMAMBA_DISABLE_CPU_KERNEL=1`` turns it off).
 
-Channels are split over threads (ctypes releases the GIL during a call).
+Channels are split over threads (ctypes releases the GIL during a call). Both kernels are also
+registered as custom ops (``torch.ops.zeromamba.mamba_scan_cpu``, ``torch.ops.zeromamba.causal_conv1d_cpu``,
+with shape-only fakes), which is how a ``torch.compile``-d Vim keeps them: inductor calls each as one node.
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ import torch
 from .cpu_build import build_library
 from .mixer_torch import causal_conv1d_torch, selective_scan_torch
 
-__all__ = ["causal_conv1d_cpu", "mixer_cpu_available", "mixer_cpu_status", "selective_scan_cpu"]
+__all__ = [
+    "causal_conv1d_cpu",
+    "mixer_cpu_available",
+    "mixer_cpu_available_when_compiling",
+    "mixer_cpu_status",
+    "selective_scan_cpu",
+]
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +173,7 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def selective_scan_cpu(
+def _selective_scan_kernel(
     x: torch.Tensor,
     dt: torch.Tensor,
     A: torch.Tensor,
@@ -177,7 +185,6 @@ def selective_scan_cpu(
     softplus: bool = True,
     reverse: bool = False,
 ) -> torch.Tensor:
-    """:func:`~zeromamba.ops.mixer_selective_scan` through the C kernel (CPU, forward only)."""
     lib = _lib()
     batch, L, E = x.shape
     N = A.shape[1]
@@ -226,14 +233,13 @@ def selective_scan_cpu(
     return y
 
 
-def causal_conv1d_cpu(
+def _causal_conv1d_kernel(
     x: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor | None = None,
     activation: str | None = "silu",
     reverse: bool = False,
 ) -> torch.Tensor:
-    """:func:`~zeromamba.ops.mixer_causal_conv1d` through the C kernel (CPU, forward only)."""
     lib = _lib()
     if activation not in (None, "silu"):
         raise ValueError(f"activation must be None or 'silu' (got {activation!r})")
@@ -262,3 +268,71 @@ def causal_conv1d_cpu(
 
     _run_over_channels(E, call)
     return y
+
+
+@torch.library.custom_op("zeromamba::mamba_scan_cpu", mutates_args=())
+def _mamba_scan_op(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None,
+    z: torch.Tensor | None,
+    dt_bias: torch.Tensor | None,
+    softplus: bool,
+    reverse: bool,
+) -> torch.Tensor:
+    return _selective_scan_kernel(x, dt, A, B, C, D, z, dt_bias, softplus, reverse)
+
+
+@_mamba_scan_op.register_fake
+def _mamba_scan_shape(x, dt, A, B, C, D, z, dt_bias, softplus, reverse) -> torch.Tensor:
+    return x.new_empty(x.shape, dtype=torch.float32)
+
+
+@torch.library.custom_op("zeromamba::causal_conv1d_cpu", mutates_args=())
+def _causal_conv1d_op(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str | None, reverse: bool
+) -> torch.Tensor:
+    return _causal_conv1d_kernel(x, weight, bias, activation, reverse)
+
+
+@_causal_conv1d_op.register_fake
+def _causal_conv1d_shape(x, weight, bias, activation, reverse) -> torch.Tensor:
+    return x.new_empty(x.shape, dtype=torch.float32)
+
+
+@torch.compiler.assume_constant_result
+def mixer_cpu_available_when_compiling() -> bool:
+    """:func:`mixer_cpu_available`, run once while ``torch.compile`` traces and kept as a constant."""
+    return mixer_cpu_available()
+
+
+def selective_scan_cpu(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    dt_bias: torch.Tensor | None = None,
+    softplus: bool = True,
+    reverse: bool = False,
+) -> torch.Tensor:
+    """:func:`~zeromamba.ops.mixer_selective_scan` through the C kernel (CPU, forward only)."""
+    scan = _mamba_scan_op if torch.compiler.is_compiling() else _selective_scan_kernel
+    return scan(x, dt, A, B, C, D, z, dt_bias, softplus, reverse)
+
+
+def causal_conv1d_cpu(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    activation: str | None = "silu",
+    reverse: bool = False,
+) -> torch.Tensor:
+    """:func:`~zeromamba.ops.mixer_causal_conv1d` through the C kernel (CPU, forward only)."""
+    conv = _causal_conv1d_op if torch.compiler.is_compiling() else _causal_conv1d_kernel
+    return conv(x, weight, bias, activation, reverse)

@@ -16,11 +16,14 @@ with the same names as the cross scan's (:mod:`zeromamba.ops.dispatch`):
 * ``"mamba"`` -- mamba-ssm's ``selective_scan_fn`` and causal-conv1d's ``causal_conv1d_fn`` on
   CUDA (the ``cuda`` extra; :mod:`.mixer_cuda`), differentiable.
 * ``"chunked"`` -- graph-friendly ops only (:mod:`.mixer_chunked`'s ``cumsum`` / ``exp`` scan, the
-  shifted multiply-add convolution): for ONNX / ``torch.export`` graphs and ``torch.compile``.
-* ``"auto"`` -- while a graph is traced (``torch.compile``, ``torch.export``, ``torch.jit.trace``,
-  the ONNX exporter): ``"chunked"``; otherwise on CUDA: ``"mamba"`` when the package imports (mamba-ssm for the scan,
-  causal-conv1d for the convolution), else ``"triton"`` for inference when its self-check passes,
-  else ``"torch"``; on CPU: ``"fused_cpu"`` for inference when the kernels build, else ``"torch"``.
+  shifted multiply-add convolution): for ONNX / ``torch.export`` graphs, and ``torch.compile``
+  with gradients.
+* ``"auto"`` -- while ``torch.compile`` traces CPU inference: ``"fused_cpu"`` (the kernels are
+  registered custom ops); while any other graph is traced (``torch.export``, ``torch.jit.trace``,
+  the ONNX exporter, ``torch.compile`` with gradients or on CUDA): ``"chunked"``; otherwise on CUDA:
+  ``"mamba"`` when the package imports (mamba-ssm for the scan, causal-conv1d for the
+  convolution), else ``"triton"`` for inference when its self-check passes, else ``"torch"``;
+  on CPU: ``"fused_cpu"`` for inference when the kernels build, else ``"torch"``.
   ``ZEROMAMBA_SCAN_BACKEND`` overrides ``"auto"``, as for the cross scan.
 """
 
@@ -32,7 +35,13 @@ from collections.abc import Callable
 import torch
 
 from .mixer_chunked import selective_scan_chunked_mixer
-from .mixer_cpu import causal_conv1d_cpu, mixer_cpu_available, mixer_cpu_status, selective_scan_cpu
+from .mixer_cpu import (
+    causal_conv1d_cpu,
+    mixer_cpu_available,
+    mixer_cpu_available_when_compiling,
+    mixer_cpu_status,
+    selective_scan_cpu,
+)
 from .mixer_cuda import causal_conv1d_available, causal_conv1d_cuda, mamba_ssm_available, selective_scan_cuda
 from .mixer_torch import causal_conv1d_ref, causal_conv1d_torch, selective_scan_ref, selective_scan_torch
 from .mixer_triton import (
@@ -41,7 +50,7 @@ from .mixer_triton import (
     mixer_triton_interpreted,
     selective_scan_triton,
 )
-from .tracing import is_tracing
+from .tracing import is_compiling_in_process, is_tracing
 
 __all__ = ["MIXER_BACKENDS", "mixer_causal_conv1d", "mixer_selective_scan", "resolve_mixer_backend"]
 
@@ -83,6 +92,9 @@ def resolve_mixer_backend(backend: str, x: torch.Tensor, op: str = "scan", needs
         raise ValueError(f"unknown mixer backend {backend!r}; choose one of {', '.join(MIXER_BACKENDS)}")
     if backend == "auto":
         if is_tracing():  # the kernels below are opaque to a graph
+            cpu_inference = x.device.type == "cpu" and not needs_grad
+            if cpu_inference and is_compiling_in_process() and mixer_cpu_available_when_compiling():
+                return "fused_cpu"  # custom ops: inductor keeps each as one call
             return "chunked"
         if x.is_cuda:
             if _cuda_package_available(op):
