@@ -5,6 +5,7 @@ cannot be imported, against the predictor's own eager outputs; and the authors' 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import sysconfig
@@ -177,3 +178,39 @@ def test_bad_requests_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="Predictor or a zeromamba model"):
         zeromamba.export("shapes-zsl", tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_cli_exports_a_zoo_model_served_by_the_hub(tiny_predictor, fakehub, tmp_path: Path) -> None:
+    """``zeromamba export cub-gzsl`` as a user runs it, the zoo name resolved to a Hub repository and
+    downloaded by huggingface_hub from the loopback Hub (HF_ENDPOINT); the real Hub is unreachable here."""
+    from zeromamba import zoo
+
+    original = tiny_predictor(["a", "b", "c"], ["x", "y", "z", "w"], input_size=32, seen=(0, 1))
+    fakehub.publish("testorg/zeromamba-small-cub-gzsl", Path(original.save_pretrained(tmp_path / "cub")))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    env.update(
+        {zoo.NAMESPACE_ENV: "testorg"},
+        HF_ENDPOINT=fakehub.url,
+        HF_HOME=str(tmp_path / "hf-home"),
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+    )
+    out = tmp_path / "cub-onnx"
+    cli = Path(sys.executable).with_name("zeromamba")
+    done = subprocess.run(
+        [str(cli), "export", "cub-gzsl", "--format", "onnx", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert any(path.endswith("/model.safetensors") for _, path in fakehub.requests)
+    preprocess = json.loads((out / "preprocess.json").read_text())
+    assert preprocess["input"]["shape"] == ["batch", 3, 32, 32]
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    got = _run(_session(out / "model.onnx"), x)
+    with torch.inference_mode():
+        want = torch.tensor([p.values for p in original.predict_attributes(x)])
+    assert scaled_error(got["attributes"], want) < TOLERANCE
+    assert got["class_scores"].shape == (2, 3)
