@@ -4,6 +4,7 @@ tests/helpers.py."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,15 @@ from huggingface_hub import constants
 from .fakehub import FakeHub
 from .helpers import TINY, block_network, fixtures_root
 from .mini_xlsa17 import build_mini_xlsa17
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker gets its share of the cores for PyTorch's own threads (2 workers
+    on 2 cores: one thread each), so the workers do not oversubscribe the machine. Subprocesses that
+    tests start are left as they are (they pick their own thread count, as a user's process does)."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if os.environ.get("PYTEST_XDIST_WORKER") and workers:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
