@@ -34,9 +34,9 @@ __all__ = ["CHUNK", "LOG_DECAY_FLOOR", "cross_scan_chunked", "log_space_scan", "
 
 #: each step's log-decay is clamped here; exp(-20) = 2e-9 is below float32's resolution of a state
 LOG_DECAY_FLOOR = -20.0
-#: positions per chunk: the largest with CHUNK * |LOG_DECAY_FLOOR| / 2 <= 80 (no float32 overflow);
-#: measured by benchmarks/export_speed.py at the first stage of ZeroMamba-S at 448 (chunks 2 / 4 / 8:
-#: 5.9 / 4.1 / 4.0 s on a saturated machine, results/export_speed_2026-12-02.json): 8, the largest allowed
+#: positions per chunk: the largest with CHUNK * |LOG_DECAY_FLOOR| / 2 <= 80 (no float32 overflow), and the
+#: fastest in ONNX Runtime: the cross scan alone at ZeroMamba-S's first stage at 448 took 108 / 79 / 74 ms
+#: with chunks 2 / 4 / 8 (benchmarks/chunk_choice.py, 2 threads, quiet; results/chunk_choice_2026-12-02.json)
 CHUNK = 8
 
 
