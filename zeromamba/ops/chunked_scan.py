@@ -1,11 +1,11 @@
 """SS2D's cross selective scan with graph-friendly ops only: the ``"chunked"`` backend.
 
-What ONNX, TorchScript tracing, ``torch.export`` and ``torch.compile`` need: no C extension, no
-Triton, no in-place scratch buffers, no Python loop whose length depends on the data. The four
-scan orders are flips and transposes (static), the projections are batched matmuls, and the
-recurrence ``h_t = a_t h_{t-1} + b_t`` (``a_t = exp(dt_t A) in (0, 1]``) is a hierarchical scan
+What ONNX, TorchScript tracing, ``torch.export`` (and ``torch.compile`` with gradients) need: no C
+extension, no Triton, no in-place scratch buffers, no Python loop whose length depends on the data.
+The four scan orders are one static gather in and one out, the projections are batched matmuls, and
+the recurrence ``h_t = a_t h_{t-1} + b_t`` (``a_t = exp(dt_t A) in (0, 1]``) is a hierarchical scan
 built from ``cumsum`` and ``exp`` (:func:`log_space_scan`), whose depth is ``log_T(L)``: about
-five levels for the 12544 positions of a 448 px image's first stage, each a dozen whole-tensor
+five levels for the 12544 positions of a 448 px image's first stage, each a handful of whole-tensor
 ops, so the graph stays small and every op runs on a large slab.
 
 Within a chunk of ``T`` positions with ``c_t = sum_{s<=t} log a_s`` (``c`` decreases, ``c <= 0``)
