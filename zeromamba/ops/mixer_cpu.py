@@ -173,17 +173,20 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def _selective_scan_kernel(
+# The kernels are custom ops, called as such in eager mode too (the dispatcher's cost is lost in the
+# kernel's noise), so that torch.compile meets the same call and keeps it as one node.
+@torch.library.custom_op("zeromamba::mamba_scan_cpu", mutates_args=())
+def _mamba_scan_op(
     x: torch.Tensor,
     dt: torch.Tensor,
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
-    D: torch.Tensor | None = None,
-    z: torch.Tensor | None = None,
-    dt_bias: torch.Tensor | None = None,
-    softplus: bool = True,
-    reverse: bool = False,
+    D: torch.Tensor | None,
+    z: torch.Tensor | None,
+    dt_bias: torch.Tensor | None,
+    softplus: bool,
+    reverse: bool,
 ) -> torch.Tensor:
     lib = _lib()
     batch, L, E = x.shape
@@ -233,12 +236,9 @@ def _selective_scan_kernel(
     return y
 
 
-def _causal_conv1d_kernel(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None = None,
-    activation: str | None = "silu",
-    reverse: bool = False,
+@torch.library.custom_op("zeromamba::causal_conv1d_cpu", mutates_args=())
+def _causal_conv1d_op(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str | None, reverse: bool
 ) -> torch.Tensor:
     lib = _lib()
     if activation not in (None, "silu"):
@@ -270,32 +270,9 @@ def _causal_conv1d_kernel(
     return y
 
 
-@torch.library.custom_op("zeromamba::mamba_scan_cpu", mutates_args=())
-def _mamba_scan_op(
-    x: torch.Tensor,
-    dt: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None,
-    z: torch.Tensor | None,
-    dt_bias: torch.Tensor | None,
-    softplus: bool,
-    reverse: bool,
-) -> torch.Tensor:
-    return _selective_scan_kernel(x, dt, A, B, C, D, z, dt_bias, softplus, reverse)
-
-
 @_mamba_scan_op.register_fake
 def _mamba_scan_shape(x, dt, A, B, C, D, z, dt_bias, softplus, reverse) -> torch.Tensor:
     return x.new_empty(x.shape, dtype=torch.float32)
-
-
-@torch.library.custom_op("zeromamba::causal_conv1d_cpu", mutates_args=())
-def _causal_conv1d_op(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str | None, reverse: bool
-) -> torch.Tensor:
-    return _causal_conv1d_kernel(x, weight, bias, activation, reverse)
 
 
 @_causal_conv1d_op.register_fake
@@ -322,8 +299,7 @@ def selective_scan_cpu(
     reverse: bool = False,
 ) -> torch.Tensor:
     """:func:`~zeromamba.ops.mixer_selective_scan` through the C kernel (CPU, forward only)."""
-    scan = _mamba_scan_op if torch.compiler.is_compiling() else _selective_scan_kernel
-    return scan(x, dt, A, B, C, D, z, dt_bias, softplus, reverse)
+    return _mamba_scan_op(x, dt, A, B, C, D, z, dt_bias, softplus, reverse)
 
 
 def causal_conv1d_cpu(
@@ -334,5 +310,4 @@ def causal_conv1d_cpu(
     reverse: bool = False,
 ) -> torch.Tensor:
     """:func:`~zeromamba.ops.mixer_causal_conv1d` through the C kernel (CPU, forward only)."""
-    conv = _causal_conv1d_op if torch.compiler.is_compiling() else _causal_conv1d_kernel
-    return conv(x, weight, bias, activation, reverse)
+    return _causal_conv1d_op(x, weight, bias, activation, reverse)
