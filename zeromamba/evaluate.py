@@ -184,7 +184,7 @@ def _input_size(image_size: int | None, preprocess: dict[str, Any] | None) -> in
 
 
 def _dataset_crop_mode(mode: str) -> str:
-    """The model's preprocessing for dataset images: ``border`` / ``letterbox`` as saved; otherwise the paper's squash."""
+    """The model's preprocessing for dataset images: ``border`` / ``letterbox`` as saved, else the paper's squash."""
     return mode if mode in ("border", "letterbox") else "squash"
 
 

@@ -155,7 +155,10 @@ def _provenance_sections(variant: PretrainedVariant | None, dataset: str) -> dic
     if variant is not None and variant.measured_metrics:
         rows = "\n".join(f"| {_METRIC_NAMES.get(k, k)} | {v:.1f} |" for k, v in variant.measured_metrics.items())
         heading = "Results (measured by the zeromamba project)"
-        metrics = f"| metric (%) | value |\n|---|---|\n{rows}\n\nMeasured by the zeromamba project {variant.measured_metrics_source}."
+        metrics = (
+            f"| metric (%) | value |\n|---|---|\n{rows}\n\n"
+            f"Measured by the zeromamba project {variant.measured_metrics_source}."
+        )
     elif variant is not None and variant.authors_metrics:
         rows = "\n".join(f"| {_METRIC_NAMES.get(k, k)} | {v:.1f} |" for k, v in variant.authors_metrics.items())
         heading = "Reported results (the authors' figures)"

@@ -418,8 +418,8 @@ def zeromamba_nano(pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
 @register_model
 def zeromamba_nano_s8(pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
     """A tiny ZeroMamba with two stages (output stride 8: a 10 x 10 feature map at its 80 x 80 input),
-    embed_dim 32, depths 1-2; letterboxed input (timm's ``crop_mode="border"``). The embedded ``shapes-zsl`` model, loaded with
-    ``zeromamba.from_pretrained("shapes-zsl")``.
+    embed_dim 32, depths 1-2; letterboxed input (timm's ``crop_mode="border"``). The embedded
+    ``shapes-zsl`` model, loaded with ``zeromamba.from_pretrained("shapes-zsl")``.
     """
     args = dict(
         ZEROMAMBA_ARCHITECTURES["zeromamba_nano_s8"],
