@@ -111,3 +111,32 @@ def test_timms_own_transform_builds_the_same_input_except_the_framing(shipped, i
         assert torch.equal(theirs, plain(path)), path.name
         framed += not torch.equal(ours, theirs)
     assert framed >= 6  # the small objects: the one step timm's transform does not have
+
+
+@pytest.mark.parametrize(
+    "mode, size, crop_pct, interpolation",
+    [
+        ("border", (80, 80), 1.0, "bilinear"),
+        ("border", (64, 96), 0.9, "bicubic"),
+        ("squash", (72, 72), 0.875, "bilinear"),
+        ("center", (72, 72), 0.875, "bicubic"),
+        ("center", (64, 96), 0.95, "bilinear"),
+    ],
+)
+def test_timms_crop_modes_are_ours(images, mode: str, size: tuple[int, int], crop_pct: float, interpolation: str):
+    """``squash``, ``center`` and ``border`` mean what they mean in timm: the same tensors, bit for bit."""
+    from PIL import Image
+
+    config = dict(
+        input_size=(3, *size),
+        crop_mode=mode,
+        crop_pct=crop_pct,
+        interpolation=interpolation,
+        mean=(0.5, 0.4, 0.3),
+        std=(0.2, 0.25, 0.3),
+    )
+    theirs = timm.data.create_transform(**config)
+    ours = ImageTransform(config)
+    for path in images[:12]:  # RGB drawings of many sizes and aspect ratios
+        with Image.open(path) as im:
+            assert torch.equal(ours(path), theirs(im.convert("RGB"))), (path.name, config)
