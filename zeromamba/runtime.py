@@ -125,14 +125,18 @@ def inference_weight_dtype(dtype: torch.dtype, device: torch.device) -> torch.dt
     convert every weight on every call); the selective scan widens to float32 inside. float16 or
     bfloat16 on CUDA, and float16 on a CPU: float32 weights under :func:`torch.autocast`.
     """
+    if dtype == torch.bfloat16 and device.type == "cpu" and not _native_cpu_bfloat16():
+        warnings.warn(
+            "this CPU has no native bfloat16 (AVX-512 BF16 / AMX): bfloat16 inference runs emulated, "
+            "slower than float32",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return _weight_dtype(dtype, device)
+
+
+def _weight_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
     if dtype == torch.bfloat16 and device.type == "cpu":
-        if not _native_cpu_bfloat16():
-            warnings.warn(
-                "this CPU has no native bfloat16 (AVX-512 BF16 / AMX): bfloat16 inference runs emulated, "
-                "slower than float32",
-                RuntimeWarning,
-                stacklevel=2,
-            )
         return torch.bfloat16
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
@@ -147,7 +151,7 @@ def _native_cpu_bfloat16() -> bool:
 def inference_autocast(dtype: torch.dtype, device: torch.device) -> bool:
     """Whether inference in ``dtype`` on ``device`` runs under :func:`torch.autocast` (see
     :func:`inference_weight_dtype`)."""
-    return dtype in (torch.float16, torch.bfloat16) and inference_weight_dtype(dtype, device) != dtype
+    return dtype in (torch.float16, torch.bfloat16) and _weight_dtype(dtype, device) != dtype  # no second warning
 
 
 @contextlib.contextmanager

@@ -70,3 +70,34 @@ def test_the_architectures_are_registered_with_timm(code: str, hf_home: Path) ->
     from zeromamba.factory import ARCHITECTURES
 
     assert out.stdout.strip() == str(sorted(set(ARCHITECTURES)))  # every architecture of the package, no other
+
+
+def test_list_marks_what_loads_now_offline(cli, hf_home: Path, tmp_path: Path) -> None:
+    """Offline, only shipped and cached models load: ``list`` says so for each (the Hugging Face cache
+    for zeromamba folders, zeromamba's own cache for the converted Vim releases)."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = hf_home / "hub" / "models--zeromamba--zeromamba-small-cub-gzsl" / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text(commit)
+    for name in ("config.json", "model.safetensors"):
+        (snapshot / name).write_bytes(b"{}")
+    release = tmp_path / "zeromamba-cache" / "releases" / "hustvl--Vim-small-midclstok"
+    (release / commit).mkdir(parents=True)
+    (release / commit / "model.safetensors").write_bytes(b"x")
+    (release / "refs").mkdir()
+    (release / "refs" / "main").write_text(commit + "\n")
+    env = {"ZEROMAMBA_CACHE_DIR": str(tmp_path / "zeromamba-cache")}
+
+    def available(**extra: str) -> dict[str, str]:
+        out = cli("list", "--json", **env, **extra)
+        assert out.returncode == 0, out.stderr
+        return {r["name"]: r["available"] for r in json.loads(out.stdout)}
+
+    offline = available(HF_HUB_OFFLINE="1")
+    assert offline["shapes-zsl"] == "shipped" and offline["cub-gzsl"] == "cached" and offline["vim-small"] == "cached"
+    assert offline["vim-base"] == offline["vim-tiny"] == "offline" and offline["sun-gzsl"] == "unpublished"
+    assert available()["vim-base"] == "hub"  # online: downloads on first use
+    table = cli("list", HF_HUB_OFFLINE="1", **env).stdout
+    assert "offline: not cached, and huggingface_hub is offline (HF_HUB_OFFLINE): does not load now" in table
+    assert next(r for r in table.splitlines() if r.startswith("shapes-zsl")).split()[-2:] == ["zeromamba", "shipped"]

@@ -44,7 +44,9 @@ def register(subparsers: Any) -> None:
         metavar=("HEIGHT", "WIDTH"),
         help="the graph's image size (default: the model's preprocessing); the batch size is dynamic",
     )
-    p.add_argument("--opset", type=_size, default=None, help="ONNX opset (default 18)")
+    p.add_argument(
+        "--opset", type=_size, default=None, help="ONNX opset, 18 or later (default 18); the file declares exactly it"
+    )
     p.add_argument("--no-verify", action="store_true", help="skip loading the file back and comparing it with eager")
     p.add_argument("--revision", help="Hub revision (branch, tag or commit) of MODEL")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="wait at most this long for the Hub")

@@ -22,8 +22,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     print(variants.table())
     print(
-        "\nMetrics are the authors' published figures for the checkpoints these weights are converted from. "
-        "Variants shipped inside the package were trained by this project: see MODEL_CARD.md for what we measured."
+        "\nMetrics by 'authors' are the authors' published figures for the checkpoints these weights are converted "
+        "from; by 'zeromamba', measured by this project on weights it trained (see MODEL_CARD.md)."
     )
     return 0
 
