@@ -27,6 +27,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "scoring",
         "confidence",
         "classes",
+        "class_table",
+        "class_definitions",
         "runtime",
         "letterbox",
         "pickle_scan",
