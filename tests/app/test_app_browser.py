@@ -95,6 +95,24 @@ def _retrained(shipped) -> bool:
     return type(shipped.model).__name__ == "ZeroMamba" and shipped.preprocess["crop_mode"] == "letterbox"
 
 
+def test_a_drawing_is_classified(page) -> None:
+    """A drawing reaches the page's reader as the file the browser uploaded (the first test: the
+    page classifies an uploaded image before a drawing)."""
+    page.get_by_role("tab", name="Draw").click()
+    page.locator("#sketch button[aria-label*='rush' i]").first.click()  # the brush
+    box = page.locator("#sketch canvas").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2 - 60, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for k in range(1, 5):  # a few moves: the canvas is software-rendered WebGL, each move takes ~0.7 s
+        page.mouse.move(x + 30 * k, y + 10 * (k % 2))
+    page.mouse.up()
+    page.click("#classify")
+    page.wait_for_selector("#headline h2")
+    assert page.inner_text("#headline h2").strip() and "defined on this page" not in page.inner_text("#classes")
+    page.get_by_role("tab", name="Upload").click()
+
+
 def test_upload_shows_class_attributes_and_heat_maps(page, shipped, tmp_path: Path) -> None:
     drawing = draw_one("red", "striped", "bar", random.Random(5))  # an unseen class, drawn in another hand
     path = tmp_path / "red_striped_bar.png"

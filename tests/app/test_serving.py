@@ -1,4 +1,4 @@
-"""The app's worker pool (issue 21): requests run in parallel on copies of the predictor that give
+"""The app's worker pool: requests run in parallel on copies of the predictor that give
 the same answers, each request within its time limit, and bad settings are refused."""
 
 from __future__ import annotations
