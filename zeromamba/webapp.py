@@ -36,7 +36,7 @@ from PIL import Image
 
 from .attribution import EXPLAIN_METHODS, default_method
 from .classes import load_class_attributes, require_unique_names
-from .errors import AttributeMatrixError, ImageError, ZeroMambaError
+from .errors import AttributeMatrixError, ConfigError, ImageError, ZeroMambaError
 from .explain import pretty_name
 from .images import load_image, to_rgb
 from .predictor import Predictor
@@ -283,6 +283,8 @@ def build_app(
     """
     import gradio as gr
 
+    if isinstance(session_ttl, bool) or not isinstance(session_ttl, (int, float)) or not session_ttl > 0:
+        raise ConfigError(f"session_ttl must be a positive number of seconds, got {session_ttl!r}")
     pool = PredictorPool(predictor, workers, timeout=timeout, max_waiting=queue_size)
     attribute_names = list(predictor.attribute_names or [])
     chosen_default = method or default_method(predictor.preprocess["input_size"])
