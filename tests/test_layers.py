@@ -27,6 +27,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "scoring",
         "confidence",
         "classes",
+        "class_table",
+        "class_definitions",
         "runtime",
         "letterbox",
         "pickle_scan",
@@ -40,7 +42,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "factory": ("factory",),
     "data": ("data", "metrics", "explanation_metrics"),
     "training": ("evaluate", "train"),
-    "app": ("demo", "cli", "__main__", "webapp", "serving"),
+    "app": ("demo", "cli", "__main__", "webapp", "webapp_inputs", "serving"),
 }
 # layer -> the layers its modules may import (its own included)
 ALLOWED: dict[str, set[str]] = {

@@ -15,10 +15,10 @@ image preprocessing, and handles every input kind (see :mod:`zeromamba.images`):
 
 Class-attribute matrices (``class_attributes`` and the ``attributes`` argument of
 :meth:`Predictor.classify`) may be a ``C x A`` numpy array, tensor or nested list, a dict
-``class name -> vector``, or a file: ``.npy`` or CSV (see :func:`~zeromamba.classes.load_class_attributes`). Their rows
-are L2-normalised, as in the xlsa17 ``att`` matrices the published models were trained with, so
-only the direction of a class's attribute vector matters, not its scale (``original_att`` in
-0..100 works as well as ``att``).
+``class name -> vector`` or ``class name -> {attribute name: value}``, or a file: ``.npy``, CSV
+or JSON (see :func:`~zeromamba.classes.load_class_attributes`). Their rows are L2-normalised, as
+in the xlsa17 ``att`` matrices the published models were trained with, so only the direction of a
+class's attribute vector matters, not its scale (``original_att`` in 0..100 works as well as ``att``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 
 from .batch import DecodedItem, iter_batches
-from .classes import ClassAttributes, load_class_attributes, load_class_names, seen_mask
+from .classes import ClassAttributes, load_class_attributes, load_class_names, require_unique_names, seen_mask
 from .errors import AttributeMatrixError, ConfigError, ImageError
 from .images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform, PreparedImage, model_preprocess, resolve_preprocess
 from .models.zeromamba import ZeroMamba
@@ -128,6 +128,7 @@ class Predictor:
         elif names is not None and self.is_zeromamba:
             raise AttributeMatrixError("class_names given without class_attributes; pass both")
         elif names is not None:
+            require_unique_names(names, "class_names")
             n_out = getattr(model, "num_classes", None)
             if n_out is not None and n_out != len(names):
                 raise AttributeMatrixError(f"{len(names)} class names for a classifier with {n_out} outputs")

@@ -65,7 +65,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--attributes",
         metavar="FILE",
         help="score against these classes instead of the model's own: a CSV (a header 'class,<attribute>,...' "
-        "naming the model's attributes, then one row per class) or a .npy C x A matrix",
+        "naming the model's attributes, then one row per class), a JSON file of classes by attribute name "
+        '({"red disc": {"red": 1, "circle": 1, "solid": 1}}, others 0) or a .npy C x A matrix',
     )
     p.add_argument("--class-names", metavar="FILE", help="class names, one per line (override those in --attributes)")
     p.add_argument("--gamma", type=float, help="GZSL calibration strength (default: the model's)")
