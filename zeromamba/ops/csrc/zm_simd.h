@@ -1,0 +1,180 @@
+/* Portable SIMD for the CPU kernels: one float vector type as wide as the build's target allows,
+ * and the few elementwise functions both kernels need (exp2, softplus, SiLU, bfloat16 rounding).
+ *
+ * Vectors are GCC / Clang vector extensions, so one source compiles to AVX-512 (16 lanes),
+ * AVX / AVX2 (8), SSE or NEON (4), or, on any other target, to 4 lanes the compiler lowers as it
+ * can. Arithmetic uses the extensions' operators; max and fused multiply-add, which they lack, use
+ * the target's intrinsics. Nothing depends on the auto-vectoriser, -ffast-math or libm: the same
+ * instructions come out of either compiler at any optimisation flags (built with
+ * -ffp-contract=off, so a * b + c is never fused behind the source's back and GCC and Clang give
+ * bit-identical results at the same target).
+ *
+ * Accuracy against float64: exp2 within 2 ulp on its range, softplus within 3 ulp.
+ */
+#ifndef ZM_SIMD_H
+#define ZM_SIMD_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define ZM_LANES 16
+#elif defined(__AVX__)
+#include <immintrin.h>
+#define ZM_LANES 8
+#elif defined(__SSE2__)
+#include <immintrin.h>
+#define ZM_LANES 4
+#elif defined(__ARM_NEON) && defined(__aarch64__)
+#include <arm_neon.h>
+#define ZM_LANES 4
+#else
+#define ZM_LANES 4 /* generic vectors: the compiler lowers them to what the target has */
+#endif
+
+typedef float vf __attribute__((vector_size(4 * ZM_LANES)));
+typedef uint32_t vu __attribute__((vector_size(4 * ZM_LANES)));
+typedef uint16_t vh __attribute__((vector_size(2 * ZM_LANES)));
+
+#define ZM_LOG2E 1.44269504088896341f
+
+/* x in every lane (not (vf){0} + x: adding 0 is no identity for -0, so it would be computed) */
+static inline vf splat(float x) {
+#if defined(__AVX512F__)
+    return _mm512_set1_ps(x);
+#elif defined(__AVX__)
+    return _mm256_set1_ps(x);
+#elif defined(__SSE2__)
+    return _mm_set1_ps(x);
+#elif defined(__ARM_NEON) && defined(__aarch64__)
+    return vdupq_n_f32(x);
+#else
+    vf v;
+    for (int i = 0; i < ZM_LANES; ++i) v[i] = x;
+    return v;
+#endif
+}
+
+/* unaligned loads and stores (memcpy of a fixed size is one instruction) */
+static inline vf load(const float *p) {
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void store(float *p, vf v) { memcpy(p, &v, sizeof v); }
+
+static inline vf load_bf16(const uint16_t *p) {
+    vh h;
+    memcpy(&h, p, sizeof h);
+    return (vf)(__builtin_convertvector(h, vu) << 16);
+}
+
+/* max(a, b); a NaN in b is returned (x86's rule, kept on every target): callers pass the value
+   second so that NaN propagates through a clamp */
+static inline vf vmax(vf a, vf b) {
+#if defined(__AVX512F__)
+    return _mm512_max_ps(a, b);
+#elif defined(__AVX__)
+    return _mm256_max_ps(a, b);
+#elif defined(__SSE2__)
+    return _mm_max_ps(a, b);
+#elif defined(__ARM_NEON) && defined(__aarch64__)
+    return vmaxq_f32(a, b); /* NaN in either gives NaN */
+#else
+    vf r;
+    for (int i = 0; i < ZM_LANES; ++i) r[i] = a[i] > b[i] ? a[i] : b[i];
+    return r;
+#endif
+}
+
+static inline vf vmin(vf a, vf b) {
+#if defined(__AVX512F__)
+    return _mm512_min_ps(a, b);
+#elif defined(__AVX__)
+    return _mm256_min_ps(a, b);
+#elif defined(__SSE2__)
+    return _mm_min_ps(a, b);
+#elif defined(__ARM_NEON) && defined(__aarch64__)
+    return vminq_f32(a, b);
+#else
+    vf r;
+    for (int i = 0; i < ZM_LANES; ++i) r[i] = a[i] < b[i] ? a[i] : b[i];
+    return r;
+#endif
+}
+
+/* a * b + c, fused (one rounding) where the target has FMA; else two operations */
+static inline vf fma_v(vf a, vf b, vf c) {
+#if defined(__AVX512F__)
+    return _mm512_fmadd_ps(a, b, c);
+#elif defined(__AVX__) && defined(__FMA__)
+    return _mm256_fmadd_ps(a, b, c);
+#elif defined(__SSE2__) && defined(__FMA__)
+    return _mm_fmadd_ps(a, b, c);
+#elif defined(__ARM_NEON) && defined(__aarch64__)
+    return vfmaq_f32(c, a, b);
+#else
+    return a * b + c;
+#endif
+}
+
+/* 1 when a * b + c above is one fused instruction (reported by the libraries, for the benchmarks) */
+#if defined(__AVX512F__) || defined(__FMA__) || (defined(__ARM_NEON) && defined(__aarch64__))
+#define ZM_HAS_FMA 1
+#else
+#define ZM_HAS_FMA 0
+#endif
+
+/* 2^x for x <= 127 (x below -125.5 is taken as -125.5: ~1.7e-38 instead of a denormal or zero,
+   which as a decay factor or as e^-|v| in softplus is the same thing; NaN stays NaN).
+   x = n + f with n = round(x) (the 1.5 * 2^23 shifter: exact in the default rounding mode) and
+   |f| <= 1/2 exact; 2^f by a degree-6 minimax polynomial (relative error 2e-9); 2^n built in the
+   exponent bits straight from the shifted sum, whose low bits hold n. */
+static inline vf exp2_v(vf x) {
+    x = vmax(splat(-125.5f), x);
+    const vf shifter = splat(12582912.0f); /* 1.5 * 2^23 */
+    const vf t = x + shifter;
+    const vf f = x - (t - shifter);
+    vf p = splat(1.5345811e-4f);
+    p = fma_v(p, f, splat(1.3399931e-3f));
+    p = fma_v(p, f, splat(9.6184891e-3f));
+    p = fma_v(p, f, splat(5.5503286e-2f));
+    p = fma_v(p, f, splat(2.4022646e-1f));
+    p = fma_v(p, f, splat(6.9314718e-1f));
+    p = fma_v(p, f, splat(1.0f));
+    /* bits(t) = 0x4B400000 + n: shifted by 23 only n survives, then add the exponent bias */
+    const vu scale = ((vu)t << 23) + 0x3F800000u;
+    return p * (vf)scale;
+}
+
+/* softplus(v) = max(v, 0) + log1p(w), w = e^-|v| in (0, 1]; log1p(w) = 2 atanh(s) with
+   s = w / (2 + w) in (0, 1/3]: s times a degree-4 minimax polynomial in s^2 (relative error
+   4e-9), so no cancellation-prone 1 + w is formed and a tiny w keeps its precision. */
+static inline vf softplus_v(vf v) {
+    const vf minus_abs = (vf)((vu)v | 0x80000000u);
+    const vf w = exp2_v(minus_abs * ZM_LOG2E);
+    const vf s = w / (w + 2.0f), s2 = s * s;
+    vf q = splat(2.0f * 0.14089167f);
+    q = fma_v(q, s2, splat(2.0f * 0.139803f));
+    q = fma_v(q, s2, splat(2.0f * 0.20012455f));
+    q = fma_v(q, s2, splat(2.0f * 0.33333158f));
+    q = fma_v(q, s2, splat(2.0f));
+    return fma_v(s, q, vmax(splat(0.0f), v));
+}
+
+/* SiLU v * sigmoid(v) = v / (1 + e^-v) (e^-v clamped below 2^127: a larger one gives -0 anyway) */
+static inline vf silu_v(vf v) {
+    const vf e = exp2_v(vmin(splat(126.0f), v * -ZM_LOG2E));
+    return v / (e + 1.0f);
+}
+
+/* x rounded to the nearest bfloat16 (ties to even), as a float: a bfloat16 model's dt projection
+   produces bfloat16 values, and the scan must see the same numbers */
+static inline vf round_bf16_v(vf x) {
+    const vu bits = (vu)x;
+    return (vf)((bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u);
+}
+
+#endif
