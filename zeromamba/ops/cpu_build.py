@@ -50,7 +50,7 @@ import torch  # noqa: F401  (loads the OpenMP runtime that an OpenMP build links
 
 from ..fileio import cache_root
 
-__all__ = ["KernelBuild", "build_library", "compiler_version", "cpu_flags", "isa_levels", "openmp_runtime"]
+__all__ = ["KernelBuild", "build_library", "compiler_version", "default_compiler", "cpu_flags", "isa_levels", "openmp_runtime"]
 
 _BASE_FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-fPIC", "-std=c99")
 _OPENMP_NAMES = ("libgomp", "libiomp5", "libomp")
@@ -95,7 +95,8 @@ def _cpu_signature() -> str:
     return platform.machine() + platform.system() + flags
 
 
-def _compiler() -> str | None:
+def default_compiler() -> str | None:
+    """The C compiler the kernels are built with by default: ``$CC``, else ``cc``, ``gcc`` or ``clang``."""
     for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
         if cc and shutil.which(cc):
             return cc
@@ -240,7 +241,7 @@ def build_library(
     headers = _headers()
     isa = isa or os.environ.get("ZEROMAMBA_CPU_ISA", "") or "native"
     _check_isa(isa)
-    cc = compiler or _compiler()
+    cc = compiler or default_compiler()
     if cc is None or not shutil.which(cc):
         raise RuntimeError(f"no C compiler found ({'no ' + cc if cc else 'set $CC'})")
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout

@@ -18,9 +18,10 @@
  * float32 or as bfloat16 (two entry points).
  *
  * Arithmetic per channel, position and direction (the figure benchmarks/scan_kernel.py sets
- * against the machine's peak): R multiply-adds of the dt projection, 1 bias add, 29 for softplus,
- * 15 for the decay 2^(dt * A log2 e), 3 for the recurrence, 1 for the output (+1 skip term in
- * one direction of four), and for a bfloat16 model 4 integer operations rounding dt to bfloat16.
+ * against the machine's peak): R multiply-adds of the dt projection, 1 bias add, 24 operations for
+ * softplus, 14 for the decay 2^(dt * A log2 e), 3 for the recurrence, 1 for the output (+1 for the
+ * skip term in one direction of four): R + 43.25, of which R + 22 are multiply-adds (two operations
+ * each without FMA); a bfloat16 model adds 5 integer operations rounding dt to bfloat16.
  */
 #include <stdlib.h>
 
@@ -75,19 +76,68 @@ static inline int64_t walk_next(walker *w) {
     return p;
 }
 
-/* One direction k of one image over one channel tile, on the tile's own buffers: ub and yb hold
-   the tile's TILE channels of every position contiguously (row p at p * TILE; lanes past the
-   tile's channels are 0 in ub and ignored in yb), wt is the tile's R x TILE slice of W_dt
-   (zero-padded), bias, a2 (A log2 e) and skip the tile's constants. `first` marks direction 0,
-   which writes the output rows (skip term included) instead of accumulating into them. DT_ROUND
-   rounds the dt projection to the model's precision.
-   Positions go in blocks of PBLOCK: the block's dt projection is a small matrix product whose
-   PBLOCK x ZM_NV accumulators are independent (a single row's R-long chain of multiply-adds would
-   wait on its own latency), then the recurrence walks the block's positions one by one. */
-#define DEFINE_DIRECTION(NAME, DT_ROUND)                                                                 \
-    static void NAME(const float *ub, const float *xdbl, const float *wt, const vf *bias, const vf *a2,  \
-                     const vf *skip, float *yb, int64_t H, int64_t W, int64_t R, int64_t k, int first) { \
-        const int64_t L = H * W, stride = 4 * (R + 2);                                                   \
+/* A tile's n <= TILE channels of one position to and from vectors; lanes past n read as 0 and
+   are not written */
+static inline void load_tile_f32(const float *p, int64_t n, vf *out) {
+    if (n == TILE) {
+        UNROLL for (int q = 0; q < ZM_NV; ++q) out[q] = load(p + q * ZM_LANES);
+    } else {
+        float buf[TILE] = {0};
+        memcpy(buf, p, (size_t)n * sizeof(float));
+        UNROLL for (int q = 0; q < ZM_NV; ++q) out[q] = load(buf + q * ZM_LANES);
+    }
+}
+
+static inline void load_tile_bf16(const uint16_t *p, int64_t n, vf *out) {
+    if (n == TILE) {
+        UNROLL for (int q = 0; q < ZM_NV; ++q) out[q] = load_bf16(p + q * ZM_LANES);
+    } else {
+        uint16_t buf[TILE] = {0};
+        memcpy(buf, p, (size_t)n * sizeof(uint16_t));
+        UNROLL for (int q = 0; q < ZM_NV; ++q) out[q] = load_bf16(buf + q * ZM_LANES);
+    }
+}
+
+static inline void store_tile(float *p, int64_t n, const vf *v) {
+    if (n == TILE) {
+        UNROLL for (int q = 0; q < ZM_NV; ++q) store(p + q * ZM_LANES, v[q]);
+    } else {
+        float buf[TILE];
+        UNROLL for (int q = 0; q < ZM_NV; ++q) store(buf + q * ZM_LANES, v[q]);
+        memcpy(p, buf, (size_t)n * sizeof(float));
+    }
+}
+
+/* One channel tile of one image: where its data is and its constants for the direction at hand.
+   ub and yb are the tile's own buffers, (L, TILE) contiguous; wt its R x TILE slice of W_dt
+   (zero-padded past its n channels); bias, a2 (A log2 e) and skip its constants. */
+typedef struct {
+    const float *xdbl, *wt;
+    float *ub, *yb, *y;
+    int64_t H, W, D, R, n;
+    vf bias[ZM_NV], a2[ZM_NV], skip[ZM_NV];
+} tile_job;
+
+/* The four directions of a tile, in the order 0, 1, 3, 2: the first (row-major) reads u from the
+   caller's rows and keeps it in ub, writes its output with the skip term into yb; the middle two
+   (column-major) walk the buffers; the last (row-major, reversed) adds its output to yb's and
+   writes the result into the caller's y. So the caller's (strided) rows are read and written once
+   each, in row order, and the column-major walks stay inside the tile's few hundred kilobytes to
+   few megabytes instead of jumping a whole image row per step. */
+enum { FIRST, MIDDLE, LAST };
+
+/* One direction k of one tile; n is the tile's channel count (TILE or the remainder: inlined for
+   each, so the full-tile path has no buffers) and stage FIRST, MIDDLE or LAST (see above). U_T is
+   u's element type, LOAD_U reads a tile of it, DT_ROUND rounds the dt projection to the model's
+   precision. Positions go in blocks of PBLOCK: the block's dt projection is a small matrix product
+   whose PBLOCK x ZM_NV accumulators are independent (a single row's R-long chain of multiply-adds
+   would wait on its own latency), then the recurrence walks the block's positions one by one. */
+#define DEFINE_DIRECTION(NAME, U_T, LOAD_U, DT_ROUND)                                                    \
+    static inline __attribute__((always_inline)) void NAME(const U_T *u, const tile_job *job, int64_t k, \
+                                                           int64_t n, int stage) {                       \
+        const int64_t H = job->H, W = job->W, L = H * W, R = job->R, D = job->D, stride = 4 * (R + 2);   \
+        const float *xdbl = job->xdbl, *wt = job->wt;                                                    \
+        float *ub = job->ub, *yb = job->yb;                                                              \
         vf h[ZM_NV];                                                                                     \
         UNROLL for (int q = 0; q < ZM_NV; ++q) h[q] = splat(0.0f);                                       \
         walker walk = walk_start(k, H, W);                                                               \
@@ -113,28 +163,53 @@ static inline int64_t walk_next(walker *w) {
             UNROLL for (int j = 0; j < PBLOCK; ++j) {                                                    \
                 if (j >= np) break;                                                                      \
                 const vf bb = splat(xd[j][R]), cc = splat(xd[j][R + 1]);                                 \
-                const float *up = ub + pos[j] * TILE;                                                    \
-                float *yp = yb + pos[j] * TILE;                                                          \
-                UNROLL for (int q = 0; q < ZM_NV; ++q) {                                                 \
-                    const vf ui = load(up + q * ZM_LANES);                                               \
-                    const vf dt = softplus_v(DT_ROUND(z[j][q]) + bias[q]);                               \
-                    h[q] = fma_v(exp2_v(dt * a2[q]), h[q], dt * bb * ui);                                \
-                    const vf rest = first ? skip[q] * ui : load(yp + q * ZM_LANES);                      \
-                    store(yp + q * ZM_LANES, fma_v(cc, h[q], rest));                                     \
+                float *up = ub + pos[j] * TILE, *yp = yb + pos[j] * TILE;                                \
+                vf ui[ZM_NV], yo[ZM_NV];                                                                 \
+                if (stage == FIRST) {                                                                    \
+                    LOAD_U(u + pos[j] * D, n, ui);                                                       \
+                    UNROLL for (int q = 0; q < ZM_NV; ++q) store(up + q * ZM_LANES, ui[q]);              \
+                } else {                                                                                 \
+                    UNROLL for (int q = 0; q < ZM_NV; ++q) ui[q] = load(up + q * ZM_LANES);              \
                 }                                                                                        \
+                UNROLL for (int q = 0; q < ZM_NV; ++q) {                                                 \
+                    const vf dt = softplus_v(DT_ROUND(z[j][q]) + job->bias[q]);                          \
+                    h[q] = fma_v(exp2_v(dt * job->a2[q]), h[q], dt * bb * ui[q]);                        \
+                    const vf rest = stage == FIRST ? job->skip[q] * ui[q] : load(yp + q * ZM_LANES);     \
+                    yo[q] = fma_v(cc, h[q], rest);                                                       \
+                }                                                                                        \
+                if (stage == LAST)                                                                       \
+                    store_tile(job->y + pos[j] * D, n, yo);                                              \
+                else                                                                                     \
+                    UNROLL for (int q = 0; q < ZM_NV; ++q) store(yp + q * ZM_LANES, yo[q]);              \
             }                                                                                            \
         }                                                                                                \
+    }                                                                                                    \
+    static void NAME##_first(const U_T *u, const tile_job *job) {                                        \
+        if (job->n == TILE) NAME(u, job, 0, TILE, FIRST); else NAME(u, job, 0, job->n, FIRST);          \
+    }                                                                                                    \
+    static void NAME##_middle(const tile_job *job, int64_t k) {                                          \
+        if (job->n == TILE) NAME(NULL, job, k, TILE, MIDDLE); else NAME(NULL, job, k, job->n, MIDDLE);  \
+    }                                                                                                    \
+    static void NAME##_last(const tile_job *job) {                                                       \
+        if (job->n == TILE) NAME(NULL, job, 2, TILE, LAST); else NAME(NULL, job, 2, job->n, LAST);      \
     }
 
 #define AS_IS(v) (v)
-DEFINE_DIRECTION(direction_f32, AS_IS)
-DEFINE_DIRECTION(direction_bf16, round_bf16_v)
+DEFINE_DIRECTION(direction_f32, float, load_tile_f32, AS_IS)
+DEFINE_DIRECTION(direction_bf16, uint16_t, load_tile_bf16, round_bf16_v)
 
-static inline float f32_to_float(float v) { return v; }
-
-static inline float bf16_to_float(uint16_t v) {
-    union { uint32_t i; float f; } bits = {.i = (uint32_t)v << 16};
-    return bits.f;
+/* job's constants and W_dt slice for direction k of the tile at channel c */
+static void tile_direction(tile_job *job, float *wt, const float *w_dt, const float *bias, const float *A,
+                           int64_t c, int64_t k) {
+    const int64_t D = job->D, R = job->R, n = job->n;
+    load_tile_f32(bias + k * D + c, n, job->bias);
+    load_tile_f32(A + k * D + c, n, job->a2);
+    UNROLL for (int q = 0; q < ZM_NV; ++q) job->a2[q] = job->a2[q] * ZM_LOG2E;
+    for (int64_t r = 0; r < R; ++r) {
+        vf row[ZM_NV];
+        load_tile_f32(w_dt + (k * R + r) * D + c, n, row);
+        UNROLL for (int q = 0; q < ZM_NV; ++q) store(wt + r * TILE + q * ZM_LANES, row[q]);
+    }
 }
 
 /* The whole scan over channels [d0, d1). Shapes (all contiguous):
@@ -143,11 +218,9 @@ static inline float bf16_to_float(uint16_t v) {
      w_dt  (4, R, D)           the dt projection, channels contiguous
      bias  (4, D)              dt bias;  A (4, D) = -exp(A_logs);  Dsum (D) the four skip weights summed
      y     (B, L, D)           output, float32
-   Each (image, channel tile) item is copied into a buffer of its own, (L, TILE) contiguous: the
-   four directions then walk a few hundred kilobytes to a few megabytes of contiguous memory
-   instead of strided rows a whole image apart (one page per step for the column-major walks).
+   Work items are (image, channel tile) pairs, each on its thread's buffers (see tile_job).
    Returns 0, or -1 when the buffers could not be allocated (nothing then is written). */
-#define DEFINE_SCAN(NAME, U_T, TO_FLOAT, DIRECTION)                                                       \
+#define DEFINE_SCAN(NAME, U_T, DIRECTION)                                                                 \
     int NAME(const U_T *u, const float *xdbl, const float *w_dt, const float *bias, const float *A,      \
              const float *Dsum, float *y, int64_t B, int64_t H, int64_t W, int64_t D, int64_t R,         \
              int64_t d0, int64_t d1, int64_t n_threads) {                                                \
@@ -157,36 +230,24 @@ static inline float bf16_to_float(uint16_t v) {
         _Pragma("omp parallel num_threads((int)n_threads) if (n_threads > 1) reduction(| : failed)")     \
         {                                                                                                 \
             float *wt = malloc((size_t)(R + 2 * L) * TILE * sizeof(float));                               \
-            float *ub = wt + R * TILE, *yb = ub + L * TILE;                                               \
             failed |= wt == NULL;                                                                         \
             _Pragma("omp for schedule(static)")                                                           \
             for (int64_t item = 0; item < B * tiles; ++item) {                                            \
                 if (wt == NULL) continue;                                                                 \
                 const int64_t b = item / tiles, c = d0 + (item % tiles) * TILE;                           \
-                const int64_t n = d1 - c < TILE ? d1 - c : TILE;                                          \
-                const float *xb = xdbl + b * L * 4 * (R + 2);                                             \
-                float pad[TILE] = {0};                                                                    \
-                vf skip[ZM_NV], bk[ZM_NV], a2[ZM_NV];                                                     \
-                for (int64_t p = 0; p < L; ++p) {                                                         \
-                    const U_T *row = u + (b * L + p) * D + c;                                             \
-                    float *to = ub + p * TILE;                                                            \
-                    for (int64_t i = 0; i < n; ++i) to[i] = TO_FLOAT(row[i]);                             \
-                    for (int64_t i = n; i < TILE; ++i) to[i] = 0.0f;                                      \
-                }                                                                                         \
-                memcpy(pad, Dsum + c, (size_t)n * sizeof(float));                                         \
-                UNROLL for (int q = 0; q < ZM_NV; ++q) skip[q] = load(pad + q * ZM_LANES);                \
-                for (int64_t k = 0; k < 4; ++k) {                                                         \
-                    memcpy(pad, bias + k * D + c, (size_t)n * sizeof(float));                             \
-                    UNROLL for (int q = 0; q < ZM_NV; ++q) bk[q] = load(pad + q * ZM_LANES);              \
-                    memcpy(pad, A + k * D + c, (size_t)n * sizeof(float));                                \
-                    UNROLL for (int q = 0; q < ZM_NV; ++q) a2[q] = load(pad + q * ZM_LANES) * ZM_LOG2E;   \
-                    for (int64_t r = 0; r < R; ++r)                                                       \
-                        for (int64_t i = 0; i < TILE; ++i)                                                \
-                            wt[r * TILE + i] = i < n ? w_dt[(k * R + r) * D + c + i] : 0.0f;              \
-                    DIRECTION(ub, xb, wt, bk, a2, skip, yb, H, W, R, k, k == 0);                          \
-                }                                                                                         \
-                for (int64_t p = 0; p < L; ++p)                                                           \
-                    memcpy(y + (b * L + p) * D + c, yb + p * TILE, (size_t)n * sizeof(float));            \
+                tile_job job = {.xdbl = xdbl + b * L * 4 * (R + 2), .wt = wt, .ub = wt + R * TILE,        \
+                                .yb = wt + (R + L) * TILE, .y = y + b * L * D + c,                        \
+                                .H = H, .W = W, .D = D, .R = R, .n = d1 - c < TILE ? d1 - c : TILE};      \
+                const U_T *ub = u + b * L * D + c;                                                        \
+                load_tile_f32(Dsum + c, job.n, job.skip);                                                 \
+                tile_direction(&job, wt, w_dt, bias, A, c, 0);                                            \
+                DIRECTION##_first(ub, &job);                                                              \
+                tile_direction(&job, wt, w_dt, bias, A, c, 1);                                            \
+                DIRECTION##_middle(&job, 1);                                                              \
+                tile_direction(&job, wt, w_dt, bias, A, c, 3);                                            \
+                DIRECTION##_middle(&job, 3);                                                              \
+                tile_direction(&job, wt, w_dt, bias, A, c, 2);                                            \
+                DIRECTION##_last(&job);                                                                   \
             }                                                                                             \
             free(wt);                                                                                     \
         }                                                                                                 \
@@ -208,5 +269,5 @@ int ss2d_scan_uses_openmp(void) {
 int ss2d_scan_vector_lanes(void) { return ZM_LANES; }
 int ss2d_scan_has_fma(void) { return ZM_HAS_FMA; }
 
-DEFINE_SCAN(ss2d_scan_dstate1, float, f32_to_float, direction_f32)
-DEFINE_SCAN(ss2d_scan_dstate1_bf16, uint16_t, bf16_to_float, direction_bf16)
+DEFINE_SCAN(ss2d_scan_dstate1, float, direction_f32)
+DEFINE_SCAN(ss2d_scan_dstate1_bf16, uint16_t, direction_bf16)
