@@ -31,7 +31,6 @@ import ctypes
 import json
 import math
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -50,7 +50,15 @@ import torch  # noqa: F401  (loads the OpenMP runtime that an OpenMP build links
 
 from ..fileio import cache_root
 
-__all__ = ["KernelBuild", "build_library", "compiler_version", "default_compiler", "cpu_flags", "isa_levels", "openmp_runtime"]
+__all__ = [
+    "KernelBuild",
+    "build_library",
+    "compiler_version",
+    "cpu_flags",
+    "default_compiler",
+    "isa_levels",
+    "openmp_runtime",
+]
 
 _BASE_FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-fPIC", "-std=c99")
 _OPENMP_NAMES = ("libgomp", "libiomp5", "libomp")
