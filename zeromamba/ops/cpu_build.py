@@ -53,6 +53,7 @@ from ..fileio import cache_root
 __all__ = [
     "KernelBuild",
     "build_library",
+    "compile_flags",
     "compiler_version",
     "cpu_flags",
     "default_compiler",
@@ -208,6 +209,12 @@ def _isa_flags(isa: str) -> tuple[str, ...]:
     if isa == "native":
         return ("-march=native",) if _is_x86() else ("-mcpu=native",)
     return (f"-march={isa}",)
+
+
+def compile_flags(isa: str = "native") -> tuple[str, ...]:
+    """The compiler flags of a serial build for ``isa`` (for building the kernels elsewhere, e.g.
+    cross-compiled for another architecture: ``compile_flags("armv8-a")``)."""
+    return (*_BASE_FLAGS, *_isa_flags(isa))
 
 
 def _variants(openmp: bool, isa: str) -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
