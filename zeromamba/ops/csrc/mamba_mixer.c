@@ -19,6 +19,13 @@
 #define ZM_NV 2 /* vectors per channel tile */
 #endif
 #define TILE (ZM_NV * ZM_LANES)
+/* states whose decays are computed together (batched, see zm_simd.h): 8 vectors with 32 vector
+   registers, 4 with 16 (more would spill more than the interleaving gains) */
+#if ZM_LANES >= 16 || defined(__aarch64__)
+#define GROUP (8 / ZM_NV)
+#else
+#define GROUP (4 / ZM_NV)
+#endif
 
 #define UNROLL _Pragma("GCC unroll 16")
 
@@ -68,14 +75,15 @@ int mamba_scan_f32(const float *x, int64_t x_stride, const float *dt_raw, int64_
     if (N > MAX_STATE) return -1;
     /* padded channels have dt = x = 0: their state stays 0, and nothing outside [e0, e1) is
        read or written */
-    vf h[MAX_STATE][ZM_NV], a2[MAX_STATE][ZM_NV];
+    vf h[MAX_STATE][ZM_NV], a2[MAX_STATE + GROUP][ZM_NV];
     float pad[TILE] = {0};
     for (int64_t c0 = e0; c0 < e1; c0 += TILE) {
         const int64_t n_ch = (e1 - c0) < TILE ? (e1 - c0) : TILE;
         vf bias[ZM_NV], skip[ZM_NV];
-        for (int64_t n = 0; n < N; ++n) {
-            load_part(At + n * E + c0, n_ch, a2[n]);
-            UNROLL for (int q = 0; q < ZM_NV; ++q) a2[n][q] = a2[n][q] * ZM_LOG2E;
+        for (int64_t n = 0; n < MAX_STATE; ++n) {
+            if (n < N) load_part(At + n * E + c0, n_ch, a2[n]);
+            UNROLL for (int q = 0; q < ZM_NV; ++q) a2[n][q] = n < N ? a2[n][q] * ZM_LOG2E : splat(0.0f);
+            if (n >= N && n % GROUP == 0) break; /* rows up to the next multiple of GROUP are set */
         }
         load_part(dt_bias ? dt_bias + c0 : pad, dt_bias ? n_ch : TILE, bias);
         load_part(Dskip + c0, n_ch, skip);
@@ -95,25 +103,36 @@ int mamba_scan_f32(const float *x, int64_t x_stride, const float *dt_raw, int64_
                 vf xt[ZM_NV], dt[ZM_NV], dtx[ZM_NV], acc[ZM_NV];
                 load_part(x + row * x_stride + c0, n_ch, xt);
                 load_part(dt_raw + row * dt_stride + c0, n_ch, dt);
+                UNROLL for (int q = 0; q < ZM_NV; ++q) dt[q] = dt[q] + bias[q];
+                if (do_softplus) softplus_n(dt, ZM_NV);
                 UNROLL for (int q = 0; q < ZM_NV; ++q) {
-                    dt[q] = dt[q] + bias[q];
-                    if (do_softplus) dt[q] = softplus_v(dt[q]);
                     dtx[q] = dt[q] * xt[q];
                     acc[q] = splat(0.0f);
                 }
-                for (int64_t n = 0; n < N; ++n) {
-                    const vf Bn = splat(Bt[n]), Cn = splat(Ct[n]);
-                    UNROLL for (int q = 0; q < ZM_NV; ++q) {
-                        const vf s = fma_v(exp2_v(dt[q] * a2[n][q]), h[n][q], dtx[q] * Bn);
-                        h[n][q] = s;
-                        acc[q] = fma_v(s, Cn, acc[q]);
+                /* the decays of GROUP states at a time, batched (zm_simd.h), then their recurrences;
+                   a2's rows past N are 0, so a last partial group computes harmless decays of 1 */
+                for (int64_t n0 = 0; n0 < N; n0 += GROUP) {
+                    vf a[GROUP * ZM_NV];
+                    UNROLL for (int g = 0; g < GROUP; ++g) UNROLL for (int q = 0; q < ZM_NV; ++q)
+                        a[g * ZM_NV + q] = dt[q] * a2[n0 + g][q];
+                    exp2_n(a, GROUP * ZM_NV);
+                    UNROLL for (int g = 0; g < GROUP; ++g) {
+                        const int64_t n = n0 + g;
+                        if (n >= N) break;
+                        const vf Bn = splat(Bt[n]), Cn = splat(Ct[n]);
+                        UNROLL for (int q = 0; q < ZM_NV; ++q) {
+                            const vf s = fma_v(a[g * ZM_NV + q], h[n][q], dtx[q] * Bn);
+                            h[n][q] = s;
+                            acc[q] = fma_v(s, Cn, acc[q]);
+                        }
                     }
                 }
                 UNROLL for (int q = 0; q < ZM_NV; ++q) acc[q] = fma_v(skip[q], xt[q], acc[q]);
                 if (z) {
                     vf zt[ZM_NV];
                     load_part(z + row * z_stride + c0, n_ch, zt);
-                    UNROLL for (int q = 0; q < ZM_NV; ++q) acc[q] = acc[q] * silu_v(zt[q]);
+                    silu_n(zt, ZM_NV);
+                    UNROLL for (int q = 0; q < ZM_NV; ++q) acc[q] = acc[q] * zt[q];
                 }
                 store_part(y + row * E + c0, n_ch, acc);
             }
@@ -148,7 +167,7 @@ void causal_conv1d_f32(const float *x, int64_t x_stride, const float *Wt, const 
                     load_part(x + (b * L + src) * x_stride + c0, n_ch, xs);
                     UNROLL for (int q = 0; q < ZM_NV; ++q) acc[q] = fma_v(w[q], xs[q], acc[q]);
                 }
-                if (apply_silu) UNROLL for (int q = 0; q < ZM_NV; ++q) acc[q] = silu_v(acc[q]);
+                if (apply_silu) silu_n(acc, ZM_NV);
                 store_part(y + (b * L + t) * E + c0, n_ch, acc);
             }
         }

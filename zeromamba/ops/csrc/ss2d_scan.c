@@ -160,21 +160,32 @@ enum { FIRST, MIDDLE, LAST };
                     UNROLL for (int q = 0; q < ZM_NV; ++q) z[j][q] = fma_v(dl, wr[q], z[j][q]);          \
                 }                                                                                        \
             }                                                                                            \
+            /* the block's elementwise work, batched over its PBLOCK x ZM_NV vectors (zm_simd.h's  \
+               functions interleave them), then the recurrence position by position */           \
+            vf ui[PBLOCK][ZM_NV], dt[PBLOCK * ZM_NV], a[PBLOCK * ZM_NV];                                 \
+            UNROLL for (int j = 0; j < PBLOCK; ++j) {                                                    \
+                float *up = ub + pos[j] * TILE;                                                          \
+                if (stage == FIRST) {                                                                    \
+                    LOAD_U(u + pos[j] * D, n, ui[j]);                                                    \
+                    if (j < np) UNROLL for (int q = 0; q < ZM_NV; ++q) store(up + q * ZM_LANES, ui[j][q]); \
+                } else {                                                                                 \
+                    UNROLL for (int q = 0; q < ZM_NV; ++q) ui[j][q] = load(up + q * ZM_LANES);           \
+                }                                                                                        \
+                UNROLL for (int q = 0; q < ZM_NV; ++q) dt[j * ZM_NV + q] = DT_ROUND(z[j][q]) + job->bias[q]; \
+            }                                                                                            \
+            softplus_n(dt, PBLOCK * ZM_NV);                                                              \
+            UNROLL for (int j = 0; j < PBLOCK; ++j) UNROLL for (int q = 0; q < ZM_NV; ++q)               \
+                a[j * ZM_NV + q] = dt[j * ZM_NV + q] * job->a2[q];                                       \
+            exp2_n(a, PBLOCK * ZM_NV);                                                                   \
             UNROLL for (int j = 0; j < PBLOCK; ++j) {                                                    \
                 if (j >= np) break;                                                                      \
                 const vf bb = splat(xd[j][R]), cc = splat(xd[j][R + 1]);                                 \
-                float *up = ub + pos[j] * TILE, *yp = yb + pos[j] * TILE;                                \
-                vf ui[ZM_NV], yo[ZM_NV];                                                                 \
-                if (stage == FIRST) {                                                                    \
-                    LOAD_U(u + pos[j] * D, n, ui);                                                       \
-                    UNROLL for (int q = 0; q < ZM_NV; ++q) store(up + q * ZM_LANES, ui[q]);              \
-                } else {                                                                                 \
-                    UNROLL for (int q = 0; q < ZM_NV; ++q) ui[q] = load(up + q * ZM_LANES);              \
-                }                                                                                        \
+                float *yp = yb + pos[j] * TILE;                                                          \
+                vf yo[ZM_NV];                                                                            \
                 UNROLL for (int q = 0; q < ZM_NV; ++q) {                                                 \
-                    const vf dt = softplus_v(DT_ROUND(z[j][q]) + job->bias[q]);                          \
-                    h[q] = fma_v(exp2_v(dt * job->a2[q]), h[q], dt * bb * ui[q]);                        \
-                    const vf rest = stage == FIRST ? job->skip[q] * ui[q] : load(yp + q * ZM_LANES);     \
+                    const vf d = dt[j * ZM_NV + q];                                                      \
+                    h[q] = fma_v(a[j * ZM_NV + q], h[q], d * bb * ui[j][q]);                             \
+                    const vf rest = stage == FIRST ? job->skip[q] * ui[j][q] : load(yp + q * ZM_LANES);  \
                     yo[q] = fma_v(cc, h[q], rest);                                                       \
                 }                                                                                        \
                 if (stage == LAST)                                                                       \

@@ -134,24 +134,33 @@ static inline vf pow2_from_shifted(vf t) { return (vf)(((vu)t << 23) + 0x3F80000
 
 #define ZM_SHIFTER 12582912.0f /* 1.5 * 2^23: t = x + shifter rounds x to an integer n in t's low bits */
 
+/* The elementwise functions below work on K vectors at once (K <= ZM_BATCH, a constant once
+   inlined), one operation over all K before the next: the processor then has K independent
+   chains in flight, where a single vector's chain of some 40 dependent operations would keep
+   its pipelines waiting on latency (measured: 1.2 of 2 operations per cycle at AVX-512 for one
+   chain, 1.6 for eight). Each works in place. */
+#define ZM_BATCH 32
+#define ZM_INLINE static inline __attribute__((always_inline))
+#define EACH(K) _Pragma("GCC unroll 32") for (int k = 0; k < (K); ++k)
+
 /* e^x for lo <= x <= 88 (x below lo, lo >= -87, is taken as lo; NaN stays NaN), within 2 ulp:
    x = n ln2 + r with n = round(x log2 e) (the shifter, exact in the default rounding mode) and
    r = x - n ln2 in two parts (the first exact), |r| <= ln2 / 2; e^r by a degree-6 minimax
    polynomial (relative error 2e-9), 2^n put into the exponent bits. */
-static inline vf exp_from(vf x, float lo) {
-    x = vmax(splat(lo), x);
-    const vf t = fma_v(x, splat(ZM_LOG2E), splat(ZM_SHIFTER));
-    const vf n = t - ZM_SHIFTER;
-    vf r = fma_v(n, splat(-0.693359375f), x);
-    r = fma_v(n, splat(2.12194440e-4f), r);
-    vf p = splat(1.383684576e-03f);
-    p = fma_v(p, r, splat(8.374815807e-03f));
-    p = fma_v(p, r, splat(4.166822508e-02f));
-    p = fma_v(p, r, splat(1.666641980e-01f));
-    p = fma_v(p, r, splat(4.999999106e-01f));
-    p = fma_v(p, r, splat(1.0f));
-    p = fma_v(p, r, splat(1.0f));
-    return p * pow2_from_shifted(t);
+ZM_INLINE void exp_n(vf *x, int K, float lo) {
+    vf t[ZM_BATCH], n[ZM_BATCH], r[ZM_BATCH], p[ZM_BATCH];
+    EACH(K) x[k] = vmax(splat(lo), x[k]);
+    EACH(K) t[k] = fma_v(x[k], splat(ZM_LOG2E), splat(ZM_SHIFTER));
+    EACH(K) n[k] = t[k] - ZM_SHIFTER;
+    EACH(K) r[k] = fma_v(n[k], splat(-0.693359375f), x[k]);
+    EACH(K) r[k] = fma_v(n[k], splat(2.12194440e-4f), r[k]);
+    EACH(K) p[k] = fma_v(splat(1.383684576e-03f), r[k], splat(8.374815807e-03f));
+    EACH(K) p[k] = fma_v(p[k], r[k], splat(4.166822508e-02f));
+    EACH(K) p[k] = fma_v(p[k], r[k], splat(1.666641980e-01f));
+    EACH(K) p[k] = fma_v(p[k], r[k], splat(4.999999106e-01f));
+    EACH(K) p[k] = fma_v(p[k], r[k], splat(1.0f));
+    EACH(K) p[k] = fma_v(p[k], r[k], splat(1.0f));
+    EACH(K) x[k] = p[k] * pow2_from_shifted(t[k]);
 }
 
 /* 2^x for x <= 127 (x below -125.5 is taken as -125.5: ~1.7e-38 instead of a denormal or zero,
@@ -160,18 +169,18 @@ static inline vf exp_from(vf x, float lo) {
    e^x for the decay factors, whose argument dt A log2 e then carries one more rounding: a relative
    error within 1.2e-7 |dt A| (e^x's own: 6e-8 |dt A|, from rounding dt A). No denormal ever reaches
    the arithmetic here or in the functions below, which on x86 would cost a microcode assist each. */
-static inline vf exp2_v(vf x) {
-    x = vmax(splat(-125.5f), x);
-    const vf t = x + ZM_SHIFTER;
-    const vf f = x - (t - ZM_SHIFTER);
-    vf p = splat(1.534581243e-04f);
-    p = fma_v(p, f, splat(1.339993090e-03f));
-    p = fma_v(p, f, splat(9.618489072e-03f));
-    p = fma_v(p, f, splat(5.550328642e-02f));
-    p = fma_v(p, f, splat(2.402264625e-01f));
-    p = fma_v(p, f, splat(6.931471825e-01f));
-    p = fma_v(p, f, splat(1.0f));
-    return p * pow2_from_shifted(t);
+ZM_INLINE void exp2_n(vf *x, int K) {
+    vf t[ZM_BATCH], f[ZM_BATCH], p[ZM_BATCH];
+    EACH(K) x[k] = vmax(splat(-125.5f), x[k]);
+    EACH(K) t[k] = x[k] + ZM_SHIFTER;
+    EACH(K) f[k] = x[k] - (t[k] - ZM_SHIFTER);
+    EACH(K) p[k] = fma_v(splat(1.534581243e-04f), f[k], splat(1.339993090e-03f));
+    EACH(K) p[k] = fma_v(p[k], f[k], splat(9.618489072e-03f));
+    EACH(K) p[k] = fma_v(p[k], f[k], splat(5.550328642e-02f));
+    EACH(K) p[k] = fma_v(p[k], f[k], splat(2.402264625e-01f));
+    EACH(K) p[k] = fma_v(p[k], f[k], splat(6.931471825e-01f));
+    EACH(K) p[k] = fma_v(p[k], f[k], splat(1.0f));
+    EACH(K) x[k] = p[k] * pow2_from_shifted(t[k]);
 }
 
 /* softplus(v) = max(v, 0) + log1p(w), w = e^-|v| in (0, 1]; log1p(w) = 2 atanh(s) with
@@ -179,22 +188,26 @@ static inline vf exp2_v(vf x) {
    4e-9), so no cancellation-prone 1 + w is formed and a tiny w keeps its precision. Within 4 ulp
    for v >= -41; w is kept above e^-41 (s^2 a normal float), so below v = -41 this returns
    1.6e-18 instead of e^v, and above v = 41 it is v to within v's own rounding. */
-static inline vf softplus_v(vf v) {
-    const vf w = exp_from((vf)((vu)v | 0x80000000u), -41.0f);
-    const vf s = w / (w + 2.0f), s2 = s * s;
-    vf q = splat(2.0f * 1.408916712e-01f);
-    q = fma_v(q, s2, splat(2.0f * 1.398030072e-01f));
-    q = fma_v(q, s2, splat(2.0f * 2.001245469e-01f));
-    q = fma_v(q, s2, splat(2.0f * 3.333315849e-01f));
-    q = fma_v(q, s2, splat(2.0f));
-    return fma_v(s, q, vmax(splat(0.0f), v));
+ZM_INLINE void softplus_n(vf *v, int K) {
+    vf w[ZM_BATCH], s[ZM_BATCH], s2[ZM_BATCH], q[ZM_BATCH];
+    EACH(K) w[k] = (vf)((vu)v[k] | 0x80000000u);
+    exp_n(w, K, -41.0f);
+    EACH(K) s[k] = w[k] / (w[k] + 2.0f);
+    EACH(K) s2[k] = s[k] * s[k];
+    EACH(K) q[k] = fma_v(splat(2.0f * 1.408916712e-01f), s2[k], splat(2.0f * 1.398030072e-01f));
+    EACH(K) q[k] = fma_v(q[k], s2[k], splat(2.0f * 2.001245469e-01f));
+    EACH(K) q[k] = fma_v(q[k], s2[k], splat(2.0f * 3.333315849e-01f));
+    EACH(K) q[k] = fma_v(q[k], s2[k], splat(2.0f));
+    EACH(K) v[k] = fma_v(s[k], q[k], vmax(splat(0.0f), v[k]));
 }
 
 /* SiLU v * sigmoid(v) = v / (1 + e^-v), within 3 ulp (e^-v kept below e^88: beyond, the result
    is v e^-88 instead of a smaller number or -0) */
-static inline vf silu_v(vf v) {
-    const vf e = exp_from(vmin(splat(88.0f), -v), -87.0f);
-    return v / (e + 1.0f);
+ZM_INLINE void silu_n(vf *v, int K) {
+    vf e[ZM_BATCH];
+    EACH(K) e[k] = vmin(splat(88.0f), -v[k]);
+    exp_n(e, K, -87.0f);
+    EACH(K) v[k] = v[k] / (e[k] + 1.0f);
 }
 
 /* x rounded to the nearest bfloat16 (ties to even), as a float: a bfloat16 model's dt projection
