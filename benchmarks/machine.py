@@ -6,7 +6,9 @@
 The CPU model and the instruction-set flags that decide which code runs (SSE4.2, AVX2, FMA,
 AVX-512, AVX-512 BF16, AMX; NEON / ASIMD on ARM), the C compiler the kernels are built with and
 its version, the environment variables that cap or force an instruction set
-(``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``, ``ZEROMAMBA_CPU_ISA``) and the load average.
+(``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``, ``MKL_ENABLE_INSTRUCTIONS``, ``ZEROMAMBA_CPU_ISA``)
+and the load average. :data:`BUILDS` names the instruction-set builds a benchmark can run in one
+command (each in a subprocess with its environment).
 With ``kernels=True`` also which build of each CPU kernel is in use (this builds them if needed,
 so benchmarks that time start-up leave it off); PyTorch's version and CPU capability when the
 script has imported torch.
@@ -24,7 +26,15 @@ from typing import Any
 #: flags reported as such (``/proc/cpuinfo`` names); ``amx`` stands for ``amx_tile``
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "asimd", "sve")
 #: environment variables that change which instruction set the measured code uses
-ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "ZEROMAMBA_CPU_ISA", "CC", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")
+ISA_ENV = (
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "ZEROMAMBA_CPU_ISA",
+    "CC",
+    "OMP_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+)
 
 
 def _cpuinfo() -> dict[str, str]:
@@ -91,3 +101,24 @@ def machine_info(kernels: bool = False) -> dict[str, Any]:
 
         out["kernels"] = {"ss2d_scan": kernel_info(), "mamba_mixer": mixer_cpu_info()}
     return out
+
+
+#: instruction-set builds a benchmark can run in one command, as the environment of a subprocess:
+#: ``avx2`` emulates an AVX2-only CPU (no AVX-512) on a newer one by capping PyTorch's kernels,
+#: oneDNN and MKL at AVX2 and building zeromamba's C kernels for x86-64-v3 (AVX2 + FMA)
+BUILDS: dict[str, dict[str, str]] = {
+    "native": {},
+    "avx2": {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "ZEROMAMBA_CPU_ISA": "x86-64-v3",
+    },
+}
+
+
+def default_builds() -> list[str]:
+    """``native``, plus ``avx2`` where the CPU has AVX-512 (so that capping it at AVX2 means something)."""
+    flags = machine_info()["isa_flags"]
+    emulate = isinstance(flags, dict) and flags.get("avx512f") and flags.get("avx2") and flags.get("fma")
+    return ["native", "avx2"] if emulate else ["native"]

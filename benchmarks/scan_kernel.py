@@ -13,8 +13,9 @@ interleaved rounds:
 * the arithmetic bound of each build: the kernel's floating-point operations per step (counted in
   the C sources' headers: ``R + 43.25`` for the scan at dt rank ``R``, ``17 N + 46`` for the mixer
   at state size ``N``; a multiply-add is one operation with FMA, two without) divided by the SIMD
-  width times two vector pipes, in cycles, and in nanoseconds at the clock measured in the same
-  run (a chain of dependent 3-cycle ``imul``, x86 only); ``x_bound`` = measured / bound;
+  width and by the build's peak rate of vector operations, measured in the same run with a probe
+  built like the kernel (independent multiplies at the same width: two per cycle at the clock the
+  core keeps at that width); ``x_bound`` = measured / bound;
 * each build's largest error against the ``torch`` backend (relative to the output's largest value).
 
 One thread, timed by the thread's own CPU clock by default (what the kernel used, whatever else
@@ -41,7 +42,8 @@ import torch
 from machine import machine_info
 
 from zeromamba.fileio import write_text
-from zeromamba.ops.cpu_build import build_library, isa_levels
+from zeromamba.ops import cpu_build
+from zeromamba.ops.cpu_build import build_library, compile_flags, isa_levels
 from zeromamba.ops.mixer_torch import selective_scan_torch
 from zeromamba.ops.torch_scan import cross_scan_torch
 
@@ -62,41 +64,44 @@ def mixer_ops(state: int, fma: bool) -> float:
     return 17 * state + 46 + (0 if fma else 8 * state + 24)
 
 
-CLOCK_SOURCE = r"""
+PEAK_SOURCE = r"""
 #include <stdint.h>
-/* n x 12 dependent 3-cycle multiplies: 36 n cycles on any x86-64 core */
-uint64_t imul_chain(uint64_t n) {
-    uint64_t y = 3;
-    for (uint64_t i = 0; i < n; ++i)
-        __asm__ volatile("imul %0,%0\n\timul %0,%0\n\timul %0,%0\n\timul %0,%0\n\t"
-                         "imul %0,%0\n\timul %0,%0\n\timul %0,%0\n\timul %0,%0\n\t"
-                         "imul %0,%0\n\timul %0,%0\n\timul %0,%0\n\timul %0,%0" : "+r"(y));
-    return y;
+#include "zm_simd.h"
+/* 12 independent chains of vector multiplies, n rounds: 12 n multiplies at the build's width,
+   as many per cycle as the core has vector multiply pipes (2 on current x86 at any width) */
+float zm_peak_mul(int64_t n) {
+    vf a[12], m = splat(0.9999999f);
+    for (int i = 0; i < 12; ++i) a[i] = splat(1.0f + (float)i);
+    for (int64_t k = 0; k < n; ++k) {
+        _Pragma("GCC unroll 12") for (int i = 0; i < 12; ++i) a[i] = a[i] * m;
+    }
+    vf s = a[0];
+    for (int i = 1; i < 12; ++i) s = s + a[i];
+    return s[0];
 }
 """
 
 
-def clock_probe(cc: str) -> ctypes.CDLL | None:
-    """A one-function library timing a chain of 3-cycle multiplies (x86-64 only)."""
-    if not isa_levels() or not isa_levels()[0].startswith("x86-64"):
-        return None
-    folder = Path(tempfile.mkdtemp(prefix="zm-clock-"))
-    (folder / "clock.c").write_text(CLOCK_SOURCE)
-    lib = folder / "clock.so"
-    subprocess.run([cc, "-O2", "-shared", "-fPIC", str(folder / "clock.c"), "-o", str(lib)], check=True)
+def peak_probe(cc: str, isa: str) -> ctypes.CDLL:
+    """A one-function library built like the kernels for ``isa``: multiplies at the build's width."""
+    folder = Path(tempfile.mkdtemp(prefix="zm-peak-"))
+    (folder / "peak.c").write_text(PEAK_SOURCE)
+    lib = folder / "peak.so"
+    csrc = Path(cpu_build.__file__).with_name("csrc")
+    cmd = [cc, *compile_flags(isa), "-shared", "-I", str(csrc), str(folder / "peak.c"), "-o", str(lib)]
+    subprocess.run(cmd, check=True, capture_output=True)
     probe = ctypes.CDLL(str(lib))
-    probe.imul_chain.restype = ctypes.c_uint64
-    probe.imul_chain.argtypes = [ctypes.c_uint64]
+    probe.zm_peak_mul.restype = ctypes.c_float
+    probe.zm_peak_mul.argtypes = [ctypes.c_int64]
     return probe
 
 
-def measure_ghz(probe: ctypes.CDLL | None, clock) -> float | None:
-    if probe is None:
-        return None
-    n = 2_000_000
+def vector_ops_per_ns(probe: ctypes.CDLL, clock) -> float:
+    """The build's peak rate of vector operations (2 per cycle at its width's clock), measured now."""
+    n = 1_000_000
     start = clock()
-    probe.imul_chain(n)
-    return 36 * n / (clock() - start) / 1e9
+    probe.zm_peak_mul(n)
+    return 12 * n / ((clock() - start) * 1e9)
 
 
 def _dt_bias(n: int, g: torch.Generator) -> torch.Tensor:
@@ -221,14 +226,14 @@ def main() -> None:
                     "fma": bool(scan_lib.ss2d_scan_has_fma()),
                     "calls": [ScanCall(scan_lib, p, args.threads) for p in problems],
                     "mixer": MixerCall(mixer_lib, mixer_args),
+                    "peak": peak_probe(cc, isa),
+                    "peaks": [],
                     "times": [[] for _ in STAGES],
                     "mixer_times": [],
                 }
             )
-    probe = clock_probe(compilers[0]) if compilers else None
     torch_times: list[list[float]] = [[] for _ in STAGES]
     torch_mixer: list[float] = []
-    ghz: list[float] = []
     load_before = machine_info()["load_average"]
 
     def timed(fn) -> float:
@@ -241,40 +246,40 @@ def main() -> None:
             b["error"] = max(relative_error(call(), w) for call, w in zip(b["calls"], want))
             b["mixer_error"] = relative_error(b["mixer"](), want_mixer)
         for _ in range(args.rounds):
-            ghz.append(measure_ghz(probe, clock) or 0.0)
             for b in builds:
+                b["peaks"].append(vector_ops_per_ns(b["peak"], clock))
                 for i, call in enumerate(b["calls"]):
                     b["times"][i].append(timed(call))
                 b["mixer_times"].append(timed(b["mixer"]))
             for i, p in enumerate(problems):
                 torch_times[i].append(timed(lambda p=p: cross_scan_torch(*p)))
             torch_mixer.append(timed(lambda: selective_scan_torch(*mixer_args)))
-    clock_ghz = max(ghz) if probe is not None else None  # the fastest round: the least disturbed
 
-    def stage_rows(times: list[list[float]], lanes: int | None, fma: bool) -> tuple[list[dict], float, float]:
-        rows, total_ms, total_steps, bound_cycles = [], 0.0, 0, 0.0
+    def stage_rows(times: list[list[float]], bound=None) -> tuple[list[dict], float, float]:
+        """Per stage: ns per step and (given ``bound(rank) -> ns``) the bound and the ratio to it;
+        the network's scan time and its bound (ms)."""
+        rows, total_ms, bound_ms = [], 0.0, 0.0
         for (side, d, rank, blocks), ts in zip(STAGES, times):
             steps = 4 * side * side * d
             ns = min(ts) * 1e9 / steps
             row = {"grid": side, "d_inner": d, "dt_rank": rank, "blocks": blocks, "ns_per_step": round(ns, 3)}
-            if lanes:
-                cycles = scan_ops(rank, fma) / (2 * lanes)
-                row["bound_cycles_per_step"] = round(cycles, 3)
-                bound_cycles += cycles * steps * blocks
-                if clock_ghz:
-                    row["cycles_per_step"] = round(ns * clock_ghz, 2)
-                    row["x_bound"] = round(ns * clock_ghz / cycles, 2)
+            if bound is not None:
+                row["bound_ns_per_step"] = round(bound(rank), 3)
+                row["x_bound"] = round(ns / bound(rank), 2)
+                bound_ms += bound(rank) * steps * blocks / 1e6
             rows.append(row)
             total_ms += min(ts) * 1e3 * blocks
-            total_steps += steps * blocks
-        return rows, total_ms, bound_cycles
+        return rows, total_ms, bound_ms
 
     results = []
     mixer_steps = MIXER[0] * MIXER[1]
     for b in builds:
-        rows, total_ms, bound_cycles = stage_rows(b["times"], b["lanes"], b["fma"])
+        # the build's peak: vector operations per ns at its own width (so at its own clock: wide
+        # vectors may run a core slower), in the least disturbed round
+        peak = max(b["peaks"])
+        rows, total_ms, bound_ms = stage_rows(b["times"], lambda r, b=b, p=peak: scan_ops(r, b["fma"]) / b["lanes"] / p)
         mixer_ns = min(b["mixer_times"]) * 1e9 / mixer_steps
-        mixer_bound = mixer_ops(MIXER[2], b["fma"]) / (2 * b["lanes"])
+        mixer_bound = mixer_ops(MIXER[2], b["fma"]) / b["lanes"] / peak
         entry = {
             "compiler": b["compiler"],
             "compiler_version": b["compiler_version"],
@@ -282,35 +287,35 @@ def main() -> None:
             "variant": b["variant"],
             "vector_lanes": b["lanes"],
             "fma": b["fma"],
+            "peak_vector_ops_per_ns": round(peak, 3),
+            "clock_ghz_at_this_width": round(peak / 2, 3),
             "max_relative_error_vs_torch": float(f"{b['error']:.2e}"),
             "stages": rows,
             "network_scan_ms": round(total_ms, 1),
-            "network_bound_ms": round(bound_cycles / clock_ghz / 1e6, 1) if clock_ghz else None,
-            "network_x_bound": round(total_ms * 1e6 * clock_ghz / bound_cycles, 2) if clock_ghz else None,
+            "network_bound_ms": round(bound_ms, 1),
+            "network_x_bound": round(total_ms / bound_ms, 2),
             "mixer": {
                 "ns_per_step": round(mixer_ns, 3),
-                "bound_cycles_per_step": round(mixer_bound, 2),
-                "x_bound": round(mixer_ns * clock_ghz / mixer_bound, 2) if clock_ghz else None,
+                "bound_ns_per_step": round(mixer_bound, 3),
+                "x_bound": round(mixer_ns / mixer_bound, 2),
                 "vim_small_448_ms": round(min(b["mixer_times"]) * 1e3 * MIXER_CALLS, 1),
                 "max_relative_error_vs_torch": float(f"{b['mixer_error']:.2e}"),
             },
         }
         results.append(entry)
-    torch_rows, torch_total, _ = stage_rows(torch_times, None, True)
+    torch_rows, torch_total, _ = stage_rows(torch_times)
     report = {
         "benchmark": "scan_kernel",
         "machine": machine_info(),
         "threads": args.threads,
         "clock": "thread CPU time" if clock is time.thread_time else "wall",
         "rounds": args.rounds,
-        "clock_ghz_measured": round(clock_ghz, 3) if clock_ghz else None,
-        "clock_ghz_rounds": [round(x, 3) for x in ghz],
         "load_average_before": load_before,
         "load_average_after": machine_info()["load_average"],
         "arithmetic": {
             "ss2d_scan_ops_per_step": "R + 43.25 (R + 22 multiply-adds; 2R + 65.25 without FMA)",
             "mamba_mixer_ops_per_step": "17 N + 46 (8 N + 24 multiply-adds; 25 N + 70 without FMA)",
-            "bound": "ops / (2 vector pipes x lanes) cycles per step",
+            "bound": "ops / (lanes x the build's measured peak vector operations per ns: 2 per cycle)",
         },
         "builds": results,
         "torch_backend": {
