@@ -44,6 +44,7 @@ import numpy as np
 import timm
 import torch
 import torch.nn as nn
+from machine import machine_info
 
 import zeromamba
 from zeromamba.exporter import DEFAULT_OPSET
@@ -207,6 +208,7 @@ def main() -> None:
 
     result = {
         "benchmark": "export_speed",
+        "machine": machine_info(),
         "date": datetime.date.today().isoformat(),
         "size": args.size,
         "threads": args.threads,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from typing import Any
@@ -68,10 +69,16 @@ def _cpu_model(info: dict[str, str]) -> str:
 
 
 def _compiler() -> dict[str, str]:
-    from zeromamba.ops.cpu_build import compiler_version, default_compiler
-
-    cc = default_compiler()
-    return {"command": cc or "", "version": compiler_version(cc) if cc else "none found"}
+    """The C compiler the kernels are built with (as zeromamba.ops.cpu_build picks it: $CC, cc, gcc,
+    clang), found here without importing torch, so that start-up benchmarks stay unaffected."""
+    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if cc and shutil.which(cc):
+            try:
+                out = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+            except (OSError, subprocess.SubprocessError):
+                out = ""
+            return {"command": cc, "version": out.strip().splitlines()[0] if out.strip() else ""}
+    return {"command": "", "version": "none found"}
 
 
 def machine_info(kernels: bool = False) -> dict[str, Any]:
