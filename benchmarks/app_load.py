@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from machine import machine_info
+
 MARK = "## "  # zeromamba's headline: a Markdown heading naming the class
 
 
@@ -174,6 +176,7 @@ def main() -> None:
     bound = 3 * single_s * per_worker
     result = {
         "benchmark": "app_load",
+        "machine": machine_info(),
         "model": args.model,
         "requests": args.requests,
         "concurrency": args.concurrency,

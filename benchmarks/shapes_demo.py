@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from machine import machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -99,7 +100,13 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     methods = args.methods.split(",")
     data = load_shapes(seed=args.seed)
-    report: dict[str, Any] = {"seed": args.seed, "images": args.images, "models": {}}
+    report: dict[str, Any] = {
+        "benchmark": "shapes_demo",
+        "machine": machine_info(),
+        "seed": args.seed,
+        "images": args.images,
+        "models": {},
+    }
     for name in args.models:
         t0 = time.perf_counter()
         predictor = zeromamba.from_pretrained(name)
