@@ -65,10 +65,9 @@ def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return q, scale
 
 
-def _activation_params(x: torch.Tensor, levels: int) -> tuple[float, int] | None:
-    """``(scale, zero point)`` mapping ``x``'s range (widened to hold 0) onto ``0..levels``;
-    ``None`` when ``x`` holds NaN or inf."""
-    lo, hi = (float(v) for v in torch.aminmax(x))
+def _activation_params(lo: float, hi: float, levels: int) -> tuple[float, int] | None:
+    """``(scale, zero point)`` mapping ``lo..hi`` (widened to hold 0) onto ``0..levels``; ``None``
+    when the range is not finite (NaN or inf in the activations)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return None
     lo, hi = min(lo, 0.0), max(hi, 0.0)
@@ -76,13 +75,30 @@ def _activation_params(x: torch.Tensor, levels: int) -> tuple[float, int] | None
     return scale, min(levels, max(0, round(-lo / scale)))
 
 
-def _quantize_uint8(x: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
-    """``clamp(round(x / scale) + zero_point, 0, 255)`` as a plain uint8 tensor (one pass)."""
-    q = torch.quantize_per_tensor(x, scale, zero_point, torch.quint8)
-    # the quantized tensor's bytes are the uint8 values: reinterpret them instead of copying
-    return torch.empty(0, dtype=torch.uint8, device=x.device).set_(
+def _uint8_view(q: torch.Tensor) -> torch.Tensor:
+    """A quantized tensor's bytes, which are its uint8 values, as a plain uint8 tensor (no copy)."""
+    return torch.empty(0, dtype=torch.uint8, device=q.device).set_(
         q.untyped_storage(), q.storage_offset(), q.shape, q.stride()
     )
+
+
+def activation_params(x: torch.Tensor, levels: int) -> list[tuple[float, int] | None]:
+    """The ``(scale, zero point)`` of each row of ``x`` ``(B, n)`` (``None``: NaN or inf in the row)."""
+    lo, hi = torch.aminmax(x, dim=1)
+    return [_activation_params(a, b, levels) for a, b in zip(lo.tolist(), hi.tolist())]
+
+
+def quantize_rows(x: torch.Tensor, params: list[tuple[float, int] | None]) -> torch.Tensor:
+    """Each row of ``x`` ``(B, n)`` to uint8 with its own ``(scale, zero point)``, in one pass
+    (a ``None`` row gets meaningless values)."""
+    usable = [p or (1.0, 0) for p in params]
+    if len(usable) == 1:
+        q = torch.quantize_per_tensor(x, usable[0][0], usable[0][1], torch.quint8)
+    else:
+        scales = torch.tensor([p[0] for p in usable], dtype=torch.float64)
+        zero_points = torch.tensor([p[1] for p in usable], dtype=torch.long)
+        q = torch.quantize_per_channel(x, scales, zero_points, 0, torch.quint8)
+    return _uint8_view(q)
 
 
 # --- the kernels -----------------------------------------------------------------------------------
@@ -116,7 +132,24 @@ class _OneDNN:
         ops = torch.ops.onednn.qlinear_pointwise
         if residual is not None:
             return ops.binary(
-                qx, scale, zp, w, w_scale, w_zp, residual, bias, 1.0, 0, torch.float32, 1.0, 0, "add", 1.0, "none", [], ""
+                qx,
+                scale,
+                zp,
+                w,
+                w_scale,
+                w_zp,
+                residual,
+                bias,
+                1.0,
+                0,
+                torch.float32,
+                1.0,
+                0,
+                "add",
+                1.0,
+                "none",
+                [],
+                "",
             )
         if activation is None:
             return ops(qx, scale, zp, w, w_scale, w_zp, bias, 1.0, 0, torch.float32, "none", [], "")
@@ -199,7 +232,11 @@ def _check(kernel: str, levels: int) -> str | None:
             warnings.simplefilter("ignore")
             for activation, res, want in cases:
                 if kernel == "onednn":
-                    got = impl.run(packed, _quantize_uint8(x, 1.0, 0), 1.0, 0, activation, res)
+                    params = activation_params(x.reshape(1, -1), levels)
+                    assert params == [(1.0, 0)], params  # the range is exactly 0..levels
+                    got = impl.run(
+                        packed, quantize_rows(x.reshape(1, -1), params).view(x.shape), 1.0, 0, activation, res
+                    )
                 else:
                     got = impl.run(packed, x, levels, activation, res)
                 err = ((got.double() - want).abs().max() / want.abs().max()).item()
@@ -247,7 +284,9 @@ def int8_kernel() -> tuple[str, int]:
             return kernel, verdict
         reasons.append(f"{kernel}: {verdict}")
     raise Int8UnavailableError(
-        "int8 inference is not available on this machine (" + "; ".join(reasons) + "); use dtype='float32'"
+        "int8 inference is not available on this machine ("
+        + "; ".join(reasons)
+        + "); use dtype='float32'"
         + (" or unset ZEROMAMBA_INT8_KERNEL" if forced else "")
     )
 
@@ -330,25 +369,25 @@ class Int8Linear(nn.Module):
         self._check_call(x, residual)
         packed = self._pack()
         lead = x.shape[:-1]
-        items = x.reshape(x.shape[0] if x.dim() > 1 else 1, -1, self.in_features)
-        res = None if residual is None else residual.reshape(items.shape[0], -1, self.out_features)
+        items = x.reshape(x.shape[0] if x.dim() > 1 else 1, -1, self.in_features).contiguous()
+        res = None if residual is None else residual.reshape(items.shape[0], -1, self.out_features).contiguous()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PyTorch's quantized tensors are deprecated, not gone
-            outs = [self._one(packed, items[i], activation, None if res is None else res[i]) for i in range(len(items))]
+            rows = items.view(items.shape[0], -1)
+            params = activation_params(rows, self.levels)
+            qx = quantize_rows(rows, params) if self.kernel == "onednn" else None
+            outs = []
+            for i, p in enumerate(params):
+                r = None if res is None else res[i]
+                if p is None:  # NaN/inf in: NaN out, which the predictor reports
+                    outs.append(torch.full((items.shape[1], self.out_features), math.nan))
+                elif self.kernel == "dynamic":
+                    outs.append(_Dynamic.run(packed, items[i], self.levels, activation, r))
+                else:
+                    assert qx is not None
+                    outs.append(_OneDNN.run(packed, qx[i].view(items.shape[1:]), *p, activation, r))
         y = outs[0] if len(outs) == 1 else torch.cat(outs)
         return y.view(*lead, self.out_features)
-
-    def _one(self, packed: Any, x: torch.Tensor, activation: str | None, residual: torch.Tensor | None) -> torch.Tensor:
-        """One image's rows ``(T, in_features) -> (T, out_features)``."""
-        x = x.contiguous()
-        residual = None if residual is None else residual.contiguous()
-        params = _activation_params(x, self.levels)
-        if params is None:  # NaN/inf in: NaN out, which the predictor reports
-            return torch.full((x.shape[0], self.out_features), math.nan)
-        if self.kernel == "dynamic":
-            return _Dynamic.run(packed, x, self.levels, activation, residual)
-        scale, zp = params
-        return _OneDNN.run(packed, _quantize_uint8(x, scale, zp), scale, zp, activation, residual)
 
     def to_float(self) -> nn.Linear:
         """The float32 ``nn.Linear`` with this layer's own weight and bias (no copy)."""
@@ -368,4 +407,3 @@ class Int8Linear(nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
             f"kernel={self.kernel}, activations={bits}-bit"
         )
-
