@@ -50,6 +50,7 @@ _TOLERANCE = 1e-4
 _GELU = {"none": "none", "tanh": "tanh"}
 
 _lock = threading.Lock()
+_pack_lock = threading.Lock()
 _verdicts: dict[str, int | str] = {}  # kernel -> activation levels (255 or 127), or why it is not used
 
 
@@ -179,15 +180,13 @@ class _Dynamic:
     @staticmethod
     def pack(q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> Any:
         previous = torch.backends.quantized.engine
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # PyTorch's quantized tensors are deprecated, not gone
-            torch.backends.quantized.engine = _Dynamic.engine()
-            try:
-                zeros = torch.zeros(q.shape[0], dtype=torch.long)
-                qw = torch._make_per_channel_quantized_tensor(q, scale.double(), zeros, 0)
-                return torch.ops.quantized.linear_prepack(qw, bias)
-            finally:
-                torch.backends.quantized.engine = previous
+        torch.backends.quantized.engine = _Dynamic.engine()
+        try:
+            zeros = torch.zeros(q.shape[0], dtype=torch.long)
+            qw = torch._make_per_channel_quantized_tensor(q, scale.double(), zeros, 0)
+            return torch.ops.quantized.linear_prepack(qw, bias)
+        finally:
+            torch.backends.quantized.engine = previous
 
     @staticmethod
     def run(packed: Any, x: torch.Tensor, levels: int, activation: str | None, residual: torch.Tensor | None):
@@ -227,9 +226,11 @@ def _check(kernel: str, levels: int) -> str | None:
         (None, residual, exact + residual.double()),
     ]
     try:
-        packed = impl.pack(q, w_scale, bias)
+        # PyTorch's quantized tensors are deprecated (not gone): it says so once per process, here,
+        # where the warning is silenced (warnings.catch_warnings is not thread-safe in forward passes)
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            packed = impl.pack(q, w_scale, bias)
             for activation, res, want in cases:
                 if kernel == "onednn":
                     params = activation_params(x.reshape(1, -1), levels)
@@ -342,7 +343,8 @@ class Int8Linear(nn.Module):
         if self._packed is None or state != self._packed_from:
             q, scale = quantize_weight(self.weight)
             bias = None if self.bias is None else self.bias.detach().float().contiguous()
-            self._packed, self._packed_from = _KERNELS[self.kernel].pack(q, scale, bias), state
+            with _pack_lock:  # the dynamic kernel sets PyTorch's global quantized engine while packing
+                self._packed, self._packed_from = _KERNELS[self.kernel].pack(q, scale, bias), state
         return self._packed
 
     def _check_call(self, x: torch.Tensor, residual: torch.Tensor | None) -> None:
@@ -371,21 +373,19 @@ class Int8Linear(nn.Module):
         lead = x.shape[:-1]
         items = x.reshape(x.shape[0] if x.dim() > 1 else 1, -1, self.in_features).contiguous()
         res = None if residual is None else residual.reshape(items.shape[0], -1, self.out_features).contiguous()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # PyTorch's quantized tensors are deprecated, not gone
-            rows = items.view(items.shape[0], -1)
-            params = activation_params(rows, self.levels)
-            qx = quantize_rows(rows, params) if self.kernel == "onednn" else None
-            outs = []
-            for i, p in enumerate(params):
-                r = None if res is None else res[i]
-                if p is None:  # NaN/inf in: NaN out, which the predictor reports
-                    outs.append(torch.full((items.shape[1], self.out_features), math.nan))
-                elif self.kernel == "dynamic":
-                    outs.append(_Dynamic.run(packed, items[i], self.levels, activation, r))
-                else:
-                    assert qx is not None
-                    outs.append(_OneDNN.run(packed, qx[i].view(items.shape[1:]), *p, activation, r))
+        rows = items.view(items.shape[0], -1)
+        params = activation_params(rows, self.levels)
+        qx = quantize_rows(rows, params) if self.kernel == "onednn" else None
+        outs = []
+        for i, p in enumerate(params):
+            r = None if res is None else res[i]
+            if p is None:  # NaN/inf in: NaN out, which the predictor reports
+                outs.append(torch.full((items.shape[1], self.out_features), math.nan))
+            elif self.kernel == "dynamic":
+                outs.append(_Dynamic.run(packed, items[i], self.levels, activation, r))
+            else:
+                assert qx is not None
+                outs.append(_OneDNN.run(packed, qx[i].view(items.shape[1:]), *p, activation, r))
         y = outs[0] if len(outs) == 1 else torch.cat(outs)
         return y.view(*lead, self.out_features)
 
