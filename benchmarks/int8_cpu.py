@@ -368,6 +368,11 @@ def main() -> None:
     report: dict[str, Any] = {"benchmark": "int8_cpu", "date": datetime.date.today().isoformat(), "runs": {}}
     report["command"] = "python benchmarks/int8_cpu.py " + " ".join(sys.argv[1:])
     passed = [a for a in sys.argv[1:] if a not in ("--isa", *ISA_RUNS)]
+    out = args.out or REPO / "benchmarks" / "results" / f"int8_cpu_{report['date']}.json"
+    sys.path.insert(0, str(REPO))
+    from zeromamba.fileio import write_text
+
+    out.parent.mkdir(parents=True, exist_ok=True)
     for isa in args.isa:
         env = {k: v for k, v in os.environ.items() if k not in ISA_ENV or k == "OMP_NUM_THREADS"}
         env.update(ISA_RUNS[isa])
@@ -376,16 +381,10 @@ def main() -> None:
         res = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if res.returncode != 0:
             report["runs"][isa] = {"failed": res.stderr.strip().splitlines()[-5:]}
-            continue
-        report["runs"][isa] = {"env": ISA_RUNS[isa], **json.loads(res.stdout.strip().splitlines()[-1])}
-    text = json.dumps(report, indent=1)
-    print(text)
-    out = args.out or REPO / "benchmarks" / "results" / f"int8_cpu_{report['date']}.json"
-    sys.path.insert(0, str(REPO))
-    from zeromamba.fileio import write_text
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_text(out, text + "\n")
+        else:
+            report["runs"][isa] = {"env": ISA_RUNS[isa], **json.loads(res.stdout.strip().splitlines()[-1])}
+        write_text(out, json.dumps(report, indent=1) + "\n")  # what is done so far survives an interrupted run
+    print(json.dumps(report, indent=1))
     print(f"int8_cpu: wrote {out}", file=sys.stderr)
 
 
