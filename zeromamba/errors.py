@@ -22,6 +22,7 @@ __all__ = [
     "ReadOnlyTargetError",
     "RequestTimeoutError",
     "ExportError",
+    "Int8UnavailableError",
 ]
 
 
@@ -92,3 +93,9 @@ class RequestTimeoutError(ZeroMambaError, TimeoutError):
 class ExportError(ZeroMambaError, RuntimeError):
     """A model that cannot be exported to the requested format (an unsupported model or format, a
     missing ``export`` extra, or an exported graph that does not reproduce the model)."""
+
+
+class Int8UnavailableError(DeviceError):
+    """int8 inference cannot run here: no int8 CPU kernel in this PyTorch build or on this CPU, a
+    device other than the CPU, or a gradient asked of int8 layers. zeromamba never falls back to
+    float32 in its place: choose ``dtype="float32"`` (or ``bfloat16``) instead."""

@@ -33,12 +33,20 @@ import torch.nn as nn
 
 from .batch import DecodedItem, iter_batches
 from .classes import ClassAttributes, load_class_attributes, load_class_names, require_unique_names, seen_mask
-from .errors import AttributeMatrixError, ConfigError, ImageError
+from .errors import AttributeMatrixError, ConfigError, ImageError, Int8UnavailableError
 from .images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform, PreparedImage, model_preprocess, resolve_preprocess
+from .models.int8 import dequantize_int8, is_int8, quantize_int8
 from .models.zeromamba import ZeroMamba
 from .ranking import Candidates, as_targets, check_gamma, rank_classes, resolve_targets
 from .results import AttributePrediction, ClassificationResult, ImageFailure, ResultList
-from .runtime import check_device, inference_autocast, inference_weight_dtype, parse_dtype
+from .runtime import (
+    check_device,
+    inference_autocast,
+    inference_input_dtype,
+    inference_weight_dtype,
+    parse_dtype,
+    parse_inference_dtype,
+)
 from .scoring import class_scores, require_finite
 
 if TYPE_CHECKING:
@@ -74,7 +82,9 @@ class Predictor:
         dtype: the compute precision (default: the model's). ``torch.bfloat16`` (or ``"bfloat16"``)
             on a CPU converts the weights to bfloat16 (fast where the CPU has AVX-512 BF16 or AMX;
             the selective scan still runs in float32); ``float16`` / ``bfloat16`` on CUDA run under
-            :func:`torch.autocast` with float32 weights.
+            :func:`torch.autocast` with float32 weights. ``"int8"`` (CPU only) runs the large
+            linear layers in int8 (:mod:`zeromamba.models.int8`); :class:`~zeromamba.errors.Int8UnavailableError`
+            where this machine has no int8 kernel.
         batch_size: images per forward pass.
 
     The model is moved to ``device`` in place and put in eval mode. Calls never modify the
@@ -158,11 +168,14 @@ class Predictor:
     def to(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> Predictor:
         """Move the model to ``device`` and/or set the compute precision ``dtype``, in place; returns
         the predictor (``predictor.to("cuda", "bfloat16")``). bfloat16 on a CPU converts the
-        weights to bfloat16; half precisions on CUDA run under autocast with float32 weights (see
-        the class docs).
+        weights to bfloat16; half precisions on CUDA run under autocast with float32 weights;
+        ``"int8"`` runs the large linear layers in int8 on the CPU, and another dtype brings the
+        float32 layers back exactly (see the class docs).
 
         Raises:
             DeviceError: ``device`` is not available here. ConfigError: an unknown dtype.
+            Int8UnavailableError: int8 on a device other than the CPU (also: moving an int8
+            predictor there), or no int8 kernel on this machine.
         """
         self._place(device, dtype)
         return self
@@ -383,7 +396,7 @@ class Predictor:
             }
         grid = attention[chosen]
         if method != "attention":
-            x = item.tensor[None].to(self.device, self.dtype)
+            x = item.tensor[None].to(self.device, inference_input_dtype(self.dtype))
             mean, std = self.preprocess["mean"], self.preprocess["std"]
             grid = attribute_maps(self.model, x, chosen, method, max(8, self.batch_size), mean, std)[0].float().cpu()
         return build_explanation(
@@ -463,6 +476,16 @@ class Predictor:
         if target is None:
             param = next(self.model.parameters(), None)
             target = param.device if param is not None else torch.device("cpu")
+        int8 = is_int8(self.model) if dtype is None else parse_inference_dtype(dtype) == torch.int8
+        if int8:  # float32 weights, the large linear layers in int8 (zeromamba.models.int8)
+            if target.type != "cpu":
+                raise Int8UnavailableError(
+                    f"int8 inference runs on the CPU, not on {target}; use device='cpu', or dtype='float32' / "
+                    "'bfloat16' on this device"
+                )
+            self.model, self.dtype, self.device = quantize_int8(self.model.to(target)), torch.int8, target
+            return
+        dequantize_int8(self.model)
         self.dtype = _resolve_dtype(dtype, self.model)
         # bfloat16 on CPU: bfloat16 weights (oneDNN's kernels); reduced precision elsewhere: float32
         # weights under autocast (see runtime.inference_weight_dtype)
@@ -496,7 +519,8 @@ class Predictor:
                     j < len(prepared) and j - i < (batch_size or self.batch_size) and prepared[j].tensor.shape == shape
                 ):
                     j += 1
-                x = torch.stack([p.tensor for p in prepared[i:j]]).to(self.device, self.dtype, non_blocking=True)
+                x = torch.stack([p.tensor for p in prepared[i:j]])
+                x = x.to(self.device, inference_input_dtype(self.dtype), non_blocking=True)
                 out = self.model(x)
                 sources = [p.source for p in prepared[i:j]]
                 if self.is_zeromamba:

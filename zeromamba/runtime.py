@@ -27,7 +27,9 @@ __all__ = [
     "collective_device",
     "inference_autocast",
     "inference_weight_dtype",
+    "inference_input_dtype",
     "parse_dtype",
+    "parse_inference_dtype",
     "resolve_device",
     "setup_distributed",
     "unwrap_model",
@@ -105,6 +107,26 @@ def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if key not in _DTYPES:
         raise ConfigError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
     return _DTYPES[key]
+
+
+def parse_inference_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """:func:`parse_dtype`, plus int8 inference on the CPU: ``"int8"``, ``torch.int8`` or
+    ``torch.qint8`` give ``torch.int8`` (see :mod:`zeromamba.models.int8`).
+
+    Raises:
+        ConfigError: an unknown name or dtype.
+    """
+    if dtype in (torch.int8, torch.qint8) or str(dtype).lower().removeprefix("torch.") in ("int8", "qint8"):
+        return torch.int8
+    try:
+        return parse_dtype(dtype)
+    except ConfigError:
+        raise ConfigError(f"unknown dtype {dtype!r}; use float32, bfloat16, float16 (GPU) or int8 (CPU)") from None
+
+
+def inference_input_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a model's input takes for inference in ``dtype`` (float32 for int8)."""
+    return torch.float32 if dtype == torch.int8 else dtype
 
 
 def amp_dtype(amp: str | bool | None, device: torch.device) -> torch.dtype | None:

@@ -71,7 +71,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--class-names", metavar="FILE", help="class names, one per line (override those in --attributes)")
     p.add_argument("--gamma", type=float, help="GZSL calibration strength (default: the model's)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, auto ... (default: cpu)")
-    p.add_argument("--dtype", help="float32 (default), bfloat16 or float16 (GPU)")
+    p.add_argument(
+        "--dtype", help="float32 (default), bfloat16, float16 (GPU) or int8 (CPU: the large linear layers in int8)"
+    )
     p.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
     p.add_argument(
         "--timeout",

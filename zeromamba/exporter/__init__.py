@@ -27,6 +27,7 @@ from ..errors import CheckpointError, ExportError
 from ..fileio import atomic_write, write_json
 from ..format import model_config
 from ..images import model_preprocess
+from ..models.int8 import is_int8
 from ..predictor import Predictor
 from .graph import PredictorGraph, graph_copy
 from .preprocess import preprocess_spec
@@ -119,6 +120,12 @@ def export(
         raise ExportError(
             f"export takes a Predictor or a zeromamba model, got {type(model_or_predictor).__name__}; for a model "
             "name, load it first: zeromamba.export(zeromamba.from_pretrained(name), path)"
+        )
+    if is_int8(source):
+        raise ExportError(
+            "this model runs int8 layers, which export does not write (its graphs are float32): export the float32 "
+            "model (predictor.to(dtype='float32'), or load it without dtype='int8') and quantize in the runtime that "
+            "loads it if needed (e.g. onnxruntime.quantization.quantize_dynamic)"
         )
     if input_size is not None:
         height, width = (int(s) for s in input_size)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ from ..constants import IMAGENET_PREPROCESS, PREPROCESS_KEYS, ZSL_PREPROCESS
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_write, write_bytes, write_json
 from ..models import Vim, ZeroMamba
+from ..models.int8 import is_int8
 from ..version import __version__
 from ..zoo import PretrainedVariant, get_variant, variant_for_tag
 from .config import (
@@ -269,6 +271,9 @@ def save_pretrained(
         model_card: ``None`` writes ``README.md`` only if the folder has none; ``True`` always
             (re)writes it; ``False`` never; a string is written as the card.
 
+    A model running int8 layers (``dtype="int8"``) is saved with its float32 weights, with a
+    ``UserWarning`` saying so: the folder format is float32, and int8 is chosen when loading.
+
     Returns:
         The folder's path.
 
@@ -282,6 +287,13 @@ def save_pretrained(
         raise TypeError(f"expected a Predictor or a model, got {type(obj).__name__}")
     if isinstance(variant, str):
         variant = get_variant(variant)
+    if is_int8(model):
+        warnings.warn(
+            "this model runs int8 layers; the folder gets its float32 weights (int8 is chosen when loading: "
+            "from_pretrained(folder, dtype='int8'))",
+            UserWarning,
+            stacklevel=2,
+        )
 
     def pick(value: Any, attr: str) -> Any:
         return value if value is not None else getattr(obj, attr, None) if obj is not model else None
