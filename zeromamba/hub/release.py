@@ -33,9 +33,8 @@ import torch
 from ..errors import CheckpointError, ModelNotAvailableError, UnknownModelError
 from ..fileio import atomic_write, cache_root, write_text
 from ..format import FORMAT_VERSION, LoadedModel, load_safetensors
-from ..models._helpers import load_state_dict_strict
 from ..models.vim import Vim, checkpoint_filter_fn, set_release_file_resolver
-from ..official import is_vim_state_dict, read_official_state_dict
+from ..official import build_checked, is_vim_state_dict, read_official_state_dict
 from ..version import __version__
 from ..zoo import PretrainedVariant, get_variant, list_pretrained
 
@@ -158,9 +157,7 @@ def _build(variant: PretrainedVariant, state_dict: dict[str, torch.Tensor], sour
     if not is_vim_state_dict(state_dict):
         raise CheckpointError(f"{source} is not a Vim checkpoint (no pos_embed / bidirectional mixers)")
     args = {k: tuple(v) if isinstance(v, list) else v for k, v in variant.model_args.items()}
-    model = Vim(**args)
-    load_state_dict_strict(model, checkpoint_filter_fn(state_dict, model), source)
-    return model.eval()
+    return build_checked(Vim, args, state_dict, checkpoint_filter_fn, source)  # type: ignore[return-value]
 
 
 def _convert(
