@@ -214,7 +214,12 @@ class _Scanner:
         self.proto = 0
         report = self.report
         data, stack, push = self.data, self.stack, self.stack.append
+        frame_end = -1  # where the current FRAME ends (-1: outside any frame)
         while True:
+            if frame_end >= 0 and pos >= frame_end:
+                if pos > frame_end:  # CPython's unpickler drops the rest of the frame, pickle.py stops
+                    raise self._fatal(pos, "an opcode runs past the end of its FRAME")
+                frame_end = -1
             if pos >= self.n:
                 self.report.truncated = True
                 raise self._fatal(pos, "the data ends before the pickle's STOP")
@@ -280,7 +285,7 @@ class _Scanner:
                 pos += 4
                 push(self._get(memo, idx, at))
             elif code == 0x72:  # r LONG_BINPUT
-                memo[self._uint(pos, 4, "LONG_BINPUT")] = self._top(at, "LONG_BINPUT")
+                memo[self._memo_index(self._uint(pos, 4, "LONG_BINPUT"), at)] = self._top(at, "LONG_BINPUT")
                 pos += 4
             elif code in (0x7D, 0x5D, 0x8F):  # } EMPTY_DICT, ] EMPTY_LIST, EMPTY_SET
                 push(_OPAQUE)
@@ -338,12 +343,17 @@ class _Scanner:
                     raise self._fatal(at, f"unsupported pickle protocol {proto}")
                 self.proto = proto
             elif code == 0x95:  # FRAME: the frame's bytes are opcodes, read on
+                if frame_end >= 0:
+                    raise self._fatal(at, "a FRAME inside a FRAME")
                 size = self._uint(pos, 8, "FRAME")
                 pos += 8
                 if size > self.n - pos:
                     report.truncated = True
                     raise self._fatal(at, f"FRAME declares {size:,} bytes but only {self.n - pos:,} remain")
+                frame_end = pos + size
             elif code == 0x2E:  # . STOP
+                if frame_end >= 0 and pos > frame_end:
+                    raise self._fatal(at, "an opcode runs past the end of its FRAME")
                 value = self._pop(at, "STOP")
                 report.results.append(value)
                 return pos
@@ -418,7 +428,7 @@ class _Scanner:
                 elif code == 0x67:
                     push(self._get(memo, int(line), at))
                 else:
-                    memo[int(line)] = self._top(at, "PUT")
+                    memo[self._memo_index(int(line), at)] = self._top(at, "PUT")
             elif code == 0x50:  # P PERSID: an ASCII line
                 line, pos = self._line(pos, "PERSID")
                 try:
@@ -439,6 +449,13 @@ class _Scanner:
                 self._top(at, "READONLY_BUFFER")
             else:
                 raise self._fatal(at, f"unknown opcode 0x{code:02x}")
+
+    def _memo_index(self, idx: int, at: int) -> int:
+        """A PUT's index; one beyond any a pickler writes makes CPython's unpickler allocate a memo table
+        that large (8 bytes per index), so it is a problem."""
+        if idx > self.max_opcodes:
+            self._problem(at, f"memo index {idx:,} (a pickler numbers them from 0)")
+        return idx
 
     def _get(self, memo: dict[int, Any], idx: int, at: int) -> Any:
         if idx not in memo:
