@@ -23,6 +23,7 @@ from typing import BinaryIO
 from .errors import CheckpointError
 
 __all__ = [
+    "AmbiguousZipError",
     "LEGACY_MAGIC_NUMBER",
     "LEGACY_PROTOCOL_VERSION",
     "MAX_ZIP_RATIO",
@@ -30,6 +31,7 @@ __all__ = [
     "ZipMember",
     "container_kind",
     "find_member",
+    "pickles_any_reader_could_take",
     "read_member",
     "read_zip_directory",
 ]
@@ -65,10 +67,19 @@ def container_kind(head: bytes) -> str:
     return "zip" if head[:4] == ZIP_MAGIC else "legacy"
 
 
-def _refuse(source: str, why: str) -> CheckpointError:
-    return CheckpointError(
+class AmbiguousZipError(CheckpointError):
+    """A zip archive that zip readers could read differently (a :class:`CheckpointError`); ``why`` says how."""
+
+    def __init__(self, message: str, why: str) -> None:
+        super().__init__(message)
+        self.why = why
+
+
+def _refuse(source: str, why: str) -> AmbiguousZipError:
+    return AmbiguousZipError(
         f"{source} is a zip archive that PyTorch and other zip readers could read differently ({why}): refused "
-        "unread. A file torch.save wrote never looks like this; save it again with torch.save."
+        "unread. A file torch.save wrote never looks like this; save it again with torch.save.",
+        why,
     )
 
 
@@ -165,56 +176,65 @@ def _zip64_extra(extra: bytes, sizes: list[int]) -> None:
         i += 4 + length
 
 
+def _members(f: BinaryIO, cd_ofs: int, cd_size: int, n_total: int, strict: bool) -> list[ZipMember]:
+    """The central directory's entries; ``strict`` also requires what only some readers check (each local
+    header naming its member, the directory holding its entries and nothing else)."""
+    central = _read_at(f, cd_ofs, cd_size)
+    members: list[ZipMember] = []
+    i = 0
+    for _ in range(n_total):
+        if central[i : i + 4] != _CENTRAL:
+            raise ValueError("a central directory entry without its signature")
+        (_made, _needed, flags, method, _t, _d, _crc, csize, usize, n, e, c, disk, _ia, _ea, hofs) = struct.unpack_from(
+            "<4xHHHHHHIIIHHHHHII", central, i
+        )
+        name = central[i + 46 : i + 46 + n]
+        if len(name) != n or i + 46 + n + e + c > len(central):
+            raise ValueError("a central directory entry runs past the directory")
+        sizes = [usize, csize, hofs]
+        _zip64_extra(central[i + 46 + n : i + 46 + n + e], sizes)
+        usize, csize, hofs = sizes
+        if flags & 0x41 or disk != 0:
+            raise ValueError("an encrypted or multi-disk member")
+        if method not in (0, 8) or (method == 0 and usize != csize):
+            raise ValueError(f"member {name!r} uses compression method {method} or has inconsistent sizes")
+        local = _read_at(f, hofs, 30)
+        if len(local) != 30 or local[:4] != ZIP_MAGIC:
+            raise ValueError(f"member {name!r} has no local header where the directory says")
+        ln, le = struct.unpack_from("<HH", local, 26)
+        if strict and (_read_at(f, hofs + 30, ln) != name or struct.unpack_from("<H", local, 8)[0] != method):
+            raise ValueError(f"member {name!r}'s local header names another file or method")
+        data = hofs + 30 + ln + le
+        if strict and data + csize > cd_ofs:
+            raise ValueError(f"member {name!r} runs into the central directory")
+        members.append(ZipMember(bytes(name), method, csize, usize, hofs, data))
+        i += 46 + n + e + c
+    if strict and i != cd_size:
+        raise ValueError("its central directory holds more than its entries")
+    return members
+
+
 def read_zip_directory(f: BinaryIO, size: int, source: str) -> list[ZipMember]:
     """The members of the zip archive ``f`` (``size`` bytes), in central-directory order, checked as the
     module docstring says.
 
     Raises:
-        CheckpointError: a damaged archive, or one that readers could read differently.
+        AmbiguousZipError: an archive that readers could read differently (a :class:`CheckpointError`).
+        CheckpointError: a damaged archive, a decompression bomb.
     """
-    cd_ofs, cd_size, n_total, cd_end = _end_records(f, size, source)
-    central = _read_at(f, cd_ofs, cd_size)
-    members: list[ZipMember] = []
-    i = 0
+    cd_ofs, cd_size, n_total, _cd_end = _end_records(f, size, source)
     try:
-        for _ in range(n_total):
-            if central[i : i + 4] != _CENTRAL:
-                raise ValueError("a central directory entry without its signature")
-            (_made, _needed, flags, method, _t, _d, _crc, csize, usize, n, e, c, disk, _ia, _ea, hofs) = (
-                struct.unpack_from("<4xHHHHHHIIIHHHHHII", central, i)
-            )
-            name = central[i + 46 : i + 46 + n]
-            if len(name) != n or i + 46 + n + e + c > len(central):
-                raise ValueError("a central directory entry runs past the directory")
-            sizes = [usize, csize, hofs]
-            _zip64_extra(central[i + 46 + n : i + 46 + n + e], sizes)
-            usize, csize, hofs = sizes
-            if flags & 0x41 or disk != 0:
-                raise ValueError("an encrypted or multi-disk member")
-            if method not in (0, 8) or (method == 0 and usize != csize):
-                raise ValueError(f"member {name!r} uses compression method {method} or has inconsistent sizes")
-            if method == 8 and usize > MAX_ZIP_RATIO * max(csize, 1):
-                raise CheckpointError(
-                    f"{source}: zip member {name.decode(errors='replace')!r} expands from {csize:,} to {usize:,} bytes "
-                    "(a decompression bomb, or not a file torch.save wrote): refused unread"
-                )
-            local = _read_at(f, hofs, 30)
-            if len(local) != 30 or local[:4] != ZIP_MAGIC:
-                raise ValueError(f"member {name!r} has no local header where the directory says")
-            ln, le = struct.unpack_from("<HH", local, 26)
-            if _read_at(f, hofs + 30, ln) != name or struct.unpack_from("<H", local, 8)[0] != method:
-                raise ValueError(f"member {name!r}'s local header names another file or method")
-            data = hofs + 30 + ln + le
-            if data + csize > cd_ofs:
-                raise ValueError(f"member {name!r} runs into the central directory")
-            members.append(ZipMember(bytes(name), method, csize, usize, hofs, data))
-            i += 46 + n + e + c
+        members = _members(f, cd_ofs, cd_size, n_total, strict=True)
     except (ValueError, struct.error) as e:
         raise _refuse(source, str(e)) from None
-    if i != cd_size or cd_end > size:
-        raise _refuse(source, "its central directory holds more than its entries")
     if not members:
         raise CheckpointError(f"{source} is an empty zip archive, not a PyTorch checkpoint")
+    for m in members:
+        if m.method == 8 and m.size > MAX_ZIP_RATIO * max(m.compressed_size, 1):
+            raise CheckpointError(
+                f"{source}: zip member {m.name.decode(errors='replace')!r} expands from {m.compressed_size:,} to "
+                f"{m.size:,} bytes (a decompression bomb, or not a file torch.save wrote): refused unread"
+            )
     spans = sorted((m.header_offset, m.data_offset + m.compressed_size, m.name) for m in members)
     if spans[0][0] != 0:
         raise _refuse(source, "bytes before its first member")
@@ -227,6 +247,55 @@ def read_zip_directory(f: BinaryIO, size: int, source: str) -> list[ZipMember]:
         if other is not m.name:
             raise _refuse(source, f"members {other!r} and {m.name!r} have the same name when case is ignored")
     return members
+
+
+def _directories(f: BinaryIO, size: int) -> list[tuple[int, int, int]]:
+    """Every ``(central directory offset, size, entries)`` some zip reader could take from the end records
+    in the file's tail: each plausible end record's own values, and the zip64 end records right before its
+    locator and where its locator points."""
+    base = max(size - _TAIL, 0)
+    tail = _read_at(f, base, size - base)
+    found: list[tuple[int, int, int]] = []
+    i = tail.rfind(_EOCD)
+    while i >= 0:
+        if i + _EOCD_SIZE <= len(tail) and _plausible_eocd(tail, i, base):
+            n_total, cd_size, cd_ofs = struct.unpack_from("<HII", tail, i + 10)
+            found.append((cd_ofs, cd_size, n_total))
+            if i >= _LOCATOR_SIZE and tail[i - _LOCATOR_SIZE : i - _LOCATOR_SIZE + 4] == _LOCATOR:
+                rec_ofs = struct.unpack_from("<Q", tail, i - _LOCATOR_SIZE + 8)[0]
+                for rec in {base + i - _LOCATOR_SIZE - _EOCD64_SIZE, rec_ofs}:
+                    raw = _read_at(f, rec, _EOCD64_SIZE) if 0 <= rec <= size - _EOCD64_SIZE else b""
+                    if raw[:4] == _EOCD64:
+                        n64, cd_size64, cd_ofs64 = struct.unpack_from("<QQQ", raw, 32)
+                        found.append((cd_ofs64, cd_size64, n64))
+        i = tail.rfind(_EOCD, 0, i)
+    return list(dict.fromkeys(found))
+
+
+def pickles_any_reader_could_take(f: BinaryIO, size: int, limit: int, record: str = "data.pkl") -> list[bytes]:
+    """For naming what an ambiguous archive asks for: the bytes of every member named ``<folder>/<record>``
+    (any case) in every central directory some reader could take; each at most ``limit`` bytes and
+    expanding at most :data:`MAX_ZIP_RATIO` times (others are skipped)."""
+    found: dict[tuple[int, int], bytes] = {}
+    suffix = b"/" + record.encode()
+    for cd_ofs, cd_size, n_total in _directories(f, size)[:8]:
+        if cd_ofs + cd_size > size or n_total > cd_size // 46:
+            continue
+        try:
+            members = _members(f, cd_ofs, cd_size, n_total, strict=False)
+        except (ValueError, struct.error):
+            continue
+        for m in members:
+            key = (m.data_offset, m.size)
+            if not m.name.lower().endswith(suffix) or key in found or len(found) >= 16:
+                continue
+            if m.size > limit or (m.method == 8 and m.size > MAX_ZIP_RATIO * max(m.compressed_size, 1)):
+                continue
+            try:
+                found[key] = read_member(f, m, limit, "")
+            except CheckpointError:
+                continue
+    return list(found.values())
 
 
 def find_member(members: list[ZipMember], record: str, source: str) -> ZipMember:

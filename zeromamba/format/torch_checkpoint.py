@@ -36,8 +36,10 @@ from ..pickle_scan import UNNAMED_CALL, Global, PickleReport, describe_import, s
 from ..torch_container import (
     LEGACY_MAGIC_NUMBER,
     LEGACY_PROTOCOL_VERSION,
+    AmbiguousZipError,
     container_kind,
     find_member,
+    pickles_any_reader_could_take,
     read_zip_directory,
 )
 
@@ -93,6 +95,7 @@ _WHY_NOT = {
     UNNAMED_CALL: "an object that is not a named function or class",
 }
 _LEGACY_PICKLES = 5  # magic number, protocol version, system info, the object, the storage keys
+_INSPECT = frozenset({"torch._tensor._rebuild_from_type_v2"})  # calls its first argument
 
 
 def allowed_imports() -> dict[str, Any]:
@@ -111,8 +114,9 @@ def _names(names: list[str]) -> str:
     return ", ".join(describe_import(n) for n in names[:10]) + (" ..." if len(names) > 10 else "")
 
 
-def _refuse_imports(source: str, names: list[str], malformed: bool = False) -> CheckpointError:
-    also = " (and its pickle is malformed, as a hand-made one would be)" if malformed else ""
+def _refuse_imports(source: str, names: list[str], malformed: bool = False, also: str = "") -> CheckpointError:
+    if malformed:
+        also += " (and its pickle is malformed, as a hand-made one would be)"
     return CheckpointError(
         f"{source} asks the unpickler to import {_names(names)}{also}: loading it could run code, so zeromamba "
         "refuses it (a checkpoint may hold only tensors, plain containers and argparse.Namespace). Nothing in it "
@@ -122,13 +126,13 @@ def _refuse_imports(source: str, names: list[str], malformed: bool = False) -> C
 
 
 def _refuse_calls(source: str, names: list[str]) -> CheckpointError:
-    why = "; ".join(
-        f"{describe_import(n)}: {_WHY_NOT.get(n, 'memory sized by a number in the file, or code')}" for n in names[:10]
+    listed = "; ".join(
+        f"{describe_import(n)} ({_WHY_NOT.get(n, 'memory sized by a number in the file, or code')})" for n in names[:10]
     )
     return CheckpointError(
-        f"{source} asks the unpickler to call {_names(names)} ({why}): zeromamba refuses it before anything is "
-        "built. Nothing in it was run. A checkpoint may hold only dense tensors, plain containers and "
-        "argparse.Namespace; re-save it with torch.save(model.state_dict(), ...) or as safetensors."
+        f"{source} asks the unpickler to call {listed}{' ...' if len(names) > 10 else ''}: zeromamba refuses it "
+        "before anything is built. Nothing in it was run. A checkpoint may hold only dense tensors, plain containers "
+        "and argparse.Namespace; re-save it with torch.save(model.state_dict(), ...) or as safetensors."
     )
 
 
@@ -141,10 +145,10 @@ def _refuse_malformed(source: str, report: PickleReport) -> CheckpointError:
     )
 
 
-def _check_report(source: str, report: PickleReport, allowed: Mapping[str, Any]) -> None:
+def _check_report(source: str, report: PickleReport, allowed: Mapping[str, Any], also: str = "") -> None:
     imports = [n for n in report.imports if n not in allowed]
     if imports:
-        raise _refuse_imports(source, imports, bool(report.problems))
+        raise _refuse_imports(source, imports, bool(report.problems), also)
     calls = [n for n in report.calls if n not in ALLOWED_CALLS]
     for callee, args in report.call_arguments:  # _rebuild_from_type_v2(func, new_type, args, state) calls func
         func = args[0] if isinstance(args, tuple) and len(args) == 4 else None
@@ -178,8 +182,17 @@ def _storage_bytes(source: str, report: PickleReport, allowed: Mapping[str, Any]
     return sum(declared.values())
 
 
-def _scan_zip(f: BinaryIO, size: int, source: str) -> PickleReport:
-    members = read_zip_directory(f, size, source)
+def _scan_zip(f: BinaryIO, size: int, source: str, allowed: Mapping[str, Any]) -> PickleReport:
+    try:
+        members = read_zip_directory(f, size, source)
+    except AmbiguousZipError as e:  # refused; but first name what any reading of it would import
+        for data in pickles_any_reader_could_take(f, size, MAX_PICKLE_BYTES):
+            report = scan_pickles(data, inspect_calls=_INSPECT)
+            report.problems.clear()  # the archive is refused anyway: say what it asks for
+            _check_report(
+                source, report, allowed, f" (and it is a zip archive that readers could read differently: {e.why})"
+            )
+        raise
     member = find_member(members, "data.pkl", source)
     if member.size > MAX_PICKLE_BYTES:
         raise CheckpointError(
@@ -193,7 +206,7 @@ def _scan_zip(f: BinaryIO, size: int, source: str) -> PickleReport:
         raise CheckpointError(f"cannot read {source} as a PyTorch checkpoint (damaged zip archive: {e})") from None
     if len(data) != member.size:
         raise CheckpointError(f"{source}: PyTorch's zip reader and zeromamba's disagree about its data.pkl: refused")
-    return scan_pickles(data, inspect_calls=frozenset({"torch._tensor._rebuild_from_type_v2"}))
+    return scan_pickles(data, inspect_calls=_INSPECT)
 
 
 def _scan_legacy(f: BinaryIO, size: int, source: str, allowed: Mapping[str, Any]) -> PickleReport:
@@ -245,7 +258,7 @@ def read_torch_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> 
     with os.fdopen(fd, "rb") as f:
         kind = container_kind(f.read(4))
         if kind == "zip":
-            report = _scan_zip(f, st.st_size, source)
+            report = _scan_zip(f, st.st_size, source, allowed)
             _check_report(source, report, allowed)
             _storage_bytes(source, report, allowed)  # each persistent id is a storage (torch checks the sizes)
         else:
