@@ -13,8 +13,9 @@ zoo variant with ``hub_format="vim-release"``:
    is not a fine-tuned ("ft") variant; none or several is an error naming the files.
 3. It is downloaded with ``hf_hub_download`` (the Hugging Face cache, token, ``HF_ENDPOINT``) and
    read with :func:`zeromamba.official.read_official_state_dict` (``weights_only`` plus
-   ``argparse.Namespace`` only: anything else is refused without running code), built into the
-   variant's architecture and loaded strictly.
+   ``argparse.Namespace`` only: anything else is refused without running code; dense CPU tensors
+   without stride 0), fitted to the variant's architecture on the ``meta`` device, then built and
+   loaded strictly (:func:`zeromamba.official.build_checked`).
 4. Only then is the ``model`` state dict written, atomically, as safetensors into the zeromamba
    cache (``$ZEROMAMBA_CACHE_DIR``, else ``$XDG_CACHE_HOME/zeromamba``, else ``~/.cache/zeromamba``)
    under ``releases/<owner>--<name>/<commit>/model.safetensors``. Every later load of that commit
