@@ -176,6 +176,12 @@ class _Scanner:
             return _OPAQUE
         return self.stack[-1]
 
+    def _target(self, pos: int, op: str) -> None:
+        """The object that SETITEM(S), APPEND(S), ADDITEMS or BUILD changes: never an import itself (that would
+        set items or attributes of a class or function; no pickler writes it)."""
+        if isinstance(self._top(pos, op), Global):
+            self._problem(pos, f"{op} changes an imported object itself")
+
     def _pop_mark(self, pos: int, op: str) -> list[Any]:
         if not self.marks:
             self._problem(pos, f"{op} finds no MARK")
@@ -298,20 +304,20 @@ class _Scanner:
             elif code == 0x73:  # s SETITEM
                 self._pop(at, "SETITEM")
                 self._pop(at, "SETITEM")
-                self._top(at, "SETITEM")
+                self._target(at, "SETITEM")
             elif code == 0x75:  # u SETITEMS
                 if len(self._pop_mark(at, "SETITEMS")) % 2:
                     self._problem(at, "SETITEMS of an odd number of items")
-                self._top(at, "SETITEMS")
+                self._target(at, "SETITEMS")
             elif code == 0x61:  # a APPEND
                 self._pop(at, "APPEND")
-                self._top(at, "APPEND")
+                self._target(at, "APPEND")
             elif code in (0x65, 0x90):  # e APPENDS, ADDITEMS
                 self._pop_mark(at, "APPENDS")
-                self._top(at, "APPENDS")
+                self._target(at, "APPENDS")
             elif code == 0x62:  # b BUILD (calls __setstate__ of an object a call built)
                 self._pop(at, "BUILD")
-                self._top(at, "BUILD")
+                self._target(at, "BUILD")
             elif code == 0x51:  # Q BINPERSID
                 report.persistent_ids.append(self._pop(at, "BINPERSID"))
                 push(_OPAQUE)

@@ -95,6 +95,7 @@ def test_the_scan_follows_the_unpickler_memo_and_stack() -> None:
         (b"\x80\x02r\xff\xff\xff\x7fN.", "memo index"),  # LONG_BINPUT 2**31: a 16 GB memo table in CPython
         (b"\x80\x02h\x05.", "never stored"),
         (b"\x80\x02(t0.", "no value"),
+        (b"\x80\x02cargparse\nNamespace\nN}\x8c\x01x\x8c\x01ys\x86b.", "BUILD changes an imported object"),
     ],
 )
 def test_what_cannot_be_read_exactly_is_refused_unread(tmp_path: Path, data: bytes, problem: str) -> None:

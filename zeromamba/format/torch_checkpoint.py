@@ -139,9 +139,9 @@ def _refuse_calls(source: str, names: list[str]) -> CheckpointError:
 def _refuse_malformed(source: str, report: PickleReport) -> CheckpointError:
     problems = "; ".join(report.problems[:3])
     return CheckpointError(
-        f"cannot read {source} as a PyTorch checkpoint: its pickle cannot be read exactly as the unpickler would "
-        f"read it ({problems}), so what it would do cannot be checked: refused unread. torch.save never writes such "
-        "a pickle; the file is damaged, hand-made or not a checkpoint."
+        f"cannot read {source} as a PyTorch checkpoint: its pickle is not one a pickler writes, or cannot be read "
+        f"exactly as the unpickler reads it ({problems}), so what it would do cannot be checked: refused unread. "
+        "The file is damaged, hand-made or not a checkpoint."
     )
 
 
