@@ -32,6 +32,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "runtime",
         "letterbox",
         "pickle_scan",
+        "torch_container",
+        "npy",
         "framing",
     ),
     "ops": ("ops",),

@@ -33,6 +33,7 @@ from .class_definitions import match_columns, name_key, read_class_json, require
 from .class_table import AttributeTable, is_number, read_attribute_table, read_text_file
 from .errors import AttributeMatrixError
 from .fileio import MAX_TEXT_FILE_BYTES, read_regular_bytes
+from .npy import load_npy
 
 __all__ = [
     "MAX_ATTRIBUTE_MAGNITUDE",
@@ -213,10 +214,7 @@ def _matrix_from_file(
             data = read_regular_bytes(path, MAX_TEXT_FILE_BYTES, AttributeMatrixError, "the class-attribute file")
         except FileNotFoundError:
             raise AttributeMatrixError(f"class-attribute file not found: {path}") from None
-        try:
-            return np.load(io.BytesIO(data), allow_pickle=False), None
-        except (OSError, ValueError) as e:
-            raise AttributeMatrixError(f"cannot read {path} as a numeric .npy array: {e}") from None
+        return load_npy(data, str(path), AttributeMatrixError), None  # header checked before numpy allocates
     if suffix in _NOT_A_TABLE:
         raise AttributeMatrixError(
             f"{path}: a {suffix} file is not a class-attribute matrix; pass a .csv table "

@@ -13,8 +13,9 @@ zoo variant with ``hub_format="vim-release"``:
    is not a fine-tuned ("ft") variant; none or several is an error naming the files.
 3. It is downloaded with ``hf_hub_download`` (the Hugging Face cache, token, ``HF_ENDPOINT``) and
    read with :func:`zeromamba.official.read_official_state_dict` (``weights_only`` plus
-   ``argparse.Namespace`` only: anything else is refused without running code), built into the
-   variant's architecture and loaded strictly.
+   ``argparse.Namespace`` only: anything else is refused without running code; dense CPU tensors
+   without stride 0), fitted to the variant's architecture on the ``meta`` device, then built and
+   loaded strictly (:func:`zeromamba.official.build_checked`).
 4. Only then is the ``model`` state dict written, atomically, as safetensors into the zeromamba
    cache (``$ZEROMAMBA_CACHE_DIR``, else ``$XDG_CACHE_HOME/zeromamba``, else ``~/.cache/zeromamba``)
    under ``releases/<owner>--<name>/<commit>/model.safetensors``. Every later load of that commit
@@ -35,7 +36,7 @@ from ..fileio import atomic_write, cache_root, write_text
 from ..format import FORMAT_VERSION, LoadedModel, attach_pretrained_cfg, load_safetensors
 from ..models._helpers import load_state_dict_strict
 from ..models.vim import Vim, checkpoint_filter_fn, set_release_file_resolver
-from ..official import is_vim_state_dict, read_official_state_dict
+from ..official import build_checked, is_vim_state_dict, read_official_state_dict
 from ..pretrained_variant import release_folder
 from ..version import __version__
 from ..zoo import PretrainedVariant, get_variant, list_pretrained
@@ -159,9 +160,7 @@ def _build(variant: PretrainedVariant, state_dict: dict[str, torch.Tensor], sour
     if not is_vim_state_dict(state_dict):
         raise CheckpointError(f"{source} is not a Vim checkpoint (no pos_embed / bidirectional mixers)")
     args = {k: tuple(v) if isinstance(v, list) else v for k, v in variant.model_args.items()}
-    model = Vim(**args)
-    load_state_dict_strict(model, checkpoint_filter_fn(state_dict, model), source)
-    return model.eval()
+    return build_checked(Vim, args, state_dict, checkpoint_filter_fn, source)  # type: ignore[return-value]
 
 
 def _convert(

@@ -24,6 +24,7 @@ __all__ = [
     "hub_cfg_overlay",
     "linear_like",
     "load_state_dict_strict",
+    "require_fit",
     "set_factory_dtype",
     "split_zeromamba_keys",
     "tag_model_args",
@@ -159,6 +160,18 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
     Raises:
         CheckpointError: the state dict does not fit ``model`` exactly, or holds such values.
     """
+    require_fit(model, state_dict, source)
+    _check_values(model, state_dict, source)
+    model.load_state_dict(state_dict, strict=True)
+
+
+def require_fit(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """The key and shape checks of :func:`load_state_dict_strict` alone: they work on a model built on
+    the ``meta`` device, so a checkpoint that does not fit is refused before a real model is allocated.
+
+    Raises:
+        CheckpointError: naming every missing key, unexpected key and shape mismatch.
+    """
     own = model.state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
@@ -177,8 +190,6 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
             lines.append(f"  shape mismatch ({len(mismatched)}): " + "; ".join(mismatched[:20]))
         lines.append("Pass the matching architecture arguments (embed_dim, depths, d_state, ssm_ratio, ...).")
         raise CheckpointError("\n".join(lines))
-    _check_values(model, state_dict, source)
-    model.load_state_dict(state_dict, strict=True)
 
 
 def entry_tag(architecture: str, default_cfgs: Mapping[str, Any], kwargs: Mapping[str, Any]) -> str | None:

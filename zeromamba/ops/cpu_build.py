@@ -1,9 +1,11 @@
 """Building and loading the C kernels (``ops/csrc``) with the system compiler, on first use.
 
 A library is compiled into the user cache (``$ZEROMAMBA_CACHE_DIR``, else
-``$XDG_CACHE_HOME/zeromamba``, else ``~/.cache/zeromamba``; a temporary folder when that is not
-writable), atomically (written under a temporary name, then renamed), and keyed by a hash of the
-source, compiler, flags, machine and, for an OpenMP build, the OpenMP runtime it links to.
+``$XDG_CACHE_HOME/zeromamba``, else ``~/.cache/zeromamba``) when that folder is this user's alone,
+else into a private temporary folder of this process (:mod:`zeromamba.ops.kernel_cache`, which also
+checks the folder and file before loading), atomically (written under a temporary name, then
+renamed), and keyed by a hash of the source, compiler, flags, machine and, for an OpenMP build, the
+OpenMP runtime it links to.
 
 Which instruction set a library is built for (``isa``, else ``$ZEROMAMBA_CPU_ISA``, else
 ``native``):
@@ -49,6 +51,7 @@ from pathlib import Path
 import torch  # noqa: F401  (loads the OpenMP runtime that an OpenMP build links to)
 
 from ..fileio import cache_root
+from .kernel_cache import kernel_folders, load_library, trusted_file
 
 __all__ = [
     "KernelBuild",
@@ -200,6 +203,7 @@ def _compile(
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
             if res.returncode != 0:
                 raise RuntimeError(f"{' '.join(cmd)} failed: {res.stderr.strip()[:500]}")
+        os.chmod(lib, 0o700)  # writable by this user alone, or kernel_cache refuses to load it
         os.replace(lib, target)  # atomic: a reader sees no file or a whole one
 
 
@@ -261,19 +265,19 @@ def build_library(
         raise RuntimeError(f"no C compiler found ({'no ' + cc if cc else 'set $CC'})")
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
     openmp = openmp and os.environ.get("ZEROMAMBA_CPU_KERNEL_OPENMP", "") not in ("0", "false", "no")
-    fallback_dir = Path(tempfile.gettempdir()) / f"zeromamba-kernels-{getattr(os, 'getuid', lambda: 0)()}"
+    folders = kernel_folders()  # the user cache when it is this user's alone, then a private folder
     errors = []
     for name, level, flags, link in _variants(openmp, isa):
         parts = [source, *(t for item in sorted(headers.items()) for t in item), cc, version, *flags, *link]
         key = hashlib.sha256("\0".join([*parts, _cpu_signature()]).encode()).hexdigest()[:16]
         stem = Path(source_name).stem
-        for root in (cache_dir(), fallback_dir):
+        for root in folders:
             target = root / f"{stem}_{key}.so"
             try:
-                if not target.exists():
+                if not trusted_file(target):  # missing, or not this user's alone: (re)built
                     _compile(cc, flags, link, source, target, headers)
                 first_line = version.strip().splitlines()[0] if version.strip() else ""
-                return ctypes.CDLL(str(target)), KernelBuild(name, level, cc, first_line, str(target))
+                return load_library(target), KernelBuild(name, level, cc, first_line, str(target))
             except Exception as e:  # unwritable cache, compiler error, unloadable library
                 errors.append(f"{name}: {e}")
     raise RuntimeError("; ".join(errors))
