@@ -31,6 +31,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "letterbox",
         "pickle_scan",
         "framing",
+        "terminal",
     ),
     "ops": ("ops",),
     "models": ("models", "attribution"),

@@ -33,6 +33,7 @@ import torch
 
 from .errors import AttributeMatrixError
 from .fileio import MAX_TEXT_FILE_BYTES, read_regular_bytes
+from .terminal import terminal_safe
 
 __all__ = [
     "MAX_ATTRIBUTE_MAGNITUDE",
@@ -379,7 +380,7 @@ def _matrix_from_file(
         matrix = matrix[:, match_columns(header, list(attribute_names), str(path))]
     elif num_attributes is not None and matrix.shape[1] != num_attributes:
         names = (
-            f" ({', '.join(list(attribute_names)[:12])}{', ...' if len(attribute_names) > 12 else ''})"
+            f" ({terminal_safe(', '.join(list(attribute_names)[:12]))}{', ...' if len(attribute_names) > 12 else ''})"
             if attribute_names
             else ""
         )

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from .attribution import maps_on_image
+from .terminal import terminal_safe
 
 __all__ = ["COLORMAPS", "Explanation", "apply_colormap", "build_explanation", "pretty_name", "render_explanation"]
 
@@ -167,13 +168,15 @@ class Explanation:
         return figure
 
     def __str__(self) -> str:
-        lines = [f"{self.source or 'image'}  {self.image.size[0]}x{self.image.size[1]}"]
+        safe = terminal_safe  # names from the model or the user: no control characters on the terminal
+        lines = [f"{safe(self.source or 'image')}  {self.image.size[0]}x{self.image.size[1]}"]
         if self.class_info:
             c = self.class_info
-            lines.append(f"class {c['name']} (rank {c['rank']}, p={c['probability']:.3f}; predicted: {c['predicted']})")
+            rank = f"rank {c['rank']}, p={c['probability']:.3f}; predicted: {safe(c['predicted'])}"
+            lines.append(f"class {safe(c['name'])} ({rank})")
         for k, (n, v) in enumerate(zip(self.attribute_names, self.attribute_values)):
             extra = f"  contribution {self.contributions[k]:+.4f}" if self.contributions is not None else ""
-            lines.append(f"  {n}: value {v:.4f}{extra}")
+            lines.append(f"  {safe(n)}: value {v:.4f}{extra}")
         return "\n".join(lines)
 
 

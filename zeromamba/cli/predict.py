@@ -21,6 +21,7 @@ from ..constants import EXPLAIN_DEFAULT_RULE, EXPLAIN_METHODS
 from ..errors import ZeroMambaError
 from ..hubcheck import check_model_name
 from ..sources import find_images
+from ..terminal import terminal_safe
 from ..zoo import list_pretrained
 
 __all__ = ["register"]
@@ -182,7 +183,7 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _note(text: str) -> None:
-    print(f"zeromamba: {text}", file=sys.stderr, flush=True)
+    print(f"zeromamba: {terminal_safe(text)}", file=sys.stderr, flush=True)
 
 
 # --- classify ----------------------------------------------------------------------------------
@@ -271,7 +272,7 @@ def _run_classify(args: argparse.Namespace, predictor: Any, sources: list[str], 
             with writing():
                 if failure:
                     skipped += 1
-                    print(f"zeromamba: skipped {item.source}: {item.reason}", file=sys.stderr, flush=True)
+                    _note(f"skipped {item.source}: {item.reason}")
                 else:
                     done += 1
                     unsure += item.low_confidence
