@@ -32,6 +32,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pickle_scan",
         "framing",
         "terminal",
+        "deadline_http",
     ),
     "ops": ("ops",),
     "models": ("models", "attribution"),
