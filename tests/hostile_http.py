@@ -3,7 +3,8 @@ library would send: a status line or headers dribbled a byte at a time, slow red
 status line, a 70 kB header line, 200 headers, broken chunked encoding, a body shorter than its
 ``Content-Length``, a reset connection, a redirect whose body never ends, a TLS port that never
 finishes its handshake and one that answers in plain text. Each path of :data:`BEHAVIOURS` is one
-of them; ``/image.png`` serves :attr:`HostileServer.image`.
+of them; ``/image.png`` serves :attr:`HostileServer.image`. As a proxy, it answers any absolute
+URL with the image, and a ``CONNECT`` slowly.
 
 A dribbling answer stops after :data:`MAX_DRIBBLE_SECONDS` (so that a client without a deadline
 fails its test instead of hanging the run) or when the client hangs up.
@@ -101,7 +102,11 @@ class HostileServer:
             if not data:
                 return
             request += data
-        path = request.split(b"\r\n", 1)[0].split(b" ")[1].decode("ascii")
+        method, path = request.split(b"\r\n", 1)[0].decode("ascii").split(" ")[:2]
+        if method == "CONNECT":  # as a proxy: agrees to open a tunnel, a byte every 50 ms
+            return self._dribble(conn, b"HTTP/1.1 200 Connection established\r\n\r\n")
+        if path.startswith("http://"):  # as a proxy: any absolute URL is the image
+            return _image(self, conn, "")
         name, _, arg = path.partition("?")
         BEHAVIOURS[name](self, conn, arg)
 

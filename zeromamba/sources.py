@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import ConfigError, ImageError
+from .terminal import terminal_safe
 from .version import __version__
 
 __all__ = [
@@ -108,6 +109,8 @@ def _redirect_handler(origin: str) -> Any:
 
 
 def _short(text: str, limit: int = 160) -> str:
+    """What a server or a library said, on one line and shortened (a status line can be 64 kB)."""
+    text = terminal_safe(text)
     return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
 
 

@@ -83,6 +83,20 @@ def test_one_deadline_covers_the_name_lookup(server: HostileServer, monkeypatch:
     assert elapsed < LIMIT + SLACK
 
 
+def test_proxies_are_used_and_their_tunnel_is_under_the_deadline(
+    server: HostileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.setenv("http_proxy", server.url(""))
+    monkeypatch.setenv("https_proxy", server.url(""))
+    assert fetch_url("http://images.example/cat.png") == PNG  # the proxy answers for any host
+    url = "https://images.example/cat.png"  # the proxy agrees to CONNECT a byte at a time
+    error, elapsed = _timed_fetch(url, timeout=LIMIT)
+    assert str(error).startswith(f"{url}: no complete answer within {LIMIT:g} s"), error
+    assert elapsed < LIMIT + SLACK
+
+
 def test_a_fetch_within_the_deadline_still_works(server: HostileServer) -> None:
     assert fetch_url(server.url("/slow-redirect?2"), timeout=10) == PNG  # 3 slow answers, 1.2 s in all
 
