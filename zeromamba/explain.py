@@ -89,12 +89,13 @@ def apply_colormap(values: np.ndarray, name: str = "inferno") -> np.ndarray:
 
 def pretty_name(name: str) -> str:
     """Display form of a name: ``has_bill_shape::curved_(up_or_down)`` -> ``bill shape: curved (up or down)``,
-    ``001.Black_footed_Albatross`` -> ``Black footed Albatross``."""
+    ``001.Black_footed_Albatross`` -> ``Black footed Albatross``; one line, control characters shown
+    as escapes (:func:`~zeromamba.terminal.terminal_safe`)."""
     s = re.sub(r"^\d+\.(?=\D)", "", name).replace("::", ": ").replace("_", " ")
     for prefix in ("has ",):
         if s.startswith(prefix) and len(s) > len(prefix):
             s = s[len(prefix) :]
-    return " ".join(s.split())
+    return terminal_safe(" ".join(s.split()))
 
 
 @dataclass
@@ -366,7 +367,7 @@ def render_explanation(
         else:
             title = "Attribute attention"
     draw.text((pad, pad), _fit(draw, title, f_title, width - 2 * pad), fill=_TEXT, font=f_title)
-    source = os.path.basename(explanation.source) if explanation.source else ""
+    source = terminal_safe(os.path.basename(explanation.source)) if explanation.source else ""  # one line
     if source:
         sw = _text_width(draw, source, f_small)
         tw = _text_width(draw, title, f_title)
