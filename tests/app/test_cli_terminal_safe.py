@@ -5,7 +5,9 @@ exact names."""
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -88,6 +90,20 @@ def test_json_keeps_the_exact_names(cli, hostile) -> None:  # noqa: ANN001
     (record,) = json.loads(result.stdout)
     assert record["image"] == str(image)
     assert sorted(p["class"] for p in record["predictions"]) == sorted(classes)
+
+
+@pytest.mark.slow
+def test_csv_keeps_the_exact_names_even_of_a_file_name_that_is_not_utf8(cli, hostile, tmp_path: Path) -> None:  # noqa: ANN001
+    folder, classes, _, image = hostile
+    odd = Path(os.fsdecode(os.fsencode(tmp_path) + b"/\xffphoto\x1b.png"))  # a Latin-1 name: not UTF-8
+    shutil.copyfile(image, odd)
+    out = tmp_path / "results.csv"
+    result = cli("classify", image, odd, "--model", folder, "--format", "csv", "--output", out, timeout=120)
+    assert result.returncode == 0, result.stderr  # was a UnicodeEncodeError traceback
+    with open(out, encoding="utf-8", errors="surrogateescape", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["image"] for r in rows] == [str(image), str(odd)]  # the file's own bytes
+    assert {r["class_1"] for r in rows} <= set(classes)
 
 
 @pytest.mark.slow
