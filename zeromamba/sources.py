@@ -122,7 +122,7 @@ def _failure(url: str, error: BaseException, seconds: float, elapsed: float, rec
     import urllib.error
     import urllib.parse
 
-    from .network_failure import REFUSED, classify_failure, describe_failure
+    from .network_failure import OTHER, REFUSED, classify_failure, describe_failure
 
     reason = error.reason if isinstance(error, urllib.error.URLError) else error
     if not isinstance(reason, BaseException):  # URLError("unknown url type") and the like
@@ -149,12 +149,13 @@ def _failure(url: str, error: BaseException, seconds: float, elapsed: float, rec
             f"{url}: the server's certificate could not be verified ({_short(reason.verify_message or str(reason))}); "
             "check the URL (an https:// address must have a valid certificate)"
         )
-    if isinstance(reason, ConnectionResetError) or (isinstance(reason, OSError) and "reset" in str(reason)):
+    if isinstance(reason, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
         return ImageError(f"{url}: the server reset the connection (after {received:,} bytes); try again")
-    if isinstance(reason, OSError) and classify_failure(reason) != "other":
+    kind = classify_failure(reason)
+    if isinstance(reason, OSError) and kind != OTHER:  # DNS, refused, no route, TLS
         host = urllib.parse.urlsplit(url).hostname or url
         what = describe_failure(reason, host, elapsed, seconds)
-        hint = "check the URL" if classify_failure(reason) == REFUSED else "check the URL and the network"
+        hint = "check the URL" if kind == REFUSED else "check the URL and the network"
         return ImageError(f"cannot fetch {url}: {what}; {hint}")
     return ImageError(
         f"cannot fetch {url}: {type(reason).__name__}: {_short(str(reason))}; check the URL and the network"
