@@ -35,6 +35,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "torch_container",
         "npy",
         "framing",
+        "terminal",
+        "deadline_http",
     ),
     "ops": ("ops",),
     "models": ("models", "attribution"),

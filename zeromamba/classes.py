@@ -18,7 +18,6 @@ Every failure is an :class:`~zeromamba.errors.AttributeMatrixError` naming the f
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import warnings
@@ -34,6 +33,7 @@ from .class_table import AttributeTable, is_number, read_attribute_table, read_t
 from .errors import AttributeMatrixError
 from .fileio import MAX_TEXT_FILE_BYTES, read_regular_bytes
 from .npy import load_npy
+from .terminal import terminal_safe
 
 __all__ = [
     "MAX_ATTRIBUTE_MAGNITUDE",
@@ -227,7 +227,7 @@ def _matrix_from_file(
         matrix = matrix[:, match_columns(header, list(attribute_names), str(path))]
     elif num_attributes is not None and matrix.shape[1] != num_attributes:
         names = (
-            f" ({', '.join(list(attribute_names)[:12])}{', ...' if len(attribute_names) > 12 else ''})"
+            f" ({terminal_safe(', '.join(list(attribute_names)[:12]))}{', ...' if len(attribute_names) > 12 else ''})"
             if attribute_names
             else ""
         )

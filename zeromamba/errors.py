@@ -3,9 +3,15 @@
 All derive from :class:`ZeroMambaError`, so ``except zeromamba.ZeroMambaError`` catches every
 bad-input error; most also derive from the matching builtin (``ValueError``, ``FileNotFoundError``)
 so generic handlers keep working.
+
+A message may quote text from outside (a class or tensor name, a file name, a URL): ``str(error)``
+shows its control characters as escapes (``\\x1b``, see :func:`zeromamba.terminal.terminal_safe`),
+so a traceback or an error line cannot act on the terminal; ``error.args[0]`` keeps the exact text.
 """
 
 from __future__ import annotations
+
+from .terminal import terminal_safe
 
 __all__ = [
     "ZeroMambaError",
@@ -29,6 +35,9 @@ __all__ = [
 class ZeroMambaError(Exception):
     """Base class of every error zeromamba raises on bad input."""
 
+    def __str__(self) -> str:  # the message's own line breaks stay; every other control is escaped
+        return terminal_safe(super().__str__(), keep_newlines=True)
+
 
 class CheckpointError(ZeroMambaError, ValueError):
     """A checkpoint cannot be read safely, is corrupt or truncated, or does not fit the model."""
@@ -38,7 +47,7 @@ class UnknownModelError(ZeroMambaError, KeyError):
     """A variant or architecture name that is not registered (the message suggests close names)."""
 
     def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+        return terminal_safe(self.args[0], keep_newlines=True) if self.args else ""
 
 
 class ModelNotAvailableError(ZeroMambaError, OSError):
@@ -82,7 +91,7 @@ class ReadOnlyTargetError(ZeroMambaError, PermissionError):
     and the file is left as it was."""
 
     def __str__(self) -> str:  # PermissionError would print an errno
-        return str(self.args[0]) if self.args else ""
+        return terminal_safe(self.args[0], keep_newlines=True) if self.args else ""
 
 
 class RequestTimeoutError(ZeroMambaError, TimeoutError):

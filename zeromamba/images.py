@@ -7,7 +7,7 @@ Every raw input (a path, a PIL image, a numpy array, a ``uint8`` tensor) becomes
 Input conventions:
 
 * ``str`` / :class:`os.PathLike`: an image file, opened with PIL; an ``http://`` or ``https://``
-  URL is fetched (:func:`zeromamba.sources.fetch_url`: a timeout, a size limit, no other schemes).
+  URL is fetched (:func:`zeromamba.sources.fetch_url`: one deadline, a size limit, no other schemes).
 * :class:`PIL.Image.Image`: any mode. Alpha (``RGBA``, ``LA``, ``PA``, palette transparency) is
   composited on white; ``CMYK``, ``YCbCr``, ``HSV``, ``P``, ``1`` and ``L`` are converted to RGB;
   16-bit modes (``I;16*``) and ``I`` are read as 16-bit data (0..65535) and scaled to 8 bits;

@@ -37,6 +37,7 @@ from .pretrained_variant import (
     convert_instructions,
     hub_namespace,
 )
+from .terminal import terminal_safe
 
 __all__ = [
     "AVAILABILITY",
@@ -100,7 +101,8 @@ class VariantList(list):
             metrics = ", ".join(f"{k}={x:.1f}" for k, x in values.items())
             by = ("zeromamba" if own else "authors") if values else ""
             gamma = "" if v.gamma is None else f"{v.gamma:g}"
-            rows.append((v.name, v.timm_name, v.task, v.dataset, gamma, metrics, by, v.availability(cache_dir)))
+            cells = (v.name, v.timm_name, v.task, v.dataset, gamma, metrics, by, v.availability(cache_dir))
+            rows.append(tuple(terminal_safe(c) for c in cells))  # a registered variant's names are anyone's
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from ..hubcheck import check_model_name
+from ..terminal import terminal_safe
 
 __all__ = ["register"]
 
@@ -65,7 +66,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         kwargs["revision"] = args.revision
     predictor = from_pretrained(args.model, **kwargs)
     if not args.quiet:
-        print(f"zeromamba: exporting {args.model} as {args.format} (this traces the model once)", file=sys.stderr)
+        print(
+            terminal_safe(f"zeromamba: exporting {args.model} as {args.format} (this traces the model once)"),
+            file=sys.stderr,
+        )
     result = export(
         predictor,
         args.out,
@@ -74,5 +78,5 @@ def cmd_export(args: argparse.Namespace) -> int:
         opset=args.opset or DEFAULT_OPSET,
         verify=not args.no_verify,
     )
-    print(result.model_file if args.quiet else result)
+    print(terminal_safe(result.model_file if args.quiet else result))
     return 0

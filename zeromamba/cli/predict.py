@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import io
 import json
 import os
 import sys
@@ -21,6 +22,7 @@ from ..constants import EXPLAIN_DEFAULT_RULE, EXPLAIN_METHODS
 from ..errors import ZeroMambaError
 from ..hubcheck import check_model_name
 from ..sources import find_images
+from ..terminal import terminal_safe
 from ..zoo import list_pretrained
 
 __all__ = ["register"]
@@ -185,7 +187,7 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _note(text: str) -> None:
-    print(f"zeromamba: {text}", file=sys.stderr, flush=True)
+    print(f"zeromamba: {terminal_safe(text)}", file=sys.stderr, flush=True)
 
 
 # --- classify ----------------------------------------------------------------------------------
@@ -197,10 +199,13 @@ class _Records:
     def __init__(self, fmt: str, stream: IO[str], top_k: int):
         self.fmt, self.stream, self.top_k = fmt, stream, top_k
         self.count = 0
-        self.csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
+        # rows end in "\n", but the writer is told "\r\n" so that it quotes a cell holding either: with
+        # "\n" alone it leaves a "\r" bare (Python < 3.12), which readers take as the end of the row
+        self.row_text = io.StringIO()
+        self.csv = csv.writer(self.row_text, lineterminator="\r\n") if fmt == "csv" else None
         if self.csv is not None:
             fields = ["class", "index", "score", "probability", "calibrated", "seen"]
-            self.csv.writerow(
+            self._csv_row(
                 ["image", "error", "ranked_by", "gamma", "low_confidence", "confidence_note"]
                 + [f"{f}_{r}" for r in range(1, top_k + 1) for f in fields]
             )
@@ -218,10 +223,16 @@ class _Records:
         elif self.fmt == "json":
             self.stream.write(("," if self.count else "") + "\n  " + json.dumps(record))
         else:
-            assert self.csv is not None
-            self.csv.writerow(_csv_row(record, self.top_k))
+            self._csv_row(_csv_row(record, self.top_k))
         self.count += 1
         self.stream.flush()
+
+    def _csv_row(self, cells: list[Any]) -> None:
+        assert self.csv is not None
+        self.csv.writerow(cells)
+        self.stream.write(self.row_text.getvalue()[:-2] + "\n")
+        self.row_text.seek(0)
+        self.row_text.truncate()
 
     def close(self) -> None:
         if self.fmt == "json":
@@ -274,7 +285,7 @@ def _run_classify(args: argparse.Namespace, predictor: Any, sources: list[str], 
             with writing():
                 if failure:
                     skipped += 1
-                    print(f"zeromamba: skipped {item.source}: {item.reason}", file=sys.stderr, flush=True)
+                    _note(f"skipped {item.source}: {item.reason}")
                 else:
                     done += 1
                     unsure += item.low_confidence
@@ -296,7 +307,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.output:
 
         def write(tmp: Any) -> None:
-            with open(tmp, "w", encoding="utf-8", newline="") as f:
+            # surrogateescape: a file name that is not valid UTF-8 is written back as its own bytes
+            with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
                 result["counts"] = _run_classify(args, predictor, sources, f)
 
         try:
@@ -304,6 +316,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
         except OSError as e:
             raise ZeroMambaError(f"cannot write {args.output}: {e.strerror or e}") from None
     else:
+        if args.format == "csv" and hasattr(sys.stdout, "reconfigure"):
+            sys.stdout.reconfigure(errors="surrogateescape")  # as above (JSON escapes it, tables show \udcff)
         result["counts"] = _run_classify(args, predictor, sources, sys.stdout)
     done, skipped, unsure = result["counts"]
     if unsure and not args.quiet:

@@ -34,7 +34,6 @@ import torch
 from ..errors import CheckpointError, ModelNotAvailableError, UnknownModelError
 from ..fileio import atomic_write, cache_root, write_text
 from ..format import FORMAT_VERSION, LoadedModel, attach_pretrained_cfg, load_safetensors
-from ..models._helpers import load_state_dict_strict
 from ..models.vim import Vim, checkpoint_filter_fn, set_release_file_resolver
 from ..official import build_checked, is_vim_state_dict, read_official_state_dict
 from ..pretrained_variant import release_folder

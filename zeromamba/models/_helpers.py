@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from ..errors import CheckpointError
 from ..hubcheck import require_weights
+from ..terminal import terminal_safe
 from ..zoo import timm_hub_overlay, timm_model_args, variant_for_tag
 
 __all__ = [
@@ -103,7 +104,7 @@ def check_finite(tensors: Mapping[str, torch.Tensor], what: str) -> None:
         if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel() and t.device.type != "meta":
             finite = torch.isfinite(t)
             if not bool(finite.all()):
-                bad.append(f"{name} ({int((~finite).sum())} of {t.numel()} values)")
+                bad.append(f"{terminal_safe(name)} ({int((~finite).sum())} of {t.numel()} values)")
     if bad:
         raise CheckpointError(
             f"{what} holds NaN or inf in {len(bad)} tensor(s): "
@@ -174,7 +175,7 @@ def require_fit(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source
     """
     own = model.state_dict()
     missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
+    unexpected = [terminal_safe(k) for k in sorted(set(state_dict) - set(own))]  # names from the file
     mismatched = [
         f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
         for k in own
