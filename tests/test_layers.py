@@ -31,16 +31,17 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "letterbox",
         "pickle_scan",
         "framing",
+        "manifests",
     ),
     "ops": ("ops",),
     "models": ("models", "attribution"),
     "format": ("format", "official"),
     "hub": ("hub", "convert"),
-    "predict": ("images", "results", "explain", "batch", "ranking", "predictor", "exporter"),
+    "predict": ("images", "results", "record_table", "explain", "batch", "ranking", "predictor", "exporter"),
     "factory": ("factory",),
     "data": ("data", "metrics", "explanation_metrics"),
     "training": ("evaluate", "train"),
-    "app": ("demo", "cli", "__main__", "webapp", "serving"),
+    "app": ("demo", "cli", "__main__", "webapp", "serving", "batch_classifier", "ray_engine", "partial_output"),
 }
 # layer -> the layers its modules may import (its own included)
 ALLOWED: dict[str, set[str]] = {

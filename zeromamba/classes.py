@@ -43,6 +43,7 @@ __all__ = [
     "load_class_names",
     "match_columns",
     "read_attribute_table",
+    "read_class_attribute_file",
     "read_names",
     "seen_indices",
     "seen_mask",
@@ -350,9 +351,15 @@ def match_columns(header: Sequence[str], attribute_names: Sequence[str], source:
     )
 
 
-def _matrix_from_file(
-    path: Path, num_attributes: int | None, attribute_names: Sequence[str] | None
-) -> tuple[np.ndarray, list[str] | None]:
+def read_class_attribute_file(path: str | os.PathLike) -> AttributeTable | np.ndarray:
+    """A class-attribute file as read, before it is matched to a model: a ``.npy`` file as its array, a
+    CSV table as an :class:`AttributeTable`. Both can be pickled and given to
+    :func:`load_class_attributes` later, where the file is not reachable (another process or machine).
+
+    Raises:
+        AttributeMatrixError: a missing file, a folder, a file of another kind, or an unreadable table.
+    """
+    path = Path(path)
     if path.is_dir() or not os.path.lexists(path):
         what = "a folder" if path.is_dir() else "not found"
         raise AttributeMatrixError(
@@ -365,7 +372,7 @@ def _matrix_from_file(
         except FileNotFoundError:
             raise AttributeMatrixError(f"class-attribute file not found: {path}") from None
         try:
-            return np.load(io.BytesIO(data), allow_pickle=False), None
+            return np.load(io.BytesIO(data), allow_pickle=False)
         except (OSError, ValueError) as e:
             raise AttributeMatrixError(f"cannot read {path} as a numeric .npy array: {e}") from None
     if suffix in _NOT_A_TABLE:
@@ -373,7 +380,13 @@ def _matrix_from_file(
             f"{path}: a {suffix} file is not a class-attribute matrix; pass a .csv table "
             "(class,<attribute>,... then one row per class) or a .npy C x A array"
         )
-    table = read_attribute_table(path)
+    return read_attribute_table(path)
+
+
+def _matrix_from_table(
+    table: AttributeTable, num_attributes: int | None, attribute_names: Sequence[str] | None
+) -> tuple[np.ndarray, list[str] | None]:
+    path = table.path
     matrix, header = table.values, table.attribute_names
     if header is not None and attribute_names is not None:
         matrix = matrix[:, match_columns(header, list(attribute_names), str(path))]
@@ -393,7 +406,7 @@ def _matrix_from_file(
             "file order",
             stacklevel=3,
         )
-    return matrix, table.class_names
+    return matrix, list(table.class_names)
 
 
 def load_class_attributes(
@@ -411,7 +424,8 @@ def load_class_attributes(
     * a ``C x A`` numpy array, torch tensor or nested list (row ``i`` describes class ``i``);
     * a dict ``{class name: vector of A values}``;
     * a ``.npy`` file (a ``C x A`` array, loaded without pickle);
-    * a CSV file (see :func:`read_attribute_table`). A header row is matched to the model's
+    * a CSV file (see :func:`read_attribute_table`), or the :class:`AttributeTable` read from one. A
+      header row is matched to the model's
       ``attribute_names`` by name (:func:`match_columns`: any order; exact, else ignoring case and
       separators), and any column that names no attribute, or an attribute without a column, is an
       error. A file without a header is read by position, and only when it has exactly
@@ -437,7 +451,10 @@ def load_class_attributes(
     what = "the class-attribute matrix"
     if isinstance(source, (str, os.PathLike)):
         what = f"the class-attribute matrix of {os.fspath(source)}"
-        matrix, names = _matrix_from_file(Path(source), num_attributes, attribute_names)
+        source = read_class_attribute_file(source)
+    if isinstance(source, AttributeTable):
+        what = f"the class-attribute matrix of {source.path}"
+        matrix, names = _matrix_from_table(source, num_attributes, attribute_names)
     elif isinstance(source, Mapping):
         matrix, names = _matrix_from_mapping(source)
     elif isinstance(source, torch.Tensor):
