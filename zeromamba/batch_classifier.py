@@ -34,8 +34,9 @@ from .record_table import result_columns, result_types
 __all__ = ["IMAGE_COLUMNS", "BatchClassifier"]
 
 #: the columns a batch's images are taken from when ``column`` is not given, in this order: encoded
-#: bytes, decoded pixels or PIL images (``image``), else file paths (``path``), else URLs (``url``)
-IMAGE_COLUMNS: tuple[str, ...] = ("image", "path", "url")
+#: bytes, pixels or PIL images (``image``), encoded bytes (``bytes``, Ray Data's ``read_binary_files``),
+#: file paths (``path``), URLs (``url``)
+IMAGE_COLUMNS: tuple[str, ...] = ("image", "bytes", "path", "url")
 #: columns that name a row's image, for the messages about images that cannot be read
 _NAME_COLUMNS = ("path", "url")
 

@@ -105,6 +105,10 @@ def _parquet_entries(manifest: str) -> tuple[str, list[Any]]:
     return column, table.column(0).to_pylist()
 
 
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def read_manifest(manifest: str | os.PathLike) -> list[str]:
     """The image paths and URLs a manifest lists, in its order; relative paths joined to its folder.
 
@@ -123,7 +127,7 @@ def read_manifest(manifest: str | os.PathLike) -> list[str]:
     for row, value in enumerate(values, 1):
         if not isinstance(value, str) or not value.strip():
             raise DataError(
-                f"manifest {name}, row {row}: {column!r} is {'empty' if value in (None, '') else repr(value)}; "
+                f"manifest {name}, row {row}: {column!r} is {'empty' if _blank(value) else repr(value)}; "
                 "every row needs an image path or URL"
             )
         value = value.strip()
