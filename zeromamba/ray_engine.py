@@ -17,6 +17,8 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import os
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -57,8 +59,14 @@ class RayOptions:
     quiet: bool = False
 
 
-def require_ray() -> Any:
-    """``ray`` (with Ray Data), or a :class:`ZeroMambaError` saying how to install it."""
+def require_ray(private_instance: bool = False) -> Any:
+    """``ray`` (with Ray Data), or a :class:`ZeroMambaError` saying how to install it.
+
+    ``private_instance``: this process will start a Ray instance of its own, which then listens on
+    127.0.0.1 only (Ray's single-machine mode, chosen before Ray is first imported): nothing on
+    another machine can reach it."""
+    if private_instance and "ray" not in sys.modules:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import pyarrow  # noqa: F401
         import ray
@@ -123,7 +131,7 @@ def classify_on_ray(sources: Sequence[str], classifier: BatchClassifier, options
         raise ConfigError(f"actors must be at least 1, got {options.actors}")
     if options.retries < 0:
         raise ConfigError(f"retries must be 0 or more, got {options.retries}")
-    ray = require_ray()
+    ray = require_ray(private_instance=options.address is None and not os.environ.get("RAY_ADDRESS"))
     started = not ray.is_initialized()
     if started:
         ray.init(address=options.address, logging_level=logging.WARNING if options.quiet else logging.INFO)

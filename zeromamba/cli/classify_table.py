@@ -152,7 +152,7 @@ def _ray_records(args: argparse.Namespace, sources: list[str]) -> Iterator[dict[
     from ..batch_classifier import BatchClassifier
     from ..ray_engine import DEFAULT_RETRIES, RayOptions, classify_on_ray, require_ray
 
-    require_ray()
+    require_ray(private_instance=args.ray_address is None and not os.environ.get("RAY_ADDRESS"))
     classifier = BatchClassifier(
         args.model,
         attributes=args.attributes,

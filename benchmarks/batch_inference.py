@@ -1,0 +1,209 @@
+"""Batch inference on this machine: images/s of ``zeromamba classify`` with the local engine and with
+Ray (one and two actors), the per-image cost Ray adds, and the per-image costs at 448 px that
+``docs/batch-inference.md`` sizes a cluster from.
+
+1. Engines (the shipped ``shapes-zsl`` model, drawn 80-100 px PNGs, ``--format parquet``), each run a
+   whole new command as a user runs it: ``local`` (PyTorch's default threads), ``local_1thread``
+   (``OMP_NUM_THREADS=1``: what one Ray actor of one CPU gets), ``ray_1actor`` and ``ray_2actors``
+   (``--engine ray``, a private local Ray instance started by the command). Each is run on
+   ``--small`` and ``--large`` images; the per-image cost is the difference of the two wall times over
+   the difference of the counts (start-up, model loading and Ray's start cancel out), the fixed cost
+   what remains. Configurations are interleaved round by round (a shared machine's load drifts touch
+   them alike); medians over the rounds.
+2. Per-image costs at 448 px, in this process, one thread: ZeroMamba-S (the architecture of
+   ``cub-gzsl``, random weights: the same arithmetic) on preprocessed inputs in batches of 8, and
+   decoding plus preprocessing one 1024 x 768 JPEG photo-like image to the model's 448 x 448 input.
+
+    python benchmarks/batch_inference.py --rounds 3 --out benchmarks/results/batch_inference.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CONFIGS = ("local", "local_1thread", "ray_1actor", "ray_2actors")
+
+
+def cpu_info() -> dict[str, object]:
+    """The CPU model, its ISA flags of note, the compiler of the C kernels, the cores."""
+    model, flags = platform.processor(), []
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        model = re.search(r"^model name\s*:\s*(.*)$", text, re.M).group(1)  # type: ignore[union-attr]
+        flags = re.search(r"^flags\s*:\s*(.*)$", text, re.M).group(1).split()  # type: ignore[union-attr]
+    except (OSError, AttributeError):
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni")
+    compiler = subprocess.run(["cc", "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
+    return {
+        "cpu_model": model,
+        "isa_flags": [f for f in wanted if f in flags],
+        "cores": os.cpu_count(),
+        "compiler": compiler[0] if compiler else None,
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+    }
+
+
+def draw_images(folder: Path, count: int) -> Path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "app"))
+    from batch_support import draw_collection
+
+    draw_collection(folder, count, seed=1)
+    return folder
+
+
+def command(config: str, images: Path, out: Path) -> tuple[list[str], dict[str, str]]:
+    zeromamba = str(Path(sys.executable).with_name("zeromamba"))
+    args = [zeromamba, "classify", str(images), "--model", "shapes-zsl", "--top-k", "3", "--output", str(out), "-q"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "OMP_NUM_THREADS"))}
+    # a token of its own for each private Ray instance: nothing written to the home folder
+    env.update(HF_HUB_OFFLINE="1", RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token")
+    env["RAY_AUTH_TOKEN"] = secrets.token_hex(16)
+    if config.startswith("local"):
+        args += ["--format", "parquet", "--workers", "0"]
+        if config == "local_1thread":
+            env["OMP_NUM_THREADS"] = "1"
+    else:
+        args += ["--engine", "ray", "--actors", "1" if config == "ray_1actor" else "2"]
+    return args, env
+
+
+def timed_run(config: str, images: Path, work: Path) -> float:
+    out = work / f"{config}.parquet"
+    args, env = command(config, images, out)
+    start = time.perf_counter()
+    done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=work)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{config} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    out.unlink()
+    return took
+
+
+def engines(rounds: int, small: int, large: int, configs: list[str], work: Path) -> dict[str, object]:
+    folders = {n: draw_images(work / f"images{n}", n) for n in (small, large)}
+    walls: dict[str, dict[int, list[float]]] = {c: {small: [], large: []} for c in configs}
+    per_image: dict[str, list[float]] = {c: [] for c in configs}
+    for r in range(rounds):
+        order = configs[r % len(configs) :] + configs[: r % len(configs)]
+        for config in order:
+            t_small = timed_run(config, folders[small], work)
+            t_large = timed_run(config, folders[large], work)
+            walls[config][small].append(t_small)
+            walls[config][large].append(t_large)
+            per_image[config].append((t_large - t_small) / (large - small))
+            print(f"round {r + 1} {config}: {t_small:.1f} s / {t_large:.1f} s", file=sys.stderr, flush=True)
+    report: dict[str, object] = {}
+    for config in configs:
+        cost = statistics.median(per_image[config])
+        wall_large = statistics.median(walls[config][large])
+        report[config] = {
+            "wall_s": {str(n): [round(t, 2) for t in walls[config][n]] for n in (small, large)},
+            "per_image_ms_rounds": [round(1000 * c, 2) for c in per_image[config]],
+            "per_image_ms": round(1000 * cost, 2),
+            "images_per_s_steady": round(1 / cost, 2) if cost > 0 else None,
+            "images_per_s_end_to_end": round(large / wall_large, 2),
+            "fixed_s": round(statistics.median(walls[config][small]) - small * cost, 2),
+        }
+    if "ray_1actor" in report and "local_1thread" in report:
+        one = report["ray_1actor"]["per_image_ms"] - report["local_1thread"]["per_image_ms"]  # type: ignore[index]
+        report["ray_overhead_per_image_ms"] = round(one, 2)
+        report["ray_overhead_fixed_s"] = round(
+            report["ray_1actor"]["fixed_s"] - report["local_1thread"]["fixed_s"],  # type: ignore[index]
+            2,
+        )
+    return report
+
+
+def costs_at_448(rounds: int) -> dict[str, object]:
+    """One thread: ZeroMamba-S forward per image (batches of 8) and decode + preprocess of a photo."""
+    import io
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    import zeromamba
+    from zeromamba.images import prepare_image, resolve_preprocess
+
+    torch.set_num_threads(1)
+    model = zeromamba.create_model("zeromamba_small", num_attributes=312, semantic_dim=300).eval()
+    rng = np.random.default_rng(0)
+    predictor = zeromamba.Predictor(model, class_attributes=rng.uniform(0, 1, (200, 312)), batch_size=8)
+    inputs = torch.randn(8, 3, 448, 448)
+    predictor.classify(inputs[:2])  # kernels built and checked
+    forward = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        predictor.classify(inputs, top_k=5)
+        forward.append((time.perf_counter() - start) / 8)
+    # a photo-like JPEG: smooth gradients and noise, 1024 x 768, quality 90
+    y, x = np.mgrid[0:768, 0:1024]
+    pixels = np.stack([x / 4, y / 3, (x + y) / 7], -1) + rng.normal(0, 12, (768, 1024, 3))
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=90)
+    data = buffer.getvalue()
+    preprocess = resolve_preprocess(None)  # 448 x 448, the authors' squash
+    decode = []
+    for _ in range(rounds * 5):
+        start = time.perf_counter()
+        prepare_image(data, preprocess)
+        decode.append(time.perf_counter() - start)
+    return {
+        "model": "zeromamba_small (312 attributes, 200 classes), random weights",
+        "threads": 1,
+        "forward_per_image_ms_rounds": [round(1000 * t, 1) for t in forward],
+        "forward_per_image_ms": round(1000 * statistics.median(forward), 1),
+        "jpeg_bytes": len(data),
+        "decode_preprocess_per_image_ms": round(1000 * statistics.median(decode), 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--small", type=int, default=40)
+    ap.add_argument("--large", type=int, default=240)
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    ap.add_argument("--skip-448", action="store_true", help="only the engines")
+    ap.add_argument("--out", type=Path, help="also write the JSON here")
+    args = ap.parse_args()
+    report: dict[str, object] = {
+        "benchmark": "batch_inference",
+        "date": datetime.date.today().isoformat(),
+        **cpu_info(),
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+        "images": {"small": args.small, "large": args.large, "model": "shapes-zsl (shipped)", "rounds": args.rounds},
+    }
+    import ray
+    import torch
+
+    report.update(torch=torch.__version__, ray=ray.__version__)
+    with tempfile.TemporaryDirectory(prefix="zmbench") as work:
+        report["engines"] = engines(args.rounds, args.small, args.large, list(args.configs), Path(work))
+    report["load_average_after_engines"] = [round(x, 2) for x in os.getloadavg()]
+    if not args.skip_448:
+        report["costs_448"] = costs_at_448(args.rounds)
+    report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
