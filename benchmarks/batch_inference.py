@@ -81,6 +81,9 @@ def command(config: str, images: Path, out: Path) -> tuple[list[str], dict[str, 
     return args, env
 
 
+OUTPUT_BYTES: dict[str, int] = {}
+
+
 def timed_run(config: str, images: Path, work: Path) -> float:
     out = work / f"{config}.parquet"
     args, env = command(config, images, out)
@@ -89,6 +92,7 @@ def timed_run(config: str, images: Path, work: Path) -> float:
     took = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{config} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    OUTPUT_BYTES[f"{config}/{images.name}"] = out.stat().st_size
     out.unlink()
     return took
 
@@ -118,6 +122,9 @@ def engines(rounds: int, small: int, large: int, configs: list[str], work: Path)
             "images_per_s_end_to_end": round(large / wall_large, 2),
             "fixed_s": round(statistics.median(walls[config][small]) - small * cost, 2),
         }
+    size = OUTPUT_BYTES.get(f"{configs[0]}/images{large}")
+    if size:  # top-3 records of the shipped model's 36 classes
+        report["parquet_bytes_per_row_top3"] = round(size / large, 1)
     if "ray_1actor" in report and "local_1thread" in report:
         one = report["ray_1actor"]["per_image_ms"] - report["local_1thread"]["per_image_ms"]  # type: ignore[index]
         report["ray_overhead_per_image_ms"] = round(one, 2)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ZeroMambaError
-from .fileio import atomic_write, read_regular_text, write_json
+from .fileio import atomic_write, read_regular_text, refuse_read_only, write_json
 from .record_table import record_schema, records_to_table
 
 __all__ = ["SAVE_SECONDS", "ParquetOutput", "partial_folder"]
@@ -79,8 +79,10 @@ class ParquetOutput:
         """Prepare the partial folder; the sources still to classify (all of them unless resuming).
 
         Raises:
+            ReadOnlyTargetError: the target is a read-only file (refused now, not after the work).
             ZeroMambaError: a partial output without ``resume``, or one made with other settings.
         """
+        refuse_read_only(self.target)
         parts = self._parts()
         if self.folder.exists() and not self.resume:
             raise ZeroMambaError(

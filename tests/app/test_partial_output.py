@@ -81,6 +81,17 @@ def test_a_run_that_stops_before_any_record_leaves_nothing(tmp_path: Path) -> No
     assert ParquetOutput(target, SETTINGS, resume=True).start(["a"]) == ["a"]  # nothing to resume: all of it
 
 
+def test_a_read_only_target_is_refused_before_the_work(tmp_path: Path) -> None:
+    from zeromamba.errors import ReadOnlyTargetError
+
+    target = tmp_path / "results.parquet"
+    target.write_bytes(b"kept")
+    target.chmod(0o444)
+    with pytest.raises(ReadOnlyTargetError, match="read-only"):
+        ParquetOutput(target, SETTINGS).start(["a"])
+    assert target.read_bytes() == b"kept" and not partial_folder(target).exists()
+
+
 def test_a_folder_that_is_not_a_partial_output_is_refused(tmp_path: Path) -> None:
     target = tmp_path / "results.parquet"
     partial_folder(target).mkdir()
