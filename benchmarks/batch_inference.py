@@ -8,8 +8,10 @@ Ray (one and two actors), the per-image cost Ray adds, and the per-image costs a
    (``--engine ray``, a private local Ray instance started by the command). Each is run on
    ``--small`` and ``--large`` images; the per-image cost is the difference of the two wall times over
    the difference of the counts (start-up, model loading and Ray's start cancel out), the fixed cost
-   what remains. Configurations are interleaved round by round (a shared machine's load drifts touch
-   them alike); medians over the rounds.
+   what remains. The same is done with the CPU seconds of the whole process tree (the command, and
+   for Ray its raylet, its actors and its other workers; sampled every 50 ms), which a loaded
+   machine inflates far less than wall-clock time. Configurations are interleaved round by round (a
+   shared machine's load drifts touch them alike); medians over the rounds.
 2. Per-image costs at 448 px, in this process, one thread: ZeroMamba-S (the architecture of
    ``cub-gzsl``, random weights: the same arithmetic) on preprocessed inputs in batches of 8, and
    decoding plus preprocessing one 1024 x 768 JPEG photo-like image to the model's 448 x 448 input.
@@ -42,6 +44,9 @@ def cpu_info() -> dict[str, object]:
     try:
         text = Path("/proc/cpuinfo").read_text()
         model = re.search(r"^model name\s*:\s*(.*)$", text, re.M).group(1)  # type: ignore[union-attr]
+        family = re.search(r"^cpu family\s*:\s*(\d+)$", text, re.M).group(1)  # type: ignore[union-attr]
+        number = re.search(r"^model\s*:\s*(\d+)$", text, re.M).group(1)  # type: ignore[union-attr]
+        model += f" (family {family}, model {number}{': Sapphire Rapids' if (family, number) == ('6', '143') else ''})"
         flags = re.search(r"^flags\s*:\s*(.*)$", text, re.M).group(1).split()  # type: ignore[union-attr]
     except (OSError, AttributeError):
         pass
@@ -84,54 +89,94 @@ def command(config: str, images: Path, out: Path) -> tuple[list[str], dict[str, 
 OUTPUT_BYTES: dict[str, int] = {}
 
 
-def timed_run(config: str, images: Path, work: Path) -> float:
+def run_tree(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, int, str]:
+    """Run ``args``; ``(wall s, CPU s of it and every process under it, exit code, stderr)``. Each
+    process's CPU time is its last sample (every 50 ms): a process loses at most its last 50 ms."""
+    import psutil
+
+    cpu: dict[tuple[int, float], float] = {}
+    with tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = psutil.Popen(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+        while proc.poll() is None:
+            try:
+                tree = [proc, *proc.children(recursive=True)]
+            except psutil.Error:
+                tree = []
+            for p in tree:
+                try:
+                    with p.oneshot():
+                        times = p.cpu_times()
+                        cpu[(p.pid, p.create_time())] = times.user + times.system
+                except psutil.Error:
+                    continue
+            time.sleep(0.05)
+        wall = time.perf_counter() - start
+        err.seek(0)
+        return wall, sum(cpu.values()), proc.returncode, err.read()
+
+
+def timed_run(config: str, images: Path, work: Path) -> tuple[float, float]:
     out = work / f"{config}.parquet"
     args, env = command(config, images, out)
-    start = time.perf_counter()
-    done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=work)
-    took = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"{config} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    wall, cpu, code, stderr = run_tree(args, env, work)
+    if code != 0:
+        raise SystemExit(f"{config} failed ({code}):\n{stderr[-3000:]}")
     OUTPUT_BYTES[f"{config}/{images.name}"] = out.stat().st_size
     out.unlink()
-    return took
+    return wall, cpu
+
+
+def _costs(times: dict[int, list[float]], small: int, large: int) -> dict[str, object]:
+    per_round = [(b - a) / (large - small) for a, b in zip(times[small], times[large])]
+    cost = statistics.median(per_round)
+    return {
+        "s": {str(n): [round(t, 2) for t in times[n]] for n in (small, large)},
+        "per_image_ms_rounds": [round(1000 * c, 2) for c in per_round],
+        "per_image_ms": round(1000 * cost, 2),
+        "fixed_s": round(statistics.median(times[small]) - small * cost, 2),
+    }
 
 
 def engines(rounds: int, small: int, large: int, configs: list[str], work: Path) -> dict[str, object]:
     folders = {n: draw_images(work / f"images{n}", n) for n in (small, large)}
     walls: dict[str, dict[int, list[float]]] = {c: {small: [], large: []} for c in configs}
-    per_image: dict[str, list[float]] = {c: [] for c in configs}
+    cpus: dict[str, dict[int, list[float]]] = {c: {small: [], large: []} for c in configs}
     for r in range(rounds):
         order = configs[r % len(configs) :] + configs[: r % len(configs)]
         for config in order:
-            t_small = timed_run(config, folders[small], work)
-            t_large = timed_run(config, folders[large], work)
-            walls[config][small].append(t_small)
-            walls[config][large].append(t_large)
-            per_image[config].append((t_large - t_small) / (large - small))
-            print(f"round {r + 1} {config}: {t_small:.1f} s / {t_large:.1f} s", file=sys.stderr, flush=True)
+            for n in (small, large):
+                wall, cpu = timed_run(config, folders[n], work)
+                walls[config][n].append(wall)
+                cpus[config][n].append(cpu)
+            w, c = walls[config], cpus[config]
+            print(
+                f"round {r + 1} {config}: wall {w[small][-1]:.1f} / {w[large][-1]:.1f} s, "
+                f"cpu {c[small][-1]:.1f} / {c[large][-1]:.1f} s, load {os.getloadavg()[0]:.1f}",
+                file=sys.stderr,
+                flush=True,
+            )
     report: dict[str, object] = {}
     for config in configs:
-        cost = statistics.median(per_image[config])
-        wall_large = statistics.median(walls[config][large])
+        wall, cpu = _costs(walls[config], small, large), _costs(cpus[config], small, large)
+        per_image = wall["per_image_ms"]
         report[config] = {
-            "wall_s": {str(n): [round(t, 2) for t in walls[config][n]] for n in (small, large)},
-            "per_image_ms_rounds": [round(1000 * c, 2) for c in per_image[config]],
-            "per_image_ms": round(1000 * cost, 2),
-            "images_per_s_steady": round(1 / cost, 2) if cost > 0 else None,
-            "images_per_s_end_to_end": round(large / wall_large, 2),
-            "fixed_s": round(statistics.median(walls[config][small]) - small * cost, 2),
+            "wall": wall,
+            "cpu": cpu,
+            "images_per_s_steady": round(1000 / per_image, 2) if per_image > 0 else None,  # type: ignore[operator]
+            "images_per_s_end_to_end": round(large / statistics.median(walls[config][large]), 2),
         }
     size = OUTPUT_BYTES.get(f"{configs[0]}/images{large}")
     if size:  # top-3 records of the shipped model's 36 classes
         report["parquet_bytes_per_row_top3"] = round(size / large, 1)
     if "ray_1actor" in report and "local_1thread" in report:
-        one = report["ray_1actor"]["per_image_ms"] - report["local_1thread"]["per_image_ms"]  # type: ignore[index]
-        report["ray_overhead_per_image_ms"] = round(one, 2)
-        report["ray_overhead_fixed_s"] = round(
-            report["ray_1actor"]["fixed_s"] - report["local_1thread"]["fixed_s"],  # type: ignore[index]
-            2,
-        )
+        ray, local = report["ray_1actor"], report["local_1thread"]
+        for kind in ("wall", "cpu"):
+            r, l_ = ray[kind], local[kind]  # type: ignore[index]
+            report[f"ray_overhead_{kind}"] = {
+                "per_image_ms": round(r["per_image_ms"] - l_["per_image_ms"], 2),
+                "fixed_s": round(r["fixed_s"] - l_["fixed_s"], 2),
+            }
     return report
 
 
