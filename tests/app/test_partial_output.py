@@ -73,6 +73,27 @@ def test_a_resume_classifies_only_what_the_parts_lack(tmp_path: Path) -> None:
     assert [r["image"] for r in rows(target)] == ["a", "b", "a", "c"]
 
 
+def test_a_resume_with_nothing_left_only_joins(tmp_path: Path) -> None:
+    """Everything was saved but not joined (killed while joining): the command only joins, no model loaded."""
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "a.png").write_bytes(b"")
+    target = tmp_path / "results.parquet"
+    settings = {"model": "shapes-zsl", "revision": None, "attributes_sha256": None, "class_names_sha256": None}
+    output = ParquetOutput(target, {**settings, "top_k": 5, "gamma": None, "dtype": None})
+    output.start([str(images / "a.png")])
+    output.add(record(str(images / "a.png"), "a.png is empty (0 bytes)"))
+    assert output.stop()
+    done = subprocess.run(
+        [zeromamba_command(), "classify", images, "--model", "shapes-zsl", "--format", "parquet", "--output", target,
+         "--resume", "-q"],
+        capture_output=True, text=True, env=cli_env(tmp_path / "hf"), timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr  # the one image could not be read, in the earlier run
+    assert rows(target) == [record(str(images / "a.png"), "a.png is empty (0 bytes)")]
+    assert not partial_folder(target).exists()
+
+
 def test_a_run_that_stops_before_any_record_leaves_nothing(tmp_path: Path) -> None:
     target = tmp_path / "results.parquet"
     output = ParquetOutput(target, SETTINGS)

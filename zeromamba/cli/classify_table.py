@@ -212,7 +212,12 @@ def classify_to_table(
             _note(f"nothing to resume for {args.output} (no partial output); classifying all {len(todo)} images")
     start = time.monotonic()
     done = skipped = 0
-    records = _ray_records(args, todo) if args.engine == "ray" else _local_records(args, todo, load, progress)
+    if not todo:  # a resume of a run that had done everything but join its parts
+        records: Iterator[dict[str, Any]] = iter(())
+    elif args.engine == "ray":
+        records = _ray_records(args, todo)
+    else:
+        records = _local_records(args, todo, load, progress)
     try:
         for record in records:
             if "error" in record:
