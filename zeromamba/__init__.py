@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str | None] = {
     "TrainingError": "errors",
     "UnknownModelError": "errors",
     "ZeroMambaError": "errors",
+    "BatchClassifier": "batch_classifier",
     "ClassificationResult": "results",
     "ImageFailure": "results",
     "Predictor": "predictor",
@@ -62,6 +63,7 @@ _EXPORTS: dict[str, str | None] = {
 
 __all__ = [
     "AttributeMatrixError",
+    "BatchClassifier",
     "CheckpointError",
     "ClassificationResult",
     "ConfigError",

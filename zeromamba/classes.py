@@ -44,6 +44,7 @@ __all__ = [
     "load_class_names",
     "match_columns",
     "read_attribute_table",
+    "read_class_attribute_file",
     "read_names",
     "require_unique_names",
     "seen_indices",
@@ -192,9 +193,15 @@ def _matrix_from_mapping(
         raise AttributeMatrixError(f"{where}: the attribute values must be numbers ({e})") from None
 
 
-def _matrix_from_file(
-    path: Path, num_attributes: int | None, attribute_names: Sequence[str] | None
-) -> tuple[np.ndarray, list[str] | None]:
+def read_class_attribute_file(path: str | os.PathLike) -> AttributeTable | np.ndarray | dict[str, Any]:
+    """A class-attribute file as read, before it is matched to a model: a ``.npy`` file as its array, a
+    ``.json`` file as its dict of classes, a CSV table as an :class:`AttributeTable`. Each can be pickled and given to
+    :func:`load_class_attributes` later, where the file is not reachable (another process or machine).
+
+    Raises:
+        AttributeMatrixError: a missing file, a folder, a file of another kind, or an unreadable table.
+    """
+    path = Path(path)
     if path.is_dir() or not os.path.lexists(path):
         what = "a folder" if path.is_dir() else "not found"
         raise AttributeMatrixError(
@@ -203,24 +210,25 @@ def _matrix_from_file(
         )
     suffix = path.suffix.lower()
     if suffix == ".json":
-        try:
-            return _matrix_from_mapping(read_class_json(path), attribute_names, str(path))
-        except AttributeMatrixError as e:
-            if str(path) in str(e):
-                raise
-            raise AttributeMatrixError(f"{path}: {e}") from None
+        return read_class_json(path)
     if suffix == ".npy":
         try:  # read as a regular file of bounded size first: np.load would block on a FIFO
             data = read_regular_bytes(path, MAX_TEXT_FILE_BYTES, AttributeMatrixError, "the class-attribute file")
         except FileNotFoundError:
             raise AttributeMatrixError(f"class-attribute file not found: {path}") from None
-        return load_npy(data, str(path), AttributeMatrixError), None  # header checked before numpy allocates
+        return load_npy(data, str(path), AttributeMatrixError)  # header checked before numpy allocates
     if suffix in _NOT_A_TABLE:
         raise AttributeMatrixError(
             f"{path}: a {suffix} file is not a class-attribute matrix; pass a .csv table "
             "(class,<attribute>,... then one row per class), a .json file or a .npy C x A array"
         )
-    table = read_attribute_table(path)
+    return read_attribute_table(path)
+
+
+def _matrix_from_table(
+    table: AttributeTable, num_attributes: int | None, attribute_names: Sequence[str] | None
+) -> tuple[np.ndarray, list[str] | None]:
+    path = table.path
     matrix, header = table.values, table.attribute_names
     _require_name_column(table, num_attributes, attribute_names)
     if header is not None and attribute_names is not None:
@@ -241,7 +249,7 @@ def _matrix_from_file(
             "file order",
             stacklevel=3,
         )
-    return matrix, table.class_names
+    return matrix, list(table.class_names)
 
 
 def _require_name_column(
@@ -286,7 +294,8 @@ def load_class_attributes(
       matched as in a CSV header; an unknown name is an error suggesting the close ones);
     * a ``.json`` file holding such a dict;
     * a ``.npy`` file (a ``C x A`` array, loaded without pickle);
-    * a CSV file (see :func:`read_attribute_table`). A header row is matched to the model's
+    * a CSV file (see :func:`read_attribute_table`), or the :class:`AttributeTable` read from one. A
+      header row is matched to the model's
       ``attribute_names`` by name (:func:`match_columns`: any order; exact, else ignoring case and
       separators), and any column that names no attribute, or an attribute without a column, is an
       error. A file without a header is read by position, and only when each row is the class name
@@ -311,9 +320,21 @@ def load_class_attributes(
     """
     names: list[str] | None = None
     what = "the class-attribute matrix"
+    file_name = None
     if isinstance(source, (str, os.PathLike)):
-        what = f"the class-attribute matrix of {os.fspath(source)}"
-        matrix, names = _matrix_from_file(Path(source), num_attributes, attribute_names)
+        file_name = os.fspath(source)
+        what = f"the class-attribute matrix of {file_name}"
+        source = read_class_attribute_file(source)
+    if isinstance(source, AttributeTable):
+        what = f"the class-attribute matrix of {source.path}"
+        matrix, names = _matrix_from_table(source, num_attributes, attribute_names)
+    elif isinstance(source, Mapping) and file_name is not None:  # a .json file: its errors name it
+        try:
+            matrix, names = _matrix_from_mapping(source, attribute_names, file_name)
+        except AttributeMatrixError as e:
+            if file_name in str(e):
+                raise
+            raise AttributeMatrixError(f"{file_name}: {e}") from None
     elif isinstance(source, Mapping):
         matrix, names = _matrix_from_mapping(source, attribute_names)
     elif isinstance(source, torch.Tensor):

@@ -8,6 +8,8 @@ Input conventions:
 
 * ``str`` / :class:`os.PathLike`: an image file, opened with PIL; an ``http://`` or ``https://``
   URL is fetched (:func:`zeromamba.sources.fetch_url`: one deadline, a size limit, no other schemes).
+* ``bytes``: an encoded image file's contents (JPEG, PNG, ... as read from disk or a column of a
+  table), decoded as a file would be.
 * :class:`PIL.Image.Image`: any mode. Alpha (``RGBA``, ``LA``, ``PA``, palette transparency) is
   composited on white; ``CMYK``, ``YCbCr``, ``HSV``, ``P``, ``1`` and ``L`` are converted to RGB;
   16-bit modes (``I;16*``) and ``I`` are read as 16-bit data (0..65535) and scaled to 8 bits;
@@ -47,6 +49,7 @@ __all__ = [
     "ImageInput",
     "ImageTransform",
     "PreparedImage",
+    "decode_image_bytes",
     "describe_source",
     "load_image",
     "model_preprocess",
@@ -63,7 +66,7 @@ DEFAULT_MAX_PIXELS = 100_000_000
 #: object framing (``object_extent``, see :func:`resolve_preprocess`).
 DEFAULT_PREPROCESS: dict[str, Any] = {**ZSL_PREPROCESS, "object_extent": None}
 
-ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
+ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray | torch.Tensor
 
 _INTERPOLATIONS = {
     "nearest": Image.Resampling.NEAREST,
@@ -224,6 +227,19 @@ def load_image(source: str | os.PathLike | Image.Image, *, max_pixels: int | Non
     if size == 0:
         raise ImageError(f"image file {path} is empty (0 bytes); re-download or re-export it")
     return _decode(lambda: path, str(path), max_pixels)
+
+
+def decode_image_bytes(
+    data: bytes, name: str = "the image bytes", *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Image.Image:
+    """Decode an encoded image file's contents (``name`` says which in errors), as :func:`load_image` a file.
+
+    Raises:
+        ImageError: no data, not an image, truncated data, or an image over the pixel limit.
+    """
+    if not data:
+        raise ImageError(f"{name} is empty (0 bytes); re-download or re-export the image")
+    return _decode(lambda: io.BytesIO(data), name, max_pixels)
 
 
 def _decode(opener: Callable[[], Any], name: str, max_pixels: int | None) -> Image.Image:
@@ -443,10 +459,12 @@ def prepare_image(
         img = _array_to_pil(source, what)
     elif isinstance(source, (str, os.PathLike, Image.Image)):
         img = load_image(source, max_pixels=max_pixels)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        img = decode_image_bytes(bytes(source), what, max_pixels=max_pixels)
     else:
         raise ImageError(
-            f"{what}: cannot classify an object of type {type(source).__name__}; pass a path, a PIL image, "
-            "a numpy array, a torch tensor, or a list of these"
+            f"{what}: cannot classify an object of type {type(source).__name__}; pass a path, a URL, encoded "
+            "bytes, a PIL image, a numpy array, a torch tensor, or a list of these"
         )
     tensor, box = preprocess_image(img, preprocess)
     return [PreparedImage(tensor, img if keep_image else None, img.size, box, what)]

@@ -246,6 +246,7 @@ class Predictor:
         batch_size: int | None = None,
         num_workers: int = 0,
         skip_errors: bool = False,
+        with_attribute_values: bool = False,
     ) -> Iterator[ClassificationResult | ImageFailure]:
         """:meth:`classify` for many images, streamed: results come in input order, one batch at a
         time, while the next batches are decoded (in ``num_workers`` DataLoader worker processes
@@ -254,6 +255,8 @@ class Predictor:
         Args:
             skip_errors: yield an :class:`~zeromamba.results.ImageFailure` (source and reason) for
                 an image that cannot be read and go on, instead of raising :class:`ImageError`.
+            with_attribute_values: put each image's predicted attribute vector on its result
+                (``result.attribute_values``; a ZeroMamba model only), from the same forward pass.
 
         The arguments and the classes are checked when it is called, the images as they come.
         """
@@ -261,6 +264,8 @@ class Predictor:
             raise ValueError(f"top_k must be at least 1 (or None for all classes), got {top_k}")
         if int(num_workers) < 0:
             raise ValueError(f"num_workers must be 0 or more, got {num_workers}")
+        if with_attribute_values:
+            self._require_zeromamba("with_attribute_values")
         classes = self._classes(attributes, class_names, seen, gamma)
         size = self.batch_size if batch_size is None else _check_batch_size(batch_size)
         batches = iter_batches(
@@ -270,10 +275,16 @@ class Predictor:
             num_workers=int(num_workers),
             max_pixels=self.max_pixels,
         )
-        return self._stream(batches, classes, top_k, size, skip_errors)
+        return self._stream(batches, classes, top_k, size, skip_errors, with_attribute_values)
 
     def _stream(
-        self, batches: Iterator[list[DecodedItem]], classes: Candidates, top_k: int | None, size: int, skip: bool
+        self,
+        batches: Iterator[list[DecodedItem]],
+        classes: Candidates,
+        top_k: int | None,
+        size: int,
+        skip: bool,
+        with_values: bool = False,
     ) -> Iterator[ClassificationResult | ImageFailure]:
         for items in batches:
             prepared = [p for item in items for p in item.prepared]
@@ -283,6 +294,9 @@ class Predictor:
                 scores = out["scores"] if classes.matrix is None else class_scores(out["attributes"], classes.matrix)
                 require_finite(scores, "class scores", [p.source for p in prepared])
                 ranked = rank_classes(scores, classes, top_k, [p.source for p in prepared])
+                if with_values:
+                    for result, values in zip(ranked, out["attributes"].tolist()):
+                        result.attribute_values = values
             pos = 0
             for item in items:
                 if item.error is not None:

@@ -79,6 +79,8 @@ class ClassificationResult:
             image fits none of the classes well) or it leads the second class by a hair
             (the rule: :mod:`zeromamba.confidence`).
         confidence_note: why it is low confidence (``""`` when it is not).
+        attribute_values: the image's predicted attribute vector, when it was asked for
+            (``classify_iter(..., with_attribute_values=True)``), else ``None``.
     """
 
     indices: list[int]
@@ -92,6 +94,7 @@ class ClassificationResult:
     source: str = ""
     low_confidence: bool = False
     confidence_note: str = ""
+    attribute_values: list[float] | None = None
 
     @property
     def top_k(self) -> int:
@@ -138,6 +141,8 @@ class ClassificationResult:
              "low_confidence": false, "confidence_note": "",
              "predictions": [{"rank": 1, "class": "...", "index": 3, "score": 5.7,
                               "probability": 0.61, "calibrated": 0.61, "seen": false}, ...]}
+
+        plus ``"attribute_values": [...]`` when the result carries them.
         """
         predictions = []
         for r in range(self.top_k):
@@ -153,7 +158,7 @@ class ClassificationResult:
             if self.seen is not None:
                 entry["seen"] = self.seen[r]
             predictions.append(entry)
-        return {
+        record = {
             "image": self.source,
             "ranked_by": self.ranked_by,
             "gamma": self.gamma,
@@ -162,6 +167,9 @@ class ClassificationResult:
             "confidence_note": self.confidence_note,
             "predictions": predictions,
         }
+        if self.attribute_values is not None:
+            record["attribute_values"] = self.attribute_values
+        return record
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)

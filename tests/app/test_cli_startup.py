@@ -14,6 +14,9 @@ from zeromamba.cli import ALL, COMMANDS, build_parser
 
 from .conftest import cli_env
 
+#: the optional engines (the ray and datasets extras): never imported unless a run asks for them
+OPTIONAL_ENGINES = ("ray", "pyarrow", "pandas", "datasets")
+
 
 def _imported(stderr: str) -> set[str]:
     return {line.split("|")[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
@@ -24,7 +27,7 @@ def test_help_and_list_do_not_import_torch(cli, args: list[str]) -> None:
     out = cli(*args, PYTHONPROFILEIMPORTTIME="1")
     assert out.returncode == 0, out.stderr[-2000:]
     imported = _imported(out.stderr)
-    assert "zeromamba.cli" in imported and not {"torch", "timm", "numpy"} & imported
+    assert "zeromamba.cli" in imported and not {"torch", "timm", "numpy", *OPTIONAL_ENGINES} & imported
     if args == ["--help"]:
         assert all(name in out.stdout for name in COMMANDS) and "exit codes:" in out.stdout
     if args == ["list", "--json"]:
@@ -48,7 +51,19 @@ def test_the_command_table_matches_the_command_modules() -> None:
 
 
 def test_import_zeromamba_loads_neither_torch_nor_timm(hf_home: Path) -> None:
-    script = "import sys, zeromamba; print(sorted({'torch', 'timm', 'numpy', 'PIL'} & set(sys.modules)))"
+    heavy = {"torch", "timm", "numpy", "PIL", *OPTIONAL_ENGINES}
+    script = f"import sys, zeromamba; print(sorted({heavy!r} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=cli_env(hf_home))
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
+@pytest.mark.slow
+def test_the_batch_classifier_loads_no_engine_until_asked(hf_home: Path) -> None:
+    """Ray, pyarrow, pandas and datasets load when a batch of theirs comes, not with the class."""
+    script = (
+        "import sys, zeromamba; c = zeromamba.BatchClassifier('shapes-zsl'); c({'path': []}); "
+        f"print(sorted({set(OPTIONAL_ENGINES)!r} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=cli_env(hf_home))
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
 

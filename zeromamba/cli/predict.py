@@ -1,8 +1,9 @@
 """``zeromamba classify`` and ``zeromamba explain``: the predictor on the command line.
 
-``classify`` takes files, folders, glob patterns and URLs, decodes them in DataLoader workers,
-and writes one record per image as results come (``--format table|json|jsonl|csv``,
-``--output FILE``). An unreadable image is reported on stderr (and as a record with ``error``)
+``classify`` takes files, folders, glob patterns, URLs and manifests, decodes them in DataLoader
+workers, and writes one record per image as results come (``--format table|json|jsonl|csv``,
+``--output FILE``; ``--format parquet`` and ``--engine ray``: :mod:`zeromamba.cli.classify_table`).
+An unreadable image is reported on stderr (and as a record with ``error``)
 and skipped; the exit code is then :data:`~zeromamba.cli.EXIT_SKIPPED`.
 """
 
@@ -21,13 +22,16 @@ from typing import IO, Any
 from ..constants import EXPLAIN_DEFAULT_RULE, EXPLAIN_METHODS
 from ..errors import ZeroMambaError
 from ..hubcheck import check_model_name
+from ..manifests import expand_manifests
 from ..sources import find_images
 from ..terminal import terminal_safe
 from ..zoo import list_pretrained
+from .classify_table import add_arguments as add_table_arguments
+from .classify_table import classify_to_table, wants_table
 
 __all__ = ["register"]
 
-FORMATS = ("table", "json", "jsonl", "csv")
+FORMATS = ("table", "json", "jsonl", "csv", "parquet")
 
 
 def _positive_int(text: str) -> int:
@@ -99,8 +103,8 @@ def register(subparsers: Any) -> None:
         "images",
         nargs="+",
         metavar="IMAGE",
-        help="image files, folders (searched recursively), glob patterns (quoted: 'photos/**/*.jpg') "
-        "or http(s):// URLs",
+        help="image files, folders (searched recursively), glob patterns (quoted: 'photos/**/*.jpg'), "
+        "http(s):// URLs, or manifests: a .parquet, .csv or .jsonl file with a column 'path' or 'url'",
     )
     _add_common(p)
     p.add_argument("--top-k", type=_positive_int, default=5, help="how many classes to list (default 5)")
@@ -112,10 +116,16 @@ def register(subparsers: Any) -> None:
         help=f"processes decoding images ahead of the model (default {default_workers()} here: half the cores, "
         "at most 4, none below 4 cores; 0 decodes in the main process)",
     )
-    p.add_argument("--format", choices=FORMATS, default="table", help="table (default), json, jsonl or csv")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="table (default), json, jsonl, csv or parquet (with --output)",
+    )
     p.add_argument("--json", action="store_true", help="the same as --format json")
     p.add_argument("--output", "-o", metavar="FILE", help="write the results to FILE (complete or not at all)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no notes on stderr")
+    add_table_arguments(p)
     p.set_defaults(func=cmd_classify)
 
     p = subparsers.add_parser(
@@ -301,7 +311,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     if args.json:
         args.format = "json"
-    sources = find_images(args.images)
+    sources = expand_manifests(find_images(args.images))
+    if wants_table(args):
+        if args.workers is None:
+            args.workers = default_workers()
+        return classify_to_table(args, sources, choose_model=choose_model, load=_load, progress=_progress)
     predictor = _load(args)
     result: dict[str, tuple[int, int, int]] = {}
     if args.output:
