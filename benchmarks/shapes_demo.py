@@ -44,7 +44,8 @@ def group_accuracy(predictor: Any, data: Any) -> dict[str, float]:
     """Accuracy of each attribute group on the unseen-class test images."""
     from zeromamba.data import build_transform
 
-    crop = predictor.preprocess["crop_mode"] if predictor.preprocess["crop_mode"] == "letterbox" else "squash"
+    mode = predictor.preprocess["crop_mode"]
+    crop = mode if mode in ("border", "letterbox") else "squash"
     idx = data.splits["test_unseen"]
     ds = data.dataset(idx, build_transform(predictor.preprocess["input_size"][-1], crop_mode=crop))
     values, labels = predict_attributes(predictor.model, ds, batch_size=128)

@@ -34,7 +34,7 @@ import torch.nn as nn
 from .batch import DecodedItem, iter_batches
 from .classes import ClassAttributes, load_class_attributes, load_class_names, seen_mask
 from .errors import AttributeMatrixError, ConfigError, ImageError
-from .images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform, PreparedImage, resolve_preprocess
+from .images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform, PreparedImage, model_preprocess, resolve_preprocess
 from .models.zeromamba import ZeroMamba
 from .ranking import Candidates, as_targets, check_gamma, rank_classes, resolve_targets
 from .results import AttributePrediction, ClassificationResult, ImageFailure, ResultList
@@ -63,9 +63,13 @@ class Predictor:
             indices (or names). With ``gamma``, classification uses GZSL calibrated stacking.
         gamma: calibration strength in probability units: ``softmax(scores) - gamma * seen``.
         attribute_names: one name per attribute (``A``).
-        preprocess: ``input_size``, ``mean``, ``std``, ``interpolation``, ``crop_pct``, ``crop_mode``
-            (see :func:`zeromamba.images.resolve_preprocess`); default: plain 448 x 448 resize,
-            ImageNet mean/std, as the authors evaluate.
+        preprocess: ``input_size``, ``mean``, ``std``, ``interpolation``, ``crop_pct``, ``crop_mode``,
+            ``object_extent`` (see :func:`zeromamba.images.resolve_preprocess`): the keys given
+            replace the model's own. Default: the model's own preprocessing, from its
+            ``pretrained_cfg`` (:func:`~zeromamba.images.model_preprocess`: a model from
+            :func:`~zeromamba.from_pretrained`, :func:`~zeromamba.load_model` or ``timm.create_model``
+            carries it, framing included); a model without one gets the authors' plain 448 x 448
+            resize with ImageNet mean/std.
         device: where the model runs (default: where its parameters are).
         dtype: the compute precision (default: the model's). ``torch.bfloat16`` (or ``"bfloat16"``)
             on a CPU converts the weights to bfloat16 (fast where the CPU has AVX-512 BF16 or AMX;
@@ -133,7 +137,7 @@ class Predictor:
             raise AttributeMatrixError("seen classes given but the predictor has no classes; pass class_attributes")
         self.seen: torch.Tensor | None = seen_mask(seen, num_classes or 0, names) if seen is not None else None
         self.gamma = check_gamma(gamma)
-        self.preprocess: dict[str, Any] = resolve_preprocess(preprocess)
+        self.preprocess: dict[str, Any] = resolve_preprocess(preprocess, base=model_preprocess(model))
         self.batch_size = _check_batch_size(batch_size)
 
     # --- public API --------------------------------------------------------------------------------

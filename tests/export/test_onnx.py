@@ -71,7 +71,7 @@ def test_cli_writes_the_model_and_its_preprocessing(shipped_onnx: Path, shipped:
     spec = json.loads((shipped_onnx / "preprocess.json").read_text())
     pre = shipped.preprocess
     assert spec["input"]["shape"] == ["batch", *pre["input_size"]]
-    assert spec["preprocess"]["crop_mode"] == pre["crop_mode"] == "letterbox"
+    assert spec["preprocess"]["crop_mode"] == pre["crop_mode"] == "border"
     assert spec["preprocess"]["interpolation"] == pre["interpolation"]
     assert spec["preprocess"]["mean"] == list(pre["mean"]) and spec["preprocess"]["std"] == list(pre["std"])
     assert spec["class_names"] == shipped.class_names

@@ -194,7 +194,21 @@ def load_pretrained(
         token=token,
         timeout=timeout,
     )
-    return load_folder(folder, source)
+    loaded = load_folder(folder, source)
+    variant = _zoo_variant(name_or_repo_or_dir)
+    if variant is not None and variant.architecture == loaded.config["architecture"]:
+        loaded.model.pretrained_cfg.setdefault("tag", variant.timm_tag)  # the zoo's name for these weights
+    return loaded
+
+
+def _zoo_variant(name: str | os.PathLike) -> PretrainedVariant | None:
+    kind, target, _ = parse_source(os.fspath(name))
+    if kind != "zoo":
+        return None
+    try:
+        return get_variant(target)
+    except UnknownModelError:
+        return None
 
 
 def load_model(

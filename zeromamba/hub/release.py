@@ -31,8 +31,9 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError, ModelNotAvailableError, UnknownModelError
+from ..pretrained_variant import release_folder
 from ..fileio import atomic_write, cache_root, write_text
-from ..format import FORMAT_VERSION, LoadedModel, load_safetensors
+from ..format import FORMAT_VERSION, LoadedModel, attach_pretrained_cfg, load_safetensors
 from ..models._helpers import load_state_dict_strict
 from ..models.vim import Vim, checkpoint_filter_fn, set_release_file_resolver
 from ..official import is_vim_state_dict, read_official_state_dict
@@ -98,7 +99,7 @@ def choose_release_file(files: list[str], repo_id: str) -> str:
 
 
 def _folder(repo_id: str) -> Path:
-    return release_cache_dir() / repo_id.replace("/", "--")
+    return release_folder(repo_id)
 
 
 def _ref_file(repo_id: str, revision: str) -> Path:
@@ -265,7 +266,9 @@ def load_release(
     path, commit = release_file(variant, revision, cache_dir, force_download, local_files_only, token)
     source = f"{variant.repo_id!r} (commit {commit}, cached as {path})"
     model = _build(variant, load_safetensors(path, source), source)
-    return LoadedModel(_config(variant, commit), model, None, source)
+    config = _config(variant, commit)
+    attach_pretrained_cfg(model, config, tag=variant.timm_tag)
+    return LoadedModel(config, model, None, source)
 
 
 def timm_release_file(architecture: str, tag: str) -> str | None:

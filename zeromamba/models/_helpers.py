@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -15,6 +16,7 @@ from ..zoo import timm_hub_overlay, timm_model_args, variant_for_tag
 
 __all__ = [
     "REDOWNLOAD_HINT",
+    "ZEROMAMBA_CFG_KEYS",
     "check_finite",
     "checked_filter",
     "entry_tag",
@@ -23,8 +25,10 @@ __all__ = [
     "linear_like",
     "load_state_dict_strict",
     "set_factory_dtype",
+    "split_zeromamba_keys",
     "tag_model_args",
     "unwrap_state_dict",
+    "with_zeromamba_keys",
 ]
 
 #: what to do about a damaged weights file, said by every loader
@@ -222,3 +226,66 @@ def hub_cfg_overlay(
         if cached is not None:  # known not to be on the Hub: the cached file, no request
             where = {"file": str(cached)}
     return {**where, **own}
+
+
+#: zeromamba's own keys in a model's ``pretrained_cfg``, beside timm's (whose ``PretrainedCfg`` has no field for them)
+ZEROMAMBA_CFG_KEYS = ("object_extent", "dataset")
+
+
+def split_zeromamba_keys(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Take zeromamba's own keys (:data:`ZEROMAMBA_CFG_KEYS`) out of a ``pretrained_cfg`` dict passed to
+    an entry point (timm's ``PretrainedCfg`` would refuse them; a config that timm's ``push_to_hub``
+    wrote for a model carrying them holds them) and return them."""
+    cfg = kwargs.get("pretrained_cfg")
+    if not isinstance(cfg, Mapping) or not any(k in cfg for k in ZEROMAMBA_CFG_KEYS):
+        return {}
+    cfg = dict(cfg)
+    extras = {k: cfg.pop(k) for k in ZEROMAMBA_CFG_KEYS if k in cfg}
+    kwargs["pretrained_cfg"] = cfg
+    return extras
+
+
+def with_zeromamba_keys(model: nn.Module, cache_dir: Any = None, extras: Mapping[str, Any] | None = None) -> nn.Module:
+    """Put zeromamba's own keys into a timm-built model's ``pretrained_cfg`` beside timm's, so that
+    the model carries all of its preprocessing (timm's transforms ignore them): ``object_extent``
+    (:mod:`zeromamba.framing`) and ``dataset``. They are ``extras`` when given
+    (:func:`split_zeromamba_keys`), else those of the zoo variant of the cfg's ``architecture.tag``,
+    or for ``hf-hub:`` models those in the repository's ``config.json``, which timm has just
+    downloaded into the Hugging Face cache (``cache_dir``)."""
+    cfg = getattr(model, "pretrained_cfg", None)
+    if not isinstance(cfg, Mapping):
+        return model
+    found = dict(extras or {})
+    if not found and cfg.get("source") == "hf-hub" and cfg.get("hf_hub_id"):
+        found = _hub_extras(str(cfg["hf_hub_id"]), cache_dir)
+    elif not found:
+        variant = variant_for_tag(str(cfg.get("architecture", "")), cfg.get("tag"))
+        if variant is not None:
+            found = {"object_extent": variant.object_extent, "dataset": variant.dataset}
+    found = {k: v for k, v in found.items() if v is not None}
+    if "object_extent" in found:
+        found["object_extent"] = [float(v) for v in found["object_extent"]]
+    if found:
+        model.pretrained_cfg = model.default_cfg = {**cfg, **found}
+    return model
+
+
+def _hub_extras(hub_id: str, cache_dir: Any) -> dict[str, Any]:
+    from huggingface_hub import try_to_load_from_cache
+
+    repo, _, revision = hub_id.partition("@")
+    path = try_to_load_from_cache(repo, "config.json", cache_dir=cache_dir, revision=revision or None)
+    if not isinstance(path, str):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return {}  # timm read it a moment ago; a file that cannot be read now adds nothing
+    if not isinstance(config, dict):
+        return {}
+    extent, dataset = config.get("object_extent"), config.get("dataset")
+    return {
+        "object_extent": extent if isinstance(extent, list) and len(extent) == 2 else None,
+        "dataset": dataset if isinstance(dataset, str) else None,
+    }
