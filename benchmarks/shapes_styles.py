@@ -54,12 +54,14 @@ def environment() -> dict[str, Any]:
         flags = sorted(f for f in all_flags if f.startswith(("avx", "amx", "fma", "sse4")))
     except (OSError, StopIteration):
         pass
-    compiler = next((ln.strip() for ln in torch.__config__.show().splitlines() if "compiler" in ln.lower()), "")
+    config = torch.__config__.show()
+    compiler = config.split("CXX_COMPILER=", 1)[1].split(",", 1)[0] if "CXX_COMPILER=" in config else "unknown"
     return {
         "date": datetime.date.today().isoformat(),
         "cpu": model,
         "isa_flags": flags,
-        "torch_compiler": compiler,
+        "torch_built_with": compiler,
+        "python_compiler": platform.python_compiler(),
         "torch": torch.__version__,
         "zeromamba": zeromamba.__version__,
         "cpu_count": os.cpu_count(),
@@ -96,7 +98,7 @@ def score_set(predictor: Any, items: list[tuple[Any, tuple]]) -> dict[str, Any]:
         "correct": np.array([a == t for a, t in zip(answer, truth)]),
         "flagged": np.array([r.low_confidence for r in results]),
         "true_fill": [t[1] for t in truth],
-        "answer_fill": [a[1] if len(a) == 3 else "?" for a in answer],
+        "named_fill": [a[1] if len(a) == 3 else "?" for a in answer],
     }
     for group, values in SHAPES_GROUPS.items():
         pos = GROUP_POSITION[group]
@@ -133,7 +135,7 @@ def summarise(rec: dict[str, Any]) -> dict[str, Any]:
     }
     fills = SHAPES_GROUPS["fill"]
     out["fill_confusion_true_by_answer"] = {
-        t: {a: int(sum(1 for x, y in zip(rec["true_fill"], rec["answer_fill"]) if x == t and y == a)) for a in fills}
+        t: {a: int(sum(1 for x, y in zip(rec["true_fill"], rec["named_fill"]) if x == t and y == a)) for a in fills}
         for t in fills
     }
     return out
