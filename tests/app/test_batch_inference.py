@@ -9,6 +9,7 @@ against the local command's ``--format jsonl`` records.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
@@ -18,8 +19,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -254,12 +257,51 @@ def test_the_readme_datasets_example_with_and_without_worker_processes(
             assert_same_predictions(row["predictions"], record["predictions"])
 
 
+@contextmanager
+def _gated_image_server(image: Path) -> Iterator[tuple[str, threading.Event]]:
+    """A loopback server whose one URL answers with ``image``'s bytes only once the event is set: a run
+    that reaches it waits there, so Ctrl-C lands mid-run however fast the machine is."""
+    gate = threading.Event()
+    data = image.read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            gate.wait(300)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{image.name}", gate
+    finally:
+        gate.set()
+        server.shutdown()
+        server.server_close()
+
+
 def test_an_interrupted_run_resumes_where_it_stopped(collection: dict, reference: list[dict], tmp_path: Path) -> None:
     """Ctrl-C keeps what is done; ``--resume`` classifies the rest (a CSV manifest lists the inputs);
     other settings, or no ``--resume``, are refused; the joined file is the local records."""
     require("pyarrow")
+    held = 70  # the input served by a URL that answers only after Ctrl-C: the first run stops before it
+    with _gated_image_server(Path(reference[held]["image"])) as (url, gate):
+        _interrupt_and_resume(reference, held, url, gate, tmp_path)
+
+
+def _interrupt_and_resume(reference: list[dict], held: int, url: str, gate: threading.Event, tmp_path: Path) -> None:
+    want = [dict(r) for r in reference]
+    want[held]["image"] = url
     manifest = tmp_path / "list.csv"
-    manifest.write_text("path\n" + "".join(f"{r['image']}\n" for r in reference))
+    manifest.write_text("path\n" + "".join(f"{r['image']}\n" for r in want))
     out = tmp_path / "results.parquet"
     parts = tmp_path / ".results.parquet.partial"
     log = tmp_path / "first.log"
@@ -269,7 +311,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(collection: dict, reference
             [zeromamba_command(), *map(str, args), "--save-every", "30", "--batch-size", "6", "--workers", "0"],
             stdout=f,
             stderr=subprocess.STDOUT,
-            env=cli_env(tmp_path / "hf", HF_HUB_OFFLINE="1"),
+            env=cli_env(tmp_path / "hf", HF_HUB_OFFLINE="1", ZEROMAMBA_URL_TIMEOUT="300"),
         )
     try:
         _wait_for(lambda: any(parts.glob("part-*.parquet")), "a first part", proc, log)
@@ -280,7 +322,8 @@ def test_an_interrupted_run_resumes_where_it_stopped(collection: dict, reference
             proc.kill()
     assert not out.exists() and "rerun with --resume" in log.read_text()
     saved = sum(len(_read_records(p)) for p in parts.glob("part-*.parquet"))
-    assert 30 <= saved < COUNT + 1
+    assert 30 <= saved <= held
+    gate.set()
 
     home = tmp_path / "hf"
     again = run_cli(*args, home=home)
@@ -293,5 +336,5 @@ def test_an_interrupted_run_resumes_where_it_stopped(collection: dict, reference
     assert f"{saved} images done before, {COUNT + 1 - saved} to classify" in resumed.stderr
     assert not parts.exists()
     records = _read_records(out)
-    assert [r["image"] for r in records] == [r["image"] for r in reference]  # the earlier run did a prefix
-    assert_same_records(records, reference)
+    assert [r["image"] for r in records] == [r["image"] for r in want]  # the earlier run did a prefix
+    assert_same_records(records, want)
