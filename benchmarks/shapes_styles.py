@@ -79,7 +79,9 @@ def image_sets(per_class: int, seed: int, shapes_seed: int, styles: list[str]) -
     sets = {style: style_set(style, classes, per_class, seed) for style in styles}
     drawings = draw_test_set(classes, per_class=per_class, seed=seed)
     sets["ref:drawings_hand"] = [(d.image, (d.colour, d.fill, d.shape)) for d in drawings]
-    data = load_shapes(seed=shapes_seed, train_per_class=1, test_seen_per_class=per_class, test_unseen_per_class=per_class)
+    data = load_shapes(
+        seed=shapes_seed, train_per_class=1, test_seen_per_class=per_class, test_unseen_per_class=per_class
+    )
     idx = np.concatenate([data.splits["test_seen"], data.splits["test_unseen"]])
     sets["ref:training_renderer"] = [(data.render(int(i)), classes[int(data.labels[i])]) for i in idx]
     return sets
@@ -143,7 +145,14 @@ def summarise(rec: dict[str, Any]) -> dict[str, Any]:
 
 def pooled(records: list[dict[str, Any]]) -> dict[str, Any]:
     keys = records[0].keys()
-    return {k: (sum((r[k] for r in records), []) if isinstance(records[0][k], list) else np.concatenate([r[k] for r in records])) for k in keys}
+    return {
+        k: (
+            sum((r[k] for r in records), [])
+            if isinstance(records[0][k], list)
+            else np.concatenate([r[k] for r in records])
+        )
+        for k in keys
+    }
 
 
 def main() -> None:
@@ -184,7 +193,9 @@ def main() -> None:
         report["models"][label] = {
             "source": name,
             "gamma": predictor.gamma,
-            "preprocess": {k: v for k, v in predictor.preprocess.items() if k in ("input_size", "crop_mode", "object_extent")},
+            "preprocess": {
+                k: v for k, v in predictor.preprocess.items() if k in ("input_size", "crop_mode", "object_extent")
+            },
             "fresh_styles_pooled": summarise(fresh),
             "per_style": {s: summarise(r) for s, r in records.items()},
         }

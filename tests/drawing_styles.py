@@ -89,7 +89,10 @@ def _outline(shape: str, lay: Layout, rng: np.random.Generator, wobble: float = 
     elif shape == "triangle":
         tilt = rng.uniform(-0.35, 0.35)
         corners = [
-            (cx + r * math.cos(-math.pi / 2 + tilt + 2 * math.pi * k / 3), cy + r * math.sin(-math.pi / 2 + tilt + 2 * math.pi * k / 3))
+            (
+                cx + r * math.cos(-math.pi / 2 + tilt + 2 * math.pi * k / 3),
+                cy + r * math.sin(-math.pi / 2 + tilt + 2 * math.pi * k / 3),
+            )
             for k in range(3)
         ]
         pts = _densify(corners, 32)
@@ -97,7 +100,10 @@ def _outline(shape: str, lay: Layout, rng: np.random.Generator, wobble: float = 
         angle = rng.uniform(0, math.pi)
         half_len, half_wid = r * 1.05, r * rng.uniform(0.32, 0.45)
         c, s = math.cos(angle), math.sin(angle)
-        corners = [(cx + u * c - v * s, cy + u * s + v * c) for u, v in ((half_len, half_wid), (-half_len, half_wid), (-half_len, -half_wid), (half_len, -half_wid))]
+        corners = [
+            (cx + u * c - v * s, cy + u * s + v * c)
+            for u, v in ((half_len, half_wid), (-half_len, half_wid), (-half_len, -half_wid), (half_len, -half_wid))
+        ]
         pts = _densify(corners, 32)
     if wobble <= 0:
         return pts
@@ -172,7 +178,13 @@ def _scattered_dots(lay: Layout, count: float, rng: np.random.Generator, sizes: 
             else:  # an irregular blob, as a felt-tip dot
                 k = int(rng.integers(6, 10))
                 draw.polygon(
-                    [(x + d * rng.uniform(0.7, 1.2) * math.cos(2 * math.pi * i / k), y + d * rng.uniform(0.7, 1.2) * math.sin(2 * math.pi * i / k)) for i in range(k)],
+                    [
+                        (
+                            x + d * rng.uniform(0.7, 1.2) * math.cos(2 * math.pi * i / k),
+                            y + d * rng.uniform(0.7, 1.2) * math.sin(2 * math.pi * i / k),
+                        )
+                        for i in range(k)
+                    ],
                     fill=255,
                 )
     return layer
@@ -198,9 +210,13 @@ def _hand_stripes(lay: Layout, rng: np.random.Generator) -> Image.Image:
     return layer
 
 
-def _paste_marks(image: Image.Image, ink: tuple[int, int, int], marks: np.ndarray | Image.Image, mask: Image.Image) -> None:
+def _paste_marks(
+    image: Image.Image, ink: tuple[int, int, int], marks: np.ndarray | Image.Image, mask: Image.Image
+) -> None:
     layer = marks if isinstance(marks, Image.Image) else Image.fromarray(marks.astype(np.uint8) * 255)
-    inside = Image.fromarray((np.asarray(layer, dtype=np.uint16) * np.asarray(mask, dtype=np.uint16) // 255).astype(np.uint8))
+    inside = Image.fromarray(
+        (np.asarray(layer, dtype=np.uint16) * np.asarray(mask, dtype=np.uint16) // 255).astype(np.uint8)
+    )
     image.paste(ink, mask=inside)
 
 
@@ -230,7 +246,9 @@ def _object(
     lay = lay or _layout(rng)
     ink = _ink(colour, rng)
     if isinstance(background, Image.Image):
-        image = background.resize(lay.big, Image.Resampling.BILINEAR) if background.size != lay.big else background.copy()
+        image = (
+            background.resize(lay.big, Image.Resampling.BILINEAR) if background.size != lay.big else background.copy()
+        )
     else:
         image = Image.new("RGB", lay.big, background or _plain_background(rng))
     pts = _outline(shape, lay, rng, wobble)
@@ -292,23 +310,39 @@ def coarse_marks(colour: str, fill: str, shape: str, rng: np.random.Generator) -
     marks = (
         (lambda lay, r: _stripes(lay, r.uniform(1.6, 2.3), r.uniform(0.4, 0.55), r))
         if fill == "striped"
-        else (lambda lay, r: _grid_dots(lay, r.uniform(2.0, 2.6), r.uniform(0.3, 0.38), r, hexagonal=bool(r.integers(2))))
+        else (
+            lambda lay, r: _grid_dots(lay, r.uniform(2.0, 2.6), r.uniform(0.3, 0.38), r, hexagonal=bool(r.integers(2)))
+        )
     )
     image, lay = _object(colour, fill, shape, rng, marks=marks, mark_ink=_dark_or_white)
     return _finish(image, lay.ss)
 
 
 def hand_drawn(colour: str, fill: str, shape: str, rng: np.random.Generator) -> Image.Image:
-    marks = _hand_stripes if fill == "striped" else (lambda lay, r: _scattered_dots(lay, r.uniform(3.0, 4.5), r, (0.18, 0.3)))
+    marks = (
+        _hand_stripes
+        if fill == "striped"
+        else (lambda lay, r: _scattered_dots(lay, r.uniform(3.0, 4.5), r, (0.18, 0.3)))
+    )
     pen = rng.uniform() < 0.5 and fill != "solid"
 
     def base(image: Image.Image, mask: Image.Image, lay: Layout, ink: tuple[int, int, int]) -> None:
         if not pen:
             image.paste(ink, mask=mask)
 
-    mark_ink = (lambda ink, r: ink) if pen else (lambda ink, r: [(15, 15, 15), _mix(ink, (0, 0, 0), 0.55)][int(r.integers(2))])
+    mark_ink = (
+        (lambda ink, r: ink) if pen else (lambda ink, r: [(15, 15, 15), _mix(ink, (0, 0, 0), 0.55)][int(r.integers(2))])
+    )
     image, lay = _object(
-        colour, fill, shape, rng, marks=marks, mark_ink=mark_ink, wobble=rng.uniform(0.04, 0.09), outline=(20, 20, 20), base=base
+        colour,
+        fill,
+        shape,
+        rng,
+        marks=marks,
+        mark_ink=mark_ink,
+        wobble=rng.uniform(0.04, 0.09),
+        outline=(20, 20, 20),
+        base=base,
     )
     return _finish(image, lay.ss)
 
@@ -334,7 +368,9 @@ def tinted_marks(colour: str, fill: str, shape: str, rng: np.random.Generator) -
             hx, hy, hr = lay.cx - 0.35 * lay.r, lay.cy - 0.35 * lay.r, 0.35 * lay.r
             ImageDraw.Draw(glow).ellipse([hx - hr, hy - hr, hx + hr, hy + hr], fill=110)
             glow = glow.filter(ImageFilter.GaussianBlur(hr * 0.6))
-            inside = Image.fromarray((np.asarray(glow, np.uint16) * np.asarray(mask, np.uint16) // 255).astype(np.uint8))
+            inside = Image.fromarray(
+                (np.asarray(glow, np.uint16) * np.asarray(mask, np.uint16) // 255).astype(np.uint8)
+            )
             image.paste((255, 255, 255), mask=inside)
 
     image, lay = _object(colour, fill, shape, rng, mark_ink=tint, base=highlighted)
@@ -352,7 +388,15 @@ def pixel_art(colour: str, fill: str, shape: str, rng: np.random.Generator) -> I
         if fill == "striped"
         else (lambda la, r: _grid_dots(la, count, 0.32, r, hexagonal=False))
     )
-    image, _ = _object(colour, fill, shape, rng, lay=lay, marks=marks, mark_ink=lambda ink, r: (0, 0, 0) if r.uniform() < 0.6 else (255, 255, 255))
+    image, _ = _object(
+        colour,
+        fill,
+        shape,
+        rng,
+        lay=lay,
+        marks=marks,
+        mark_ink=lambda ink, r: (0, 0, 0) if r.uniform() < 0.6 else (255, 255, 255),
+    )
     scale = int(rng.integers(6, 13))
     return image.resize((small * scale, small * scale), Image.Resampling.NEAREST)
 
@@ -423,7 +467,10 @@ def shaded(colour: str, fill: str, shape: str, rng: np.random.Generator) -> Imag
             hx, hy = lay.cx - 0.4 * lay.r, lay.cy - 0.4 * lay.r
             t = np.hypot(xx - hx, yy - hy) / (1.8 * lay.r)
         t = np.clip(t, 0, 1)[..., None]
-        light, dark = np.array(_mix(ink, (255, 255, 255), 0.35), np.float32), np.array(_mix(ink, (0, 0, 0), 0.35), np.float32)
+        light, dark = (
+            np.array(_mix(ink, (255, 255, 255), 0.35), np.float32),
+            np.array(_mix(ink, (0, 0, 0), 0.35), np.float32),
+        )
         body = Image.fromarray((light * (1 - t) + dark * t).astype(np.uint8))
         image.paste(body, mask=mask)
 
@@ -436,7 +483,10 @@ def placement(colour: str, fill: str, shape: str, rng: np.random.Generator) -> I
     if rng.uniform() < 0.5:  # very large, nearly filling the shorter side
         w, h = [(300, 300), (320, 260), (260, 320)][int(rng.integers(3))]
         r = min(w, h) * rng.uniform(0.42, 0.46)
-        cx, cy = w / 2 + rng.uniform(-1, 1) * (w / 2 - 1.05 * r), h / 2 + rng.uniform(-1, 1) * max(0.0, h / 2 - 1.05 * r)
+        cx, cy = (
+            w / 2 + rng.uniform(-1, 1) * (w / 2 - 1.05 * r),
+            h / 2 + rng.uniform(-1, 1) * max(0.0, h / 2 - 1.05 * r),
+        )
     else:  # small, off-centre, on a wide or tall canvas
         w, h = [(480, 160), (160, 480), (420, 200), (400, 400)][int(rng.integers(4))]
         r = max(w, h) * rng.uniform(0.16, 0.2)
