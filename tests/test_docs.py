@@ -1,0 +1,105 @@
+"""The documentation site: the API reference covers ``zeromamba.__all__``, the command-line page
+is generated from the parsers, and ``mkdocs build --strict`` (broken links and references fail it)
+builds the site."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .helpers import REPO
+
+DOCS = REPO / "docs"
+DIRECTIVE = re.compile(r"^::: (zeromamba(?:\.\w+)*)\s*$", re.M)
+
+
+def _documented_paths() -> list[str]:
+    return [p for page in sorted((DOCS / "api").glob("*.md")) for p in DIRECTIVE.findall(page.read_text("utf-8"))]
+
+
+def _resolve(path: str) -> object:
+    """The object a ``::: a.b.c`` directive documents: the longest importable module, then attributes."""
+    parts = path.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            obj = getattr(obj, name)
+        return obj
+    raise ImportError(path)
+
+
+def test_the_api_reference_documents_every_public_name() -> None:
+    import zeromamba
+
+    paths = _documented_paths()
+    by_name: dict[str, list[str]] = {}
+    for path in paths:
+        by_name.setdefault(path.rsplit(".", 1)[-1], []).append(path)
+    missing = [name for name in zeromamba.__all__ if name not in by_name]
+    assert not missing, f"no '::: zeromamba...' directive in docs/api/ for {missing}"
+    for name in zeromamba.__all__:
+        public = getattr(zeromamba, name)
+        documented = [_resolve(p) for p in by_name[name]]
+        # the page shows the object users get, not a namesake
+        assert any(d is public or d == public for d in documented), (name, by_name[name])
+
+
+def test_the_command_line_page_covers_every_command() -> None:
+    sys.path.insert(0, str(DOCS / "hooks"))
+    try:
+        spec = importlib.util.spec_from_file_location("cli_reference", DOCS / "hooks" / "cli_reference.py")
+        assert spec and spec.loader
+        hook = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(hook)
+    finally:
+        sys.path.pop(0)
+    from zeromamba.cli import COMMANDS, build_parser
+
+    page = (DOCS / "cli.md").read_text("utf-8")
+    assert hook.MARKER in page
+    text = hook.cli_reference()
+    for name in COMMANDS:
+        assert f"## zeromamba {name}\n" in text
+        # every option of every command is in its section
+        section = text.split(f"## zeromamba {name}\n", 1)[1].split("\n## zeromamba ", 1)[0]
+        parser = build_parser(name)
+        sub = next(a for a in parser._actions if a.dest == "command").choices[name]
+        for action in sub._actions:
+            for flag in action.option_strings:
+                assert flag in section, (name, flag)
+
+
+def _mkdocs_missing() -> str | None:
+    for module in ("mkdocs", "material", "mkdocstrings_handlers.python"):
+        if importlib.util.find_spec(module) is None:
+            return f"needs {module} (pip install -e '.[docs]')"
+    return None
+
+
+@pytest.mark.slow
+def test_the_site_builds_strictly(tmp_path: Path) -> None:
+    reason = _mkdocs_missing()
+    if reason and os.environ.get("ZEROMAMBA_REQUIRE_DOCS") == "1":
+        pytest.fail(f"the documentation build is required here (ZEROMAMBA_REQUIRE_DOCS=1) but it {reason}")
+    if reason:
+        pytest.skip(reason)
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    run = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    api = (tmp_path / "site" / "api" / "predictor" / "index.html").read_text("utf-8")
+    assert "classify" in api and "from_pretrained" in api  # the docstrings reached the page
+    cli = (tmp_path / "site" / "cli" / "index.html").read_text("utf-8")
+    assert "zeromamba classify" in cli and "--output" in cli
