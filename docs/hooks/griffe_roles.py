@@ -9,7 +9,9 @@ from typing import Any
 
 import griffe
 
-ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|attr|data|exc|obj|const|term|doc|ref):`(~?)([^`<]+?)(?:\s*<[^>]+>)?`")
+ROLE = re.compile(
+    r":(?:py:)?(?:class|func|meth|mod|attr|data|exc|obj|const|term|doc|ref):`(~?)([^`<]+?)(?:\s*<[^>]+>)?`"
+)
 
 
 def _plain(match: re.Match[str]) -> str:
