@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from machine import machine_info
+
 _CHILD = r"""
 import json, statistics, sys, time
 import torch, timm
@@ -80,6 +82,7 @@ def main() -> None:
             }
         )
     result = {
+        "machine": machine_info(),
         "date": datetime.date.today().isoformat(),
         "arch": args.arch,
         "input": [1, 3, args.size, args.size],

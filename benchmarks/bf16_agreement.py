@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import machine_info
 from safetensors.torch import load_file
 
 import zeromamba
@@ -93,6 +94,7 @@ def main() -> None:
     fx = fixtures()
     report = {
         "benchmark": "bf16_agreement",
+        "machine": machine_info(),
         "date": datetime.date.today().isoformat(),
         "torch": torch.__version__,
         "bf16_native": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),

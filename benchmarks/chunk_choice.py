@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from machine import machine_info
 
 from zeromamba.exporter import DEFAULT_OPSET
 from zeromamba.fileio import write_text
@@ -88,6 +89,7 @@ def main() -> None:
             result["eager_seconds"][str(chunk)] = _median_seconds(lambda m=module: m(x), args.repeats)
     out = {
         "benchmark": "chunk_choice",
+        "machine": machine_info(),
         "date": datetime.date.today().isoformat(),
         "shape": [1, 112, 112, D],
         "threads": args.threads,

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine import machine_info
 from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,7 +163,14 @@ def main() -> None:
     idx = np.concatenate([data.splits["test_seen"], data.splits["test_unseen"]])
     shapes_images = [data.render(int(i)) for i in idx]
     shapes_truth = [data.class_names[data.labels[i]] for i in idx]
-    report: dict[str, Any] = {"model": args.model, "seed": args.seed, "rule": rule, "sets": {}}
+    report: dict[str, Any] = {
+        "benchmark": "confidence",
+        "machine": machine_info(),
+        "model": args.model,
+        "seed": args.seed,
+        "rule": rule,
+        "sets": {},
+    }
     report["sets"][f"shapes:{args.seed}"], sig = evaluate_set(shapes_images, shapes_truth)
     grid = []
     for m in (0.0, 0.03, 0.05, 0.08, 0.1, 0.15):

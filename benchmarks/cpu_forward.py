@@ -1,18 +1,25 @@
-"""CPU forward-pass benchmark: ZeroMamba-S (and, on request, Vim-S / ZeroMamba-Vim-S) against timm's
-resnet101 and vit_small, one run.
+"""CPU forward-pass benchmark: ZeroMamba-S, Vim-S and ZeroMamba-Vim-S against timm's resnet101
+(and vit_small), per instruction-set build, in one run.
 
-Every case -- input size (224, 448) x batch (1, 8) x precision (float32, bfloat16) -- is run for
-every model of :data:`MODELS` in the same process, in interleaved rounds: each round times one
-forward pass of every model in every case, so that the load drifts of a shared machine reach all of
-them alike. Per case the JSON gives each model's median and best time, and for every model the
-median (and range) of its per-round ratios to each baseline (resnet101, vit_small) in the same
-precision. Peak memory is measured per model and case in a fresh subprocess (Linux: the process's
-resident high-water mark, reset after the model is built, so the figure is weights + one forward
-pass). The machine's load average before and after the run is recorded as well; on a shared
-machine, ``--threads 1 --clock thread`` (CPU time of the one working thread) is a cross-check that
-other processes' load hardly moves.
+Every case -- input size x batch x precision, by default 448 x (1, 8) x float32 -- is run for every
+model of ``--models`` in interleaved rounds: each round times one forward pass of every model in
+every case, so that the load drifts of a shared machine reach all of them alike. Per case the JSON
+gives each model's median and best time, and for every model the median (and range) of its
+per-round ratios to each baseline (resnet101, vit_small) in the same precision.
 
-    python benchmarks/cpu_forward.py --threads 2 --out benchmarks/results/cpu_forward_<date>.json
+``--builds native avx2`` (the default on a CPU with AVX-512) runs each instruction-set build in a
+worker process of its own (``benchmarks/machine.py``'s ``BUILDS``: ``avx2`` caps PyTorch, oneDNN and
+MKL at AVX2 and builds zeromamba's C kernels for x86-64-v3, standing in for an AVX2-only CPU), and
+the workers take turns round by round, so both builds see the same machine. Peak memory is measured
+per model and case in a fresh subprocess of the native build (Linux: the process's resident
+high-water mark, reset after the model is built, so the figure is weights + one forward pass). The
+load average before and after the run is recorded; on a shared machine, ``--threads 1 --clock
+thread`` (CPU time of the one working thread) is a cross-check that other processes' load hardly
+moves.
+
+    python benchmarks/cpu_forward.py --out benchmarks/results/cpu_forward_<date>.json
+    python benchmarks/cpu_forward.py --sizes 224 448 --batches 1 8 --dtypes float32 bfloat16 \
+        --models zeromamba_small resnet101 vit_small --builds native
 
 bfloat16 runs the models with bfloat16 weights (``model.to(torch.bfloat16)``, as
 ``zeromamba.from_pretrained(..., dtype="bfloat16")`` does on CPU); it is fast where the CPU has
@@ -23,11 +30,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
-import gc
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -39,6 +43,7 @@ from pathlib import Path
 import timm
 import torch
 import torch.nn as nn
+from machine import BUILDS, default_builds, machine_info
 
 import zeromamba
 from zeromamba.fileio import write_text
@@ -70,18 +75,17 @@ def _zeromamba(name: str, backend: str = "auto", sized: bool = False, **kwargs: 
 _ZSL_HEAD = {"num_attributes": 312, "semantic_dim": 300}
 
 
-#: name -> model; one entry per model. The Vim family runs on request:
-#: ``--models vim_small zeromamba_vim_small resnet101 --sizes 448 --batches 1``
+#: name -> model; one entry per model (the ``*_torch`` variants and vit_small run on request)
 MODELS: dict[str, BenchModel] = {
     "zeromamba_small": BenchModel(_zeromamba("zeromamba_small", **_ZSL_HEAD)),
     "zeromamba_small_torch": BenchModel(_zeromamba("zeromamba_small", "torch", **_ZSL_HEAD), default=False),
-    "vim_small": BenchModel(_zeromamba("vim_small", sized=True), per_size=True, default=False),
+    "vim_small": BenchModel(_zeromamba("vim_small", sized=True), per_size=True),
     "vim_small_torch": BenchModel(_zeromamba("vim_small", "torch", sized=True), per_size=True, default=False),
-    "zeromamba_vim_small": BenchModel(
-        _zeromamba("zeromamba_vim_small", sized=True, num_attributes=312), per_size=True, default=False
-    ),
+    "zeromamba_vim_small": BenchModel(_zeromamba("zeromamba_vim_small", sized=True, num_attributes=312), per_size=True),
     "resnet101": BenchModel(lambda size: timm.create_model("resnet101")),
-    "vit_small": BenchModel(lambda size: timm.create_model("vit_small_patch16_224", img_size=size), per_size=True),
+    "vit_small": BenchModel(
+        lambda size: timm.create_model("vit_small_patch16_224", img_size=size), per_size=True, default=False
+    ),
 }
 BASELINES = ("resnet101", "vit_small")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -109,28 +113,23 @@ def build_models(names: list[str], sizes: list[int], dtypes: list[str]) -> dict[
     return out
 
 
-def time_rounds(
+def run_round(
     models: dict[tuple[str, int, str], nn.Module],
     names: list[str],
     cases: list[tuple[int, int, str]],
-    rounds: int,
-    clock: Callable[[], float] = time.perf_counter,
-) -> dict[str, dict[str, list[float]]]:
-    """Milliseconds per forward pass: ``case -> model -> one time per round``."""
-    inputs = {c: torch.randn(c[1], 3, c[0], c[0]).to(DTYPES[c[2]]) for c in cases}
-    times: dict[str, dict[str, list[float]]] = {case_key(*c): {n: [] for n in names} for c in cases}
+    inputs: dict[tuple[int, int, str], torch.Tensor],
+    clock: Callable[[], float],
+) -> dict[str, dict[str, float]]:
+    """One forward pass of every model in every case: ``case -> model -> milliseconds``."""
+    out: dict[str, dict[str, float]] = {}
     with torch.inference_mode():
-        for c in cases:  # warm-up: kernel builds, self-checks, oneDNN primitives
+        for c in cases:
             for n in names:
-                models[(n, c[0], c[2])](inputs[c])
-        for _ in range(rounds):
-            for c in cases:
-                for n in names:
-                    model = models[(n, c[0], c[2])]
-                    start = clock()
-                    model(inputs[c])
-                    times[case_key(*c)][n].append((clock() - start) * 1000)
-    return times
+                model = models[(n, c[0], c[2])]
+                start = clock()
+                model(inputs[c])
+                out.setdefault(case_key(*c), {})[n] = (clock() - start) * 1000
+    return out
 
 
 def summarise(times: dict[str, list[float]]) -> dict[str, object]:
@@ -196,12 +195,9 @@ def environment(threads: int) -> dict[str, object]:
     except Exception:
         pass
     return {
-        "date": datetime.date.today().isoformat(),
         "torch": torch.__version__,
         "timm": timm.__version__,
         "threads": threads,
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "bf16_native": bf16_native,
         "fused_cpu_kernel": kernel_status(),
@@ -211,16 +207,69 @@ def environment(threads: int) -> dict[str, object]:
         # that spinning competes with the other processes (PASSIVE makes them sleep instead)
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "onednn_fused_linear": {d: fused_linear_available(t) for d, t in DTYPES.items()},
+        "machine": machine_info(kernels=True),
     }
+
+
+WORKER_MARK = "@@cpu_forward "  # the worker's protocol lines on stdout (anything else is passed on)
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One build's models in this process: announce the environment, then run a round for every
+    ``round`` line read from stdin."""
+    torch.set_num_threads(args.threads)
+    cases = [(s, b, d) for d in args.dtypes for s in args.sizes for b in args.batches]
+    models = build_models(args.models, args.sizes, args.dtypes)
+    inputs = {c: torch.randn(c[1], 3, c[0], c[0]).to(DTYPES[c[2]]) for c in cases}
+    clock = time.thread_time if args.clock == "thread" else time.perf_counter
+    run_round(models, args.models, cases, inputs, clock)  # warm-up: kernel builds, checks, oneDNN primitives
+    print(WORKER_MARK + json.dumps(environment(args.threads)), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "round":
+            break
+        print(WORKER_MARK + json.dumps(run_round(models, args.models, cases, inputs, clock)), flush=True)
+
+
+class Worker:
+    """A worker subprocess for one build (its environment from ``machine.BUILDS``)."""
+
+    def __init__(self, build: str, argv: list[str]):
+        env = dict(os.environ, **BUILDS[build])
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", *argv]
+        self.build = build
+        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.environment = self.read()
+
+    def read(self) -> dict:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith(WORKER_MARK):
+                return json.loads(line[len(WORKER_MARK) :])
+            sys.stderr.write(line)
+        raise RuntimeError(f"the {self.build} worker ended early (exit code {self.proc.wait()})")
+
+    def round(self) -> dict[str, dict[str, float]]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("round\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=600)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[224, 448])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[448])
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
+    ap.add_argument("--dtypes", nargs="+", default=["float32"], choices=list(DTYPES))
     ap.add_argument("--models", nargs="+", default=[n for n, m in MODELS.items() if m.default], choices=list(MODELS))
+    ap.add_argument(
+        "--builds", nargs="+", default=None, choices=list(BUILDS), help="default: native, and avx2 on an AVX-512 CPU"
+    )
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument(
         "--clock",
@@ -231,32 +280,48 @@ def main() -> None:
     )
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.clock == "thread" and args.threads != 1:
         ap.error("--clock thread measures one thread: use it with --threads 1")
-    torch.set_num_threads(args.threads)
+    if args.worker:
+        worker(args)
+        return
+    builds = args.builds or default_builds()
+    argv = ["--threads", str(args.threads), "--clock", args.clock, "--sizes", *map(str, args.sizes)]
+    argv += ["--batches", *map(str, args.batches), "--dtypes", *args.dtypes, "--models", *args.models]
 
-    report: dict[str, object] = {"benchmark": "cpu_forward", **environment(args.threads)}
-    report["rounds"] = args.rounds
-    report["clock"] = args.clock
+    report: dict[str, object] = {"benchmark": "cpu_forward", "machine": machine_info(), "threads": args.threads}
+    report.update(rounds=args.rounds, clock=args.clock, builds_run=builds)
     report["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
-    cases = [(s, b, d) for d in args.dtypes for s in args.sizes for b in args.batches]
-    models = build_models(args.models, args.sizes, args.dtypes)
     start = time.time()
-    clock = time.thread_time if args.clock == "thread" else time.perf_counter
-    times = time_rounds(models, args.models, cases, args.rounds, clock)
+    workers = [Worker(b, argv) for b in builds]  # each builds its models and warms up
+    times: dict[str, dict[str, dict[str, list[float]]]] = {b: {} for b in builds}
+    try:
+        for _ in range(args.rounds):
+            for w in workers:  # the builds take turns, round by round
+                for case, row in w.round().items():
+                    for name, ms in row.items():
+                        times[w.build].setdefault(case, {}).setdefault(name, []).append(ms)
+    finally:
+        for w in workers:
+            w.close()
     report["timing_s"] = round(time.time() - start)
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    del models
-    gc.collect()
-    results: dict[str, dict[str, object]] = {}
-    for c in cases:
-        key = case_key(*c)
-        results[key] = summarise(times[key])
-        if not args.no_memory:
-            results[key]["peak_memory"] = {n: peak_memory(n, *c, args.threads) for n in args.models}
-    report["results"] = results
-    report["times_ms"] = {k: {n: [round(t, 1) for t in ts] for n, ts in v.items()} for k, v in times.items()}
+    cases = [(s, b, d) for d in args.dtypes for s in args.sizes for b in args.batches]
+    per_build: dict[str, dict[str, object]] = {}
+    for w in workers:
+        results = {key: summarise(rows) for key, rows in times[w.build].items()}
+        if w.build == "native" and not args.no_memory:
+            for c in cases:
+                results[case_key(*c)]["peak_memory"] = {n: peak_memory(n, *c, args.threads) for n in args.models}
+        per_build[w.build] = {
+            "environment": BUILDS[w.build],
+            **w.environment,
+            "results": results,
+            "times_ms": {k: {n: [round(t, 1) for t in ts] for n, ts in v.items()} for k, v in times[w.build].items()},
+        }
+    report["builds"] = per_build
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

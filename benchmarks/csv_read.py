@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE_REF = "3757396"  # the branch point of issue 21: read_attribute_table with list.count
@@ -101,6 +102,7 @@ def main() -> None:
             print(json.dumps(row), file=sys.stderr, flush=True)
     result = {
         "benchmark": "csv_read",
+        "machine": machine_info(),
         "baseline": args.baseline or None,
         "rounds": args.rounds,
         "rows": rows,

@@ -10,6 +10,8 @@ ZeroMamba-S (random weights: speed does not depend on them) and resnet101 at 448
 * ``compile`` -- ``torch.compile(model)`` (inductor; ZeroMamba's scan stays the fused C kernel, a
   registered custom op that inductor calls as one node), compiled once per batch size before timing
   (the compile time is recorded);
+* ``compile-frozen`` -- the same with inductor's ``freezing`` on (weights taken as constants: oneDNN
+  prepacks them and fuses the linear layers' activations and adds, as the eager path does by hand);
 * ``onnxruntime`` -- the ONNX export (``zeromamba.export`` for ZeroMamba, whose scan is then the
   plain-op ``"chunked"`` backend; ``torch.onnx.export`` with ``dynamo=True`` and a dynamic batch for
   resnet101), CPU execution provider, default graph optimisations.
@@ -27,6 +29,7 @@ scaled difference of each runtime's ZeroMamba output from eager.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import json
 import os
@@ -44,13 +47,14 @@ import numpy as np
 import timm
 import torch
 import torch.nn as nn
+from machine import machine_info
 
 import zeromamba
 from zeromamba.exporter import DEFAULT_OPSET
 from zeromamba.fileio import write_text
 from zeromamba.ops.chunked_scan import CHUNK, cross_scan_chunked
 
-RUNTIMES = ("eager", "compile", "onnxruntime")
+RUNTIMES = ("eager", "compile", "compile-frozen", "onnxruntime")
 
 
 def _zeromamba_s() -> nn.Module:
@@ -97,24 +101,36 @@ def _onnx_file(name: str, model: nn.Module, size: int, folder: Path) -> Path:
 
 
 def _runners(
-    name: str, model: nn.Module, size: int, batches: list[int], threads: int, folder: Path, info: dict[str, Any]
+    name: str,
+    model: nn.Module,
+    size: int,
+    batches: list[int],
+    threads: int,
+    folder: Path,
+    info: dict[str, Any],
+    runtimes: list[str],
 ) -> dict[tuple[str, int], Callable[[torch.Tensor], Any]]:
     """``(runtime, batch) -> call``, every one warmed up (compiled, exported) already."""
     out: dict[tuple[str, int], Callable[[torch.Tensor], Any]] = {}
     for b in batches:
         out[("eager", b)] = lambda x, m=model: _first(m(x))
-    compiled = torch.compile(model)
-    for b in batches:
+    for runtime in ("compile", "compile-frozen"):
+        if runtime not in runtimes:
+            continue
+        # a copy of its own per runtime: dynamo would otherwise reuse the other's compiled graph
+        compiled = torch.compile(copy.deepcopy(model))
+        for b in batches:
+            start = time.perf_counter()
+            with torch._inductor.config.patch(freezing=runtime == "compile-frozen"), torch.inference_mode():
+                compiled(torch.randn(b, 3, size, size))
+            info.setdefault(f"{runtime}_seconds", {})[str(b)] = round(time.perf_counter() - start, 1)
+            out[(runtime, b)] = lambda x, m=compiled: _first(m(x))
+    if "onnxruntime" in runtimes:
         start = time.perf_counter()
-        with torch.inference_mode():
-            compiled(torch.randn(b, 3, size, size))
-        info.setdefault("compile_seconds", {})[str(b)] = round(time.perf_counter() - start, 1)
-        out[("compile", b)] = lambda x, m=compiled: _first(m(x))
-    start = time.perf_counter()
-    session = _ort_session(_onnx_file(name, model, size, folder), threads)
-    info["onnx_export_seconds"] = round(time.perf_counter() - start, 1)
-    for b in batches:
-        out[("onnxruntime", b)] = lambda x, s=session: torch.from_numpy(s.run(None, {"images": x.numpy()})[0])
+        session = _ort_session(_onnx_file(name, model, size, folder), threads)
+        info["onnx_export_seconds"] = round(time.perf_counter() - start, 1)
+        for b in batches:
+            out[("onnxruntime", b)] = lambda x, s=session: torch.from_numpy(s.run(None, {"images": x.numpy()})[0])
     return out
 
 
@@ -153,8 +169,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=448)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES)
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args()
+    runtimes = [r for r in RUNTIMES if r in args.runtimes or r == "eager"]
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     started = time.perf_counter()
@@ -165,14 +183,15 @@ def main() -> None:
     runners: dict[str, dict[tuple[str, int], Callable[[torch.Tensor], Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, build in names.items():
-            runners[name] = _runners(name, build(), args.size, args.batches, args.threads, Path(tmp), info[name])
+            where = (args.size, args.batches, args.threads, Path(tmp), info[name], runtimes)
+            runners[name] = _runners(name, build(), *where)
 
         inputs = {b: torch.randn(b, 3, args.size, args.size, generator=_seeded(b)) for b in args.batches}
         agreement: dict[str, float] = {}
         with torch.inference_mode():
             for b in args.batches:
                 want = runners["zeromamba_small"][("eager", b)](inputs[b])
-                for runtime in RUNTIMES[1:]:
+                for runtime in runtimes[1:]:
                     got = runners["zeromamba_small"][(runtime, b)](inputs[b])
                     err = float((got - want).abs().max() / want.abs().max())
                     agreement[f"{runtime}_batch{b}"] = err
@@ -180,7 +199,7 @@ def main() -> None:
         times: dict[tuple[str, str, int], list[float]] = {}
         with torch.inference_mode():
             for _ in range(args.rounds):
-                for runtime in RUNTIMES:
+                for runtime in runtimes:
                     for b in args.batches:
                         for name in names:
                             start = time.perf_counter()
@@ -188,7 +207,7 @@ def main() -> None:
                             times.setdefault((name, runtime, b), []).append(time.perf_counter() - start)
 
     cases = []
-    for runtime in RUNTIMES:
+    for runtime in runtimes:
         for b in args.batches:
             zm, rn = times[("zeromamba_small", runtime, b)], times[("resnet101", runtime, b)]
             ratios = [z / r for z, r in zip(zm, rn)]
@@ -203,10 +222,14 @@ def main() -> None:
                     "ratio_to_resnet101_range": [round(min(ratios), 3), round(max(ratios), 3)],
                 }
             )
-    import onnxruntime
+    versions = {"torch": torch.__version__, "timm": timm.__version__, "numpy": np.__version__}
+    if "onnxruntime" in runtimes:
+        import onnxruntime
 
+        versions["onnxruntime"] = onnxruntime.__version__
     result = {
         "benchmark": "export_speed",
+        "machine": machine_info(),
         "date": datetime.date.today().isoformat(),
         "size": args.size,
         "threads": args.threads,
@@ -218,13 +241,7 @@ def main() -> None:
         "chunk_in_use": CHUNK,
         "build": info,
         "onnx_opset": DEFAULT_OPSET,
-        "versions": {
-            "torch": torch.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "timm": timm.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-        },
+        "versions": {**versions, "python": platform.python_version()},
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "loadavg_before": [round(v, 2) for v in load_before],

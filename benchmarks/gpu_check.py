@@ -16,6 +16,7 @@ from pathlib import Path
 import timm
 import torch
 import torch.nn.functional as F
+from machine import machine_info
 from safetensors.torch import load_file
 
 import zeromamba
@@ -208,6 +209,7 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = False  # parity runs in true float32
     torch.backends.cudnn.allow_tf32 = False
     report = dict(
+        machine=machine_info(),
         device=torch.cuda.get_device_name(0),
         torch=torch.__version__,
         timm=timm.__version__,

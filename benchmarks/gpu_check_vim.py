@@ -17,6 +17,7 @@ from pathlib import Path
 import timm
 import torch
 import torch.nn.functional as F
+from machine import machine_info
 from safetensors.torch import load_file
 
 import zeromamba
@@ -82,6 +83,7 @@ def main() -> None:
     have_cuda_extra = mamba_ssm_available() and causal_conv1d_available()
     backends = ["torch", "triton", "auto"] + (["mamba"] if have_cuda_extra else [])
     report = {
+        "machine": machine_info(),
         "device": torch.cuda.get_device_name(),
         "torch": torch.__version__,
         "mamba_ssm_and_causal_conv1d": have_cuda_extra,

@@ -20,7 +20,11 @@ a change that fuses or removes an operator moves its time between categories rat
 The profiler adds a few percent of overhead: compare categories with each other and the profiled
 total with the plain timing.
 
-    python benchmarks/profile_cpu.py --threads 2 --size 448 --batch 1
+Each instruction-set build (``--builds``, by default ``native`` and, on an AVX-512 CPU, ``avx2``:
+see ``benchmarks/machine.py``) runs in a subprocess of its own, one after the other; the JSON has
+one report per build.
+
+    python benchmarks/profile_cpu.py --threads 2 --size 448 --batch 1 --out benchmarks/results/profile_cpu_<date>.json
 """
 
 from __future__ import annotations
@@ -29,16 +33,21 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 
 import timm
 import torch
 import torch.nn as nn
+from machine import BUILDS, default_builds, machine_info
 from torch.utils.flop_counter import FlopCounterMode
 
 import zeromamba
+from zeromamba.fileio import write_text
 from zeromamba.models.vmamba import SS2D, ClassifierHead, Downsample, Mlp, PatchEmbed, VSSBlock
 from zeromamba.models.zeromamba import SemanticFusion, SemanticLocalProjection
 from zeromamba.ops import kernel_status
@@ -238,7 +247,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="plain timed rounds (interleaved with resnet101)")
     ap.add_argument("--profiled", type=int, default=3, help="profiled forward passes (median per category)")
     ap.add_argument("--top", type=int, default=15, help="how many of the most expensive operators to list")
+    ap.add_argument(
+        "--builds", nargs="+", default=None, choices=list(BUILDS), help="default: native, and avx2 on an AVX-512 CPU"
+    )
+    ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    ap.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if not args.single:
+        run_builds(args)
+        return
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     dtype = getattr(torch, args.dtype)
@@ -276,6 +293,7 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "profile_cpu",
+                "machine": machine_info(kernels=True),
                 "torch": torch.__version__,
                 "threads": args.threads,
                 "cpu_count": os.cpu_count(),
@@ -300,11 +318,36 @@ def main() -> None:
                 "resnet101_gmac_per_s": round(gmacs["resnet101"] / (statistics.median(times["resnet101"]) / 1000), 1),
                 "profile_ms": dict(sorted(profile.items(), key=lambda kv: -kv[1])),
                 "profile_share": {c: round(v / total, 3) for c, v in sorted(profile.items(), key=lambda kv: -kv[1])},
+                "scan_share": round(profile.get("scan", 0.0) / total, 3),
                 "top_operators_ms": [{"op": k[0], "shapes": k[1], "ms": round(v, 2)} for k, v in top],
             },
             indent=2,
         )
     )
+
+
+def run_builds(args: argparse.Namespace) -> None:
+    """This script once per build, each in a subprocess with the build's environment; one JSON."""
+    builds = args.builds or default_builds()
+    argv = ["--single", "--threads", str(args.threads), "--size", str(args.size), "--batch", str(args.batch)]
+    argv += ["--dtype", args.dtype, "--rounds", str(args.rounds), "--profiled", str(args.profiled)]
+    argv += ["--top", str(args.top)]
+    report: dict[str, object] = {"benchmark": "profile_cpu", "machine": machine_info(), "builds_run": builds}
+    per_build = {}
+    for build in builds:
+        env = dict(os.environ, **BUILDS[build])
+        res = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), *argv], env=env, capture_output=True, text=True
+        )
+        if res.returncode != 0:
+            raise SystemExit(f"the {build} build failed:\n{res.stderr[-3000:]}")
+        per_build[build] = {"environment": BUILDS[build], **json.loads(res.stdout)}
+    report["builds"] = per_build
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_text(args.out, text + "\n")
 
 
 if __name__ == "__main__":

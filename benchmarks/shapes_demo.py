@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from machine import machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -44,7 +45,8 @@ def group_accuracy(predictor: Any, data: Any) -> dict[str, float]:
     """Accuracy of each attribute group on the unseen-class test images."""
     from zeromamba.data import build_transform
 
-    crop = predictor.preprocess["crop_mode"] if predictor.preprocess["crop_mode"] == "letterbox" else "squash"
+    mode = predictor.preprocess["crop_mode"]
+    crop = mode if mode in ("border", "letterbox") else "squash"
     idx = data.splits["test_unseen"]
     ds = data.dataset(idx, build_transform(predictor.preprocess["input_size"][-1], crop_mode=crop))
     values, labels = predict_attributes(predictor.model, ds, batch_size=128)
@@ -98,7 +100,13 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     methods = args.methods.split(",")
     data = load_shapes(seed=args.seed)
-    report: dict[str, Any] = {"seed": args.seed, "images": args.images, "models": {}}
+    report: dict[str, Any] = {
+        "benchmark": "shapes_demo",
+        "machine": machine_info(),
+        "seed": args.seed,
+        "images": args.images,
+        "models": {},
+    }
     for name in args.models:
         t0 = time.perf_counter()
         predictor = zeromamba.from_pretrained(name)

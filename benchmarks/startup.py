@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import machine_info
+
 N_IMAGES = 200
 
 API_SCRIPT = """
@@ -146,7 +148,7 @@ def main() -> None:
 
     cli_name = f"CLI: classify {args.images} images"
     report: dict[str, object] = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {**machine_info(), "platform": platform.platform()},
         "images": f"{args.images} PNGs of 64 x 64 (the shapes dataset), model shapes-zsl",
         "rounds": args.rounds,
     }

@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str | None] = {
     "DataError": "errors",
     "DeviceError": "errors",
     "ImageError": "errors",
+    "Int8UnavailableError": "errors",
     "ModelNotAvailableError": "errors",
     "NonFiniteOutputError": "errors",
     "ReadOnlyTargetError": "errors",
@@ -39,6 +40,7 @@ _EXPORTS: dict[str, str | None] = {
     "TrainingError": "errors",
     "UnknownModelError": "errors",
     "ZeroMambaError": "errors",
+    "BatchClassifier": "batch_classifier",
     "ClassificationResult": "results",
     "ImageFailure": "results",
     "Predictor": "predictor",
@@ -61,6 +63,7 @@ _EXPORTS: dict[str, str | None] = {
 
 __all__ = [
     "AttributeMatrixError",
+    "BatchClassifier",
     "CheckpointError",
     "ClassificationResult",
     "ConfigError",
@@ -69,6 +72,7 @@ __all__ = [
     "ExportError",
     "ImageError",
     "ImageFailure",
+    "Int8UnavailableError",
     "ModelNotAvailableError",
     "NonFiniteOutputError",
     "ReadOnlyTargetError",

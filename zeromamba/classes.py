@@ -5,9 +5,11 @@ data layer alike:
 
 * a names list (``.txt``, one name per line): :func:`read_names`;
 * a class-attribute table (CSV / TSV, the class name then one column per attribute, an optional
-  header row of attribute names): :func:`read_attribute_table`;
+  header row of attribute names): :func:`read_attribute_table` (:mod:`zeromamba.class_table`);
+* classes defined by attribute name, ``{class name: {attribute name: value}}``, as a dict or a JSON
+  file (:mod:`zeromamba.class_definitions`);
 * a ``.npy`` matrix, an array, a tensor or a ``{class name: vector}`` dict: :func:`load_class_attributes`,
-  which also validates and L2-normalises any of the above;
+  which also validates and L2-normalises any of the above, and refuses a class name given twice;
 * a seen-class set (a boolean mask, class indices or class names): :func:`seen_mask` /
   :func:`seen_indices`.
 
@@ -16,23 +18,22 @@ Every failure is an :class:`~zeromamba.errors.AttributeMatrixError` naming the f
 
 from __future__ import annotations
 
-import csv
-import difflib
-import io
 import os
 import re
 import warnings
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .class_definitions import match_columns, name_key, read_class_json, require_unique_names, vector_from_names
+from .class_table import AttributeTable, is_number, read_attribute_table, read_text_file
 from .errors import AttributeMatrixError
 from .fileio import MAX_TEXT_FILE_BYTES, read_regular_bytes
+from .npy import load_npy
+from .terminal import terminal_safe
 
 __all__ = [
     "MAX_ATTRIBUTE_MAGNITUDE",
@@ -43,12 +44,15 @@ __all__ = [
     "load_class_names",
     "match_columns",
     "read_attribute_table",
+    "read_class_attribute_file",
     "read_names",
+    "require_unique_names",
     "seen_indices",
     "seen_mask",
 ]
 
-ClassAttributes = Any  # array-like (C x A), Mapping[str, vector], or a path to a .csv / .npy file
+# array-like (C x A), Mapping[str, vector or {attribute name: value}], or a path to a .csv / .json / .npy file
+ClassAttributes = Any
 
 # binary formats that are sometimes mistaken for a class-attribute matrix
 _NOT_A_TABLE = (".pt", ".pth", ".pkl", ".pickle", ".safetensors", ".mat", ".npz", ".png", ".jpg", ".jpeg")
@@ -58,20 +62,6 @@ _NUMBERED = re.compile(r"^\s*\d+(?:\s+|[.:]\s*)(?=\S)")
 
 #: the largest magnitude a class-attribute value may have: scores are computed in float32
 MAX_ATTRIBUTE_MAGNITUDE = float(np.finfo(np.float32).max)
-
-
-def _read_text_file(path: Path, what: str, expected: str | None = None) -> str:
-    """A regular file's UTF-8 text (a byte-order mark dropped); a FIFO, a device, a file over
-    :data:`~zeromamba.fileio.MAX_TEXT_FILE_BYTES` or a missing file is an :class:`AttributeMatrixError` at once."""
-    try:
-        data = read_regular_bytes(path, MAX_TEXT_FILE_BYTES, AttributeMatrixError, f"the {what} file")
-    except FileNotFoundError:
-        raise AttributeMatrixError(f"{what} file not found: {path}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        must = f"; the {what} must be {expected}" if expected else "; it must be UTF-8 text"
-        raise AttributeMatrixError(f"{path} is not text{must}") from None
 
 
 # --- names ---------------------------------------------------------------------------------------
@@ -92,7 +82,7 @@ def read_names(source: str | os.PathLike | Iterable[str], what: str = "names") -
         return [str(s) for s in source]
     path = Path(source)
     expected = f"a text file with one {what[:-1] if what.endswith('s') else what} per line"
-    text = _read_text_file(path, what, expected)
+    text = read_text_file(path, what, expected)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if lines and all(_NUMBERED.match(ln) for ln in lines):
         lines = [_NUMBERED.sub("", ln, count=1).strip() for ln in lines]
@@ -106,129 +96,19 @@ def read_names(source: str | os.PathLike | Iterable[str], what: str = "names") -
 
 def _looks_like_table_row(line: str) -> bool:
     cells = [c.strip() for c in re.split(r"[,;\t]", line)]
-    return len(cells) > 2 and all(_is_number(c) for c in cells[1:])
+    return len(cells) > 2 and all(is_number(c) for c in cells[1:])
 
 
 def load_class_names(source: str | os.PathLike | Iterable[str]) -> list[str]:
-    """Class names from a text file (see :func:`read_names`) or an iterable."""
-    return read_names(source, "class names")
-
-
-# --- class-attribute tables ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AttributeTable:
-    """A class-attribute table as read from a file.
-
-    Attributes:
-        class_names: the first column, one name per row.
-        attribute_names: the header's attribute columns, or ``None`` for a file without a header.
-        values: ``(C, A)`` float64 values.
-        path: the file it came from.
-    """
-
-    class_names: list[str]
-    attribute_names: list[str] | None
-    values: np.ndarray
-    path: str
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
-
-
-def read_attribute_table(path: str | os.PathLike, *, require_header: bool = False) -> AttributeTable:
-    """Read a class-attribute CSV: ``class,<attribute 1>,...`` then one row per class.
-
-    ``,``, ``;`` and tab separators are recognised; blank lines and lines starting with ``#`` are
-    skipped. A first row whose value cells are not all numbers is the header (its first cell, e.g.
-    ``class``, is ignored).
+    """Class names from a text file (see :func:`read_names`) or an iterable.
 
     Raises:
-        AttributeMatrixError: missing or unreadable file, no rows, a header required but absent,
-            rows of unequal width, values that are not finite numbers, or duplicate class names.
+        AttributeMatrixError: an unreadable file, or a name given twice.
     """
-    path = Path(path)
-    text = _read_text_file(path, "class-attribute")
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
-        raise AttributeMatrixError(f"class-attribute file {path} has no rows; it needs one row per class")
-    try:
-        dialect: Any = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    first_row = [c.strip() for c in next(csv.reader(lines[:1], dialect))]
-    delimiter = dialect.delimiter
-    if len(first_row) == 1 and not any(delimiter in ln for ln in lines):
-        raise AttributeMatrixError(
-            f"{path} has one column: it looks like a list of names, not a class-attribute table. Expected a header "
-            "'class,<attribute 1>,<attribute 2>,...' then one row per class: its name and one number per attribute "
-            "(class names alone go in class_names / --class-names)"
-        )
-    header = None
-    if len(first_row) > 1 and not all(_is_number(c) for c in first_row[1:]):
-        header, lines = first_row[1:], lines[1:]
-    if require_header and header is None:
-        raise AttributeMatrixError(f"{path}: needs a header row 'class,<attribute>,...' naming the attributes")
-    if not lines:
-        raise AttributeMatrixError(f"class-attribute file {path} has a header but no class rows")
-    width = len(header) if header is not None else len(first_row) - 1
-    if width < 1:
-        raise AttributeMatrixError(f"{path}: each row needs a class name and at least one attribute value")
-    first = 2 if header is not None else 1
-    if any('"' in ln for ln in lines):  # quoted cells: the csv module splits them
-        names, matrix = _parse_rows([[c.strip() for c in r] for r in csv.reader(lines, dialect)], width, path, first)
-    else:  # the common case, parsed in C: numpy reads the values, a split at the first delimiter the names
-        names, matrix = _parse_plain(lines, delimiter, width, path, first)
-    if not np.all(np.isfinite(matrix)):
-        r, c = map(int, np.argwhere(~np.isfinite(matrix))[0])
-        raise AttributeMatrixError(f"{path}, row {r + first}: attribute values contain NaN or inf (column {c + 2})")
-    counts = Counter(names)  # a dict count: linear in the rows (list.count made 100k classes take minutes)
-    dup = sorted(n for n, k in counts.items() if k > 1)
-    if dup:
-        raise AttributeMatrixError(f"{path}: duplicate class rows: {', '.join(dup[:5])}")
-    return AttributeTable(names, header, matrix, str(path))
-
-
-def _wrong_width(path: Path, n: int, got: int, width: int) -> AttributeMatrixError:
-    return AttributeMatrixError(
-        f"{path}, row {n}: {got} values, expected {width} (one column per attribute after the class name)"
-    )
-
-
-def _parse_plain(lines: list[str], delimiter: str, width: int, path: Path, first: int) -> tuple[list[str], np.ndarray]:
-    """Names and ``(C, width)`` values of unquoted rows; a bad row is looked for row by row, to name it."""
-    if any(line.count(delimiter) != width for line in lines):
-        return _parse_rows([[c.strip() for c in ln.split(delimiter)] for ln in lines], width, path, first)
-    names = [line.partition(delimiter)[0].strip() for line in lines]
-    try:
-        values = np.loadtxt(
-            lines, delimiter=delimiter, usecols=range(1, width + 1), dtype=np.float64, ndmin=2, comments=None
-        )
-    except ValueError:
-        return _parse_rows([[c.strip() for c in ln.split(delimiter)] for ln in lines], width, path, first)
-    return names, values
-
-
-def _parse_rows(rows: list[list[str]], width: int, path: Path, first: int) -> tuple[list[str], np.ndarray]:
-    """Names and ``(C, width)`` float64 values of split rows, each checked (``first``: the file row of ``rows[0]``)."""
-    values = np.empty((len(rows), width), dtype=np.float64)
-    for n, row in enumerate(rows):
-        if len(row) - 1 != width:
-            raise _wrong_width(path, n + first, len(row) - 1, width)
-        try:
-            values[n] = [float(c) for c in row[1:]]
-        except ValueError:
-            bad = next(c for c in row[1:] if not _is_number(c))
-            raise AttributeMatrixError(
-                f"{path}, row {n + first}: a value that is not a number: {bad!r} (in {row[1:][:8]})"
-            ) from None
-    return [row[0] for row in rows], values
+    names = read_names(source, "class names")
+    where = f"the class names of {os.fspath(source)}" if isinstance(source, (str, os.PathLike)) else "class_names"
+    require_unique_names(names, where)
+    return names
 
 
 # --- matrices ------------------------------------------------------------------------------------
@@ -282,104 +162,80 @@ def _check_scale(matrix: np.ndarray, what: str) -> None:
         )
 
 
-def _matrix_from_mapping(source: Mapping[Any, Any]) -> tuple[np.ndarray, list[str]]:
+def _matrix_from_mapping(
+    source: Mapping[Any, Any], attribute_names: Sequence[str] | None, where: str = "the attribute dict"
+) -> tuple[np.ndarray, list[str]]:
+    """``{class name: vector}`` or ``{class name: {attribute name: value}}`` (mixed too) as rows."""
     if not source:
-        raise AttributeMatrixError("the attribute dict is empty; it needs one entry per class")
+        raise AttributeMatrixError(f"{where} is empty; it needs one entry per class")
+    names = [str(k) for k in source]
+    require_unique_names(names, f"{where} (its keys as text)")
     rows = []
-    for k, v in source.items():
+    for name, v in zip(names, source.values()):
+        if isinstance(v, Mapping):
+            rows.append(vector_from_names(v, attribute_names, name))
+            continue
         row = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
         if row.ndim != 1:
-            raise AttributeMatrixError(f"class {k!r}: expected a vector of attribute values, got shape {row.shape}")
+            raise AttributeMatrixError(
+                f"class {name!r}: expected a vector of attribute values or a dict of attribute names to values "
+                f"({{'red': 1, 'circle': 1}}), got shape {row.shape}"
+            )
         rows.append(row)
     if len({r.shape for r in rows}) > 1:
         lengths = sorted({len(r) for r in rows})
         raise AttributeMatrixError(
             f"the attribute vectors have different lengths {lengths}; give each class all of them"
         )
-    return np.stack(rows), [str(k) for k in source]
+    try:
+        return np.stack(rows), names
+    except (TypeError, ValueError) as e:  # values of no common numeric type
+        raise AttributeMatrixError(f"{where}: the attribute values must be numbers ({e})") from None
 
 
-def _name_key(name: str) -> str:
-    """A column name without case and separators: ``Has_Stripes``, ``has-stripes``, ``has stripes``
-    all become ``hasstripes``."""
-    return re.sub(r"[\W_]+", "", name.casefold())
-
-
-def match_columns(header: Sequence[str], attribute_names: Sequence[str], source: str) -> list[int]:
-    """For each of the model's attributes, the index of the header column that names it.
-
-    Names match exactly, else ignoring case and separators (space, ``_``, ``-``, ``:`` ...) when
-    that is unambiguous; the order of the columns is free.
+def read_class_attribute_file(path: str | os.PathLike) -> AttributeTable | np.ndarray | dict[str, Any]:
+    """A class-attribute file as read, before it is matched to a model: a ``.npy`` file as its array, a
+    ``.json`` file as its dict of classes, a CSV table as an :class:`AttributeTable`. Each can be pickled and given to
+    :func:`load_class_attributes` later, where the file is not reachable (another process or machine).
 
     Raises:
-        AttributeMatrixError: a column naming no attribute, an attribute with no column, or a name
-            given twice; the message names ``source`` and suggests close names.
+        AttributeMatrixError: a missing file, a folder, a file of another kind, or an unreadable table.
     """
-    dup = sorted(h for h, k in Counter(header).items() if k > 1)
-    if dup:
-        raise AttributeMatrixError(f"{source}: the header names {', '.join(repr(d) for d in dup)} more than once")
-    exact = {h: i for i, h in enumerate(header)}
-    order: dict[str, int] = {a: exact[a] for a in attribute_names if a in exact}
-    free = {i: _name_key(h) for i, h in enumerate(header) if i not in order.values()}
-    for a in attribute_names:
-        if a in order:
-            continue
-        hits = [i for i, key in free.items() if key == _name_key(a)]
-        if len(hits) == 1:
-            order[a] = hits[0]
-            del free[hits[0]]
-    missing = [a for a in attribute_names if a not in order]
-    unknown = [header[i] for i in sorted(free)]
-    if not missing and not unknown:
-        return [order[a] for a in attribute_names]
-    parts = []
-    if unknown:
-        described = []
-        for u in unknown[:10]:
-            close = difflib.get_close_matches(u, missing or list(attribute_names), n=2, cutoff=0.6)
-            described.append(f"{u!r}" + (f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""))
-        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
-        parts.append(f"unknown column(s) {', '.join(described)}{more}")
-    if missing:
-        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-        parts.append(f"no column for attribute(s) {', '.join(repr(m) for m in missing[:10])}{more}")
-    raise AttributeMatrixError(
-        f"{source}: the header does not match the model's {len(attribute_names)} attributes: {'; '.join(parts)}. "
-        "Name one column per attribute (any order; case and separators do not matter), as in "
-        "predictor.attribute_names"
-    )
-
-
-def _matrix_from_file(
-    path: Path, num_attributes: int | None, attribute_names: Sequence[str] | None
-) -> tuple[np.ndarray, list[str] | None]:
+    path = Path(path)
     if path.is_dir() or not os.path.lexists(path):
         what = "a folder" if path.is_dir() else "not found"
         raise AttributeMatrixError(
-            f"class-attribute file {path}: {what}; pass a .csv (or .tsv, .txt) table or a .npy matrix"
+            f"class-attribute file {path}: {what}; pass a .csv (or .tsv, .txt) table, a .json file of classes by "
+            "attribute name or a .npy matrix"
         )
     suffix = path.suffix.lower()
+    if suffix == ".json":
+        return read_class_json(path)
     if suffix == ".npy":
         try:  # read as a regular file of bounded size first: np.load would block on a FIFO
             data = read_regular_bytes(path, MAX_TEXT_FILE_BYTES, AttributeMatrixError, "the class-attribute file")
         except FileNotFoundError:
             raise AttributeMatrixError(f"class-attribute file not found: {path}") from None
-        try:
-            return np.load(io.BytesIO(data), allow_pickle=False), None
-        except (OSError, ValueError) as e:
-            raise AttributeMatrixError(f"cannot read {path} as a numeric .npy array: {e}") from None
+        return load_npy(data, str(path), AttributeMatrixError)  # header checked before numpy allocates
     if suffix in _NOT_A_TABLE:
         raise AttributeMatrixError(
             f"{path}: a {suffix} file is not a class-attribute matrix; pass a .csv table "
-            "(class,<attribute>,... then one row per class) or a .npy C x A array"
+            "(class,<attribute>,... then one row per class), a .json file or a .npy C x A array"
         )
-    table = read_attribute_table(path)
+    return read_attribute_table(path)
+
+
+def _matrix_from_table(
+    table: AttributeTable, num_attributes: int | None, attribute_names: Sequence[str] | None
+) -> tuple[np.ndarray, list[str] | None]:
+    path = table.path
     matrix, header = table.values, table.attribute_names
+    _require_name_column(table, num_attributes, attribute_names)
     if header is not None and attribute_names is not None:
         matrix = matrix[:, match_columns(header, list(attribute_names), str(path))]
     elif num_attributes is not None and matrix.shape[1] != num_attributes:
         names = (
-            f" ({', '.join(list(attribute_names)[:12])}{', ...' if len(attribute_names) > 12 else ''})"
+            f" ({terminal_safe(', '.join(list(attribute_names)[:12]))}{', ...' if len(attribute_names) > 12 else ''})"
             if attribute_names
             else ""
         )
@@ -393,7 +249,31 @@ def _matrix_from_file(
             "file order",
             stacklevel=3,
         )
-    return matrix, table.class_names
+    return matrix, list(table.class_names)
+
+
+def _require_name_column(
+    table: AttributeTable, num_attributes: int | None, attribute_names: Sequence[str] | None
+) -> None:
+    """Refuse a table whose first column is not class names: a header that starts with an attribute,
+    or rows that start with a number where one value is missing."""
+    path = table.path
+    if table.name_column is not None and attribute_names and table.attribute_names is not None:
+        keys = {name_key(a) for a in table.attribute_names}
+        first = name_key(table.name_column)
+        if any(name_key(a) == first for a in attribute_names) and first not in keys:
+            raise AttributeMatrixError(
+                f"{path}: the header has no class-name column: its first column, {table.name_column!r}, is an "
+                f"attribute, but the first column holds each row's class name. Put a name column first "
+                f"(class,{table.name_column},...) and each class's name at the start of its row"
+            )
+    width = table.values.shape[1]
+    if num_attributes is not None and width == num_attributes - 1 and all(map(is_number, table.class_names)):
+        raise AttributeMatrixError(
+            f"{path}: no class-name column: every row starts with a number ({table.class_names[0]!r}) and has "
+            f"{width} values after it, one short of the model's {num_attributes} attributes. Put each class's name "
+            "first, then its values (a header row 'class,<attribute>,...' names the columns)"
+        )
 
 
 def load_class_attributes(
@@ -409,13 +289,17 @@ def load_class_attributes(
     ``source`` may be:
 
     * a ``C x A`` numpy array, torch tensor or nested list (row ``i`` describes class ``i``);
-    * a dict ``{class name: vector of A values}``;
+    * a dict ``{class name: vector of A values}``, or of the attributes each class has by name,
+      ``{"red disc": {"red": 1, "circle": 1, "solid": 1}}`` (attributes not named are 0; names
+      matched as in a CSV header; an unknown name is an error suggesting the close ones);
+    * a ``.json`` file holding such a dict;
     * a ``.npy`` file (a ``C x A`` array, loaded without pickle);
-    * a CSV file (see :func:`read_attribute_table`). A header row is matched to the model's
+    * a CSV file (see :func:`read_attribute_table`), or the :class:`AttributeTable` read from one. A
+      header row is matched to the model's
       ``attribute_names`` by name (:func:`match_columns`: any order; exact, else ignoring case and
       separators), and any column that names no attribute, or an attribute without a column, is an
-      error. A file without a header is read by position, and only when it has exactly
-      ``num_attributes`` columns after the class name. Example::
+      error. A file without a header is read by position, and only when each row is the class name
+      then exactly ``num_attributes`` values. Example::
 
           class,has_stripes,has_hooves,is_black
           zebra,1,1,0.5
@@ -429,17 +313,30 @@ def load_class_attributes(
         AttributeMatrixError: unreadable file or a file of another kind (a names list, a checkpoint),
             a header that does not name the model's attributes, not two-dimensional, no rows, a
             column count other than ``num_attributes``, complex values (never cast), NaN or inf values,
-            values beyond float32's range (:data:`MAX_ATTRIBUTE_MAGNITUDE`), an all-zero row, or names
-            whose count does not match the rows. File errors name the file; a FIFO, a device or a file
-            over :data:`~zeromamba.fileio.MAX_TEXT_FILE_BYTES` is refused before anything is read.
+            values beyond float32's range (:data:`MAX_ATTRIBUTE_MAGNITUDE`), an all-zero row, names
+            whose count does not match the rows, or a class name given twice (also ``{1: v, "1": w}``).
+            File errors name the file; a FIFO, a device or a file over
+            :data:`~zeromamba.fileio.MAX_TEXT_FILE_BYTES` is refused before anything is read.
     """
     names: list[str] | None = None
     what = "the class-attribute matrix"
+    file_name = None
     if isinstance(source, (str, os.PathLike)):
-        what = f"the class-attribute matrix of {os.fspath(source)}"
-        matrix, names = _matrix_from_file(Path(source), num_attributes, attribute_names)
+        file_name = os.fspath(source)
+        what = f"the class-attribute matrix of {file_name}"
+        source = read_class_attribute_file(source)
+    if isinstance(source, AttributeTable):
+        what = f"the class-attribute matrix of {source.path}"
+        matrix, names = _matrix_from_table(source, num_attributes, attribute_names)
+    elif isinstance(source, Mapping) and file_name is not None:  # a .json file: its errors name it
+        try:
+            matrix, names = _matrix_from_mapping(source, attribute_names, file_name)
+        except AttributeMatrixError as e:
+            if file_name in str(e):
+                raise
+            raise AttributeMatrixError(f"{file_name}: {e}") from None
     elif isinstance(source, Mapping):
-        matrix, names = _matrix_from_mapping(source)
+        matrix, names = _matrix_from_mapping(source, attribute_names)
     elif isinstance(source, torch.Tensor):
         if source.is_complex():  # .float() would drop the imaginary part with only a warning
             raise AttributeMatrixError(_complex_message(what, str(source.dtype)))

@@ -3,9 +3,15 @@
 All derive from :class:`ZeroMambaError`, so ``except zeromamba.ZeroMambaError`` catches every
 bad-input error; most also derive from the matching builtin (``ValueError``, ``FileNotFoundError``)
 so generic handlers keep working.
+
+A message may quote text from outside (a class or tensor name, a file name, a URL): ``str(error)``
+shows its control characters as escapes (``\\x1b``, see :func:`zeromamba.terminal.terminal_safe`),
+so a traceback or an error line cannot act on the terminal; ``error.args[0]`` keeps the exact text.
 """
 
 from __future__ import annotations
+
+from .terminal import terminal_safe
 
 __all__ = [
     "ZeroMambaError",
@@ -22,11 +28,15 @@ __all__ = [
     "ReadOnlyTargetError",
     "RequestTimeoutError",
     "ExportError",
+    "Int8UnavailableError",
 ]
 
 
 class ZeroMambaError(Exception):
     """Base class of every error zeromamba raises on bad input."""
+
+    def __str__(self) -> str:  # the message's own line breaks stay; every other control is escaped
+        return terminal_safe(super().__str__(), keep_newlines=True)
 
 
 class CheckpointError(ZeroMambaError, ValueError):
@@ -37,7 +47,7 @@ class UnknownModelError(ZeroMambaError, KeyError):
     """A variant or architecture name that is not registered (the message suggests close names)."""
 
     def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+        return terminal_safe(self.args[0], keep_newlines=True) if self.args else ""
 
 
 class ModelNotAvailableError(ZeroMambaError, OSError):
@@ -81,7 +91,7 @@ class ReadOnlyTargetError(ZeroMambaError, PermissionError):
     and the file is left as it was."""
 
     def __str__(self) -> str:  # PermissionError would print an errno
-        return str(self.args[0]) if self.args else ""
+        return terminal_safe(self.args[0], keep_newlines=True) if self.args else ""
 
 
 class RequestTimeoutError(ZeroMambaError, TimeoutError):
@@ -92,3 +102,9 @@ class RequestTimeoutError(ZeroMambaError, TimeoutError):
 class ExportError(ZeroMambaError, RuntimeError):
     """A model that cannot be exported to the requested format (an unsupported model or format, a
     missing ``export`` extra, or an exported graph that does not reproduce the model)."""
+
+
+class Int8UnavailableError(DeviceError):
+    """int8 inference cannot run here: no int8 CPU kernel in this PyTorch build or on this CPU, a
+    device other than the CPU, or a gradient asked of int8 layers. zeromamba never falls back to
+    float32 in its place: choose ``dtype="float32"`` (or ``bfloat16``) instead."""

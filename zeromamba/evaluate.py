@@ -184,8 +184,8 @@ def _input_size(image_size: int | None, preprocess: dict[str, Any] | None) -> in
 
 
 def _dataset_crop_mode(mode: str) -> str:
-    """The model's preprocessing for dataset images: ``letterbox`` as saved; otherwise the paper's squash."""
-    return "letterbox" if mode == "letterbox" else "squash"
+    """The model's preprocessing for dataset images: ``border`` / ``letterbox`` as saved, else the paper's squash."""
+    return mode if mode in ("border", "letterbox") else "squash"
 
 
 def _split(data: ZSLData, split: str, holdout_fraction: float, seed: int) -> EvalSplit:
@@ -319,7 +319,7 @@ def evaluate_explanations(
             maps = attribute_maps(net, x, targets, method).cpu()
             for s, grid in zip(samples, maps):
                 w, h = s.image.size
-                box = letterbox_box(w, h, size, size) if crop_mode == "letterbox" else (0.0, 0.0, float(w), float(h))
+                box = letterbox_box(w, h, size, size) if crop_mode != "squash" else (0.0, 0.0, float(w), float(h))
                 on_image = maps_on_image(grid, box, w, h).numpy()
                 for k, group in enumerate(SHAPES_GROUPS):
                     records[method].append({"group": group, **score_map(on_image[k], s.mask, tolerance)})

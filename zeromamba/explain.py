@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from .attribution import maps_on_image
+from .terminal import terminal_safe
 
 __all__ = ["COLORMAPS", "Explanation", "apply_colormap", "build_explanation", "pretty_name", "render_explanation"]
 
@@ -88,12 +89,13 @@ def apply_colormap(values: np.ndarray, name: str = "inferno") -> np.ndarray:
 
 def pretty_name(name: str) -> str:
     """Display form of a name: ``has_bill_shape::curved_(up_or_down)`` -> ``bill shape: curved (up or down)``,
-    ``001.Black_footed_Albatross`` -> ``Black footed Albatross``."""
+    ``001.Black_footed_Albatross`` -> ``Black footed Albatross``; one line, control characters shown
+    as escapes (:func:`~zeromamba.terminal.terminal_safe`)."""
     s = re.sub(r"^\d+\.(?=\D)", "", name).replace("::", ": ").replace("_", " ")
     for prefix in ("has ",):
         if s.startswith(prefix) and len(s) > len(prefix):
             s = s[len(prefix) :]
-    return " ".join(s.split())
+    return terminal_safe(" ".join(s.split()))
 
 
 @dataclass
@@ -167,13 +169,15 @@ class Explanation:
         return figure
 
     def __str__(self) -> str:
-        lines = [f"{self.source or 'image'}  {self.image.size[0]}x{self.image.size[1]}"]
+        safe = terminal_safe  # names from the model or the user: no control characters on the terminal
+        lines = [f"{safe(self.source or 'image')}  {self.image.size[0]}x{self.image.size[1]}"]
         if self.class_info:
             c = self.class_info
-            lines.append(f"class {c['name']} (rank {c['rank']}, p={c['probability']:.3f}; predicted: {c['predicted']})")
+            rank = f"rank {c['rank']}, p={c['probability']:.3f}; predicted: {safe(c['predicted'])}"
+            lines.append(f"class {safe(c['name'])} ({rank})")
         for k, (n, v) in enumerate(zip(self.attribute_names, self.attribute_values)):
             extra = f"  contribution {self.contributions[k]:+.4f}" if self.contributions is not None else ""
-            lines.append(f"  {n}: value {v:.4f}{extra}")
+            lines.append(f"  {safe(n)}: value {v:.4f}{extra}")
         return "\n".join(lines)
 
 
@@ -363,7 +367,7 @@ def render_explanation(
         else:
             title = "Attribute attention"
     draw.text((pad, pad), _fit(draw, title, f_title, width - 2 * pad), fill=_TEXT, font=f_title)
-    source = os.path.basename(explanation.source) if explanation.source else ""
+    source = terminal_safe(os.path.basename(explanation.source)) if explanation.source else ""  # one line
     if source:
         sw = _text_width(draw, source, f_small)
         tw = _text_width(draw, title, f_title)

@@ -123,7 +123,6 @@ def from_pretrained(
         seen=loaded.seen,
         gamma=loaded.gamma,
         attribute_names=loaded.config.get("attribute_names"),
-        preprocess=loaded.preprocess,
         device=device,
         dtype=dtype,
         batch_size=batch_size,

@@ -34,6 +34,7 @@ __all__ = [
     "open_regular",
     "read_regular_bytes",
     "read_regular_text",
+    "refuse_read_only",
     "remove_stale_temporaries",
     "replace_dir",
     "write_bytes",
@@ -194,6 +195,25 @@ def _read_only(st: os.stat_result, path: Path) -> bool:
     return not (st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) or not os.access(path, os.W_OK)
 
 
+def refuse_read_only(path: str | os.PathLike) -> None:
+    """Raise :class:`ReadOnlyTargetError` now when ``path`` is a read-only file that :func:`atomic_write`
+    would refuse to replace: for a long job, before the work rather than after it."""
+    path = Path(path)
+    try:
+        existing = os.stat(path)
+    except OSError:
+        return
+    if stat.S_ISREG(existing.st_mode) and _read_only(existing, path):
+        raise ReadOnlyTargetError(_read_only_message(path, existing))
+
+
+def _read_only_message(path: Path, existing: os.stat_result) -> str:
+    return (
+        f"{path} is read-only (mode {stat.filemode(existing.st_mode)}): zeromamba does not replace a read-only "
+        "file; make it writable (chmod u+w), remove it, or write to another path"
+    )
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any], *, replace_read_only: bool = False) -> Path:
     """Call ``write(tmp_path)``, fsync the result and rename it onto ``path`` (folders are created).
 
@@ -212,10 +232,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any], *, repla
     except OSError:
         existing = None
     if existing is not None and stat.S_ISREG(existing.st_mode) and not replace_read_only and _read_only(existing, path):
-        raise ReadOnlyTargetError(
-            f"{path} is read-only (mode {stat.filemode(existing.st_mode)}): zeromamba does not replace a read-only "
-            "file; make it writable (chmod u+w), remove it, or write to another path"
-        )
+        raise ReadOnlyTargetError(_read_only_message(path, existing))
     tmp = _temporary_name(path)
     try:
         write(tmp)

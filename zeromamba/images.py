@@ -7,7 +7,9 @@ Every raw input (a path, a PIL image, a numpy array, a ``uint8`` tensor) becomes
 Input conventions:
 
 * ``str`` / :class:`os.PathLike`: an image file, opened with PIL; an ``http://`` or ``https://``
-  URL is fetched (:func:`zeromamba.sources.fetch_url`: a timeout, a size limit, no other schemes).
+  URL is fetched (:func:`zeromamba.sources.fetch_url`: one deadline, a size limit, no other schemes).
+* ``bytes``: an encoded image file's contents (JPEG, PNG, ... as read from disk or a column of a
+  table), decoded as a file would be.
 * :class:`PIL.Image.Image`: any mode. Alpha (``RGBA``, ``LA``, ``PA``, palette transparency) is
   composited on white; ``CMYK``, ``YCbCr``, ``HSV``, ``P``, ``1`` and ``L`` are converted to RGB;
   16-bit modes (``I;16*``) and ``I`` are read as 16-bit data (0..65535) and scaled to 8 bits;
@@ -38,7 +40,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .constants import ZSL_PREPROCESS
 from .errors import ConfigError, ImageError
 from .framing import frame_object
-from .letterbox import letterbox
+from .letterbox import fill_colour, letterbox
 from .sources import fetch_url, is_url
 
 __all__ = [
@@ -47,8 +49,10 @@ __all__ = [
     "ImageInput",
     "ImageTransform",
     "PreparedImage",
+    "decode_image_bytes",
     "describe_source",
     "load_image",
+    "model_preprocess",
     "prepare_image",
     "preprocess_image",
     "resolve_preprocess",
@@ -62,7 +66,7 @@ DEFAULT_MAX_PIXELS = 100_000_000
 #: object framing (``object_extent``, see :func:`resolve_preprocess`).
 DEFAULT_PREPROCESS: dict[str, Any] = {**ZSL_PREPROCESS, "object_extent": None}
 
-ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
+ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray | torch.Tensor
 
 _INTERPOLATIONS = {
     "nearest": Image.Resampling.NEAREST,
@@ -72,33 +76,43 @@ _INTERPOLATIONS = {
     "box": Image.Resampling.BOX,
     "hamming": Image.Resampling.HAMMING,
 }
-_CROP_MODES = ("squash", "center", "letterbox")
+_CROP_MODES = ("squash", "center", "border", "letterbox")
 _WHITE = (255, 255, 255)
 
 
-def resolve_preprocess(preprocess: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Complete and validate a preprocessing dict (missing keys take :data:`DEFAULT_PREPROCESS`).
+def resolve_preprocess(
+    preprocess: Mapping[str, Any] | None = None, base: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Complete and validate a preprocessing dict: the keys of ``preprocess`` over those of ``base``
+    (e.g. a model's own, :func:`model_preprocess`) over :data:`DEFAULT_PREPROCESS`.
 
     Keys: ``input_size`` ``(3, H, W)`` (an int or ``(H, W)`` is accepted), ``mean`` and ``std``
     (three floats), ``interpolation`` (``bilinear``, ``bicubic``, ``nearest``, ``lanczos``, ``box``,
-    ``hamming``), ``crop_pct`` (in (0, 1]) and ``crop_mode``: ``squash`` resizes the whole image to
-    ``H x W`` ignoring its aspect ratio (what the authors do), ``center`` resizes the shorter side
-    to ``size / crop_pct`` and takes the centre ``H x W`` crop (timm's usual evaluation transform),
-    ``letterbox`` fits the whole image into ``H x W`` without changing its aspect ratio and pads the
-    rest with the image's border colour (:func:`zeromamba.letterbox.letterbox`; ``crop_pct`` unused).
-    A model's saved config says which one it was trained with. ``object_extent`` ``(smallest,
-    target)`` (or ``None``, the default): before all that, a lone object on a plain background
-    smaller than ``smallest`` (half its bounding box's longer side over the image's longer side) is
-    framed so that it has ``target`` (:func:`zeromamba.framing.frame_object`); for models trained on
-    objects of a known size, such as the shipped ``shapes-zsl`` (``[0.17, 0.28]``).
+    ``hamming``), ``crop_pct`` (in (0, 1]) and ``crop_mode``, timm's names and meanings:
+    ``squash`` resizes the whole image to ``size / crop_pct`` ignoring its aspect ratio, then takes
+    the centre ``H x W`` (the authors' plain resize at ``crop_pct`` 1); ``center`` resizes the
+    shorter side to ``size / crop_pct`` and takes the centre crop; ``border`` fits the whole image
+    into ``size / crop_pct`` keeping its aspect ratio and pads it to ``H x W`` with
+    ``round(255 * mean)`` (0 after normalisation), then takes the centre crop. These three are
+    exactly what ``timm.data.create_transform`` builds from the same values. ``letterbox`` is
+    ``border`` padded with the image's border colour instead (zeromamba's own; timm has no such
+    mode; :mod:`zeromamba.letterbox`). ``object_extent`` ``(smallest, target)`` (or ``None``, the
+    default; an explicit ``None`` switches a model's framing off): before all that, a lone object
+    on a plain background smaller than ``smallest`` (half its bounding box's longer side over the
+    image's longer side) is framed so that it has ``target`` (:func:`zeromamba.framing.frame_object`);
+    for models trained on objects of a known size, such as the shipped ``shapes-zsl``. timm's
+    transforms have no such step.
 
     Raises:
         ConfigError: an unknown key or a value out of range.
     """
     cfg = dict(DEFAULT_PREPROCESS)
-    if preprocess:
-        # other keys (a timm pretrained_cfg carries url, num_classes, ...) are ignored
-        cfg.update({k: v for k, v in preprocess.items() if k in DEFAULT_PREPROCESS and v is not None})
+    for layer in (base, preprocess):
+        if layer:
+            # other keys (a timm pretrained_cfg carries url, num_classes, ...) are ignored
+            cfg.update({k: v for k, v in layer.items() if k in DEFAULT_PREPROCESS and v is not None})
+            if "object_extent" in layer:
+                cfg["object_extent"] = layer["object_extent"]
     size = cfg["input_size"]
     if isinstance(size, int):
         size = (3, size, size)
@@ -144,6 +158,25 @@ def resolve_preprocess(preprocess: Mapping[str, Any] | None = None) -> dict[str,
             raise ConfigError(f"preprocess object_extent needs 0 < smallest <= target < 0.5, got {extent!r}")
         cfg["object_extent"] = (smallest, target)
     return cfg
+
+
+def model_preprocess(model: Any) -> dict[str, Any]:
+    """A model's own preprocessing, complete (see :func:`resolve_preprocess`).
+
+    A model built by timm or loaded by zeromamba carries it in ``model.pretrained_cfg``: read as
+    ``timm.data.resolve_data_config(model=model)`` reads it (timm's defaults for what it leaves out),
+    plus zeromamba's ``object_extent`` (:mod:`zeromamba.framing`). A model without one (built
+    directly, or read from the authors' ``.pth``) gets :data:`DEFAULT_PREPROCESS`, the authors'
+    448 x 448 resize.
+    """
+    cfg = getattr(model, "pretrained_cfg", None)
+    if not isinstance(cfg, Mapping) or not cfg.get("input_size"):
+        return resolve_preprocess()
+    from timm.data import resolve_data_config
+
+    own = dict(resolve_data_config({}, pretrained_cfg=dict(cfg)))
+    own["object_extent"] = cfg.get("object_extent")
+    return resolve_preprocess(own)
 
 
 def describe_source(source: Any, index: int) -> str:
@@ -194,6 +227,19 @@ def load_image(source: str | os.PathLike | Image.Image, *, max_pixels: int | Non
     if size == 0:
         raise ImageError(f"image file {path} is empty (0 bytes); re-download or re-export it")
     return _decode(lambda: path, str(path), max_pixels)
+
+
+def decode_image_bytes(
+    data: bytes, name: str = "the image bytes", *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Image.Image:
+    """Decode an encoded image file's contents (``name`` says which in errors), as :func:`load_image` a file.
+
+    Raises:
+        ImageError: no data, not an image, truncated data, or an image over the pixel limit.
+    """
+    if not data:
+        raise ImageError(f"{name} is empty (0 bytes); re-download or re-export the image")
+    return _decode(lambda: io.BytesIO(data), name, max_pixels)
 
 
 def _decode(opener: Callable[[], Any], name: str, max_pixels: int | None) -> Image.Image:
@@ -350,21 +396,26 @@ def preprocess_image(img: Image.Image, preprocess: Mapping[str, Any]) -> tuple[t
             return tensor, (left + dx, top + dy, right + dx, bottom + dy)
     _, out_h, out_w = preprocess["input_size"]
     resample = _INTERPOLATIONS[preprocess["interpolation"]]
-    if preprocess["crop_mode"] == "letterbox":
-        framed, box = letterbox(img, out_w, out_h, resample)
+    mode, crop_pct = preprocess["crop_mode"], preprocess["crop_pct"]
+    if mode in ("border", "letterbox"):
+        fill = fill_colour(preprocess["mean"]) if mode == "border" else None
+        framed, box = letterbox(img, out_w, out_h, resample, fill=fill, crop_pct=crop_pct)
         return _normalise(framed, preprocess), box
     w, h = img.size
-    crop_pct = preprocess["crop_pct"]
-    if preprocess["crop_mode"] == "squash" or out_h != out_w:
-        # timm's "squash": the whole image scaled to size / crop_pct (aspect ignored), then the centre crop
-        scale_h, scale_w = math.floor(out_h / crop_pct), math.floor(out_w / crop_pct)
-    else:
-        # timm's "center" (torchvision Resize(int)): shorter side to size / crop_pct, then the centre crop
-        short = math.floor(out_h / crop_pct)
+    box_w, box_h = math.floor(out_w / crop_pct), math.floor(out_h / crop_pct)
+    if mode == "squash":
+        # the whole image scaled to size / crop_pct (aspect ignored), then the centre crop
+        scale_w, scale_h = box_w, box_h
+    elif out_h == out_w:
+        # torchvision's Resize(int), as timm's "center": the shorter side to size / crop_pct
         if w <= h:
-            scale_w, scale_h = short, max(short, int(short * h / w))
+            scale_w, scale_h = box_w, max(box_w, int(box_w * h / w))
         else:
-            scale_w, scale_h = max(short, int(short * w / h)), short
+            scale_w, scale_h = max(box_h, int(box_h * w / h)), box_h
+    else:
+        # timm's ResizeKeepRatio (shorter side) for a non-square "center"
+        ratio = min(h / box_h, w / box_w)
+        scale_w, scale_h = max(1, round(w / ratio)), max(1, round(h / ratio))
     resized = img.resize((scale_w, scale_h), resample=resample)
     sx, sy = w / scale_w, h / scale_h
     left = int(round((scale_w - out_w) / 2.0))
@@ -408,10 +459,12 @@ def prepare_image(
         img = _array_to_pil(source, what)
     elif isinstance(source, (str, os.PathLike, Image.Image)):
         img = load_image(source, max_pixels=max_pixels)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        img = decode_image_bytes(bytes(source), what, max_pixels=max_pixels)
     else:
         raise ImageError(
-            f"{what}: cannot classify an object of type {type(source).__name__}; pass a path, a PIL image, "
-            "a numpy array, a torch tensor, or a list of these"
+            f"{what}: cannot classify an object of type {type(source).__name__}; pass a path, a URL, encoded "
+            "bytes, a PIL image, a numpy array, a torch tensor, or a list of these"
         )
     tensor, box = preprocess_image(img, preprocess)
     return [PreparedImage(tensor, img if keep_image else None, img.size, box, what)]

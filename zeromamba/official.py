@@ -4,39 +4,40 @@ v2 ImageNet release files (``{"model": state_dict}``) and the Vim release files
 
 Files are read with ``torch.load(weights_only=True)``: tensors and plain containers only, plus
 exactly one class, ``argparse.Namespace`` (the training arguments DeiT-style trainers store under
-``args``). Any other pickled object is refused before it is built, so no code in the file runs.
-The architecture is read off the tensor shapes, so ``load_official(path)`` needs no arguments for
-the published files; keyword arguments override (a Vim file's ``img_size`` / ``stride`` when they
-are not the release's 224 / 16).
+``args``). Any other pickled object is refused before it is built, so no code in the file runs
+(:mod:`zeromamba.format.torch_checkpoint`). The architecture is read off the tensor shapes, so
+``load_official(path)`` needs no arguments for the published files; keyword arguments override (a
+Vim file's ``img_size`` / ``stride`` when they are not the release's 224 / 16). Read off a file, it
+gets the limits of a model folder's ``model_args`` (each field's range, the parameter cap), and the
+state dict must fit the model built on the ``meta`` device, before a real model is allocated.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
-import pickle
 import re
-import stat
-import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+import torch.nn as nn
 
 from .architectures import default_dt_rank
 from .errors import CheckpointError
-from .models._helpers import load_state_dict_strict, unwrap_state_dict
+from .format.model_args import check_model_args, checked_arg_names
+from .format.torch_checkpoint import SAFE_GLOBALS, check_tensors, read_torch_checkpoint
+from .models._helpers import load_state_dict_strict, require_fit, unwrap_state_dict
 from .models.vim import Vim
 from .models.vim import checkpoint_filter_fn as vim_filter_fn
 from .models.vmamba import VMamba
 from .models.vmamba import checkpoint_filter_fn as vmamba_filter_fn
 from .models.zeromamba import ZeroMamba
 from .models.zeromamba import checkpoint_filter_fn as zeromamba_filter_fn
-from .pickle_scan import pickle_globals, refused_globals
 
 __all__ = [
     "SAFE_GLOBALS",
+    "build_checked",
     "infer_architecture",
     "infer_vim_architecture",
     "is_vim_state_dict",
@@ -44,112 +45,57 @@ __all__ = [
     "read_official_state_dict",
 ]
 
-#: the only classes a checkpoint may contain besides tensors and plain containers
-SAFE_GLOBALS: tuple[type, ...] = (argparse.Namespace,)
-
-
-#: the largest pickle (the ``data.pkl`` of a zip checkpoint, or a legacy file's pickles) zeromamba reads;
-#: the tensors' bytes are stored beside it, so a real checkpoint's pickle is a few MB
-MAX_PICKLE_BYTES = 256 << 20
-#: a compressed zip member may expand at most this much (torch.save stores members uncompressed)
-MAX_ZIP_RATIO = 20
-
-
-def _allowed_globals() -> set[str]:
-    """What ``torch.load(weights_only=True)`` builds by itself, plus :data:`SAFE_GLOBALS`."""
-    allowed = {f"{c.__module__}.{c.__qualname__}" for c in SAFE_GLOBALS}
-    try:
-        from torch._weights_only_unpickler import _get_allowed_globals
-
-        allowed |= set(_get_allowed_globals())
-    except (ImportError, AttributeError):  # pragma: no cover - a torch without the private table
-        pass
-    return allowed
-
-
-def _refuse_code(path: str, refused: list[str]) -> CheckpointError:
-    names = ", ".join(refused[:10]) + (" ..." if len(refused) > 10 else "")
-    return CheckpointError(
-        f"{path!r} asks the unpickler to import {names}: loading it could run code, so zeromamba refuses it "
-        "(a checkpoint may hold only tensors, plain containers and argparse.Namespace). Nothing in it was run. "
-        "If you trust the file, re-save it as a plain state dict (torch.save(model.state_dict(), ...)) or as "
-        "safetensors."
-    )
-
-
-def _pickle_imports(path: str, size: int) -> list[str]:
-    """What the pickle part of a checkpoint would import, read within bounds: a zip's ``data.pkl`` (every
-    member's declared and compressed sizes checked first, so a decompression bomb is refused unread), else
-    the pickles at the file's start, decoded opcode by opcode from the file."""
-    if zipfile.is_zipfile(path):
-        try:
-            with zipfile.ZipFile(path) as zf:
-                members = zf.infolist()
-                for m in members:
-                    ratio = m.file_size / max(m.compress_size, 1)
-                    if m.file_size > size * MAX_ZIP_RATIO or (
-                        m.compress_type != zipfile.ZIP_STORED and ratio > MAX_ZIP_RATIO
-                    ):
-                        raise CheckpointError(
-                            f"{path!r}: zip member {m.filename!r} expands from {m.compress_size:,} to {m.file_size:,} "
-                            "bytes (a decompression bomb, or not a file torch.save wrote): refused unread"
-                        )
-                pkl = [m for m in members if m.filename.endswith("data.pkl")]
-                if len(pkl) != 1:
-                    raise CheckpointError(f"{path!r} is a zip file but not a PyTorch checkpoint (no single data.pkl)")
-                if pkl[0].file_size > MAX_PICKLE_BYTES:
-                    raise CheckpointError(
-                        f"{path!r}: its pickle is {pkl[0].file_size:,} bytes, more than the {MAX_PICKLE_BYTES:,} "
-                        "a checkpoint's needs: refused unread"
-                    )
-                with zf.open(pkl[0]) as f:
-                    return pickle_globals(f.read(MAX_PICKLE_BYTES + 1))
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as e:
-            raise CheckpointError(f"cannot read {path!r} as a PyTorch checkpoint (damaged zip: {e})") from None
-    with open(path, "rb") as f:  # legacy format / plain pickle: the pickles come first, tensor bytes after
-        return pickle_globals(f)
-
 
 def read_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a ``.pth`` safely and unwrap ``{"model": ...}`` / ``{"state_dict": ...}``.
 
-    Before any unpickler runs, the file must be a regular file, a zip's members must not expand
-    beyond bounds, and the pickle's imports are read without running it: any import outside
-    tensors, plain containers and ``argparse.Namespace`` is refused by name, whatever pickle
-    protocol the file uses. ``torch.load(weights_only=True)`` then loads it as a second guard.
+    Before any unpickler runs, the file must be a regular file, its container is read as
+    ``torch.load`` reads it, and its pickle's imports and calls are read without running it: any
+    import outside tensors, plain containers and ``argparse.Namespace``, any call that would allocate
+    from a number in the file, and any pickle that cannot be read exactly is refused, by name
+    (:mod:`zeromamba.format.torch_checkpoint`). ``torch.load(weights_only=True)`` then loads it as a
+    second guard, and every tensor of the state dict must be dense, on the CPU, without stride 0 and
+    within its storage.
+
+    Raises:
+        CheckpointError: for all of these, and for a file that holds no state dict.
     """
     path = os.fspath(path)
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        raise CheckpointError(f"checkpoint not found: {path!r}") from None
-    except OSError as e:
-        raise CheckpointError(f"cannot open checkpoint {path!r}: {e.strerror or e}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise CheckpointError(f"checkpoint {path!r} is not a regular file (a folder, FIFO or device): refused unread")
-    refused = refused_globals(_pickle_imports(path, st.st_size), _allowed_globals())
-    if refused:
-        raise _refuse_code(path, refused)
-    try:
-        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "Unsupported global" in str(e):  # the scan missed it; torch's own guard did not
-            raise _refuse_code(path, [_torch_refused_global(str(e))]) from None
-        raise CheckpointError(f"cannot read {path!r} as a PyTorch checkpoint (damaged or not a .pth file)") from None
-    except Exception as e:  # truncated zip, not a torch file, ...
-        raise CheckpointError(f"cannot read {path!r} as a PyTorch checkpoint: {e}") from None
-    obj = unwrap_state_dict(obj)
+    obj = unwrap_state_dict(read_torch_checkpoint(path))
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path!r} does not hold a state dict (a mapping of names to tensors)")
-    return {str(k): v for k, v in obj.items()}
+    state = {str(k): v for k, v in obj.items()}
+    check_tensors(state, repr(path))
+    return state
 
 
-def _torch_refused_global(message: str) -> str:
-    for line in message.splitlines():
-        if "Unsupported global" in line:
-            return line.strip().split(" was not")[0].removeprefix("Unsupported global: GLOBAL ")
-    return message.splitlines()[0]
+def build_checked(
+    cls: type[nn.Module],
+    args: Mapping[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    filter_fn: Callable[[dict[str, torch.Tensor], Any], dict[str, torch.Tensor]],
+    source: str,
+) -> nn.Module:
+    """``cls(**args)`` loaded strictly with ``filter_fn(state_dict, model)``, in eval mode, built only
+    after the arguments passed the limits of a model folder's ``model_args`` (each field's range, the
+    parameter cap) and the state dict was found to fit the model built on the ``meta`` device.
+
+    Raises:
+        CheckpointError: an argument out of range, a model over the parameter cap, a state dict that
+            does not fit (every key and shape named), or values that cannot be loaded.
+    """
+    names = checked_arg_names(cls)
+    checked = {k: list(v) if isinstance(v, tuple) else v for k, v in args.items() if k in names}
+    meta = check_model_args(
+        cls, checked, source, origin="the architecture read off its tensor shapes:", error=CheckpointError
+    )
+    require_fit(meta, filter_fn(state_dict, meta), source)
+    try:
+        model = cls(**args)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"bad model arguments for {source}: {e}") from None
+    load_state_dict_strict(model, filter_fn(state_dict, model), source)
+    return model.eval()
 
 
 def is_vim_state_dict(state_dict: Mapping[str, torch.Tensor]) -> bool:
@@ -259,26 +205,37 @@ def load_official(path: str | os.PathLike, **model_args: Any) -> ZeroMamba | VMa
             do not match the architecture (each listed by name).
     """
     sd = read_official_state_dict(path)
-    model: ZeroMamba | VMamba | Vim
+    source = repr(os.fspath(path))
     try:
-        if is_vim_state_dict(sd):
-            args = {**infer_vim_architecture(sd, int(model_args.get("stride", 16))), **model_args}
-            if "img_size" not in args:
-                raise CheckpointError(
-                    f"{os.fspath(path)!r}: the position embedding covers {sd['pos_embed'].shape[1] - 1} patches, "
-                    "not a square grid; pass img_size=(H, W) (and stride=...) as the model was trained"
-                )
-            model = Vim(**args)
-            mapped = vim_filter_fn(sd, model)
-        elif any(k.startswith(("VisionMamba.", "clf_head")) for k in sd):
-            model = ZeroMamba(**{**infer_architecture(sd), **model_args})
-            mapped = zeromamba_filter_fn(sd, model)
-        else:
-            model = VMamba(**{**infer_architecture(sd), **model_args})
-            mapped = vmamba_filter_fn(sd, model)
-    except (TypeError, ValueError) as e:
+        cls, filter_fn, args = _architecture(sd, source, model_args)
+    except (IndexError, TypeError, ValueError, ArithmeticError) as e:
         if isinstance(e, CheckpointError):
             raise
-        raise CheckpointError(f"bad model arguments for {os.fspath(path)!r}: {e}") from None
-    load_state_dict_strict(model, mapped, repr(os.fspath(path)))
-    return model.eval()
+        raise CheckpointError(f"{source}: a tensor has a shape no VMamba, ZeroMamba or Vim has ({e})") from None
+    return build_checked(cls, args, sd, filter_fn, source)  # type: ignore[return-value]
+
+
+def _architecture(
+    sd: dict[str, torch.Tensor], source: str, model_args: dict[str, Any]
+) -> tuple[type[nn.Module], Callable[[dict[str, torch.Tensor], Any], dict[str, torch.Tensor]], dict[str, Any]]:
+    """``(model class, checkpoint filter, constructor arguments)`` for an official state dict."""
+    cls: type[nn.Module]
+    if is_vim_state_dict(sd):
+        args = {**infer_vim_architecture(sd, _int_arg(model_args.get("stride", 16), "stride")), **model_args}
+        if "img_size" not in args:
+            raise CheckpointError(
+                f"{source}: the position embedding covers {sd['pos_embed'].shape[1] - 1} patches, "
+                "not a square grid; pass img_size=(H, W) (and stride=...) as the model was trained"
+            )
+        cls, filter_fn = Vim, vim_filter_fn
+    elif any(k.startswith(("VisionMamba.", "clf_head")) for k in sd):
+        cls, filter_fn, args = ZeroMamba, zeromamba_filter_fn, {**infer_architecture(sd), **model_args}
+    else:
+        cls, filter_fn, args = VMamba, vmamba_filter_fn, {**infer_architecture(sd), **model_args}
+    return cls, filter_fn, args
+
+
+def _int_arg(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CheckpointError(f"{name} must be an integer, got {value!r}")
+    return value

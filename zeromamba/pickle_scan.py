@@ -1,103 +1,535 @@
-"""Reading a pickle's imports without running it.
+"""Reading what a pickle would import and call, without running it.
 
-A pickle names every Python object it will call (``os.system``, ``builtins.exec``, a class to
-build) through its GLOBAL / STACK_GLOBAL / INST opcodes. :func:`pickle_globals` walks the opcodes
-with :mod:`pickletools` (which only decodes them) and lists those names, so a checkpoint can be
-refused naming exactly what it asked for, whatever pickle protocol it was written with, before
-any unpickler sees it. A leaf module: no torch.
+A pickle names every Python object it will use (``os.system``, ``builtins.exec``, a class to build)
+through its GLOBAL / STACK_GLOBAL / INST opcodes, and calls objects with REDUCE / NEWOBJ / OBJ /
+INST. :func:`scan_pickles` decodes the opcodes itself, byte by byte as CPython's unpickler reads
+them, and follows the unpickler's stack, marks and memo (``MEMOIZE`` stores at ``len(memo)``), so
+it knows which object each call is applied to and which strings a STACK_GLOBAL joins.
+
+Nothing is guessed: an unknown opcode, an argument the scanner does not read exactly as the
+unpickler would (``I0x1``), a length that runs past the data, a stack or memo the unpickler would
+not have, or a pickle over the opcode or time budget is a *problem*, and a caller refuses a pickle
+with any problem. After a problem whose extent is known (a malformed line argument) the scan
+goes on, so that the imports after it are still named. A leaf module: no torch.
 """
 
 from __future__ import annotations
 
 import _compat_pickle
-import io
-import pickletools
-from collections.abc import Iterable
-from typing import BinaryIO
+import codecs
+import mmap
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["UNNAMED_GLOBAL", "pickle_globals", "refused_globals"]
+__all__ = ["UNNAMED_CALL", "UNNAMED_GLOBAL", "Global", "PickleReport", "describe_import", "scan_pickles"]
 
 #: stands for a STACK_GLOBAL whose module or name is not a literal string (so it cannot be named)
 UNNAMED_GLOBAL = "<a global built at load time>"
+#: stands for a call of an object that is not a named global (a result of another call, ...)
+UNNAMED_CALL = "<an object built at load time>"
 
-_STRING_OPS = {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"}
-_PUT_OPS = {"PUT", "BINPUT", "LONG_BINPUT"}
-_GET_OPS = {"GET", "BINGET", "LONG_BINGET"}
-_EXT_OPS = {"EXT1", "EXT2", "EXT4"}
+#: a real checkpoint's pickle has tens of thousands of opcodes; each can make at most one object
+MAX_OPCODES = 2_000_000
+#: the scan gives up (a problem) after this long, whatever the data
+MAX_SECONDS = 30.0
+#: problems listed (one is enough to refuse; a few help to say why)
+MAX_PROBLEMS = 10
+#: integers longer than this many bytes are not tracked (their value is never needed)
+_MAX_INT_BYTES = 16
+_HIGHEST_PROTOCOL = 5
 
-
-# os.system pickles under the platform module's name
-_DISPLAY_MODULES = {"posix": "os", "nt": "os"}
-
-
-def _qualified(module: str, attr: str) -> str:
-    """``module.attr`` as Python 3 imports it: the Python 2 names that protocols 0-2 write are mapped
-    as the unpickler maps them (``__builtin__.exec`` -> ``builtins.exec``)."""
-    module, attr = _compat_pickle.NAME_MAPPING.get((module, attr), (module, attr))
-    module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-    return f"{_DISPLAY_MODULES.get(module, module)}.{attr}"
+# os.system pickles under the platform module's name: say both
+_PLATFORM_MODULES = {"posix": "os", "nt": "os"}
 
 
-def _one_pickle(stream: BinaryIO, found: list[str]) -> None:
-    """Add the globals of the pickle at ``stream``'s position to ``found`` (it ends after the STOP)."""
-    pushed: list[object] = []  # what recent opcodes pushed: strings, or None for anything else
-    memo: dict[object, object] = {}
-    memo_next = 0
-    for op, arg, _pos in pickletools.genops(stream):
-        name = op.name
-        if name in ("GLOBAL", "INST"):  # arg is "module name"
-            module, _, attr = str(arg).partition(" ")
-            found.append(_qualified(module, attr))
-            pushed.append(None)
-        elif name == "STACK_GLOBAL":
-            module, attr = (pushed[-2], pushed[-1]) if len(pushed) >= 2 else (None, None)
-            del pushed[-2:]
-            found.append(
-                _qualified(module, attr) if isinstance(module, str) and isinstance(attr, str) else UNNAMED_GLOBAL
-            )
-            pushed.append(None)
-        elif name in _EXT_OPS:  # an object from the copyreg extension registry: cannot be named
-            found.append(f"<extension code {arg}>")
-            pushed.append(None)
-        elif name in _STRING_OPS:
-            pushed.append(arg.decode("latin-1") if isinstance(arg, bytes) else arg)
-        elif name in _PUT_OPS:
-            memo[arg] = pushed[-1] if pushed else None
-        elif name == "MEMOIZE":
-            memo[memo_next] = pushed[-1] if pushed else None
-            memo_next += 1
-        elif name in _GET_OPS:
-            pushed.append(memo.get(arg))
-        elif name == "STOP":
-            break
-        else:
-            pushed.append(None)
-        if len(pushed) > 64:  # only the last two matter for STACK_GLOBAL
-            del pushed[:-8]
+@dataclass(frozen=True)
+class Global:
+    """An imported object, by its ``module.name`` (after Python 2 names are mapped)."""
+
+    name: str
 
 
-def pickle_globals(data: bytes | BinaryIO, max_pickles: int = 5) -> list[str]:
-    """Every ``module.name`` the pickles at the start of ``data`` would import, in order.
+class _Opaque:
+    """Any value the scan does not need to know (a float, a list, an object built by a call)."""
 
-    ``data`` may hold several pickles back to back (PyTorch's legacy format writes five before the
-    raw tensor bytes); scanning stops at the end, at bytes that are not a pickle, or after
-    ``max_pickles``. Nothing is unpickled.
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<value>"
+
+
+_OPAQUE = _Opaque()
+
+
+@dataclass
+class PickleReport:
+    """What :func:`scan_pickles` found.
+
+    Attributes:
+        imports: every ``module.name`` imported, in order of first appearance (Python 2 names mapped
+            as the unpickler maps them); ``<extension code N>`` for copyreg extensions.
+        calls: the import each call is applied to (``REDUCE``, ``NEWOBJ``, ``OBJ``, ``INST``), in order of
+            first appearance, or :data:`UNNAMED_CALL`.
+        persistent_ids: the persistent ids (``BINPERSID`` / ``PERSID``), as tracked values: tuples,
+            strings, ints, :class:`Global`; anything else is an opaque placeholder.
+        results: the value each complete pickle returns (tracked as above).
+        ends: the offset just after each complete pickle's STOP.
+        call_arguments: ``(callee, arguments)`` of each call of a callee in ``inspect_calls`` (arguments as
+            tracked values: a tuple, or an opaque placeholder).
+        truncated: whether the data ended inside a pickle (a longer read may complete it).
+        problems: why the data cannot be read exactly as the unpickler would (empty when it can; the
+            first :data:`MAX_PROBLEMS`, then a count).
+        opcodes: how many opcodes were decoded.
     """
-    stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
-    found: list[str] = []
-    for _ in range(max_pickles):
-        start = stream.tell()
-        if not stream.read(1):
-            break
-        stream.seek(start)
+
+    imports: dict[str, None] = field(default_factory=dict)
+    calls: dict[str, None] = field(default_factory=dict)
+    persistent_ids: list[Any] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+    call_arguments: list[tuple[str, Any]] = field(default_factory=list)
+    truncated: bool = False
+    problems: list[str] = field(default_factory=list)
+    opcodes: int = 0
+
+
+class _Stop(Exception):
+    """The scan cannot go on (the opcode's extent is unknown)."""
+
+
+_DECIMAL = re.compile(rb"[+-]?[0-9]+")
+_UNSIGNED = re.compile(rb"[0-9]+")
+_FLOAT = re.compile(rb"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|nan)")
+
+
+def _qualified(module: str, attr: str, proto: int) -> str:
+    """``module.attr`` as the unpickler imports it: protocols 0-2 map Python 2 names
+    (``__builtin__.exec`` -> ``builtins.exec``), as ``find_class`` does."""
+    if proto < 3:
+        module, attr = _compat_pickle.NAME_MAPPING.get((module, attr), (module, attr))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+    return f"{module}.{attr}"
+
+
+def describe_import(name: str) -> str:
+    """``name`` for a message: a platform module's name as the public one, then as pickled
+    (``os.system (pickled as posix.system)``)."""
+    module, _, attr = name.partition(".")
+    public = _PLATFORM_MODULES.get(module)
+    return f"{public}.{attr} (pickled as {name})" if public and attr else name
+
+
+class _Scanner:
+    def __init__(
+        self, data: Any, report: PickleReport, max_opcodes: int, deadline: float, inspect: frozenset[str]
+    ) -> None:
+        self.inspect = inspect
+        # bytes, bytearray and mmap index to ints, slice to bytes and find(); others are copied once
+        self.data = data if isinstance(data, (bytes, bytearray, mmap.mmap)) else bytes(data)
+        self.n = len(self.data)
+        self.report = report
+        self.max_opcodes = max_opcodes
+        self.deadline = deadline
+
+    # --- reading arguments -------------------------------------------------------------------
+    def _take(self, pos: int, size: int, what: str) -> bytes:
+        if size < 0 or pos + size > self.n:
+            self.report.truncated = size >= 0
+            raise self._fatal(pos, f"{what} declares {size:,} bytes but only {max(self.n - pos, 0):,} remain")
+        return bytes(self.data[pos : pos + size])
+
+    def _line(self, pos: int, what: str) -> tuple[bytes, int]:
+        end = self.data.find(b"\n", pos)
+        if end < 0:
+            self.report.truncated = True
+            raise self._fatal(pos, f"{what} has no end of line")
+        return bytes(self.data[pos:end]), end + 1
+
+    def _uint(self, pos: int, size: int, what: str) -> int:
+        return int.from_bytes(self._take(pos, size, what), "little")
+
+    def _fatal(self, pos: int, message: str) -> _Stop:
+        self._problem(pos, message)
+        return _Stop()
+
+    def _problem(self, pos: int, message: str) -> None:
+        problems = self.report.problems
+        if len(problems) < MAX_PROBLEMS:
+            problems.append(f"byte {pos}: {message}")
+        elif len(problems) == MAX_PROBLEMS:
+            problems.append("and more")
+
+    # --- the stack, as the unpickler keeps it: values, and marks as stack heights ------------------
+    def _pop(self, pos: int, op: str) -> Any:
+        fence = self.marks[-1] if self.marks else 0
+        if len(self.stack) <= fence:
+            self._problem(pos, f"{op} finds no value on the stack")
+            return _OPAQUE
+        return self.stack.pop()
+
+    def _top(self, pos: int, op: str) -> Any:
+        fence = self.marks[-1] if self.marks else 0
+        if len(self.stack) <= fence:
+            self._problem(pos, f"{op} finds no value on the stack")
+            return _OPAQUE
+        return self.stack[-1]
+
+    def _target(self, pos: int, op: str) -> None:
+        """The object that SETITEM(S), APPEND(S), ADDITEMS or BUILD changes: never an import itself (that would
+        set items or attributes of a class or function; no pickler writes it)."""
+        if isinstance(self._top(pos, op), Global):
+            self._problem(pos, f"{op} changes an imported object itself")
+
+    def _pop_mark(self, pos: int, op: str) -> list[Any]:
+        if not self.marks:
+            self._problem(pos, f"{op} finds no MARK")
+            items, self.stack = self.stack, []
+            return items
+        k = self.marks.pop()
+        items = self.stack[k:]
+        del self.stack[k:]
+        return items
+
+    def _call(self, callee: Any, args: Any = None) -> None:
+        name = callee.name if isinstance(callee, Global) else UNNAMED_CALL
+        self.report.calls[name] = None
+        if name in self.inspect:
+            self.report.call_arguments.append((name, args))
+
+    def _import(self, module: str, attr: str) -> Global:
+        g = Global(_qualified(module, attr, self.proto))
+        self.report.imports[g.name] = None
+        return g
+
+    @staticmethod
+    def _text(raw: bytes) -> Any:
+        """A STRING / BINSTRING value as the unpickler decodes it (torch.load passes utf-8)."""
         try:
-            _one_pickle(stream, found)
-        except (ValueError, EOFError, UnicodeDecodeError, IndexError, KeyError):
-            break  # not (or no longer) a pickle: the loader itself judges what follows
-    return found
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return _OPAQUE
+
+    # --- one pickle ----------------------------------------------------------------------------
+    def pickle(self, pos: int) -> int:
+        """Decode the pickle at ``pos``; the offset after its STOP. Raises _Stop when it cannot go on."""
+        self.stack: list[Any] = []
+        self.marks: list[int] = []
+        memo: dict[int, Any] = {}
+        self.proto = 0
+        report = self.report
+        data, stack, push = self.data, self.stack, self.stack.append
+        frame_end = -1  # where the current FRAME ends (-1: outside any frame)
+        while True:
+            if frame_end >= 0 and pos >= frame_end:
+                if pos > frame_end:  # CPython's unpickler drops the rest of the frame, pickle.py stops
+                    raise self._fatal(pos, "an opcode runs past the end of its FRAME")
+                frame_end = -1
+            if pos >= self.n:
+                self.report.truncated = True
+                raise self._fatal(pos, "the data ends before the pickle's STOP")
+            report.opcodes += 1
+            if report.opcodes > self.max_opcodes:
+                raise self._fatal(pos, f"more than {self.max_opcodes:,} opcodes (no checkpoint has that many)")
+            if not report.opcodes & 0xFFF and time.monotonic() > self.deadline:
+                raise self._fatal(pos, "the scan ran out of time")
+            at = pos
+            code = data[pos]
+            pos += 1
+            if code == 0x71:  # q BINPUT
+                memo[self._uint(pos, 1, "BINPUT")] = self._top(at, "BINPUT")
+                pos += 1
+            elif code == 0x68:  # h BINGET
+                idx = self._uint(pos, 1, "BINGET")
+                pos += 1
+                push(self._get(memo, idx, at))
+            elif code == 0x4B:  # K BININT1
+                push(self._uint(pos, 1, "BININT1"))
+                pos += 1
+            elif code == 0x58:  # X BINUNICODE
+                size = self._uint(pos, 4, "BINUNICODE")
+                push(self._unicode(pos + 4, size, "BINUNICODE"))
+                pos += 4 + size
+            elif code == 0x8C:  # SHORT_BINUNICODE
+                size = self._uint(pos, 1, "SHORT_BINUNICODE")
+                push(self._unicode(pos + 1, size, "SHORT_BINUNICODE"))
+                pos += 1 + size
+            elif code == 0x28:  # ( MARK
+                self.marks.append(len(stack))
+            elif code == 0x74:  # t TUPLE
+                push(tuple(self._pop_mark(at, "TUPLE")))
+            elif code == 0x52:  # R REDUCE
+                args = self._pop(at, "REDUCE")
+                self._call(self._pop(at, "REDUCE"), args)
+                push(_OPAQUE)
+            elif code == 0x94:  # MEMOIZE: the unpickler stores at len(memo)
+                memo[len(memo)] = self._top(at, "MEMOIZE")
+            elif code in (0x85, 0x86, 0x87):  # TUPLE1, TUPLE2, TUPLE3
+                items = [self._pop(at, "TUPLEn") for _ in range(code - 0x84)]
+                push(tuple(reversed(items)))
+            elif code == 0x63:  # c GLOBAL
+                module, pos = self._line(pos, "GLOBAL")
+                attr, pos = self._line(pos, "GLOBAL")
+                push(self._global(module, attr, at, "utf-8"))
+            elif code == 0x93:  # STACK_GLOBAL
+                attr, module = self._pop(at, "STACK_GLOBAL"), self._pop(at, "STACK_GLOBAL")
+                if isinstance(module, str) and isinstance(attr, str):
+                    push(self._import(module, attr))
+                else:
+                    self._problem(at, "STACK_GLOBAL of values that are not literal strings")
+                    report.imports[UNNAMED_GLOBAL] = None
+                    push(Global(UNNAMED_GLOBAL))
+            elif code == 0x4A:  # J BININT
+                push(int.from_bytes(self._take(pos, 4, "BININT"), "little", signed=True))
+                pos += 4
+            elif code == 0x4D:  # M BININT2
+                push(self._uint(pos, 2, "BININT2"))
+                pos += 2
+            elif code == 0x6A:  # j LONG_BINGET
+                idx = self._uint(pos, 4, "LONG_BINGET")
+                pos += 4
+                push(self._get(memo, idx, at))
+            elif code == 0x72:  # r LONG_BINPUT
+                memo[self._memo_index(self._uint(pos, 4, "LONG_BINPUT"), at)] = self._top(at, "LONG_BINPUT")
+                pos += 4
+            elif code in (0x7D, 0x5D, 0x8F):  # } EMPTY_DICT, ] EMPTY_LIST, EMPTY_SET
+                push(_OPAQUE)
+            elif code == 0x29:  # ) EMPTY_TUPLE
+                push(())
+            elif code == 0x4E:  # N NONE
+                push(None)
+            elif code in (0x88, 0x89):  # NEWTRUE, NEWFALSE
+                push(code == 0x88)
+            elif code == 0x73:  # s SETITEM
+                self._pop(at, "SETITEM")
+                self._pop(at, "SETITEM")
+                self._target(at, "SETITEM")
+            elif code == 0x75:  # u SETITEMS
+                if len(self._pop_mark(at, "SETITEMS")) % 2:
+                    self._problem(at, "SETITEMS of an odd number of items")
+                self._target(at, "SETITEMS")
+            elif code == 0x61:  # a APPEND
+                self._pop(at, "APPEND")
+                self._target(at, "APPEND")
+            elif code in (0x65, 0x90):  # e APPENDS, ADDITEMS
+                self._pop_mark(at, "APPENDS")
+                self._target(at, "APPENDS")
+            elif code == 0x62:  # b BUILD (calls __setstate__ of an object a call built)
+                self._pop(at, "BUILD")
+                self._target(at, "BUILD")
+            elif code == 0x51:  # Q BINPERSID
+                report.persistent_ids.append(self._pop(at, "BINPERSID"))
+                push(_OPAQUE)
+            elif code == 0x81:  # NEWOBJ: cls.__new__(cls, *args)
+                self._pop(at, "NEWOBJ")
+                self._call(self._pop(at, "NEWOBJ"))
+                push(_OPAQUE)
+            elif code == 0x92:  # NEWOBJ_EX
+                self._pop(at, "NEWOBJ_EX")
+                self._pop(at, "NEWOBJ_EX")
+                self._call(self._pop(at, "NEWOBJ_EX"))
+                push(_OPAQUE)
+            elif code == 0x6F:  # o OBJ: MARK cls args...
+                items = self._pop_mark(at, "OBJ")
+                if not items:
+                    self._problem(at, "OBJ without a class")
+                self._call(items[0] if items else _OPAQUE, tuple(items[1:]))
+                push(_OPAQUE)
+            elif code == 0x69:  # i INST: module and class on lines, arguments since the MARK
+                module, pos = self._line(pos, "INST")
+                attr, pos = self._line(pos, "INST")
+                cls = self._global(module, attr, at, "ascii")
+                self._call(cls, tuple(self._pop_mark(at, "INST")))
+                push(_OPAQUE)
+            elif code == 0x80:  # PROTO
+                proto = self._uint(pos, 1, "PROTO")
+                pos += 1
+                if proto > _HIGHEST_PROTOCOL:
+                    raise self._fatal(at, f"unsupported pickle protocol {proto}")
+                self.proto = proto
+            elif code == 0x95:  # FRAME: the frame's bytes are opcodes, read on
+                if frame_end >= 0:
+                    raise self._fatal(at, "a FRAME inside a FRAME")
+                size = self._uint(pos, 8, "FRAME")
+                pos += 8
+                if size > self.n - pos:
+                    report.truncated = True
+                    raise self._fatal(at, f"FRAME declares {size:,} bytes but only {self.n - pos:,} remain")
+                frame_end = pos + size
+            elif code == 0x2E:  # . STOP
+                if frame_end >= 0 and pos > frame_end:
+                    raise self._fatal(at, "an opcode runs past the end of its FRAME")
+                value = self._pop(at, "STOP")
+                report.results.append(value)
+                return pos
+            elif code == 0x30:  # 0 POP (a value, else the last MARK)
+                if len(stack) > (self.marks[-1] if self.marks else 0):
+                    stack.pop()
+                elif self.marks:
+                    self.marks.pop()
+                else:
+                    self._problem(at, "POP of an empty stack")
+            elif code == 0x31:  # 1 POP_MARK
+                self._pop_mark(at, "POP_MARK")
+            elif code == 0x32:  # 2 DUP
+                push(self._top(at, "DUP"))
+            elif code in (0x64, 0x6C, 0x91):  # d DICT, l LIST, FROZENSET
+                items = self._pop_mark(at, "DICT/LIST/FROZENSET")
+                if code == 0x64 and len(items) % 2:
+                    self._problem(at, "DICT of an odd number of items")
+                push(_OPAQUE)
+            elif code == 0x47:  # G BINFLOAT
+                self._take(pos, 8, "BINFLOAT")
+                pos += 8
+                push(_OPAQUE)
+            elif code in (0x42, 0x43, 0x8E, 0x96):  # BINBYTES, SHORT_BINBYTES, BINBYTES8, BYTEARRAY8
+                width = {0x42: 4, 0x43: 1, 0x8E: 8, 0x96: 8}[code]
+                size = self._uint(pos, width, "a bytes opcode")
+                pos += width
+                if size > self.n - pos:
+                    report.truncated = True
+                    raise self._fatal(at, f"a bytes opcode declares {size:,} bytes but only {self.n - pos:,} remain")
+                pos += size
+                push(_OPAQUE)
+            elif code == 0x8D:  # BINUNICODE8
+                size = self._uint(pos, 8, "BINUNICODE8")
+                push(self._unicode(pos + 8, size, "BINUNICODE8"))
+                pos += 8 + size
+            elif code in (0x54, 0x55):  # T BINSTRING (signed 4-byte length), U SHORT_BINSTRING
+                width = 4 if code == 0x54 else 1
+                size = int.from_bytes(self._take(pos, width, "BINSTRING"), "little", signed=code == 0x54)
+                push(self._text(self._take(pos + width, size, "BINSTRING")))
+                pos += width + size
+            elif code in (0x8A, 0x8B):  # LONG1, LONG4 (signed 4-byte length)
+                width = 1 if code == 0x8A else 4
+                size = int.from_bytes(self._take(pos, width, "LONG"), "little", signed=code == 0x8B)
+                raw = self._take(pos + width, size, "LONG")
+                push(int.from_bytes(raw, "little", signed=True) if size <= _MAX_INT_BYTES else _OPAQUE)
+                pos += width + size
+            elif code in (0x49, 0x4C):  # I INT, L LONG: decimal lines
+                line, pos = self._line(pos, "INT")
+                push(self._decimal(line, at, code == 0x4C))
+            elif code == 0x46:  # F FLOAT
+                line, pos = self._line(pos, "FLOAT")
+                if not _FLOAT.fullmatch(line):
+                    self._problem(at, f"FLOAT argument {line[:40]!r} is not read exactly as the unpickler reads it")
+                push(_OPAQUE)
+            elif code == 0x53:  # S STRING: a quoted, escaped line
+                line, pos = self._line(pos, "STRING")
+                push(self._string(line, at))
+            elif code == 0x56:  # V UNICODE: raw-unicode-escape line
+                line, pos = self._line(pos, "UNICODE")
+                try:
+                    push(codecs.raw_unicode_escape_decode(line)[0])
+                except UnicodeDecodeError:
+                    self._problem(at, "UNICODE argument is not raw-unicode-escape text")
+                    push(_OPAQUE)
+            elif code in (0x67, 0x70):  # g GET, p PUT: decimal lines
+                line, pos = self._line(pos, "GET/PUT")
+                if not _UNSIGNED.fullmatch(line):
+                    self._problem(at, f"memo index {line[:40]!r} is not read exactly as the unpickler reads it")
+                    if code == 0x67:
+                        push(_OPAQUE)
+                elif code == 0x67:
+                    push(self._get(memo, int(line), at))
+                else:
+                    memo[self._memo_index(int(line), at)] = self._top(at, "PUT")
+            elif code == 0x50:  # P PERSID: an ASCII line
+                line, pos = self._line(pos, "PERSID")
+                try:
+                    report.persistent_ids.append(line.decode("ascii"))
+                except UnicodeDecodeError:
+                    self._problem(at, "PERSID argument is not ASCII")
+                push(_OPAQUE)
+            elif code in (0x82, 0x83, 0x84):  # EXT1, EXT2, EXT4: an import from the copyreg registry
+                width = {0x82: 1, 0x83: 2, 0x84: 4}[code]
+                ext = int.from_bytes(self._take(pos, width, "EXT"), "little", signed=code == 0x84)
+                pos += width
+                report.imports[f"<extension code {ext}>"] = None
+                push(Global(f"<extension code {ext}>"))
+            elif code == 0x97:  # NEXT_BUFFER: out-of-band data, which a file cannot carry
+                self._problem(at, "NEXT_BUFFER (out-of-band buffers)")
+                push(_OPAQUE)
+            elif code == 0x98:  # READONLY_BUFFER
+                self._top(at, "READONLY_BUFFER")
+            else:
+                raise self._fatal(at, f"unknown opcode 0x{code:02x}")
+
+    def _memo_index(self, idx: int, at: int) -> int:
+        """A PUT's index; one beyond any a pickler writes makes CPython's unpickler allocate a memo table
+        that large (8 bytes per index), so it is a problem."""
+        if idx > self.max_opcodes:
+            self._problem(at, f"memo index {idx:,} (a pickler numbers them from 0)")
+        return idx
+
+    def _get(self, memo: dict[int, Any], idx: int, at: int) -> Any:
+        if idx not in memo:
+            self._problem(at, f"memo index {idx} was never stored")
+            return _OPAQUE
+        return memo[idx]
+
+    def _global(self, module: bytes, attr: bytes, at: int, encoding: str) -> Global:
+        try:
+            return self._import(module.decode(encoding), attr.decode(encoding))
+        except UnicodeDecodeError:
+            self._problem(at, f"an import name that is not {encoding}")
+            self.report.imports[UNNAMED_GLOBAL] = None
+            return Global(UNNAMED_GLOBAL)
+
+    def _unicode(self, pos: int, size: int, what: str) -> Any:
+        raw = self._take(pos, size, what)
+        try:
+            return raw.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            self._problem(pos, f"{what} is not UTF-8")
+            return _OPAQUE
+
+    def _decimal(self, line: bytes, at: int, long: bool) -> Any:
+        body = line[:-1] if long and line.endswith(b"L") else line
+        if not _DECIMAL.fullmatch(body):
+            self._problem(at, f"integer argument {line[:40]!r} is not read exactly as the unpickler reads it")
+            return _OPAQUE
+        if not long and body in (b"00", b"01"):
+            return body == b"01"
+        return int(body) if len(body) <= 40 else _OPAQUE
+
+    def _string(self, line: bytes, at: int) -> Any:
+        if len(line) < 2 or line[0] != line[-1] or line[:1] not in (b"'", b'"'):
+            self._problem(at, "STRING argument is not quoted")
+            return _OPAQUE
+        try:
+            return self._text(codecs.escape_decode(line[1:-1])[0])
+        except ValueError:
+            self._problem(at, "STRING argument has a bad escape")
+            return _OPAQUE
 
 
-def refused_globals(found: Iterable[str], allowed: Iterable[str]) -> list[str]:
-    """The names in ``found`` that are not in ``allowed``, each once, in order of appearance."""
-    allowed_set = set(allowed)
-    return list(dict.fromkeys(g for g in found if g not in allowed_set))
+def scan_pickles(
+    data: Any,
+    start: int = 0,
+    count: int = 1,
+    *,
+    max_opcodes: int = MAX_OPCODES,
+    max_seconds: float = MAX_SECONDS,
+    inspect_calls: frozenset[str] = frozenset(),
+) -> PickleReport:
+    """Scan up to ``count`` pickles stored back to back in ``data`` (bytes, or any buffer), from ``start``.
+
+    The scan stops after ``count`` pickles, at the end of the data when it falls between two pickles,
+    or at a problem it cannot read past (see the module docstring); every problem is in the report's
+    ``problems``. The arguments of calls of ``inspect_calls`` are kept (a callee that calls one of its
+    arguments). Nothing is unpickled and nothing is read past ``data``.
+    """
+    report = PickleReport()
+    scanner = _Scanner(data, report, max_opcodes, time.monotonic() + max_seconds, inspect_calls)
+    pos = start
+    for _ in range(count):
+        if pos >= scanner.n:
+            break
+        try:
+            pos = scanner.pickle(pos)
+        except _Stop:
+            break
+        report.ends.append(pos)
+    return report

@@ -15,10 +15,10 @@ image preprocessing, and handles every input kind (see :mod:`zeromamba.images`):
 
 Class-attribute matrices (``class_attributes`` and the ``attributes`` argument of
 :meth:`Predictor.classify`) may be a ``C x A`` numpy array, tensor or nested list, a dict
-``class name -> vector``, or a file: ``.npy`` or CSV (see :func:`~zeromamba.classes.load_class_attributes`). Their rows
-are L2-normalised, as in the xlsa17 ``att`` matrices the published models were trained with, so
-only the direction of a class's attribute vector matters, not its scale (``original_att`` in
-0..100 works as well as ``att``).
+``class name -> vector`` or ``class name -> {attribute name: value}``, or a file: ``.npy``, CSV
+or JSON (see :func:`~zeromamba.classes.load_class_attributes`). Their rows are L2-normalised, as
+in the xlsa17 ``att`` matrices the published models were trained with, so only the direction of a
+class's attribute vector matters, not its scale (``original_att`` in 0..100 works as well as ``att``).
 """
 
 from __future__ import annotations
@@ -32,13 +32,21 @@ import torch
 import torch.nn as nn
 
 from .batch import DecodedItem, iter_batches
-from .classes import ClassAttributes, load_class_attributes, load_class_names, seen_mask
-from .errors import AttributeMatrixError, ConfigError, ImageError
-from .images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform, PreparedImage, resolve_preprocess
+from .classes import ClassAttributes, load_class_attributes, load_class_names, require_unique_names, seen_mask
+from .errors import AttributeMatrixError, ConfigError, ImageError, Int8UnavailableError
+from .images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform, PreparedImage, model_preprocess, resolve_preprocess
+from .models.int8 import dequantize_int8, is_int8, quantize_int8
 from .models.zeromamba import ZeroMamba
 from .ranking import Candidates, as_targets, check_gamma, rank_classes, resolve_targets
 from .results import AttributePrediction, ClassificationResult, ImageFailure, ResultList
-from .runtime import check_device, inference_autocast, inference_weight_dtype, parse_dtype
+from .runtime import (
+    check_device,
+    inference_autocast,
+    inference_input_dtype,
+    inference_weight_dtype,
+    parse_dtype,
+    parse_inference_dtype,
+)
 from .scoring import class_scores, require_finite
 
 if TYPE_CHECKING:
@@ -63,14 +71,20 @@ class Predictor:
             indices (or names). With ``gamma``, classification uses GZSL calibrated stacking.
         gamma: calibration strength in probability units: ``softmax(scores) - gamma * seen``.
         attribute_names: one name per attribute (``A``).
-        preprocess: ``input_size``, ``mean``, ``std``, ``interpolation``, ``crop_pct``, ``crop_mode``
-            (see :func:`zeromamba.images.resolve_preprocess`); default: plain 448 x 448 resize,
-            ImageNet mean/std, as the authors evaluate.
+        preprocess: ``input_size``, ``mean``, ``std``, ``interpolation``, ``crop_pct``, ``crop_mode``,
+            ``object_extent`` (see :func:`zeromamba.images.resolve_preprocess`): the keys given
+            replace the model's own. Default: the model's own preprocessing, from its
+            ``pretrained_cfg`` (:func:`~zeromamba.images.model_preprocess`: a model from
+            :func:`~zeromamba.from_pretrained`, :func:`~zeromamba.load_model` or ``timm.create_model``
+            carries it, framing included); a model without one gets the authors' plain 448 x 448
+            resize with ImageNet mean/std.
         device: where the model runs (default: where its parameters are).
         dtype: the compute precision (default: the model's). ``torch.bfloat16`` (or ``"bfloat16"``)
             on a CPU converts the weights to bfloat16 (fast where the CPU has AVX-512 BF16 or AMX;
             the selective scan still runs in float32); ``float16`` / ``bfloat16`` on CUDA run under
-            :func:`torch.autocast` with float32 weights.
+            :func:`torch.autocast` with float32 weights. ``"int8"`` (CPU only) runs the large
+            linear layers in int8 (:mod:`zeromamba.models.int8`); :class:`~zeromamba.errors.Int8UnavailableError`
+            where this machine has no int8 kernel.
         batch_size: images per forward pass.
 
     The model is moved to ``device`` in place and put in eval mode. Calls never modify the
@@ -124,6 +138,7 @@ class Predictor:
         elif names is not None and self.is_zeromamba:
             raise AttributeMatrixError("class_names given without class_attributes; pass both")
         elif names is not None:
+            require_unique_names(names, "class_names")
             n_out = getattr(model, "num_classes", None)
             if n_out is not None and n_out != len(names):
                 raise AttributeMatrixError(f"{len(names)} class names for a classifier with {n_out} outputs")
@@ -133,7 +148,7 @@ class Predictor:
             raise AttributeMatrixError("seen classes given but the predictor has no classes; pass class_attributes")
         self.seen: torch.Tensor | None = seen_mask(seen, num_classes or 0, names) if seen is not None else None
         self.gamma = check_gamma(gamma)
-        self.preprocess: dict[str, Any] = resolve_preprocess(preprocess)
+        self.preprocess: dict[str, Any] = resolve_preprocess(preprocess, base=model_preprocess(model))
         self.batch_size = _check_batch_size(batch_size)
 
     # --- public API --------------------------------------------------------------------------------
@@ -153,11 +168,14 @@ class Predictor:
     def to(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> Predictor:
         """Move the model to ``device`` and/or set the compute precision ``dtype``, in place; returns
         the predictor (``predictor.to("cuda", "bfloat16")``). bfloat16 on a CPU converts the
-        weights to bfloat16; half precisions on CUDA run under autocast with float32 weights (see
-        the class docs).
+        weights to bfloat16; half precisions on CUDA run under autocast with float32 weights;
+        ``"int8"`` runs the large linear layers in int8 on the CPU, and another dtype brings the
+        float32 layers back exactly (see the class docs).
 
         Raises:
             DeviceError: ``device`` is not available here. ConfigError: an unknown dtype.
+            Int8UnavailableError: int8 on a device other than the CPU (also: moving an int8
+            predictor there), or no int8 kernel on this machine.
         """
         self._place(device, dtype)
         return self
@@ -228,6 +246,7 @@ class Predictor:
         batch_size: int | None = None,
         num_workers: int = 0,
         skip_errors: bool = False,
+        with_attribute_values: bool = False,
     ) -> Iterator[ClassificationResult | ImageFailure]:
         """:meth:`classify` for many images, streamed: results come in input order, one batch at a
         time, while the next batches are decoded (in ``num_workers`` DataLoader worker processes
@@ -236,6 +255,8 @@ class Predictor:
         Args:
             skip_errors: yield an :class:`~zeromamba.results.ImageFailure` (source and reason) for
                 an image that cannot be read and go on, instead of raising :class:`ImageError`.
+            with_attribute_values: put each image's predicted attribute vector on its result
+                (``result.attribute_values``; a ZeroMamba model only), from the same forward pass.
 
         The arguments and the classes are checked when it is called, the images as they come.
         """
@@ -243,6 +264,8 @@ class Predictor:
             raise ValueError(f"top_k must be at least 1 (or None for all classes), got {top_k}")
         if int(num_workers) < 0:
             raise ValueError(f"num_workers must be 0 or more, got {num_workers}")
+        if with_attribute_values:
+            self._require_zeromamba("with_attribute_values")
         classes = self._classes(attributes, class_names, seen, gamma)
         size = self.batch_size if batch_size is None else _check_batch_size(batch_size)
         batches = iter_batches(
@@ -252,10 +275,16 @@ class Predictor:
             num_workers=int(num_workers),
             max_pixels=self.max_pixels,
         )
-        return self._stream(batches, classes, top_k, size, skip_errors)
+        return self._stream(batches, classes, top_k, size, skip_errors, with_attribute_values)
 
     def _stream(
-        self, batches: Iterator[list[DecodedItem]], classes: Candidates, top_k: int | None, size: int, skip: bool
+        self,
+        batches: Iterator[list[DecodedItem]],
+        classes: Candidates,
+        top_k: int | None,
+        size: int,
+        skip: bool,
+        with_values: bool = False,
     ) -> Iterator[ClassificationResult | ImageFailure]:
         for items in batches:
             prepared = [p for item in items for p in item.prepared]
@@ -265,6 +294,9 @@ class Predictor:
                 scores = out["scores"] if classes.matrix is None else class_scores(out["attributes"], classes.matrix)
                 require_finite(scores, "class scores", [p.source for p in prepared])
                 ranked = rank_classes(scores, classes, top_k, [p.source for p in prepared])
+                if with_values:
+                    for result, values in zip(ranked, out["attributes"].tolist()):
+                        result.attribute_values = values
             pos = 0
             for item in items:
                 if item.error is not None:
@@ -378,7 +410,7 @@ class Predictor:
             }
         grid = attention[chosen]
         if method != "attention":
-            x = item.tensor[None].to(self.device, self.dtype)
+            x = item.tensor[None].to(self.device, inference_input_dtype(self.dtype))
             mean, std = self.preprocess["mean"], self.preprocess["std"]
             grid = attribute_maps(self.model, x, chosen, method, max(8, self.batch_size), mean, std)[0].float().cpu()
         return build_explanation(
@@ -458,6 +490,16 @@ class Predictor:
         if target is None:
             param = next(self.model.parameters(), None)
             target = param.device if param is not None else torch.device("cpu")
+        int8 = is_int8(self.model) if dtype is None else parse_inference_dtype(dtype) == torch.int8
+        if int8:  # float32 weights, the large linear layers in int8 (zeromamba.models.int8)
+            if target.type != "cpu":
+                raise Int8UnavailableError(
+                    f"int8 inference runs on the CPU, not on {target}; use device='cpu', or dtype='float32' / "
+                    "'bfloat16' on this device"
+                )
+            self.model, self.dtype, self.device = quantize_int8(self.model.to(target)), torch.int8, target
+            return
+        dequantize_int8(self.model)
         self.dtype = _resolve_dtype(dtype, self.model)
         # bfloat16 on CPU: bfloat16 weights (oneDNN's kernels); reduced precision elsewhere: float32
         # weights under autocast (see runtime.inference_weight_dtype)
@@ -491,7 +533,8 @@ class Predictor:
                     j < len(prepared) and j - i < (batch_size or self.batch_size) and prepared[j].tensor.shape == shape
                 ):
                     j += 1
-                x = torch.stack([p.tensor for p in prepared[i:j]]).to(self.device, self.dtype, non_blocking=True)
+                x = torch.stack([p.tensor for p in prepared[i:j]])
+                x = x.to(self.device, inference_input_dtype(self.dtype), non_blocking=True)
                 out = self.model(x)
                 sources = [p.source for p in prepared[i:j]]
                 if self.is_zeromamba:

@@ -16,6 +16,7 @@ from typing import Any
 
 from .architectures import vmamba_reduction
 from .constants import IMAGENET_MEAN, IMAGENET_STD
+from .fileio import cache_root
 
 __all__ = [
     "AVAILABILITY",
@@ -27,6 +28,7 @@ __all__ = [
     "PretrainedVariant",
     "convert_instructions",
     "hub_namespace",
+    "release_folder",
 ]
 
 DEFAULT_NAMESPACE = "zeromamba"
@@ -39,6 +41,7 @@ AVAILABILITY: dict[str, str] = {
     "shipped": "inside the installed package: loads offline",
     "cached": "in the local Hugging Face cache: loads offline",
     "hub": "downloads from the Hub on first use",
+    "offline": "not cached, and huggingface_hub is offline (HF_HUB_OFFLINE): does not load now",
     "unpublished": "not uploaded to the Hub: convert the authors' checkpoint (zeromamba convert)",
 }
 
@@ -51,6 +54,13 @@ def hub_namespace() -> str:
     ``ZEROMAMBA_HUB_NAMESPACE`` (default :data:`DEFAULT_NAMESPACE`)."""
     value = os.environ.get(NAMESPACE_ENV, "").strip().strip("/")
     return value or DEFAULT_NAMESPACE
+
+
+def release_folder(repo_id: str) -> Path:
+    """Where the converted safetensors copies of a ``vim-release`` repository's files are cached:
+    ``<zeromamba cache>/releases/<owner>--<name>/<commit>/model.safetensors``, with ``refs/<revision>``
+    holding the commit a branch or tag resolved to (see :mod:`zeromamba.hub.release`)."""
+    return cache_root() / "releases" / repo_id.replace("/", "--")
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -73,12 +83,17 @@ class PretrainedVariant:
         gamma: calibrated-stacking gamma for GZSL (the authors' per-dataset value), else ``None``.
         input_size: ``(3, H, W)`` the resolution the weights were trained at.
         interpolation, crop_pct, crop_mode, mean, std: preprocessing (timm's names).
+        object_extent: ``(smallest, target)`` object framing before that (:mod:`zeromamba.framing`),
+            or ``None``; zeromamba's own, kept beside timm's ``pretrained_cfg`` keys.
         num_classes: classes of the dataset (zero-shot) or of the classifier (ImageNet).
         num_attributes: width of the attribute space (zero-shot variants).
         num_seen: how many of ``num_classes`` were seen in training (zero-shot variants).
         authors_metrics: the metrics **as the authors report them** for their released weights
             (percent). Not measured by this project.
         authors_metrics_source: where those figures are published.
+        trained_by: who trained the weights (the authors, for converted releases).
+        measured_metrics: metrics (percent) this project measured on the weights itself.
+        measured_metrics_source: how and where those were measured.
         source_file: the authors' release file these weights are converted from.
         source_url: where that file is published.
         license: licence identifier of the weights (SPDX, or ``"unknown"``).
@@ -112,11 +127,15 @@ class PretrainedVariant:
     crop_mode: str = "squash"
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    object_extent: tuple[float, float] | None = None
     num_classes: int | None = None
     num_attributes: int | None = None
     num_seen: int | None = None
     authors_metrics: Mapping[str, float] = field(default_factory=lambda: _frozen(None))
     authors_metrics_source: str = ""
+    trained_by: str = "the authors"
+    measured_metrics: Mapping[str, float] = field(default_factory=lambda: _frozen(None))
+    measured_metrics_source: str = ""
     source_file: str = ""
     source_url: str = ""
     license: str = "unknown"
@@ -136,6 +155,7 @@ class PretrainedVariant:
         # keep the registry immutable: callers get read-only views
         object.__setattr__(self, "model_args", _frozen(self.model_args))
         object.__setattr__(self, "authors_metrics", _frozen(self.authors_metrics))
+        object.__setattr__(self, "measured_metrics", _frozen(self.measured_metrics))
 
     @property
     def repo_id(self) -> str:
@@ -174,10 +194,13 @@ class PretrainedVariant:
         return constants.ENDPOINT.rstrip("/") == DEFAULT_ENDPOINT
 
     def cached_folder(self, cache_dir: str | os.PathLike | None = None) -> Path | None:
-        """The snapshot folder holding this Hub variant's ``config.json`` and ``model.safetensors`` in
-        the Hugging Face cache, or ``None`` (never touches the network)."""
+        """The folder holding this Hub variant's weights on this machine, or ``None`` (never touches
+        the network): the Hugging Face cache's snapshot with ``config.json`` and ``model.safetensors``,
+        or for a ``vim-release`` variant zeromamba's converted copy (:func:`release_folder`)."""
         if self.is_local:
             return None
+        if self.hub_format == "vim-release":
+            return self._cached_release()
         from huggingface_hub import try_to_load_from_cache
 
         found = [
@@ -189,14 +212,31 @@ class PretrainedVariant:
         folders = {Path(f).parent for f in found}  # type: ignore[arg-type]
         return folders.pop() if len(folders) == 1 else None
 
+    def _cached_release(self) -> Path | None:
+        folder = release_folder(self.repo_id)
+        commit = self.revision
+        if commit is None:
+            ref = folder / "refs" / "main"
+            try:
+                commit = ref.read_text(encoding="utf-8").strip() if ref.is_file() else ""
+            except OSError:
+                commit = ""
+        found = folder / commit / "model.safetensors" if commit else None
+        return found.parent if found is not None and found.is_file() else None
+
     def availability(self, cache_dir: str | os.PathLike | None = None) -> str:
-        """``"shipped"``, ``"cached"``, ``"hub"`` or ``"unpublished"`` (see :data:`AVAILABILITY`),
-        decided without network access."""
+        """``"shipped"``, ``"cached"``, ``"hub"``, ``"offline"`` or ``"unpublished"`` (see
+        :data:`AVAILABILITY`), decided without network access: only ``"shipped"`` and ``"cached"``
+        load without the network."""
         if self.is_local:
             return "shipped"
         if self.cached_folder(cache_dir) is not None:
             return "cached"
-        return "unpublished" if self.known_unpublished() else "hub"
+        if self.known_unpublished():
+            return "unpublished"
+        from huggingface_hub import constants
+
+        return "offline" if constants.HF_HUB_OFFLINE else "hub"
 
     def convert_instructions(self) -> str:
         """How to get this variant without the Hub (see :func:`convert_instructions`)."""
@@ -247,6 +287,10 @@ class PretrainedVariant:
             model_args={k: list(v) if isinstance(v, tuple) else v for k, v in self.model_args.items()},
             authors_metrics=dict(self.authors_metrics),
             authors_metrics_source=self.authors_metrics_source,
+            trained_by=self.trained_by,
+            measured_metrics=dict(self.measured_metrics),
+            measured_metrics_source=self.measured_metrics_source,
+            object_extent=list(self.object_extent) if self.object_extent is not None else None,
             source_file=self.source_file,
             source_url=self.source_url,
             license=self.license,

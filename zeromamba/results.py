@@ -10,6 +10,8 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from .terminal import terminal_safe
+
 __all__ = [
     "AttributePrediction",
     "ClassificationResult",
@@ -45,7 +47,10 @@ def spreadsheet_safe(cell: Any) -> Any:
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
-    """Plain-text columns; ``align`` has one ``<``/``>`` per column."""
+    """Plain-text columns; ``align`` has one ``<``/``>`` per column. Cells are shown terminal-safe
+    (a control character in a name is an escape, never a line break or a terminal command)."""
+    header = [terminal_safe(h) for h in header]
+    rows = [[terminal_safe(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
 
     def line(cells: Sequence[str]) -> str:
@@ -74,6 +79,8 @@ class ClassificationResult:
             image fits none of the classes well) or it leads the second class by a hair
             (the rule: :mod:`zeromamba.confidence`).
         confidence_note: why it is low confidence (``""`` when it is not).
+        attribute_values: the image's predicted attribute vector, when it was asked for
+            (``classify_iter(..., with_attribute_values=True)``), else ``None``.
     """
 
     indices: list[int]
@@ -87,6 +94,7 @@ class ClassificationResult:
     source: str = ""
     low_confidence: bool = False
     confidence_note: str = ""
+    attribute_values: list[float] | None = None
 
     @property
     def top_k(self) -> int:
@@ -133,6 +141,8 @@ class ClassificationResult:
              "low_confidence": false, "confidence_note": "",
              "predictions": [{"rank": 1, "class": "...", "index": 3, "score": 5.7,
                               "probability": 0.61, "calibrated": 0.61, "seen": false}, ...]}
+
+        plus ``"attribute_values": [...]`` when the result carries them.
         """
         predictions = []
         for r in range(self.top_k):
@@ -148,7 +158,7 @@ class ClassificationResult:
             if self.seen is not None:
                 entry["seen"] = self.seen[r]
             predictions.append(entry)
-        return {
+        record = {
             "image": self.source,
             "ranked_by": self.ranked_by,
             "gamma": self.gamma,
@@ -157,6 +167,9 @@ class ClassificationResult:
             "confidence_note": self.confidence_note,
             "predictions": predictions,
         }
+        if self.attribute_values is not None:
+            record["attribute_values"] = self.attribute_values
+        return record
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
@@ -174,7 +187,7 @@ class ClassificationResult:
         else:
             mode = "ranked by score, uncalibrated"
             columns = [("score", self.scores, _fmt), ("prob", self.probabilities, _prob)]
-        head = f"{self.source or 'image'}  ({self.num_classes} classes, {mode})"
+        head = f"{terminal_safe(self.source or 'image')}  ({self.num_classes} classes, {mode})"
         if self.low_confidence:
             head += "  [LOW CONFIDENCE]"
         header = ["rank", "class", "index", *(c[0] for c in columns)]
@@ -190,7 +203,7 @@ class ClassificationResult:
             rows.append(row)
         lines = [head, *format_table(header, rows, align)]
         if self.low_confidence:
-            lines.append(f"low confidence: {self.confidence_note}")
+            lines.append(f"low confidence: {terminal_safe(self.confidence_note)}")
         return "\n".join(lines)
 
 
@@ -212,7 +225,7 @@ class ImageFailure:
         return {"image": self.source, "error": self.reason}
 
     def __str__(self) -> str:
-        return f"{self.source}: skipped: {self.reason}"
+        return terminal_safe(f"{self.source}: skipped: {self.reason}")
 
 
 @dataclass
@@ -254,7 +267,7 @@ class AttributePrediction:
     def __str__(self, k: int = 10) -> str:
         top = self.top(k)
         rows = [[str(i + 1), name, _fmt(v)] for i, (name, v) in enumerate(top)]
-        head = f"{self.source or 'image'}  (top {len(top)} of {len(self.values)} attributes)"
+        head = f"{terminal_safe(self.source or 'image')}  (top {len(top)} of {len(self.values)} attributes)"
         return "\n".join([head, *format_table(["rank", "attribute", "value"], rows, "><>")])
 
 

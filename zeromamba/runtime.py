@@ -27,7 +27,9 @@ __all__ = [
     "collective_device",
     "inference_autocast",
     "inference_weight_dtype",
+    "inference_input_dtype",
     "parse_dtype",
+    "parse_inference_dtype",
     "resolve_device",
     "setup_distributed",
     "unwrap_model",
@@ -107,6 +109,26 @@ def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return _DTYPES[key]
 
 
+def parse_inference_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """:func:`parse_dtype`, plus int8 inference on the CPU: ``"int8"``, ``torch.int8`` or
+    ``torch.qint8`` give ``torch.int8`` (see :mod:`zeromamba.models.int8`).
+
+    Raises:
+        ConfigError: an unknown name or dtype.
+    """
+    if dtype in (torch.int8, torch.qint8) or str(dtype).lower().removeprefix("torch.") in ("int8", "qint8"):
+        return torch.int8
+    try:
+        return parse_dtype(dtype)
+    except ConfigError:
+        raise ConfigError(f"unknown dtype {dtype!r}; use float32, bfloat16, float16 (GPU) or int8 (CPU)") from None
+
+
+def inference_input_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a model's input takes for inference in ``dtype`` (float32 for int8)."""
+    return torch.float32 if dtype == torch.int8 else dtype
+
+
 def amp_dtype(amp: str | bool | None, device: torch.device) -> torch.dtype | None:
     """Autocast dtype: ``auto`` is bfloat16 (or float16 where bf16 is missing) on CUDA and off on CPU."""
     if amp in (None, False, "off", "none", "fp32", "float32") or device.type != "cuda":
@@ -125,14 +147,18 @@ def inference_weight_dtype(dtype: torch.dtype, device: torch.device) -> torch.dt
     convert every weight on every call); the selective scan widens to float32 inside. float16 or
     bfloat16 on CUDA, and float16 on a CPU: float32 weights under :func:`torch.autocast`.
     """
+    if dtype == torch.bfloat16 and device.type == "cpu" and not _native_cpu_bfloat16():
+        warnings.warn(
+            "this CPU has no native bfloat16 (AVX-512 BF16 / AMX): bfloat16 inference runs emulated, "
+            "slower than float32",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return _weight_dtype(dtype, device)
+
+
+def _weight_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
     if dtype == torch.bfloat16 and device.type == "cpu":
-        if not _native_cpu_bfloat16():
-            warnings.warn(
-                "this CPU has no native bfloat16 (AVX-512 BF16 / AMX): bfloat16 inference runs emulated, "
-                "slower than float32",
-                RuntimeWarning,
-                stacklevel=2,
-            )
         return torch.bfloat16
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
@@ -147,7 +173,7 @@ def _native_cpu_bfloat16() -> bool:
 def inference_autocast(dtype: torch.dtype, device: torch.device) -> bool:
     """Whether inference in ``dtype`` on ``device`` runs under :func:`torch.autocast` (see
     :func:`inference_weight_dtype`)."""
-    return dtype in (torch.float16, torch.bfloat16) and inference_weight_dtype(dtype, device) != dtype
+    return dtype in (torch.float16, torch.bfloat16) and _weight_dtype(dtype, device) != dtype  # no second warning
 
 
 @contextlib.contextmanager

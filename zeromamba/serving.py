@@ -8,6 +8,8 @@ OpenMP threads of zeromamba's own kernels there), so that N parallel requests do
 all-cores threads. Every request has a time limit, counted from when it was handed to the pool
 (waiting included): past it the caller gets a :class:`~zeromamba.errors.RequestTimeoutError`; a
 computation already running cannot be stopped, and its worker takes the next request when it ends.
+With ``max_waiting``, a request that finds every worker busy and that many requests waiting is
+refused at once (the same error), whichever route it came by.
 """
 
 from __future__ import annotations
@@ -56,10 +58,12 @@ class PredictorPool:
         predictor: the model to serve (the first worker uses it; the others a deep copy each).
         workers: parallel requests; ``None``: :func:`default_workers`.
         timeout: seconds a request may take in all (``None``: :data:`DEFAULT_REQUEST_TIMEOUT`).
+        max_waiting: requests that may wait for a worker (``None``: no limit); beyond, refused at once.
         threads_per_worker: torch threads in each worker; ``None``: the cores divided among the workers.
 
     Raises:
-        ConfigError: a worker count below 1 or a timeout that is not a positive number.
+        ConfigError: a worker count below 1, a timeout that is not a positive number, or a
+            negative ``max_waiting``.
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class PredictorPool:
         workers: int | None = None,
         *,
         timeout: float | None = None,
+        max_waiting: int | None = None,
         threads_per_worker: int | None = None,
     ) -> None:
         workers = default_workers() if workers is None else workers
@@ -76,7 +81,15 @@ class PredictorPool:
         timeout = DEFAULT_REQUEST_TIMEOUT if timeout is None else timeout
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
             raise ConfigError(f"the request time limit must be a positive number of seconds, got {timeout!r}")
-        self.workers, self.timeout = workers, float(timeout)
+        if max_waiting is not None and (
+            isinstance(max_waiting, bool) or not isinstance(max_waiting, int) or max_waiting < 0
+        ):
+            raise ConfigError(
+                f"the number of waiting requests must be a whole number of at least 0, got {max_waiting!r}"
+            )
+        self.workers, self.timeout, self.max_waiting = workers, float(timeout), max_waiting
+        self._in_flight = 0  # handed to the executor and not finished: running or waiting
+        self._count_lock = threading.Lock()
         self.threads_per_worker = threads_per_worker or max(1, available_cores() // workers)
         self.predictor = predictor
         self._free: queue.SimpleQueue[Predictor] = queue.SimpleQueue()
@@ -100,9 +113,22 @@ class PredictorPool:
 
         Raises:
             RequestTimeoutError: no result within :attr:`timeout` seconds (the server is busy, or
-                the request is too heavy); whatever ``fn`` raises otherwise.
+                the request is too heavy), or refused at once when :attr:`max_waiting` requests wait
+                already; whatever ``fn`` raises otherwise.
         """
-        future = self._executor.submit(self._call, fn, args)
+        with self._count_lock:
+            if self.max_waiting is not None and self._in_flight >= self.workers + self.max_waiting:
+                raise RequestTimeoutError(
+                    f"the server is busy ({self._in_flight} requests running or waiting, at most "
+                    f"{self.workers + self.max_waiting}); try again later"
+                )
+            self._in_flight += 1
+        try:
+            future = self._executor.submit(self._call, fn, args)
+        except BaseException:
+            self._finished(None)
+            raise
+        future.add_done_callback(self._finished)
         try:
             return future.result(timeout=self.timeout)
         except concurrent.futures.TimeoutError:
@@ -112,10 +138,22 @@ class PredictorPool:
                 "later, or start the app with a higher --timeout or more --workers"
             ) from None
 
+    def _finished(self, _future: Any) -> None:
+        with self._count_lock:
+            self._in_flight -= 1
+
+    @property
+    def in_flight(self) -> int:
+        """Requests handed to the pool and not finished (running or waiting)."""
+        return self._in_flight
+
     def close(self) -> None:
         """Stop the workers (requests still waiting are cancelled)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def __repr__(self) -> str:
         threads = self.threads_per_worker
-        return f"PredictorPool(workers={self.workers}, threads_per_worker={threads}, timeout={self.timeout:g})"
+        return (
+            f"PredictorPool(workers={self.workers}, threads_per_worker={threads}, timeout={self.timeout:g}, "
+            f"max_waiting={self.max_waiting})"
+        )

@@ -1,5 +1,5 @@
 """Where images come from: files, folders and glob patterns (:func:`find_images`), and
-``http(s)://`` URLs fetched with a time limit and a size limit (:func:`fetch_url`).
+``http(s)://`` URLs fetched within one deadline and a size limit (:func:`fetch_url`).
 
 A leaf (the standard library only), so ``zeromamba classify`` finds its inputs, and reports a
 missing folder, before torch is imported. :mod:`zeromamba.images` opens what :func:`fetch_url`
@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import ConfigError, ImageError
+from .terminal import terminal_safe
 from .version import __version__
 
 __all__ = [
@@ -73,8 +74,8 @@ def _check_scheme(url: str, origin: str | None = None) -> None:
 
 
 def _redirect_handler(origin: str) -> Any:
-    """A redirect handler that checks every hop's scheme (before urllib's own, narrower check) and
-    counts the hops."""
+    """A redirect handler that checks every hop's scheme (before urllib's own, narrower check),
+    counts the hops and never reads a redirect's body (which could be endless)."""
     import urllib.parse
     import urllib.request
 
@@ -96,6 +97,7 @@ def _redirect_handler(origin: str) -> Any:
                 except ImageError:
                     fp.close()
                     raise
+                fp.close()  # urllib would read the body to reuse the connection: it opens a new one anyway
             return super().http_error_302(req, fp, code, msg, headers)
 
         http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
@@ -106,37 +108,103 @@ def _redirect_handler(origin: str) -> Any:
     return handler
 
 
+def _short(text: str, limit: int = 160) -> str:
+    """What a server or a library said, on one line and shortened (a status line can be 64 kB)."""
+    text = terminal_safe(text)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
+
+
+def _failure(url: str, error: BaseException, seconds: float, elapsed: float, received: int) -> ImageError:
+    """The :class:`ImageError` for any way a fetch can fail below HTTP's status codes: the URL, what
+    happened in words, and what to do."""
+    import http.client
+    import ssl
+    import urllib.error
+    import urllib.parse
+
+    from .network_failure import OTHER, REFUSED, classify_failure, describe_failure
+
+    reason = error.reason if isinstance(error, urllib.error.URLError) else error
+    if not isinstance(reason, BaseException):  # URLError("unknown url type") and the like
+        return ImageError(f"cannot fetch {url}: {_short(str(reason))}; check the URL")
+    if isinstance(reason, TimeoutError):
+        return ImageError(
+            f"{url}: no complete answer within {seconds:g} s (connecting, headers, redirects and data all count); "
+            f"check the URL and the network, or raise {TIMEOUT_ENV}"
+        )
+    if isinstance(reason, http.client.RemoteDisconnected):
+        return ImageError(f"{url}: the server closed the connection without answering; check the URL or try again")
+    if isinstance(reason, http.client.IncompleteRead):
+        return ImageError(
+            f"{url}: the data was cut short or its chunked encoding is malformed (after {received:,} bytes); "
+            "try again, or download the image yourself"
+        )
+    if isinstance(reason, http.client.HTTPException):
+        detail = _short(str(reason)) or type(reason).__name__
+        return ImageError(
+            f"{url}: the server's answer is not valid HTTP ({type(reason).__name__}: {detail}); check the URL"
+        )
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        return ImageError(
+            f"{url}: the server's certificate could not be verified ({_short(reason.verify_message or str(reason))}); "
+            "check the URL (an https:// address must have a valid certificate)"
+        )
+    if isinstance(reason, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+        return ImageError(f"{url}: the server reset the connection (after {received:,} bytes); try again")
+    kind = classify_failure(reason)
+    if isinstance(reason, OSError) and kind != OTHER:  # DNS, refused, no route, TLS
+        host = urllib.parse.urlsplit(url).hostname or url
+        what = describe_failure(reason, host, elapsed, seconds)
+        hint = "check the URL" if kind == REFUSED else "check the URL and the network"
+        return ImageError(f"cannot fetch {url}: {what}; {hint}")
+    return ImageError(
+        f"cannot fetch {url}: {type(reason).__name__}: {_short(str(reason))}; check the URL and the network"
+    )
+
+
 def fetch_url(url: str, *, timeout: float | None = None, max_bytes: int | None = None) -> bytes:
     """The bytes of an ``http(s)://`` URL, within ``timeout`` seconds in all and ``max_bytes`` bytes.
 
     Defaults: ``$ZEROMAMBA_URL_TIMEOUT`` (else :data:`DEFAULT_URL_TIMEOUT`) and
     ``$ZEROMAMBA_URL_MAX_BYTES`` (else :data:`DEFAULT_MAX_BYTES`).
 
-    Redirects are followed, at most :data:`MAX_REDIRECTS` of them, each to an ``http(s)://`` URL.
+    The time limit is one deadline for the whole fetch: the name lookup, connecting, the TLS
+    handshake, the status line, the headers, every redirect hop and the body (each step gets the
+    time left; see :mod:`zeromamba.deadline_http`). Redirects are followed, at most
+    :data:`MAX_REDIRECTS` of them, each to an ``http(s)://`` URL.
 
     Raises:
-        ImageError: another scheme (of the URL or of a redirect), too many redirects, an HTTP error
-            status, no answer or not all of it in time, or more data than allowed.
+        ImageError: for every way the fetch can fail, naming the URL: another scheme (of the URL or
+            of a redirect), too many redirects, an HTTP error status, no complete answer in time, more
+            data than allowed, data cut short (fewer bytes than ``Content-Length``), a malformed answer
+            (status line, header lines, chunked encoding), a refused or reset connection, an
+            unresolvable name, a TLS failure.
     """
+    import http.client
     import urllib.error
     import urllib.request
+
+    from .deadline_http import build_opener
 
     _check_scheme(url)
     seconds = float(timeout) if timeout is not None else _env_number(TIMEOUT_ENV, DEFAULT_URL_TIMEOUT)
     limit = int(max_bytes if max_bytes is not None else _env_number(MAX_BYTES_ENV, DEFAULT_MAX_BYTES))
-    deadline = time.monotonic() + seconds
+    start = time.monotonic()
+    deadline = start + seconds
     request = urllib.request.Request(url, headers={"User-Agent": f"zeromamba/{__version__}"})
     too_big = (
         f"{url} is larger than the download limit of {limit:,} bytes; download it yourself or raise {MAX_BYTES_ENV}"
     )
+    chunks: list[bytes] = []
+    total = 0
     try:
-        opener = urllib.request.build_opener(_redirect_handler(url))
+        opener = build_opener(deadline, _redirect_handler(url))
         with opener.open(request, timeout=seconds) as response:  # http(s) only: checked above and on every hop
             length = response.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > limit:
                 raise ImageError(too_big)
-            chunks, total = [], 0
-            while chunk := response.read1(1 << 16):  # returns what has arrived: the deadline is checked often
+            announced = response.length  # None when chunked or not given
+            while chunk := response.read1(1 << 16):  # each read gets the time left before the deadline
                 total += len(chunk)
                 if total > limit:
                     raise ImageError(too_big)
@@ -146,14 +214,15 @@ def fetch_url(url: str, *, timeout: float | None = None, max_bytes: int | None =
     except ImageError:
         raise
     except urllib.error.HTTPError as e:
-        raise ImageError(f"{url}: the server answered HTTP {e.code} {e.reason}; check the URL") from None
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", e)
-        if isinstance(e, TimeoutError) or isinstance(reason, TimeoutError):
-            raise ImageError(
-                f"{url}: no complete answer within {seconds:g} s; check the URL and the network, or raise {TIMEOUT_ENV}"
-            ) from None
-        raise ImageError(f"cannot fetch {url}: {reason}; check the URL and the network") from None
+        e.close()
+        raise ImageError(f"{url}: the server answered HTTP {e.code} {_short(str(e.reason))}; check the URL") from None
+    except (OSError, ValueError, http.client.HTTPException) as e:  # URLError, socket, ssl, http.client
+        raise _failure(url, e, seconds, time.monotonic() - start, total) from None
+    if announced is not None and total < announced:
+        raise ImageError(
+            f"{url}: the server closed the connection after {total:,} of the {announced:,} bytes it announced; "
+            "try again, or download the image yourself"
+        )
     return b"".join(chunks)
 
 

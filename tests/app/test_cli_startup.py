@@ -14,6 +14,9 @@ from zeromamba.cli import ALL, COMMANDS, build_parser
 
 from .conftest import cli_env
 
+#: the optional engines (the ray and datasets extras): never imported unless a run asks for them
+OPTIONAL_ENGINES = ("ray", "pyarrow", "pandas", "datasets")
+
 
 def _imported(stderr: str) -> set[str]:
     return {line.split("|")[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
@@ -24,7 +27,7 @@ def test_help_and_list_do_not_import_torch(cli, args: list[str]) -> None:
     out = cli(*args, PYTHONPROFILEIMPORTTIME="1")
     assert out.returncode == 0, out.stderr[-2000:]
     imported = _imported(out.stderr)
-    assert "zeromamba.cli" in imported and not {"torch", "timm", "numpy"} & imported
+    assert "zeromamba.cli" in imported and not {"torch", "timm", "numpy", *OPTIONAL_ENGINES} & imported
     if args == ["--help"]:
         assert all(name in out.stdout for name in COMMANDS) and "exit codes:" in out.stdout
     if args == ["list", "--json"]:
@@ -48,7 +51,19 @@ def test_the_command_table_matches_the_command_modules() -> None:
 
 
 def test_import_zeromamba_loads_neither_torch_nor_timm(hf_home: Path) -> None:
-    script = "import sys, zeromamba; print(sorted({'torch', 'timm', 'numpy', 'PIL'} & set(sys.modules)))"
+    heavy = {"torch", "timm", "numpy", "PIL", *OPTIONAL_ENGINES}
+    script = f"import sys, zeromamba; print(sorted({heavy!r} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=cli_env(hf_home))
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
+@pytest.mark.slow
+def test_the_batch_classifier_loads_no_engine_until_asked(hf_home: Path) -> None:
+    """Ray, pyarrow, pandas and datasets load when a batch of theirs comes, not with the class."""
+    script = (
+        "import sys, zeromamba; c = zeromamba.BatchClassifier('shapes-zsl'); c({'path': []}); "
+        f"print(sorted({set(OPTIONAL_ENGINES)!r} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=cli_env(hf_home))
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
 
@@ -70,3 +85,34 @@ def test_the_architectures_are_registered_with_timm(code: str, hf_home: Path) ->
     from zeromamba.factory import ARCHITECTURES
 
     assert out.stdout.strip() == str(sorted(set(ARCHITECTURES)))  # every architecture of the package, no other
+
+
+def test_list_marks_what_loads_now_offline(cli, hf_home: Path, tmp_path: Path) -> None:
+    """Offline, only shipped and cached models load: ``list`` says so for each (the Hugging Face cache
+    for zeromamba folders, zeromamba's own cache for the converted Vim releases)."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = hf_home / "hub" / "models--zeromamba--zeromamba-small-cub-gzsl" / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text(commit)
+    for name in ("config.json", "model.safetensors"):
+        (snapshot / name).write_bytes(b"{}")
+    release = tmp_path / "zeromamba-cache" / "releases" / "hustvl--Vim-small-midclstok"
+    (release / commit).mkdir(parents=True)
+    (release / commit / "model.safetensors").write_bytes(b"x")
+    (release / "refs").mkdir()
+    (release / "refs" / "main").write_text(commit + "\n")
+    env = {"ZEROMAMBA_CACHE_DIR": str(tmp_path / "zeromamba-cache")}
+
+    def available(**extra: str) -> dict[str, str]:
+        out = cli("list", "--json", **env, **extra)
+        assert out.returncode == 0, out.stderr
+        return {r["name"]: r["available"] for r in json.loads(out.stdout)}
+
+    offline = available(HF_HUB_OFFLINE="1")
+    assert offline["shapes-zsl"] == "shipped" and offline["cub-gzsl"] == "cached" and offline["vim-small"] == "cached"
+    assert offline["vim-base"] == offline["vim-tiny"] == "offline" and offline["sun-gzsl"] == "unpublished"
+    assert available()["vim-base"] == "hub"  # online: downloads on first use
+    table = cli("list", HF_HUB_OFFLINE="1", **env).stdout
+    assert "offline: not cached, and huggingface_hub is offline (HF_HUB_OFFLINE): does not load now" in table
+    assert next(r for r in table.splitlines() if r.startswith("shapes-zsl")).split()[-2:] == ["zeromamba", "shipped"]

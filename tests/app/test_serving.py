@@ -1,4 +1,4 @@
-"""The app's worker pool (issue 21): requests run in parallel on copies of the predictor that give
+"""The app's worker pool: requests run in parallel on copies of the predictor that give
 the same answers, each request within its time limit, and bad settings are refused."""
 
 from __future__ import annotations
@@ -77,3 +77,32 @@ def test_a_request_over_its_time_limit_is_answered_with_a_clear_error(predictor)
 def test_bad_settings_are_refused(predictor, workers, timeout) -> None:  # noqa: ANN001
     with pytest.raises(ConfigError, match="must be"):
         PredictorPool(predictor, workers, timeout=timeout)
+
+
+def test_requests_beyond_the_workers_and_the_waiting_room_are_refused_at_once(predictor) -> None:
+    pool = PredictorPool(predictor, 1, timeout=60, max_waiting=1)
+    release = threading.Event()
+    try:
+        running = threading.Thread(target=pool.run, args=(lambda p: release.wait(30),), daemon=True)
+        waiting = threading.Thread(target=pool.run, args=(lambda p: True,), daemon=True)
+        running.start()
+        waiting.start()
+        deadline = time.monotonic() + 10
+        while pool.in_flight < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pool.in_flight == 2
+        started = time.monotonic()
+        with pytest.raises(
+            RequestTimeoutError, match=r"the server is busy \(2 requests running or waiting, at most 2\)"
+        ):
+            pool.run(lambda p: True)
+        assert time.monotonic() - started < 1  # refused, not queued
+        release.set()
+        running.join(10)
+        waiting.join(10)
+        assert pool.in_flight == 0 and pool.run(lambda p: "served") == "served"
+    finally:
+        release.set()
+        pool.close()
+    with pytest.raises(ConfigError, match="waiting requests must be a whole number of at least 0"):
+        PredictorPool(predictor, 1, max_waiting=-1)

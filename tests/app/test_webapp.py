@@ -1,5 +1,6 @@
-"""The web page's logic without a browser: what the page shows for an image, classes defined on the
-page or from a CSV, and the errors a visitor can cause."""
+"""The web page's logic without a browser: what the page shows for an image (the low-confidence flag
+as large as the class), classes defined on the page or from a CSV or JSON file within the page's
+limits, and the errors a visitor can cause."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zeromamba.errors import AttributeMatrixError, ImageError
+from zeromamba.errors import AttributeMatrixError, ImageError, ZeroMambaError
 from zeromamba.webapp import add_class, add_classes_from_csv, candidates, classify_for_page, page_image
+from zeromamba.webapp_inputs import NOT_A_PROXY, PAGE_MAX_CLASS_BYTES, PAGE_MAX_CLASSES, stored_upload_path
 
 ATTRS = ["round", "red", "striped", "big"]
 CLASSES = ["apple", "ball", "zebra", "tomato"]
@@ -38,7 +40,7 @@ def test_page_shows_ranked_classes_attributes_and_heat_maps(predictor) -> None:
 
 def test_classes_defined_on_the_page(predictor, tmp_path) -> None:
     custom = add_class(predictor, {}, "cherry", ["round", "red"])
-    assert custom == {"cherry": [1.0, 1.0, 0.0, 0.0]}
+    assert list(custom) == ["cherry"] and custom["cherry"].tolist() == [1.0, 1.0, 0.0, 0.0]
     matrix, names, seen = candidates(predictor, custom)
     assert names[-1] == "cherry" and seen[-1] is False and matrix.shape == (5, 4)
     # a page class with the same attribute profile as an own class replaces it
@@ -48,7 +50,7 @@ def test_classes_defined_on_the_page(predictor, tmp_path) -> None:
     csv = tmp_path / "classes.csv"
     csv.write_text("class,round,red,striped,big\nmelon,1,0,1,1\nlime,1,0,0,0\n")
     more = add_classes_from_csv(predictor, custom, csv)
-    assert list(more) == ["cherry", "melon", "lime"] and more["melon"] == [1.0, 0.0, 1.0, 1.0]
+    assert list(more) == ["cherry", "melon", "lime"] and more["melon"].tolist() == [1.0, 0.0, 1.0, 1.0]
     page = classify_for_page(predictor, _image(), more, method="attention", top_k=None)
     assert {"cherry", "melon", "lime"} <= {r[1] for r in page["classes"]}
     assert all(r[4] == "defined on this page" for r in page["classes"] if r[1] in more)
@@ -95,5 +97,71 @@ def test_uploads_arrive_as_files_and_bad_ones_get_zeromamba_errors(predictor, tm
         ImageError, match=f"^bomb.png has 7000 x 7000 = 49,000,000 pixels, over the pixel limit of {APP_MAX_PIXELS:,}"
     ):
         page_image(str(bomb))
-    with pytest.raises(ImageError, match="data: URL; upload the image file instead"):
+    with pytest.raises(ImageError, match=NOT_A_PROXY):
         page_image("data:image/png;base64,AAAA")
+
+
+def test_a_low_confidence_answer_says_so_as_large_as_the_class(predictor) -> None:
+    page = classify_for_page(predictor, _image(), {}, method="gradient", top_k=3)
+    result = predictor.classify(_image())
+    assert result.low_confidence  # a random tiny model: near chance
+    heading, flag = page["headline"].splitlines()[:2]
+    assert heading == f"## {result.label}" and flag.startswith("## \\[LOW CONFIDENCE\\] near chance \\(probability")
+    assert page["low_confidence"] and page["confidence_note"] == result.confidence_note
+    # names from a model folder or a visitor are shown as text, not Markdown
+    named = {"**bold** [x](http://e.invalid) <b>": np.ones(4, dtype=np.float32)}
+    page = classify_for_page(predictor, _image(), named, method="gradient", top_k=None)
+    if page["classes"][0][1] in named:
+        assert "\\*\\*bold\\*\\* \\[x\\]\\(http://e\\.invalid\\) \\<b\\>" in page["headline"]
+
+
+def test_the_pages_classes_are_bounded_and_unique(predictor, tmp_path) -> None:
+    custom = add_class(predictor, {}, "cherry", ["round", "red"])
+    with pytest.raises(AttributeMatrixError, match="'cherry' is already one of the classes defined on this page"):
+        add_class(predictor, custom, "cherry", ["red"])
+    with pytest.raises(AttributeMatrixError, match="'apple' is already one of the model's classes"):
+        add_class(predictor, custom, "apple", ["red"])
+    named = tmp_path / "classes.json"
+    named.write_text('{"plum": {"round": 1, "Red": 0.5}, "cherry": {"red": 1}}')
+    with pytest.raises(AttributeMatrixError, match="'cherry' is already one of the classes defined on this page"):
+        add_classes_from_csv(predictor, custom, named)
+    named.write_text('{"plum": {"round": 1, "Red": 0.5}}')
+    assert add_classes_from_csv(predictor, custom, named)["plum"].tolist() == [1.0, 0.5, 0.0, 0.0]
+    named.write_text('{"plum": {"round": 1, "rde": 1}}')
+    with pytest.raises(AttributeMatrixError, match=r"^classes.json: class 'plum': unknown attribute\(s\) 'rde'"):
+        add_classes_from_csv(predictor, custom, named)  # the file named as the visitor knows it
+    many = {f"c{i}": np.ones(4, dtype=np.float32) for i in range(PAGE_MAX_CLASSES)}
+    with pytest.raises(AttributeMatrixError, match=f"{PAGE_MAX_CLASSES + 1} classes: the page keeps at most"):
+        add_class(predictor, many, "one more", ["red"])
+    long = {"x" * (PAGE_MAX_CLASS_BYTES - 30): np.ones(4, dtype=np.float32)}
+    with pytest.raises(AttributeMatrixError, match=f"the page keeps at most {PAGE_MAX_CLASS_BYTES:,} bytes"):
+        add_class(predictor, long, "one more", ["red"])
+    big = tmp_path / "big.csv"
+    big.write_text("class,round,red,striped,big\n" + "".join(f"c{i},1,0,1,1\n" for i in range(200_000)))
+    with pytest.raises(AttributeMatrixError, match=r"^big.csv is \d+\.\d MB: the page reads class files of at most"):
+        add_classes_from_csv(predictor, {}, big)
+
+
+def test_only_files_the_server_stored_are_read(tmp_path) -> None:
+    folder = tmp_path / "uploads"
+    (folder / "abc").mkdir(parents=True)
+    stored = folder / "abc" / "photo.png"
+    _image().save(stored)
+    assert stored_upload_path({"path": str(stored), "url": "http://127.0.0.1:1/x.png"}, folder) == str(stored)
+    assert stored_upload_path(None, folder) is None and stored_upload_path({"path": None}, folder) is None
+    outside = tmp_path / "secret.png"
+    _image().save(outside)
+    (folder / "link.png").symlink_to(outside)
+    for payload in (
+        {"url": "http://127.0.0.1:1/a.png"},
+        {"path": "http://127.0.0.1:1/a.png"},
+        {"path": "file:///etc/hostname"},
+        {"path": str(outside)},
+        {"path": str(folder / "abc" / ".." / ".." / "secret.png")},
+        {"path": str(folder / "link.png")},  # a link out of the folder
+        {"path": str(folder / "abc")},  # a folder
+    ):
+        with pytest.raises(ZeroMambaError, match=NOT_A_PROXY):
+            stored_upload_path(payload, folder)
+    with pytest.raises(ImageError, match=NOT_A_PROXY):
+        page_image("http://127.0.0.1:1/a.png")

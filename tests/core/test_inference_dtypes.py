@@ -32,3 +32,22 @@ def test_emulated_bfloat16_says_so(monkeypatch):
     monkeypatch.setattr(runtime, "_native_cpu_bfloat16", lambda: False)
     with pytest.warns(RuntimeWarning, match="no native bfloat16"):
         assert inference_weight_dtype(torch.bfloat16, CPU) == torch.bfloat16
+
+
+def test_emulated_bfloat16_warns_once_for_one_predictor(monkeypatch):
+    """One cause, one warning: building the predictor and classifying do not repeat it."""
+    import warnings
+
+    import zeromamba.runtime as runtime
+    from zeromamba import Predictor, ZeroMamba
+
+    from ..helpers import TINY
+
+    monkeypatch.setattr(runtime, "_native_cpu_bfloat16", lambda: False)
+    model = ZeroMamba(num_attributes=4, semantic_dim=4, fusion_hidden=8, num_imagenet_classes=8, **TINY)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # every emission counts, not once per line
+        predictor = Predictor(model, class_attributes=torch.rand(3, 4), dtype="bfloat16")
+        predictor.classify([torch.randn(3, 64, 64), torch.randn(3, 64, 64)])
+    emulated = [w for w in caught if "no native bfloat16" in str(w.message)]
+    assert len(emulated) == 1, [str(w.message) for w in caught]

@@ -86,14 +86,13 @@ def test_load_dataset_hook_and_image_dataset(data) -> None:
     x, y, pos = ds[2]
     assert x.shape == (3, 64, 64) and y == int(data.labels[idx[2]]) and pos == 2
     assert torch.equal(x, build_transform(64)(data.render(int(idx[2]))))
-    # the letterbox transform is the predictor's letterbox preprocessing
+    # the border and letterbox transforms are the predictor's preprocessing of those names
     from zeromamba.images import preprocess_image, resolve_preprocess
 
-    boxed = data.dataset(idx, build_transform(80, crop_mode="letterbox"))[2][0]
-    same, _ = preprocess_image(
-        data.render(int(idx[2])), resolve_preprocess({"input_size": 80, "crop_mode": "letterbox"})
-    )
-    assert boxed.shape == (3, 80, 80) and torch.allclose(boxed, same, atol=1e-5)
+    for mode in ("border", "letterbox"):
+        boxed = data.dataset(idx, build_transform(80, crop_mode=mode))[2][0]
+        same, _ = preprocess_image(data.render(int(idx[2])), resolve_preprocess({"input_size": 80, "crop_mode": mode}))
+        assert boxed.shape == (3, 80, 80) and torch.allclose(boxed, same, atol=1e-5)
     with pytest.raises(ValueError, match="crop_mode"):
         build_transform(80, crop_mode="center")
 

@@ -26,6 +26,7 @@ from zeromamba.scoring import calibrated_stacking, class_scores
 
 from ..drawings import draw_test_set
 from ..helpers import REPO, fixture_dirs, scaled_error
+from ..route_images import write_route_images
 
 
 def _session(path: Path) -> ort.InferenceSession:
@@ -71,7 +72,7 @@ def test_cli_writes_the_model_and_its_preprocessing(shipped_onnx: Path, shipped:
     spec = json.loads((shipped_onnx / "preprocess.json").read_text())
     pre = shipped.preprocess
     assert spec["input"]["shape"] == ["batch", *pre["input_size"]]
-    assert spec["preprocess"]["crop_mode"] == pre["crop_mode"] == "letterbox"
+    assert spec["preprocess"]["crop_mode"] == pre["crop_mode"] == "border"
     assert spec["preprocess"]["interpolation"] == pre["interpolation"]
     assert spec["preprocess"]["mean"] == list(pre["mean"]) and spec["preprocess"]["std"] == list(pre["std"])
     assert spec["class_names"] == shipped.class_names
@@ -127,6 +128,63 @@ print("torch" in sys.modules)
     assert done.stdout.strip() == "False"  # nor torch
     want = torch.tensor([p.values for p in shipped.predict_attributes(x)])
     assert scaled_error(torch.from_numpy(np.load(tmp_path / "attributes.npy")), want) < TOLERANCE
+
+
+@pytest.mark.slow
+def test_the_onnx_client_example_gives_zeromamba_classifys_answers(shipped_onnx: Path, tmp_path: Path) -> None:
+    """``examples/onnx_client.py`` (ONNX Runtime, NumPy and Pillow; the preprocessing from
+    preprocess.json alone) in a fresh process, against the installed ``zeromamba classify`` on the same
+    files: small objects (framed), a large photo, transparency, EXIF rotation, 16-bit greyscale."""
+    spec = json.loads((shipped_onnx / "preprocess.json").read_text())
+    ops = [s["op"] for s in spec["preprocess"]["steps"]]
+    assert ops == ["decode", "to_rgb", "frame_object", "resize_to_fit", "center_pad_crop", "normalize"]
+    assert spec["architecture"] == "zeromamba_nano_s8" and spec["opset"] == DEFAULT_OPSET
+    images = [str(p) for p in write_route_images(tmp_path / "images")]
+    client = subprocess.run(
+        [sys.executable, "-X", "importtime", str(REPO / "examples" / "onnx_client.py"), str(shipped_onnx), *images],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert client.returncode == 0, client.stderr[-3000:]
+    imported = {line.split("|")[-1].strip() for line in client.stderr.splitlines() if line.startswith("import time:")}
+    assert "onnxruntime" in imported and not {m for m in imported if m.split(".")[0] in ("torch", "zeromamba")}
+    cli = Path(sys.executable).with_name("zeromamba")
+    done = subprocess.run(
+        [str(cli), "classify", *images, "--format", "jsonl", "--top-k", "36"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    theirs = [json.loads(line) for line in client.stdout.splitlines()]
+    ours = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["image"] for r in theirs] == [r["image"] for r in ours] == images
+    for mine, reference in zip(theirs, ours):
+        assert mine["class"] == reference["predictions"][0]["class"], mine["image"]
+        want = {p["class"]: p["calibrated"] for p in reference["predictions"]}
+        assert mine["scores"].keys() == want.keys()
+        worst = max(abs(mine["scores"][k] - want[k]) for k in want)
+        assert worst < 1e-4, f"{mine['image']}: scores differ by {worst:.2e}"
+
+
+def test_the_file_declares_the_opset_it_has(shipped: Predictor, tmp_path: Path) -> None:
+    from zeromamba.exporter import MIN_OPSET, _check_opset
+
+    with pytest.raises(ExportError, match=f"needs opset {MIN_OPSET} or later"):
+        zeromamba.export(shipped, tmp_path / "old", opset=MIN_OPSET - 1)
+    assert not (tmp_path / "old").exists()  # nothing written, not even the folder
+    # an opset the exporter could not convert to (it keeps its own and only logs why) is refused
+    file = tmp_path / "m.onnx"
+    onnx.save(
+        onnx.helper.make_model(
+            onnx.helper.make_graph([], "g", [], []), opset_imports=[onnx.helper.make_opsetid("", 18)]
+        ),
+        str(file),
+    )
+    _check_opset(file, 18)
+    with pytest.raises(ExportError, match="could not convert the graph to opset 21"):
+        _check_opset(file, 21)
 
 
 def _fixture_predictor(root: Path) -> tuple[Predictor, dict[str, torch.Tensor]]:

@@ -142,6 +142,20 @@ def test_a_release_that_would_run_code_is_refused_and_runs_nothing(
     assert not list(release_cache_dir().glob("*/*/model.safetensors"))  # nothing cached
 
 
+def test_a_release_with_a_stride_0_tensor_is_refused_and_nothing_is_cached(
+    fakehub: FakeHub, zm_cache: Path, release
+) -> None:
+    state, _ = release
+    forged = dict(state)
+    forged["head.weight"] = state["head.weight"][:1].expand_as(state["head.weight"])  # one row, seen 1000 times
+    buf = io.BytesIO()
+    torch.save({"model": forged, "epoch": 1}, buf)
+    _publish(fakehub, {RELEASE: buf.getvalue()})
+    with pytest.raises(CheckpointError, match=r"head\.weight.*stride 0"):
+        zeromamba.load_model("vim-tiny")
+    assert not list(release_cache_dir().glob("*/*/model.safetensors"))
+
+
 def test_timm_pretrained_tag_loads_the_release_and_resizes_positions(fakehub: FakeHub, zm_cache: Path, release) -> None:
     state, blob = release
     _publish(fakehub, {RELEASE: blob})

@@ -52,7 +52,7 @@ def test_resolve_preprocess_defaults_are_the_authors():
         {"std": (0.0, 1.0, 1.0)},
         {"interpolation": "cubic-ish"},
         {"crop_pct": 1.5},
-        {"crop_mode": "border"},
+        {"crop_mode": "reflect"},
     ],
 )
 def test_resolve_preprocess_rejects_bad_values(bad):

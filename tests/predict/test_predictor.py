@@ -283,7 +283,7 @@ def test_bad_constructor_arguments(model, matrix):
     with pytest.raises(ConfigError, match="gamma"):
         Predictor(model, gamma=float("nan"))
     with pytest.raises(ConfigError, match="dtype"):
-        Predictor(model, dtype="int8")
+        Predictor(model, dtype="int4")
     with pytest.raises(ConfigError, match="batch_size"):
         Predictor(model, batch_size=0)
     with pytest.raises(TypeError):

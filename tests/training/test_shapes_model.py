@@ -36,7 +36,7 @@ FRESH_SEED = 4242
 FLOORS: dict[str, dict[str, Any]] = {
     "zeromamba_nano_s8": dict(
         input_size=(3, 80, 80),
-        crop_mode="letterbox",
+        crop_mode="border",
         pool_size=(10, 10),
         czsl=0.97,
         harmonic=0.95,
@@ -72,6 +72,12 @@ def test_embedded_weights_ship_with_the_package() -> None:
     floors = _floors()
     assert cfg["pretrained_cfg"]["crop_mode"] == floors["crop_mode"]
     assert tuple(cfg["pretrained_cfg"]["input_size"]) == floors["input_size"]
+    # the zoo's entry (what timm.create_model gives the model) says what the folder says
+    assert (cfg["pretrained_cfg"]["crop_mode"], tuple(cfg["pretrained_cfg"]["input_size"])) == (
+        variant.crop_mode,
+        variant.input_size,
+    )
+    assert cfg.get("object_extent") == (list(variant.object_extent) if variant.object_extent else None)
     if variant.architecture == "zeromamba_nano_s8":  # issue 13: attention maps of at least 8 x 8 cells
         predictor = zeromamba.from_pretrained("shapes-zsl")
         with torch.no_grad():

@@ -21,6 +21,7 @@ import traceback
 from collections.abc import Sequence
 
 from ..errors import ZeroMambaError
+from ..terminal import terminal_safe
 
 __all__ = ["ALL", "COMMANDS", "EXIT_CODES", "EXIT_SKIPPED", "build_parser", "main"]
 
@@ -103,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         # one line: a multi-line message (a list of mismatched tensors) is joined with "; "
         message = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
-        print(f"zeromamba: error: {message}", file=sys.stderr)
+        print(f"zeromamba: error: {terminal_safe(message)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("zeromamba: interrupted", file=sys.stderr)

@@ -8,21 +8,27 @@ import sys
 from typing import Any
 
 from ..demo import DEFAULT_DEFINE, DEFAULT_OUT, DEFAULT_SEED, DEMO_MODEL, run_demo
+from ..terminal import terminal_safe
 
 __all__ = ["register"]
 
 
+def _verdict(correct: bool) -> str:
+    return "ok" if correct else "WRONG"
+
+
 def _print_report(r: dict[str, Any]) -> None:
+    safe = terminal_safe  # class and attribute names come from the model folder: no control characters
     print(
-        f"zeromamba demo: model {r['model']!r}{' (embedded, offline)' if r['model'] == DEMO_MODEL else ''}, "
-        f"{r['num_classes']} classes "
+        f"zeromamba demo: model {safe(repr(r['model']))}"
+        f"{' (embedded, offline)' if r['model'] == DEMO_MODEL else ''}, {r['num_classes']} classes "
         f"({r['num_seen']} seen, {r['num_classes'] - r['num_seen']} unseen), "
         f"GZSL calibrated stacking with gamma {r['gamma']:g}\n"
     )
     print("Images of UNSEEN classes (never shown in training):")
     header = ("#", "true class", "prediction", "prob", "")
     table = [header] + [
-        (str(i + 1), x["true"], x["predicted"], f"{x['probability']:.2f}", "ok" if x["correct"] else "WRONG")
+        (str(i + 1), safe(x["true"]), safe(x["predicted"]), f"{x['probability']:.2f}", _verdict(x["correct"]))
         for i, x in enumerate(r["images"])
     ]
     widths = [max(len(row[c]) for row in table) for c in range(len(header))]
@@ -34,17 +40,17 @@ def _print_report(r: dict[str, Any]) -> None:
     print(f"  {correct} of {len(r['images'])} correct\n")
     e = r["explained"]
     print(
-        f"Explanation of image 1 ({e['true']}): {e['method']} maps of {', '.join(e['attributes'])}\n"
-        f"  written to {r['explanation']}\n"
+        f"Explanation of image 1 ({safe(e['true'])}): {e['method']} maps of {safe(', '.join(e['attributes']))}\n"
+        f"  written to {safe(r['explanation'])}\n"
     )
     d = r["defined"]
-    attrs = " + ".join(d["attributes"])
+    attrs = safe(" + ".join(d["attributes"]))
     novelty = "a combination never shown in training" if not d["seen_in_training"] else "a training class"
     print(f"A class defined on the spot by its attributes ({attrs}; {novelty}),")
     print(f"added to the {d['candidates'] - 1} seen classes; an image drawn for it is classified as:")
     verdict = "recognised" if d["recognised"] else "NOT recognised"
-    print(f"  {d['predicted']}  (p = {d['probability']:.2f})  -> {verdict}")
-    print(f"  runner-up: {', '.join(d['top3'][1:])}")
+    print(f"  {safe(d['predicted'])}  (p = {d['probability']:.2f})  -> {verdict}")
+    print(f"  runner-up: {safe(', '.join(d['top3'][1:]))}")
     print(f"\ndone in {r['seconds']:.1f} s")
 
 

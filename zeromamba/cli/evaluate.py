@@ -15,6 +15,7 @@ from ..evaluate import evaluate, evaluate_explanations
 from ..explanation_metrics import format_explanation_table
 from ..fileio import write_json
 from ..runtime import setup_distributed, world_and_rank
+from ..terminal import terminal_safe
 
 __all__ = ["register"]
 
@@ -89,10 +90,10 @@ def _evaluate(args: argparse.Namespace, device: torch.device) -> int:
     if methods and world_and_rank()[1] == 0:
         scores = evaluate_explanations(args.model, data, methods, num_images=args.explain_images, device=device)
     if world_and_rank()[1] == 0:
-        print(result.table)
+        print(terminal_safe(result.table, keep_newlines=True))  # a dataset's name is a folder's
         if scores:
             title = f"explanations: pointing game and mass on object, {args.explain_images} unseen-class images"
-            print(format_explanation_table(scores.values(), title=title))
+            print(terminal_safe(format_explanation_table(scores.values(), title=title), keep_newlines=True))
         if scores and args.json_path:
             write_json(
                 {**result.to_dict(), "explanations": {m: s.to_dict() for m, s in scores.items()}}, args.json_path

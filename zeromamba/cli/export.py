@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from ..hubcheck import check_model_name
+from ..terminal import terminal_safe
 
 __all__ = ["register"]
 
@@ -44,7 +45,9 @@ def register(subparsers: Any) -> None:
         metavar=("HEIGHT", "WIDTH"),
         help="the graph's image size (default: the model's preprocessing); the batch size is dynamic",
     )
-    p.add_argument("--opset", type=_size, default=None, help="ONNX opset (default 18)")
+    p.add_argument(
+        "--opset", type=_size, default=None, help="ONNX opset, 18 or later (default 18); the file declares exactly it"
+    )
     p.add_argument("--no-verify", action="store_true", help="skip loading the file back and comparing it with eager")
     p.add_argument("--revision", help="Hub revision (branch, tag or commit) of MODEL")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="wait at most this long for the Hub")
@@ -63,7 +66,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         kwargs["revision"] = args.revision
     predictor = from_pretrained(args.model, **kwargs)
     if not args.quiet:
-        print(f"zeromamba: exporting {args.model} as {args.format} (this traces the model once)", file=sys.stderr)
+        print(
+            terminal_safe(f"zeromamba: exporting {args.model} as {args.format} (this traces the model once)"),
+            file=sys.stderr,
+        )
     result = export(
         predictor,
         args.out,
@@ -72,5 +78,5 @@ def cmd_export(args: argparse.Namespace) -> int:
         opset=args.opset or DEFAULT_OPSET,
         verify=not args.no_verify,
     )
-    print(result.model_file if args.quiet else result)
+    print(terminal_safe(result.model_file if args.quiet else result))
     return 0

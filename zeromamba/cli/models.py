@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, ModelNotAvailableError, ZeroMambaError
+from ..terminal import terminal_safe
 from ..zoo import TASKS, list_pretrained
 
 __all__ = ["register"]
@@ -22,8 +23,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     print(variants.table())
     print(
-        "\nMetrics are the authors' published figures for the checkpoints these weights are converted from. "
-        "Variants shipped inside the package were trained by this project: see MODEL_CARD.md for what we measured."
+        "\nMetrics by 'authors' are the authors' published figures for the checkpoints these weights are converted "
+        "from; by 'zeromamba', measured by this project on weights it trained (see MODEL_CARD.md)."
     )
     return 0
 
@@ -60,7 +61,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.verify:
         diff = verify_conversion(args.checkpoint, out)
         print(f"verified: the outputs equal the original checkpoint's (max difference {diff:.3g})")
-    print(f"wrote {out} ({cfg['architecture']}, {', '.join(sorted(p.name for p in out.iterdir()))})")
+    print(terminal_safe(f"wrote {out} ({cfg['architecture']}, {', '.join(sorted(p.name for p in out.iterdir()))})"))
     return 0
 
 
@@ -77,7 +78,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         if isinstance(e, ZeroMambaError):
             raise
         raise ModelNotAvailableError(f"upload to {args.repo_id!r} failed: {e}") from None
-    print(url)
+    print(terminal_safe(url))
     return 0
 
 

@@ -1,8 +1,9 @@
 """``zeromamba classify`` and ``zeromamba explain``: the predictor on the command line.
 
-``classify`` takes files, folders, glob patterns and URLs, decodes them in DataLoader workers,
-and writes one record per image as results come (``--format table|json|jsonl|csv``,
-``--output FILE``). An unreadable image is reported on stderr (and as a record with ``error``)
+``classify`` takes files, folders, glob patterns, URLs and manifests, decodes them in DataLoader
+workers, and writes one record per image as results come (``--format table|json|jsonl|csv``,
+``--output FILE``; ``--format parquet`` and ``--engine ray``: :mod:`zeromamba.cli.classify_table`).
+An unreadable image is reported on stderr (and as a record with ``error``)
 and skipped; the exit code is then :data:`~zeromamba.cli.EXIT_SKIPPED`.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import io
 import json
 import os
 import sys
@@ -20,12 +22,16 @@ from typing import IO, Any
 from ..constants import EXPLAIN_DEFAULT_RULE, EXPLAIN_METHODS
 from ..errors import ZeroMambaError
 from ..hubcheck import check_model_name
+from ..manifests import expand_manifests
 from ..sources import find_images
+from ..terminal import terminal_safe
 from ..zoo import list_pretrained
+from .classify_table import add_arguments as add_table_arguments
+from .classify_table import classify_to_table, wants_table
 
 __all__ = ["register"]
 
-FORMATS = ("table", "json", "jsonl", "csv")
+FORMATS = ("table", "json", "jsonl", "csv", "parquet")
 
 
 def _positive_int(text: str) -> int:
@@ -65,12 +71,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--attributes",
         metavar="FILE",
         help="score against these classes instead of the model's own: a CSV (a header 'class,<attribute>,...' "
-        "naming the model's attributes, then one row per class) or a .npy C x A matrix",
+        "naming the model's attributes, then one row per class), a JSON file of classes by attribute name "
+        '({"red disc": {"red": 1, "circle": 1, "solid": 1}}, others 0) or a .npy C x A matrix',
     )
     p.add_argument("--class-names", metavar="FILE", help="class names, one per line (override those in --attributes)")
     p.add_argument("--gamma", type=float, help="GZSL calibration strength (default: the model's)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, auto ... (default: cpu)")
-    p.add_argument("--dtype", help="float32 (default), bfloat16 or float16 (GPU)")
+    p.add_argument(
+        "--dtype", help="float32 (default), bfloat16, float16 (GPU) or int8 (CPU: the large linear layers in int8)"
+    )
     p.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
     p.add_argument(
         "--timeout",
@@ -94,8 +103,8 @@ def register(subparsers: Any) -> None:
         "images",
         nargs="+",
         metavar="IMAGE",
-        help="image files, folders (searched recursively), glob patterns (quoted: 'photos/**/*.jpg') "
-        "or http(s):// URLs",
+        help="image files, folders (searched recursively), glob patterns (quoted: 'photos/**/*.jpg'), "
+        "http(s):// URLs, or manifests: a .parquet, .csv or .jsonl file with a column 'path' or 'url'",
     )
     _add_common(p)
     p.add_argument("--top-k", type=_positive_int, default=5, help="how many classes to list (default 5)")
@@ -107,10 +116,16 @@ def register(subparsers: Any) -> None:
         help=f"processes decoding images ahead of the model (default {default_workers()} here: half the cores, "
         "at most 4, none below 4 cores; 0 decodes in the main process)",
     )
-    p.add_argument("--format", choices=FORMATS, default="table", help="table (default), json, jsonl or csv")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="table (default), json, jsonl, csv or parquet (with --output)",
+    )
     p.add_argument("--json", action="store_true", help="the same as --format json")
     p.add_argument("--output", "-o", metavar="FILE", help="write the results to FILE (complete or not at all)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no notes on stderr")
+    add_table_arguments(p)
     p.set_defaults(func=cmd_classify)
 
     p = subparsers.add_parser(
@@ -182,7 +197,7 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _note(text: str) -> None:
-    print(f"zeromamba: {text}", file=sys.stderr, flush=True)
+    print(f"zeromamba: {terminal_safe(text)}", file=sys.stderr, flush=True)
 
 
 # --- classify ----------------------------------------------------------------------------------
@@ -194,10 +209,13 @@ class _Records:
     def __init__(self, fmt: str, stream: IO[str], top_k: int):
         self.fmt, self.stream, self.top_k = fmt, stream, top_k
         self.count = 0
-        self.csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
+        # rows end in "\n", but the writer is told "\r\n" so that it quotes a cell holding either: with
+        # "\n" alone it leaves a "\r" bare (Python < 3.12), which readers take as the end of the row
+        self.row_text = io.StringIO()
+        self.csv = csv.writer(self.row_text, lineterminator="\r\n") if fmt == "csv" else None
         if self.csv is not None:
             fields = ["class", "index", "score", "probability", "calibrated", "seen"]
-            self.csv.writerow(
+            self._csv_row(
                 ["image", "error", "ranked_by", "gamma", "low_confidence", "confidence_note"]
                 + [f"{f}_{r}" for r in range(1, top_k + 1) for f in fields]
             )
@@ -215,10 +233,16 @@ class _Records:
         elif self.fmt == "json":
             self.stream.write(("," if self.count else "") + "\n  " + json.dumps(record))
         else:
-            assert self.csv is not None
-            self.csv.writerow(_csv_row(record, self.top_k))
+            self._csv_row(_csv_row(record, self.top_k))
         self.count += 1
         self.stream.flush()
+
+    def _csv_row(self, cells: list[Any]) -> None:
+        assert self.csv is not None
+        self.csv.writerow(cells)
+        self.stream.write(self.row_text.getvalue()[:-2] + "\n")
+        self.row_text.seek(0)
+        self.row_text.truncate()
 
     def close(self) -> None:
         if self.fmt == "json":
@@ -271,7 +295,7 @@ def _run_classify(args: argparse.Namespace, predictor: Any, sources: list[str], 
             with writing():
                 if failure:
                     skipped += 1
-                    print(f"zeromamba: skipped {item.source}: {item.reason}", file=sys.stderr, flush=True)
+                    _note(f"skipped {item.source}: {item.reason}")
                 else:
                     done += 1
                     unsure += item.low_confidence
@@ -287,13 +311,18 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     if args.json:
         args.format = "json"
-    sources = find_images(args.images)
+    sources = expand_manifests(find_images(args.images))
+    if wants_table(args):
+        if args.workers is None:
+            args.workers = default_workers()
+        return classify_to_table(args, sources, choose_model=choose_model, load=_load, progress=_progress)
     predictor = _load(args)
     result: dict[str, tuple[int, int, int]] = {}
     if args.output:
 
         def write(tmp: Any) -> None:
-            with open(tmp, "w", encoding="utf-8", newline="") as f:
+            # surrogateescape: a file name that is not valid UTF-8 is written back as its own bytes
+            with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
                 result["counts"] = _run_classify(args, predictor, sources, f)
 
         try:
@@ -301,6 +330,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
         except OSError as e:
             raise ZeroMambaError(f"cannot write {args.output}: {e.strerror or e}") from None
     else:
+        if args.format == "csv" and hasattr(sys.stdout, "reconfigure"):
+            sys.stdout.reconfigure(errors="surrogateescape")  # as above (JSON escapes it, tables show \udcff)
         result["counts"] = _run_classify(args, predictor, sources, sys.stdout)
     done, skipped, unsure = result["counts"]
     if unsure and not args.quiet:

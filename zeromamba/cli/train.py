@@ -10,6 +10,7 @@ from typing import Any
 from ..architectures import ZEROMAMBA_ARCHITECTURES, ZEROMAMBA_VIM_ARCHITECTURES
 from ..data import add_data_arguments
 from ..errors import ConfigError
+from ..terminal import terminal_safe
 from ..train import SELECTION_LABELS, load_config_file, resolve_config, train
 from ..train.config import CONFIG_FIELDS
 
@@ -98,5 +99,5 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     result = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"model saved to {result.model_dir} ({result.selection})")
+        print(terminal_safe(f"model saved to {result.model_dir} ({result.selection})"))
     return 0

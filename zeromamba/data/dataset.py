@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD, ZSL_IMAGE_SIZE
 from ..errors import DataError
-from ..letterbox import letterbox
+from ..letterbox import fill_colour, letterbox
 
 __all__ = [
     "EvalSplit",
@@ -167,28 +167,35 @@ class ImageDataset(Dataset):
 
 
 class _Letterbox:
-    """The predictor's ``letterbox`` preprocessing as a transform (a class, so workers can pickle it)."""
+    """The predictor's ``border`` / ``letterbox`` preprocessing as a transform (a class, so workers can
+    pickle it): padded with ``fill`` (``border``: the mean colour) or the border colour (``None``)."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, fill: tuple[int, int, int] | None = None):
         self.size = int(size)
+        self.fill = fill
 
     def __call__(self, img: Image.Image) -> Image.Image:
-        return letterbox(img.convert("RGB"), self.size, self.size)[0]
+        return letterbox(img.convert("RGB"), self.size, self.size, fill=self.fill)[0]
+
+
+#: the crop modes a dataset's images can be preprocessed with (see :func:`build_transform`)
+DATASET_CROP_MODES = ("squash", "border", "letterbox")
 
 
 def build_transform(image_size: int = ZSL_IMAGE_SIZE, train: bool = False, crop_mode: str = "squash") -> Callable:
-    """The paper's preprocessing: plain resize to a square (no crop; ``crop_mode="squash"``) or, with
-    ``crop_mode="letterbox"``, the whole image fitted into the square with its aspect ratio kept
-    (:func:`zeromamba.letterbox.letterbox`); a random horizontal flip in training, ImageNet mean/std
+    """The paper's preprocessing: plain resize to a square (no crop; ``crop_mode="squash"``) or the
+    whole image fitted into the square with its aspect ratio kept (:func:`zeromamba.letterbox.letterbox`),
+    padded with the ImageNet mean colour (``"border"``, timm's mode of that name) or with the image's
+    border colour (``"letterbox"``); a random horizontal flip in training, ImageNet mean/std
     normalisation."""
     from torchvision import transforms as T
 
-    if crop_mode not in ("squash", "letterbox"):
-        raise ValueError(f"crop_mode must be 'squash' or 'letterbox' for datasets, got {crop_mode!r}")
+    if crop_mode not in DATASET_CROP_MODES:
+        raise ValueError(f"crop_mode must be one of {', '.join(DATASET_CROP_MODES)} for datasets, got {crop_mode!r}")
     steps: list[Callable] = [
         T.Resize((image_size, image_size), interpolation=T.InterpolationMode.BILINEAR)
         if crop_mode == "squash"
-        else _Letterbox(image_size)
+        else _Letterbox(image_size, fill_colour(IMAGENET_MEAN) if crop_mode == "border" else None)
     ]
     if train:
         steps.append(T.RandomHorizontalFlip())

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..fileio import MAX_TEXT_FILE_BYTES, read_regular_bytes
+from ..npy import load_npy
 
 __all__ = ["load_attribute_embeddings"]
 
@@ -85,6 +87,11 @@ def _read_safetensors(path: str) -> dict[str, torch.Tensor]:
     return load_file(path)
 
 
+def _read_npy(path: str) -> np.ndarray:
+    data = read_regular_bytes(path, MAX_TEXT_FILE_BYTES, DataError, "the attribute-embedding file")
+    return load_npy(data, repr(path), DataError)  # its header checked before numpy allocates
+
+
 def _read_pickle(path: str) -> Any:
     import pickle
 
@@ -93,7 +100,7 @@ def _read_pickle(path: str) -> Any:
 
 
 _READERS: dict[str, Callable[[str], Any]] = {
-    ".npy": lambda path: np.load(path, allow_pickle=False),
+    ".npy": _read_npy,
     ".safetensors": _read_safetensors,
     ".pt": lambda path: torch.load(path, map_location="cpu", weights_only=True),
     ".pth": lambda path: torch.load(path, map_location="cpu", weights_only=True),

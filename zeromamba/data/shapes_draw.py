@@ -5,15 +5,18 @@ What varies (all drawn from the image's own random generator):
 
 * the canvas: longer side 64-160 px, aspect ratio 0.6-1.67, drawn at 1x (aliased), 2x or 3x and
   reduced (anti-aliased);
-* the background: plain light of any hue (most often), a dim grey with a gradient, or noisy;
+* the background: plain light of any hue (most often), a dim grey with a gradient, noisy, or
+  coloured paper (a pastel of any hue, saturation up to 0.55, never close to the object's colour);
 * the object: size (radius 0.2-0.36 of the canvas's longer side, within the shorter side),
   position, rotation (bars any way, triangles within 40 degrees of upright), a little
   irregularity, the colour's exact hue, saturation and brightness (from pure RGB primaries to
   muted shades);
 * the fill's style: stripes or dots in a dark shade of the colour, in black or white on the colour,
-  or in the colour on a light inside (as drawn with a pen); stripe angle, count (2.5-4.5 across)
-  and width; dot grid, spacing, size and jitter; an outline (none, the colour, a dark shade or
-  black) of any width;
+  or in the colour on a light inside (as drawn with a pen); stripe angle, count (1.8-7 across,
+  fewer where the object is small: at least 4.5 px a period at 80 px) and width; dots on a square
+  or hexagonal grid, their spacing (2.2-7 across, as stripes), size and jitter; the marks always
+  cover 15-85% of the object (else they are drawn again), so a pattern never reads as a solid; an
+  outline (none, the colour, a dark shade or black) of any width;
 * the finish: pixel noise and JPEG compression (quality 45-90).
 
 The mask is the object's silhouette (outline included) at the canvas's resolution: what the
@@ -70,14 +73,27 @@ def _light_rgb(rng: np.random.Generator) -> np.ndarray:
     return np.array([r, g, b], dtype=np.float32) * 255.0
 
 
-def _background(rng: np.random.Generator, w: int, h: int) -> tuple[Image.Image, np.ndarray]:
-    """``(background image of w x h, its mean colour)``; smooth, so computed coarsely and enlarged."""
-    kind = rng.choice(4, p=[0.45, 0.2, 0.15, 0.2])
+def _paper_rgb(rng: np.random.Generator, avoid: np.ndarray) -> np.ndarray:
+    """A coloured paper: a pastel of any hue, at least 100 (RGB distance) from the object's colour."""
+    for _ in range(16):
+        r, g, b = colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.2, 0.55), rng.uniform(0.75, 1.0))
+        paper = np.array([r, g, b], dtype=np.float32) * 255.0
+        if float(np.linalg.norm(paper - avoid)) >= 100.0:
+            break
+    return paper
+
+
+def _background(rng: np.random.Generator, w: int, h: int, avoid: np.ndarray) -> tuple[Image.Image, np.ndarray]:
+    """``(background image of w x h, its mean colour)``; smooth, so computed coarsely and enlarged.
+    ``avoid``: the object's colour, which a coloured paper keeps away from."""
+    kind = rng.choice(5, p=[0.35, 0.15, 0.12, 0.15, 0.23])
     cw, ch = max(2, w // 8), max(2, h // 8)
     yy = np.linspace(-1.0, 1.0, ch, dtype=np.float32)[:, None, None]
     xx = np.linspace(-1.0, 1.0, cw, dtype=np.float32)[None, :, None]
     if kind == 1:  # dim, weakly tinted grey (the first renderer's backgrounds)
         base = np.clip(rng.uniform(60, 190) + rng.uniform(-18, 18, size=3), 0, 255).astype(np.float32)
+    elif kind == 4:  # coloured paper
+        base = _paper_rgb(rng, avoid)
     else:
         base = _light_rgb(rng)
     bg = np.broadcast_to(base, (ch, cw, 3)).astype(np.float32)
@@ -142,9 +158,16 @@ def _silhouette(shape: str, size: tuple[int, int], cx: float, cy: float, r: floa
     return solid, draw
 
 
-def _pattern(fill: str, w: int, h: int, cx: float, cy: float, r: float, rng: np.random.Generator) -> Image.Image:
+#: the fewest pixels a stripe or dot period may span when the canvas's longer side is 80 px (the
+#: shipped model's input): finer marks are lost in the resize and would teach noise
+MIN_PERIOD_AT_80PX = 4.5
+
+
+def _pattern(
+    fill: str, w: int, h: int, cx: float, cy: float, r: float, rng: np.random.Generator, max_count: float
+) -> Image.Image:
     """An ``L`` image of ``w x h``: 255 where the fill's marks are (stripes or dots), computed only
-    around the object."""
+    around the object; at most ``max_count`` periods across the object's diameter."""
     out = np.zeros((h, w), dtype=np.uint8)
     if fill == "solid":
         return Image.fromarray(out)
@@ -155,13 +178,16 @@ def _pattern(fill: str, w: int, h: int, cx: float, cy: float, r: float, rng: np.
     u = ((xx - cx) * math.cos(theta) + (yy - cy) * math.sin(theta)) / (2 * r)
     v = (-(xx - cx) * math.sin(theta) + (yy - cy) * math.cos(theta)) / (2 * r)
     if fill == "striped":
-        count = rng.uniform(2.5, 4.5)  # stripes across the object
-        duty = rng.uniform(0.35, 0.6)
+        count = min(math.exp(rng.uniform(math.log(1.8), math.log(7.0))), max_count)  # stripes across
+        duty = rng.uniform(0.3, 0.65)
         marks = np.mod(u * count + rng.uniform(0, 1), 1.0) < duty
     elif fill == "dotted":
-        count = rng.uniform(3.0, 4.5)
-        radius = rng.uniform(0.24, 0.36)  # in units of the dot spacing
+        count = min(math.exp(rng.uniform(math.log(2.2), math.log(7.0))), max_count)
+        radius = rng.uniform(0.2, 0.4)  # in units of the dot spacing
         gu, gv = u * count + rng.uniform(0, 1), v * count + rng.uniform(0, 1)
+        if rng.uniform() < 0.35:  # a hexagonal grid: every second row shifted by half a spacing
+            gv = gv / 0.866
+            gu = gu + 0.5 * np.mod(np.floor(gv), 2)
         cu, cv = np.floor(gu), np.floor(gv)
         # a little jitter per dot (from the cell's integer coordinates), so grids need not be perfect
         jitter = rng.uniform(0.0, 0.18)
@@ -213,10 +239,17 @@ def draw_sample(colour: str, fill: str, shape: str, rng: np.random.Generator) ->
     cx, cy = rng.uniform(margin, w - margin), rng.uniform(margin, h - margin)
     silhouette, draw = _silhouette(shape, (w, h), cx, cy, r, rng)
 
-    img, bg_mean = _background(rng, w, h)
     rgb = _object_rgb(colour, rng)
+    img, bg_mean = _background(rng, w, h, rgb)
     inside, marks, pen = _fill_colours(fill, rgb, bg_mean, rng)
-    face = Image.composite(_solid(marks, (w, h)), _solid(inside, (w, h)), _pattern(fill, w, h, cx, cy, r, rng))
+    # at most so many periods across the object that each spans MIN_PERIOD_AT_80PX pixels at 80 px
+    max_count = max(2.0, 2 * r / ss * 80.0 / long_side / MIN_PERIOD_AT_80PX)
+    on_object = np.asarray(silhouette) >= 128
+    for _ in range(12):  # the marks must show as a pattern on this object (not one band over a bar)
+        pattern = _pattern(fill, w, h, cx, cy, r, rng, max_count)
+        if fill == "solid" or 0.15 <= (np.asarray(pattern)[on_object] > 0).mean() <= 0.85:
+            break
+    face = Image.composite(_solid(marks, (w, h)), _solid(inside, (w, h)), pattern)
     img = Image.composite(face, img, silhouette)
 
     if pen or rng.uniform() < 0.45:

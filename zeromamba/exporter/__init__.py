@@ -13,6 +13,7 @@ nothing is written.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -22,19 +23,24 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..errors import ExportError
+from ..errors import CheckpointError, ExportError
 from ..fileio import atomic_write, write_json
-from ..images import resolve_preprocess
+from ..format import model_config
+from ..images import model_preprocess
+from ..models.int8 import is_int8
 from ..predictor import Predictor
 from .graph import PredictorGraph, graph_copy
 from .preprocess import preprocess_spec
 
-__all__ = ["DEFAULT_OPSET", "FORMATS", "MODEL_FILES", "TOLERANCE", "ExportResult", "export"]
+__all__ = ["DEFAULT_OPSET", "FORMATS", "MIN_OPSET", "MODEL_FILES", "TOLERANCE", "ExportResult", "export"]
 
 FORMATS = ("onnx", "torchscript", "exported-program")
 MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "exported-program": "model.pt2"}
 #: the ONNX opset written (ONNX Runtime 1.14 and later run it)
 DEFAULT_OPSET = 18
+#: the lowest opset the graph can be written in: PyTorch's exporter writes opset 18 and cannot convert
+#: its operators (Pad with an ``axes`` input, ...) down
+MIN_OPSET = 18
 #: the largest difference from eager accepted, relative to the output's largest magnitude
 TOLERANCE = 1e-4
 _EXAMPLE_BATCH = 2  # dynamic batch: the example must not be 1 (torch.export would specialise on it)
@@ -83,7 +89,8 @@ def export(
             (``torch.export``, loaded with ``torch.export.load``).
         input_size: ``(height, width)`` of the graph's input (default: the predictor's
             preprocessing); the batch size stays dynamic.
-        opset: the ONNX opset (ONNX only).
+        opset: the ONNX opset (ONNX only), :data:`MIN_OPSET` or later; the file declares exactly
+            this opset, else :class:`~zeromamba.errors.ExportError`.
         verify: load the written file back and compare it with eager PyTorch at batch sizes 1
             and 3 (ONNX through ONNX Runtime, CPU execution provider).
 
@@ -94,6 +101,11 @@ def export(
     """
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
+    if format == "onnx" and int(opset) < MIN_OPSET:
+        raise ExportError(
+            f"cannot write ONNX opset {opset}: the graph needs opset {MIN_OPSET} or later (PyTorch's exporter "
+            f"cannot convert its operators to older opsets); use --opset {MIN_OPSET} (the default) or higher"
+        )
     if isinstance(model_or_predictor, Predictor):
         predictor = model_or_predictor
         graph = PredictorGraph.from_predictor(predictor)
@@ -102,12 +114,18 @@ def export(
     elif isinstance(model_or_predictor, nn.Module):
         predictor = None
         graph = PredictorGraph.from_model(model_or_predictor)
-        preprocess = resolve_preprocess(getattr(model_or_predictor, "pretrained_cfg", None))
+        preprocess = model_preprocess(model_or_predictor)
         source = model_or_predictor
     else:
         raise ExportError(
             f"export takes a Predictor or a zeromamba model, got {type(model_or_predictor).__name__}; for a model "
             "name, load it first: zeromamba.export(zeromamba.from_pretrained(name), path)"
+        )
+    if is_int8(source):
+        raise ExportError(
+            "this model runs int8 layers, which export does not write (its graphs are float32): export the float32 "
+            "model (predictor.to(dtype='float32'), or load it without dtype='int8') and quantize in the runtime that "
+            "loads it if needed (e.g. onnxruntime.quantization.quantize_dynamic)"
         )
     if input_size is not None:
         height, width = (int(s) for s in input_size)
@@ -124,6 +142,7 @@ def export(
             raise ExportError(f"the model does not run on a {size[1]} x {size[2]} input: {e}") from e
 
     directory = Path(path)
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     model_file = directory / MODEL_FILES[format]
     errors: dict[str, float] = {}
@@ -133,14 +152,19 @@ def export(
         if verify:
             errors.update(_verify(format, tmp, source, graph, size))
 
-    atomic_write(model_file, write)
+    try:
+        atomic_write(model_file, write)
+    except BaseException:
+        if created and not any(directory.iterdir()):
+            directory.rmdir()  # a refused export leaves no trace, not even its folder
+        raise
     spec = preprocess_spec(
         preprocess,
         graph.output_names,
         model_file=model_file.name,
         model_format=format,
         opset=opset if format == "onnx" else None,
-        architecture=(getattr(source, "pretrained_cfg", None) or {}).get("architecture"),
+        architecture=_architecture(source),
         class_names=predictor.class_names if predictor is not None else None,
         attribute_names=predictor.attribute_names if predictor is not None else None,
         seen=predictor.seen.tolist() if predictor is not None and predictor.seen is not None else None,
@@ -172,7 +196,7 @@ def _write_onnx(graph: PredictorGraph, example: torch.Tensor, tmp: Path, opset: 
         import onnxscript  # noqa: F401
     except ImportError as e:
         raise ExportError(f"ONNX export needs onnx and onnxscript ({e}); pip install 'zeromamba[export]'") from None
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), _ExporterLog() as log:
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             graph,
@@ -188,6 +212,43 @@ def _write_onnx(graph: PredictorGraph, example: torch.Tensor, tmp: Path, opset: 
     if program is None:  # pragma: no cover - dynamo=True always returns the program
         raise ExportError("torch.onnx.export returned no program")
     program.save(tmp, external_data=False)
+    _check_opset(tmp, int(opset), log.reason())
+
+
+class _ExporterLog(logging.Handler):
+    """Holds what PyTorch's ONNX exporter and onnxscript log while exporting (a failed opset
+    conversion is logged with its traceback and otherwise ignored), instead of printing it: the
+    export then succeeds, or fails with one :class:`~zeromamba.errors.ExportError` that says why."""
+
+    _NAMES = ("onnxscript", "torch.onnx")
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+        self._saved: list[tuple[logging.Logger, bool]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def reason(self) -> str:
+        """The last logged exception's message (or the last message), one line."""
+        for record in reversed(self.records):
+            if record.exc_info and record.exc_info[1] is not None:
+                return str(record.exc_info[1]).strip().splitlines()[-1][:300]
+        return self.records[-1].getMessage().splitlines()[0][:300] if self.records else ""
+
+    def __enter__(self) -> _ExporterLog:
+        for name in self._NAMES:
+            logger = logging.getLogger(name)
+            self._saved.append((logger, logger.propagate))
+            logger.addHandler(self)
+            logger.propagate = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for logger, propagate in self._saved:
+            logger.removeHandler(self)
+            logger.propagate = propagate
 
 
 def _write_torchscript(graph: PredictorGraph, example: torch.Tensor, tmp: Path, opset: int) -> None:
@@ -207,6 +268,32 @@ def _write_exported_program(graph: PredictorGraph, example: torch.Tensor, tmp: P
 _WRITERS = {"onnx": _write_onnx, "torchscript": _write_torchscript, "exported-program": _write_exported_program}
 
 
+def _check_opset(file: Path, opset: int, reason: str = "") -> None:
+    """The written file declares the opset asked for (PyTorch's exporter keeps its own opset when it
+    cannot convert the graph, and only logs why)."""
+    import onnx
+
+    model = onnx.load(str(file), load_external_data=False)
+    declared = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=None)
+    if declared != opset:
+        why = f" ({reason})" if reason else ""
+        raise ExportError(
+            f"PyTorch's ONNX exporter could not convert the graph to opset {opset}{why}; nothing was written. "
+            f"Use an opset it converts to, such as {DEFAULT_OPSET} (the default)"
+        )
+
+
+def _architecture(model: nn.Module) -> str | None:
+    """The timm architecture name of ``model`` (its ``pretrained_cfg``'s, else read off its modules)."""
+    name = (getattr(model, "pretrained_cfg", None) or {}).get("architecture")
+    if name:
+        return str(name)
+    try:
+        return model_config(model)[0]
+    except (TypeError, CheckpointError):
+        return None
+
+
 # --- the check -------------------------------------------------------------------------------------
 
 
@@ -221,7 +308,13 @@ def _runner(format: str, file: Path) -> Any:
             ) from None
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+        try:
+            session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime's own error types: an opset or operator it does not know
+            raise ExportError(
+                f"ONNX Runtime {ort.__version__} cannot load the exported file ({str(e).splitlines()[0][:300]}); "
+                f"nothing was written. Choose an opset it supports (--opset {DEFAULT_OPSET}, the default)"
+            ) from None
         return lambda x: session.run(None, {"images": x.numpy()})
     if format == "torchscript":
         with warnings.catch_warnings():

@@ -25,7 +25,7 @@ from .config import (
     model_config,
     read_config,
 )
-from .load import LoadedModel, load_folder, load_safetensors
+from .load import LoadedModel, attach_pretrained_cfg, load_folder, load_safetensors
 from .model_card import MODEL_CARD_TEMPLATE, render_model_card
 from .save import save_pretrained
 
@@ -37,6 +37,7 @@ __all__ = [
     "MODEL_CARD_TEMPLATE",
     "WEIGHTS_NAME",
     "LoadedModel",
+    "attach_pretrained_cfg",
     "build_model",
     "load_folder",
     "load_safetensors",

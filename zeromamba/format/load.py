@@ -19,7 +19,7 @@ from .config import CONFIG_NAME, WEIGHTS_NAME, build_model, describe_model, read
 from .config_values import confined_file_name
 from .weights import read_weights
 
-__all__ = ["LoadedModel", "load_folder", "load_safetensors"]
+__all__ = ["LoadedModel", "attach_pretrained_cfg", "load_folder", "load_safetensors"]
 
 
 @dataclass
@@ -54,6 +54,29 @@ class LoadedModel:
         mask = torch.zeros(self.class_attributes.shape[0], dtype=torch.bool)
         mask[torch.as_tensor(self.config["seen_classes"], dtype=torch.long)] = True
         return mask
+
+
+def attach_pretrained_cfg(model: nn.Module, config: Mapping[str, Any], tag: str | None = None) -> nn.Module:
+    """Give a loaded model its ``pretrained_cfg``, as timm gives the models it builds: the config's
+    (timm's keys: preprocessing, head), its ``architecture``, the zoo ``tag`` (given, or that of the
+    config's ``variant`` record), and zeromamba's ``object_extent`` and ``dataset``; so that the
+    model alone carries its preprocessing (``timm.data.resolve_data_config(model=model)``,
+    ``Predictor(model)``) and what it is (``save_pretrained``)."""
+    cfg: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in (config.get("pretrained_cfg") or {}).items()
+    }
+    cfg["architecture"] = config["architecture"]
+    record = config.get("variant")
+    timm_name = record.get("timm_name") if isinstance(record, Mapping) else None
+    tag = tag or (str(timm_name).partition(".")[2] if timm_name else None)
+    if tag:
+        cfg["tag"] = tag
+    if config.get("object_extent") is not None:
+        cfg["object_extent"] = [float(v) for v in config["object_extent"]]
+    if config.get("dataset"):
+        cfg["dataset"] = str(config["dataset"])
+    model.pretrained_cfg = model.default_cfg = cfg  # type: ignore[assignment]
+    return model
 
 
 def load_safetensors(
@@ -114,6 +137,7 @@ def load_folder(folder: str | os.PathLike, source: str | None = None) -> LoadedM
                 f"{source}: {name} holds a {list(matrix.shape)} matrix, config.json says {ca['shape']}"
             )
     _check_classes(cfg, model, matrix, source)
+    attach_pretrained_cfg(model, cfg)
     return LoadedModel(cfg, model, matrix, source)
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ZeroMambaError
 
-__all__ = ["MAX_PARAMETERS", "check_model_args", "meta_model"]
+__all__ = ["MAX_PARAMETERS", "check_model_args", "checked_arg_names", "meta_model"]
 
 #: the largest model a config may describe: 1e9 parameters (4 GB in float32); the published
 #: models have 30-100 million
@@ -195,16 +195,32 @@ class _SkipInPlace(torch.overrides.TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
+def checked_arg_names(cls: type[nn.Module]) -> frozenset[str]:
+    """The constructor arguments of ``cls`` that :func:`check_model_args` knows (and checks)."""
+    return frozenset(_RULES.get(cls.__name__, {}))
+
+
 def meta_model(cls: type[nn.Module], args: Mapping[str, Any]) -> nn.Module:
     """``cls(**args)`` on the ``meta`` device: every parameter's shape and dtype, no memory, no init."""
     with torch.device("meta"), _SkipInPlace(), torch.no_grad():
         return cls(**args)
 
 
-def check_model_args(cls: type[nn.Module], args: Mapping[str, Any], source: str) -> nn.Module:
+def check_model_args(
+    cls: type[nn.Module],
+    args: Mapping[str, Any],
+    source: str,
+    *,
+    origin: str = "config.json's",
+    error: type[ZeroMambaError] = ConfigError,
+) -> nn.Module:
     """Check ``model_args`` for ``cls`` (type and range of every field, then the size of the model they
     describe) and return the model built on the ``meta`` device, whose state dict is what the weights
     file must hold.
+
+    ``origin`` says where the arguments come from in messages, ``error`` is the exception raised (a
+    checkpoint's architecture read off its tensor shapes gets the same limits, as a
+    :class:`~zeromamba.errors.CheckpointError`).
 
     Raises:
         ConfigError: a field of the wrong type or out of its range (the message names it and the range),
@@ -220,26 +236,28 @@ def check_model_args(cls: type[nn.Module], args: Mapping[str, Any], source: str)
                 )
             rule.check(name, value)
     except ConfigError as e:
-        raise ConfigError(f"{source}: config.json's {e}") from None
+        raise error(f"{source}: {origin} {e}") from None
     low = _parameters_lower_bound(cls.__name__, args)
     if low > MAX_PARAMETERS:
-        raise _too_large(source, cls, low, "at least ")
+        raise _too_large(source, cls, low, origin, error, "at least ")
     built = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
     try:
         model = meta_model(cls, built)
     except (TypeError, ValueError, RuntimeError) as e:
-        raise ConfigError(f"{source}: config.json's model_args do not build a {cls.__name__}: {e}") from None
+        raise error(f"{source}: {origin} model_args do not build a {cls.__name__}: {e}") from None
     n = sum(p.numel() for p in model.state_dict().values())
     if n > MAX_PARAMETERS:
-        raise _too_large(source, cls, n)
+        raise _too_large(source, cls, n, origin, error)
     return model
 
 
-def _too_large(source: str, cls: type[nn.Module], n: int, qualifier: str = "") -> ConfigError:
-    return ConfigError(
-        f"{source}: config.json's model_args describe a {cls.__name__} of {qualifier}{n:,} parameters "
+def _too_large(
+    source: str, cls: type[nn.Module], n: int, origin: str, error: type[ZeroMambaError], qualifier: str = ""
+) -> ZeroMambaError:
+    return error(
+        f"{source}: {origin} model_args describe a {cls.__name__} of {qualifier}{n:,} parameters "
         f"({4 * n / 2**30:.1f} GiB in float32), more than the {MAX_PARAMETERS:,} zeromamba builds: "
-        "the config is damaged or not a zeromamba model"
+        "the file is damaged or not a zeromamba model"
     )
 
 

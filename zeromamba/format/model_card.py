@@ -23,9 +23,7 @@ tags:
 - mamba
 - state-space-model
 - timm
-- $task_tag
-datasets:
-- $dataset_id
+- $task_tag$datasets_yaml
 ---
 
 # $title
@@ -42,10 +40,11 @@ $what
 $usage
 ```
 
-Preprocessing: resize to $height x $width ($interpolation interpolation, crop mode `$crop_mode`,
-crop_pct $crop_pct), ImageNet mean/std normalisation.
+Preprocessing, $height x $width ($interpolation interpolation, crop_pct $crop_pct): $preprocessing; ImageNet
+mean/std normalisation.$framing `zeromamba.from_pretrained`, `zeromamba.Predictor(model)` and the model's
+`pretrained_cfg` all use it.
 
-## Reported results (the authors' figures)
+## $metrics_heading
 
 $metrics
 
@@ -89,7 +88,7 @@ _METRIC_NAMES = {
 _DATASET_IDS = {"CUB": "cub-200-2011", "SUN": "sun-attribute", "AWA2": "awa2", "ImageNet-1k": "imagenet-1k"}
 
 
-def _zero_shot_section(config: Mapping[str, Any], dataset: str, name: str, repo: str) -> dict[str, str]:
+def _zero_shot_section(config: Mapping[str, Any], dataset: str, name: str, timm_name: str) -> dict[str, str]:
     args = config.get("model_args", {})
     n_cls = len(config.get("class_names") or []) or (config.get("class_attributes") or {}).get("shape", [0])[0]
     n_seen = len(config.get("seen_classes") or [])
@@ -111,7 +110,7 @@ def _zero_shot_section(config: Mapping[str, Any], dataset: str, name: str, repo:
         f'predictor = zeromamba.from_pretrained("{name}")\n'
         'print(predictor.classify("image.jpg", top_k=5))\n\n'
         "import timm  # the weights alone, through timm\n"
-        f'model = timm.create_model("hf-hub:{repo}", pretrained=True)'
+        f'model = timm.create_model("{timm_name}", pretrained=True)'
     )
     return dict(what=what, usage=usage, pipeline_tag="zero-shot-image-classification", task_tag="zero-shot-learning")
 
@@ -129,24 +128,58 @@ def _backbone_section(timm_name: str, repo: str) -> dict[str, str]:
     return dict(what=what, usage=usage, pipeline_tag="image-classification", task_tag="image-classification")
 
 
-def _provenance_sections(variant: PretrainedVariant | None) -> dict[str, str]:
-    if variant is not None and variant.authors_metrics:
+_CROP_MODES = {
+    "squash": "the whole image resized to the frame (aspect ratio not kept)",
+    "center": "the shorter side resized to the frame, then the centre crop",
+    "border": "the whole image fitted into the frame with its aspect ratio kept, padded with the mean colour "
+    "(timm's `crop_mode=\"border\"`: timm's `create_transform` builds the same transform)",
+    "letterbox": "the whole image fitted into the frame with its aspect ratio kept, padded with the colour of its "
+    "border pixels (zeromamba's own mode)",
+}
+
+
+def _preprocessing(config: Mapping[str, Any]) -> dict[str, str]:
+    mode = str(config.get("pretrained_cfg", {}).get("crop_mode", "squash"))
+    extent = config.get("object_extent")
+    framing = ""
+    if extent:
+        framing = (
+            f" Before that, a lone object on a plain background smaller than {extent[0]} of the image (half its "
+            f"bounding box's longer side over the image's longer side) is framed so that it has {extent[1]}, the "
+            "size it had in training (zeromamba's `object_extent`; timm's transforms have no such step)."
+        )
+    return dict(preprocessing=_CROP_MODES.get(mode, f"crop mode `{mode}`"), framing=framing)
+
+
+def _provenance_sections(variant: PretrainedVariant | None, dataset: str) -> dict[str, str]:
+    if variant is not None and variant.measured_metrics:
+        rows = "\n".join(f"| {_METRIC_NAMES.get(k, k)} | {v:.1f} |" for k, v in variant.measured_metrics.items())
+        heading = "Results (measured by the zeromamba project)"
+        metrics = (
+            f"| metric (%) | value |\n|---|---|\n{rows}\n\n"
+            f"Measured by the zeromamba project {variant.measured_metrics_source}."
+        )
+    elif variant is not None and variant.authors_metrics:
         rows = "\n".join(f"| {_METRIC_NAMES.get(k, k)} | {v:.1f} |" for k, v in variant.authors_metrics.items())
+        heading = "Reported results (the authors' figures)"
         metrics = (
             f"| metric (%) | value |\n|---|---|\n{rows}\n\n"
             f"These are the authors' figures, {variant.authors_metrics_source}. This project has not re-measured them."
         )
     else:
-        metrics = "No reported results are attached to this model."
+        heading, metrics = "Results", "No results are attached to this model."
     if variant is not None and variant.source_file:
         provenance = (
-            f"Converted with zeromamba from the authors' release file `{variant.source_file}` ({variant.source_url}) "
-            "by `zeromamba convert`: parameters renamed to zeromamba's names and stored as safetensors; values "
-            "unchanged. The converter is tested to reproduce the official implementation's outputs."
+            f"Trained by {variant.trained_by}; converted with zeromamba from the authors' release file "
+            f"`{variant.source_file}` ({variant.source_url}) by `zeromamba convert`: parameters renamed to "
+            "zeromamba's names and stored as safetensors; values unchanged. The converter is tested to reproduce "
+            "the official implementation's outputs."
         )
+    elif variant is not None:
+        provenance = f"Trained by {variant.trained_by} on the {dataset} dataset, not converted from other weights."
     else:
-        provenance = "Saved with `zeromamba` (`save_pretrained`); the origin of the weights is not recorded."
-    return dict(metrics=metrics, provenance=provenance)
+        provenance = "Saved with `zeromamba` (`save_pretrained`); who trained the weights is not recorded."
+    return dict(metrics_heading=heading, metrics=metrics, provenance=provenance)
 
 
 def _licence_sections(lic: str, note: str, is_zsl: bool) -> dict[str, str]:
@@ -163,32 +196,34 @@ def render_model_card(config: Mapping[str, Any], variant: PretrainedVariant | No
     """The model card (``README.md``) for a folder's config, from :data:`MODEL_CARD_TEMPLATE`."""
     is_zsl = config.get("architecture") in ZEROMAMBA_ARCHITECTURES
     pc = config.get("pretrained_cfg", {})
-    dataset = config.get("dataset") or (variant.dataset if variant else None) or "unknown"
+    known = config.get("dataset") or (variant.dataset if variant else None)
+    dataset = str(known) if known else "an unrecorded dataset"
     if variant is not None:
         title = f"ZeroMamba {variant.name}" if is_zsl else f"VMamba v2 {variant.name.split('-', 1)[-1]} (ImageNet-1k)"
-        description = variant.description + "."
+        description = variant.description.rstrip(".") + "."
         repo = variant.repo_id
     else:
-        title = f"ZeroMamba ({dataset})" if is_zsl else "VMamba v2 backbone"
+        title = (f"ZeroMamba ({dataset})" if known else "ZeroMamba") if is_zsl else "VMamba v2 backbone"
         description = f"A {config.get('architecture')} model saved with zeromamba."
         repo = "OWNER/REPO"
     if is_zsl:
-        section = _zero_shot_section(config, dataset, variant.name if variant else "hf-hub:" + repo, repo)
+        timm_name = variant.timm_name if variant is not None and variant.is_local else "hf-hub:" + repo
+        section = _zero_shot_section(config, dataset, variant.name if variant else "hf-hub:" + repo, timm_name)
     else:
         section = _backbone_section(variant.timm_name if variant else "vmamba_small", repo)
     lic = variant.license if variant is not None else str(pc.get("license") or "unknown")
     note = variant.license_note if variant is not None else ""
     text = string.Template(MODEL_CARD_TEMPLATE).substitute(
         **section,
-        **_provenance_sections(variant),
+        **_provenance_sections(variant, dataset),
         **_licence_sections(lic, note, is_zsl),
-        dataset_id=_DATASET_IDS.get(dataset, str(dataset).lower()),
+        datasets_yaml=f"\ndatasets:\n- {_DATASET_IDS.get(dataset, dataset.lower())}" if known else "",
         title=title,
         description=description,
         height=pc.get("input_size", [3, 0, 0])[1],
         width=pc.get("input_size", [3, 0, 0])[2],
         interpolation=pc.get("interpolation", "bilinear"),
-        crop_mode=pc.get("crop_mode", "squash"),
+        **_preprocessing(config),
         crop_pct=pc.get("crop_pct", 1.0),
     )
     return re.sub(r"\n{2,}(?=library_name)", "\n", text)  # drop the blank line an empty license_extra leaves

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,8 +24,9 @@ from ..constants import IMAGENET_PREPROCESS, PREPROCESS_KEYS, ZSL_PREPROCESS
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_write, write_bytes, write_json
 from ..models import Vim, ZeroMamba
+from ..models.int8 import is_int8
 from ..version import __version__
-from ..zoo import PretrainedVariant, get_variant
+from ..zoo import PretrainedVariant, get_variant, variant_for_tag
 from .config import (
     CLASS_ATTRIBUTES_NAME,
     CONFIG_NAME,
@@ -166,6 +168,9 @@ _VARIANT_RECORD_KEYS = (
     "license_note",
     "authors_metrics",
     "authors_metrics_source",
+    "trained_by",
+    "measured_metrics",
+    "measured_metrics_source",
 )
 
 
@@ -173,6 +178,27 @@ def _variant_record(variant: PretrainedVariant) -> dict[str, Any]:
     """Provenance of a zoo variant, as stored under ``variant`` in ``config.json``."""
     described = variant.to_dict()
     return {key: described[key] for key in _VARIANT_RECORD_KEYS}
+
+
+def _own_variant(model: nn.Module, architecture: str) -> PretrainedVariant | None:
+    """The zoo variant a model was loaded as (its ``pretrained_cfg``'s ``architecture.tag``, as timm
+    and :func:`~zeromamba.load_model` record it), when it still has that variant's head."""
+    cfg = getattr(model, "pretrained_cfg", None)
+    if not isinstance(cfg, Mapping) or cfg.get("architecture") != architecture:
+        return None
+    variant = variant_for_tag(architecture, cfg.get("tag"))
+    if variant is None:
+        return None
+    width = variant.num_attributes if variant.is_zero_shot else variant.num_classes
+    return variant if width in (None, int(getattr(model, "num_classes", -1))) else None
+
+
+def _own_preprocess(model: nn.Module) -> dict[str, Any] | None:
+    """A bare model's own preprocessing (its ``pretrained_cfg``'s), or ``None``."""
+    cfg = getattr(model, "pretrained_cfg", None)
+    if not isinstance(cfg, Mapping):
+        return None
+    return {k: cfg[k] for k in (*PREPROCESS_KEYS, "object_extent") if k in cfg}
 
 
 def _write_folder(
@@ -236,11 +262,17 @@ def save_pretrained(
         class_attributes, class_names, attribute_names, seen, gamma, preprocess: override (or, for
             a bare model, supply) what the predictor holds. ``seen`` is a boolean mask over the
             classes or a list of class indices.
-        dataset: dataset name recorded in the config and the model card.
-        variant: a zoo variant (or its name) whose provenance (source file, licence, the authors'
-            reported metrics) goes into ``config.json`` and the model card.
+        dataset: dataset name recorded in the config and the model card (default: the variant's,
+            or the one the model was loaded with).
+        variant: a zoo variant (or its name) whose provenance (who trained the weights, the source
+            file, licence, the metrics and who measured them) goes into ``config.json`` and the model
+            card. Default: the variant the model was loaded as (``from_pretrained("shapes-zsl")``,
+            ``timm.create_model("zeromamba_nano_s8.shapes_zsl")``), if any.
         model_card: ``None`` writes ``README.md`` only if the folder has none; ``True`` always
             (re)writes it; ``False`` never; a string is written as the card.
+
+    A model running int8 layers (``dtype="int8"``) is saved with its float32 weights, with a
+    ``UserWarning`` saying so: the folder format is float32, and int8 is chosen when loading.
 
     Returns:
         The folder's path.
@@ -255,6 +287,13 @@ def save_pretrained(
         raise TypeError(f"expected a Predictor or a model, got {type(obj).__name__}")
     if isinstance(variant, str):
         variant = get_variant(variant)
+    if is_int8(model):
+        warnings.warn(
+            "this model runs int8 layers; the folder gets its float32 weights (int8 is chosen when loading: "
+            "from_pretrained(folder, dtype='int8'))",
+            UserWarning,
+            stacklevel=2,
+        )
 
     def pick(value: Any, attr: str) -> Any:
         return value if value is not None else getattr(obj, attr, None) if obj is not model else None
@@ -263,17 +302,27 @@ def save_pretrained(
     directory = Path(directory)
     _refuse_hf_cache(directory)
     is_zsl = isinstance(model, ZeroMamba)
+    if variant is None:
+        variant = _own_variant(model, arch)
+    chosen_preprocess = pick(preprocess, "preprocess")
+    if chosen_preprocess is None:
+        chosen_preprocess = _own_preprocess(model)
+    own_dataset = (getattr(model, "pretrained_cfg", None) or {}).get("dataset")
     config: dict[str, Any] = {
         "zeromamba_format": FORMAT_VERSION,
         "zeromamba_version": __version__,
         "architecture": arch,
         "model_args": model_args,
         "num_features": int(getattr(model, "num_features", 0)),
-        "pretrained_cfg": _pretrained_cfg(model, model_args, variant, pick(preprocess, "preprocess")),
+        "pretrained_cfg": _pretrained_cfg(model, model_args, variant, chosen_preprocess),
         "task": variant.task if variant is not None else ("zsl" if is_zsl else "imagenet"),
-        "dataset": dataset or (variant.dataset if variant is not None else None),
+        "dataset": dataset or (variant.dataset if variant is not None else own_dataset),
     }
-    framing = (pick(preprocess, "preprocess") or {}).get("object_extent")
+    if variant is not None:
+        config["trained_by"] = variant.trained_by
+    framing = (chosen_preprocess or {}).get("object_extent")
+    if variant is not None and "object_extent" not in (chosen_preprocess or {}):
+        framing = variant.object_extent
     if framing is not None:  # zeromamba's own (zeromamba.framing): beside timm's pretrained_cfg, not in it
         config["object_extent"] = [float(v) for v in framing]
     matrix = None

@@ -21,6 +21,7 @@ import torch
 from ..errors import CheckpointError
 from ..fileio import open_regular
 from ..models._helpers import REDOWNLOAD_HINT, check_finite
+from ..terminal import terminal_safe
 
 __all__ = ["MAX_HEADER_BYTES", "check_finite", "read_header", "read_weights"]
 
@@ -92,7 +93,7 @@ def _invalid(path: Path, what: str, why: str) -> CheckpointError:
 
 def _check_against(table: Mapping[str, Mapping[str, Any]], expected: Mapping[str, torch.Tensor], what: str) -> None:
     missing = sorted(set(expected) - set(table))
-    unexpected = sorted(set(table) - set(expected))
+    unexpected = [terminal_safe(k) for k in sorted(set(table) - set(expected))]  # names from the file
     problems = [f"missing ({len(missing)}): " + ", ".join(missing[:10])] if missing else []
     if unexpected:
         problems.append(f"unexpected ({len(unexpected)}): " + ", ".join(unexpected[:10]))

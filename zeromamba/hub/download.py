@@ -30,7 +30,8 @@ from ..hubcheck import (
     unpublished_error,
     unreachable_error,
 )
-from ..runtime import check_device, parse_dtype
+from ..models.int8 import quantize_int8
+from ..runtime import check_device, parse_dtype, parse_inference_dtype
 from ..version import __version__
 from ..zoo import PretrainedVariant, get_variant
 from .release import load_release, release_variant
@@ -194,7 +195,21 @@ def load_pretrained(
         token=token,
         timeout=timeout,
     )
-    return load_folder(folder, source)
+    loaded = load_folder(folder, source)
+    variant = _zoo_variant(name_or_repo_or_dir)
+    if variant is not None and variant.architecture == loaded.config["architecture"]:
+        loaded.model.pretrained_cfg.setdefault("tag", variant.timm_tag)  # the zoo's name for these weights
+    return loaded
+
+
+def _zoo_variant(name: str | os.PathLike) -> PretrainedVariant | None:
+    kind, target, _ = parse_source(os.fspath(name))
+    if kind != "zoo":
+        return None
+    try:
+        return get_variant(target)
+    except UnknownModelError:
+        return None
 
 
 def load_model(
@@ -209,7 +224,11 @@ def load_model(
     token: str | bool | None = None,
     timeout: float | None = None,
 ) -> nn.Module:
-    """The bare model (``ZeroMamba``, ``VMamba`` or ``Vim``, eval mode) of a zoo name, Hub repository or folder."""
+    """The bare model (``ZeroMamba``, ``VMamba`` or ``Vim``, eval mode) of a zoo name, Hub repository or folder.
+
+    ``dtype="int8"`` gives the model with its large linear layers in int8, for CPU inference
+    (:func:`zeromamba.models.int8.quantize_int8`; :class:`~zeromamba.errors.Int8UnavailableError`
+    where that cannot run)."""
     model = load_pretrained(
         name_or_repo_or_dir,
         revision=revision,
@@ -219,4 +238,6 @@ def load_model(
         token=token,
         timeout=timeout,
     ).model
+    if dtype is not None and parse_inference_dtype(dtype) == torch.int8:
+        return quantize_int8(model.to(device=check_device(device)))
     return model.to(device=check_device(device), dtype=parse_dtype(dtype) if dtype is not None else None)

@@ -13,8 +13,9 @@ zoo variant with ``hub_format="vim-release"``:
    is not a fine-tuned ("ft") variant; none or several is an error naming the files.
 3. It is downloaded with ``hf_hub_download`` (the Hugging Face cache, token, ``HF_ENDPOINT``) and
    read with :func:`zeromamba.official.read_official_state_dict` (``weights_only`` plus
-   ``argparse.Namespace`` only: anything else is refused without running code), built into the
-   variant's architecture and loaded strictly.
+   ``argparse.Namespace`` only: anything else is refused without running code; dense CPU tensors
+   without stride 0), fitted to the variant's architecture on the ``meta`` device, then built and
+   loaded strictly (:func:`zeromamba.official.build_checked`).
 4. Only then is the ``model`` state dict written, atomically, as safetensors into the zeromamba
    cache (``$ZEROMAMBA_CACHE_DIR``, else ``$XDG_CACHE_HOME/zeromamba``, else ``~/.cache/zeromamba``)
    under ``releases/<owner>--<name>/<commit>/model.safetensors``. Every later load of that commit
@@ -32,10 +33,10 @@ import torch
 
 from ..errors import CheckpointError, ModelNotAvailableError, UnknownModelError
 from ..fileio import atomic_write, cache_root, write_text
-from ..format import FORMAT_VERSION, LoadedModel, load_safetensors
-from ..models._helpers import load_state_dict_strict
+from ..format import FORMAT_VERSION, LoadedModel, attach_pretrained_cfg, load_safetensors
 from ..models.vim import Vim, checkpoint_filter_fn, set_release_file_resolver
-from ..official import is_vim_state_dict, read_official_state_dict
+from ..official import build_checked, is_vim_state_dict, read_official_state_dict
+from ..pretrained_variant import release_folder
 from ..version import __version__
 from ..zoo import PretrainedVariant, get_variant, list_pretrained
 
@@ -98,7 +99,7 @@ def choose_release_file(files: list[str], repo_id: str) -> str:
 
 
 def _folder(repo_id: str) -> Path:
-    return release_cache_dir() / repo_id.replace("/", "--")
+    return release_folder(repo_id)
 
 
 def _ref_file(repo_id: str, revision: str) -> Path:
@@ -158,9 +159,7 @@ def _build(variant: PretrainedVariant, state_dict: dict[str, torch.Tensor], sour
     if not is_vim_state_dict(state_dict):
         raise CheckpointError(f"{source} is not a Vim checkpoint (no pos_embed / bidirectional mixers)")
     args = {k: tuple(v) if isinstance(v, list) else v for k, v in variant.model_args.items()}
-    model = Vim(**args)
-    load_state_dict_strict(model, checkpoint_filter_fn(state_dict, model), source)
-    return model.eval()
+    return build_checked(Vim, args, state_dict, checkpoint_filter_fn, source)  # type: ignore[return-value]
 
 
 def _convert(
@@ -265,7 +264,9 @@ def load_release(
     path, commit = release_file(variant, revision, cache_dir, force_download, local_files_only, token)
     source = f"{variant.repo_id!r} (commit {commit}, cached as {path})"
     model = _build(variant, load_safetensors(path, source), source)
-    return LoadedModel(_config(variant, commit), model, None, source)
+    config = _config(variant, commit)
+    attach_pretrained_cfg(model, config, tag=variant.timm_tag)
+    return LoadedModel(config, model, None, source)
 
 
 def timm_release_file(architecture: str, tag: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -11,10 +12,12 @@ import torch.nn as nn
 
 from ..errors import CheckpointError
 from ..hubcheck import require_weights
+from ..terminal import terminal_safe
 from ..zoo import timm_hub_overlay, timm_model_args, variant_for_tag
 
 __all__ = [
     "REDOWNLOAD_HINT",
+    "ZEROMAMBA_CFG_KEYS",
     "check_finite",
     "checked_filter",
     "entry_tag",
@@ -22,9 +25,12 @@ __all__ = [
     "hub_cfg_overlay",
     "linear_like",
     "load_state_dict_strict",
+    "require_fit",
     "set_factory_dtype",
+    "split_zeromamba_keys",
     "tag_model_args",
     "unwrap_state_dict",
+    "with_zeromamba_keys",
 ]
 
 #: what to do about a damaged weights file, said by every loader
@@ -98,7 +104,7 @@ def check_finite(tensors: Mapping[str, torch.Tensor], what: str) -> None:
         if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel() and t.device.type != "meta":
             finite = torch.isfinite(t)
             if not bool(finite.all()):
-                bad.append(f"{name} ({int((~finite).sum())} of {t.numel()} values)")
+                bad.append(f"{terminal_safe(name)} ({int((~finite).sum())} of {t.numel()} values)")
     if bad:
         raise CheckpointError(
             f"{what} holds NaN or inf in {len(bad)} tensor(s): "
@@ -155,9 +161,21 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
     Raises:
         CheckpointError: the state dict does not fit ``model`` exactly, or holds such values.
     """
+    require_fit(model, state_dict, source)
+    _check_values(model, state_dict, source)
+    model.load_state_dict(state_dict, strict=True)
+
+
+def require_fit(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """The key and shape checks of :func:`load_state_dict_strict` alone: they work on a model built on
+    the ``meta`` device, so a checkpoint that does not fit is refused before a real model is allocated.
+
+    Raises:
+        CheckpointError: naming every missing key, unexpected key and shape mismatch.
+    """
     own = model.state_dict()
     missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
+    unexpected = [terminal_safe(k) for k in sorted(set(state_dict) - set(own))]  # names from the file
     mismatched = [
         f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
         for k in own
@@ -173,8 +191,6 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
             lines.append(f"  shape mismatch ({len(mismatched)}): " + "; ".join(mismatched[:20]))
         lines.append("Pass the matching architecture arguments (embed_dim, depths, d_state, ssm_ratio, ...).")
         raise CheckpointError("\n".join(lines))
-    _check_values(model, state_dict, source)
-    model.load_state_dict(state_dict, strict=True)
 
 
 def entry_tag(architecture: str, default_cfgs: Mapping[str, Any], kwargs: Mapping[str, Any]) -> str | None:
@@ -222,3 +238,66 @@ def hub_cfg_overlay(
         if cached is not None:  # known not to be on the Hub: the cached file, no request
             where = {"file": str(cached)}
     return {**where, **own}
+
+
+#: zeromamba's own keys in a model's ``pretrained_cfg``, beside timm's (whose ``PretrainedCfg`` has no field for them)
+ZEROMAMBA_CFG_KEYS = ("object_extent", "dataset")
+
+
+def split_zeromamba_keys(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Take zeromamba's own keys (:data:`ZEROMAMBA_CFG_KEYS`) out of a ``pretrained_cfg`` dict passed to
+    an entry point (timm's ``PretrainedCfg`` would refuse them; a config that timm's ``push_to_hub``
+    wrote for a model carrying them holds them) and return them."""
+    cfg = kwargs.get("pretrained_cfg")
+    if not isinstance(cfg, Mapping) or not any(k in cfg for k in ZEROMAMBA_CFG_KEYS):
+        return {}
+    cfg = dict(cfg)
+    extras = {k: cfg.pop(k) for k in ZEROMAMBA_CFG_KEYS if k in cfg}
+    kwargs["pretrained_cfg"] = cfg
+    return extras
+
+
+def with_zeromamba_keys(model: nn.Module, cache_dir: Any = None, extras: Mapping[str, Any] | None = None) -> nn.Module:
+    """Put zeromamba's own keys into a timm-built model's ``pretrained_cfg`` beside timm's, so that
+    the model carries all of its preprocessing (timm's transforms ignore them): ``object_extent``
+    (:mod:`zeromamba.framing`) and ``dataset``. They are ``extras`` when given
+    (:func:`split_zeromamba_keys`), else those of the zoo variant of the cfg's ``architecture.tag``,
+    or for ``hf-hub:`` models those in the repository's ``config.json``, which timm has just
+    downloaded into the Hugging Face cache (``cache_dir``)."""
+    cfg = getattr(model, "pretrained_cfg", None)
+    if not isinstance(cfg, Mapping):
+        return model
+    found = dict(extras or {})
+    if not found and cfg.get("source") == "hf-hub" and cfg.get("hf_hub_id"):
+        found = _hub_extras(str(cfg["hf_hub_id"]), cache_dir)
+    elif not found:
+        variant = variant_for_tag(str(cfg.get("architecture", "")), cfg.get("tag"))
+        if variant is not None:
+            found = {"object_extent": variant.object_extent, "dataset": variant.dataset}
+    found = {k: v for k, v in found.items() if v is not None}
+    if "object_extent" in found:
+        found["object_extent"] = [float(v) for v in found["object_extent"]]
+    if found:
+        model.pretrained_cfg = model.default_cfg = {**cfg, **found}
+    return model
+
+
+def _hub_extras(hub_id: str, cache_dir: Any) -> dict[str, Any]:
+    from huggingface_hub import try_to_load_from_cache
+
+    repo, _, revision = hub_id.partition("@")
+    path = try_to_load_from_cache(repo, "config.json", cache_dir=cache_dir, revision=revision or None)
+    if not isinstance(path, str):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return {}  # timm read it a moment ago; a file that cannot be read now adds nothing
+    if not isinstance(config, dict):
+        return {}
+    extent, dataset = config.get("object_extent"), config.get("dataset")
+    return {
+        "object_extent": extent if isinstance(extent, list) and len(extent) == 2 else None,
+        "dataset": dataset if isinstance(dataset, str) else None,
+    }

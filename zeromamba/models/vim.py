@@ -129,6 +129,9 @@ class BiMambaMixer(nn.Module):
     the backward one on the reversed sequence. ``out_proj`` maps their mean back to ``dim``.
     """
 
+    #: the linear layers int8 inference quantizes (see zeromamba.models.int8)
+    int8_linears = ("in_proj", "out_proj")
+
     def __init__(
         self,
         dim: int,

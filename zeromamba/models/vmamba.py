@@ -51,6 +51,16 @@ class ToChannelsFirst(nn.Module):
         return x.permute(0, 3, 1, 2)
 
 
+def _project(
+    layer: nn.Module, x: torch.Tensor, activation: str | None = None, residual: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``layer(x)`` with a GELU or a residual add fused in: an ``nn.Linear`` through :func:`linear`, an
+    int8 layer (:func:`~zeromamba.models.int8.quantize_int8`) through its own kernel."""
+    if isinstance(layer, nn.Linear):
+        return linear(x, layer.weight, layer.bias, activation=activation, residual=residual)
+    return layer(x, activation=activation, residual=residual)
+
+
 def _conv_channels_last(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """Run an NCHW conv on a channels-last input and hand back a contiguous NHWC tensor."""
     y = conv(x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last))
@@ -114,6 +124,9 @@ class SS2D(nn.Module):
     """2-D selective scan (VMamba v2 ``forward_type="v05_noz"``): in_proj, depthwise conv, SiLU,
     four-direction selective scan, LayerNorm, out_proj. Channels-last in and out."""
 
+    #: the linear layers int8 inference quantizes (see zeromamba.models.int8)
+    int8_linears = ("in_proj", "out_proj")
+
     def __init__(
         self,
         dim: int,
@@ -167,7 +180,7 @@ class SS2D(nn.Module):
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, H, W, C) -> (B, H, W, C)``; ``residual`` (same shape) is added to the output
         (fused into ``out_proj`` during CPU inference)."""
-        x = linear(x, self.in_proj.weight)
+        x = _project(self.in_proj, x)
         x = F.silu(_conv_channels_last(self.conv2d, x), inplace=not torch.is_grad_enabled())
         y = cross_selective_scan(
             x,
@@ -180,11 +193,13 @@ class SS2D(nn.Module):
         )
         # the scan returns float32; the norm runs in the weights' dtype (bf16 models included)
         y = self.out_norm(y.to(self.out_norm.weight.dtype)).to(x.dtype)
-        return linear(y, self.out_proj.weight, residual=residual)
+        return _project(self.out_proj, y, residual=residual)
 
 
 class Mlp(nn.Module):
     """Two linear layers with GELU (official ``mlp.fc1`` / ``mlp.fc2``)."""
+
+    int8_linears = ("fc1", "fc2")
 
     def __init__(self, dim: int, hidden: int):
         super().__init__()
@@ -197,8 +212,8 @@ class Mlp(nn.Module):
         if not isinstance(self.act, nn.GELU):  # a replaced activation: no fusion
             y = self.fc2(self.act(self.fc1(x)))
             return y if residual is None else y + residual
-        h = linear(x, self.fc1.weight, self.fc1.bias, activation=self.act.approximate)
-        return linear(h, self.fc2.weight, self.fc2.bias, residual=residual)
+        h = _project(self.fc1, x, activation=self.act.approximate)
+        return _project(self.fc2, h, residual=residual)
 
 
 class VSSBlock(nn.Module):

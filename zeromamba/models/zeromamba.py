@@ -32,8 +32,10 @@ from ._helpers import (
     factory_device,
     hub_cfg_overlay,
     set_factory_dtype,
+    split_zeromamba_keys,
     tag_model_args,
     unwrap_state_dict,
+    with_zeromamba_keys,
 )
 from .vmamba import VMamba
 from .vmamba import checkpoint_filter_fn as vmamba_filter_fn
@@ -365,17 +367,18 @@ default_cfgs = generate_default_cfgs(
         **{name: _cfg(**cfg) for name, cfg in timm_pretrained_cfgs("zeromamba_small").items()},
         "zeromamba_nano": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
         **{name: _cfg(**cfg) for name, cfg in timm_pretrained_cfgs("zeromamba_nano").items()},
-        "zeromamba_nano_s8": _cfg(input_size=(3, 80, 80), pool_size=(10, 10), crop_mode="letterbox"),
+        "zeromamba_nano_s8": _cfg(input_size=(3, 80, 80), pool_size=(10, 10), crop_mode="border"),
         **{name: _cfg(**cfg) for name, cfg in timm_pretrained_cfgs("zeromamba_nano_s8").items()},
     }
 )
 
 
 def _create_zeromamba(variant: str, pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
+    extras = split_zeromamba_keys(kwargs)
     kwargs["pretrained_cfg_overlay"] = hub_cfg_overlay(variant, default_cfgs, kwargs, pretrained=pretrained)
     size = str(kwargs.get("variant", "small")).removeprefix("vmamba_")
     depths = kwargs.get("depths") or VMAMBA_VARIANTS.get(size, VMAMBA_VARIANTS["small"])["depths"]
-    return build_model_with_cfg(
+    model = build_model_with_cfg(
         ZeroMamba,
         variant,
         pretrained,
@@ -384,6 +387,7 @@ def _create_zeromamba(variant: str, pretrained: bool = False, **kwargs: Any) -> 
         feature_cfg=dict(feature_cls="getter", out_indices=tuple(range(len(depths)))),
         **kwargs,
     )
+    return with_zeromamba_keys(model, kwargs.get("cache_dir"), extras)
 
 
 @register_model
@@ -414,8 +418,8 @@ def zeromamba_nano(pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
 @register_model
 def zeromamba_nano_s8(pretrained: bool = False, **kwargs: Any) -> ZeroMamba:
     """A tiny ZeroMamba with two stages (output stride 8: a 10 x 10 feature map at its 80 x 80 input),
-    embed_dim 32, depths 1-2; letterboxed input. The embedded ``shapes-zsl`` model, loaded with
-    ``zeromamba.from_pretrained("shapes-zsl")``.
+    embed_dim 32, depths 1-2; letterboxed input (timm's ``crop_mode="border"``). The embedded
+    ``shapes-zsl`` model, loaded with ``zeromamba.from_pretrained("shapes-zsl")``.
     """
     args = dict(
         ZEROMAMBA_ARCHITECTURES["zeromamba_nano_s8"],

@@ -26,7 +26,14 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 
 from ..architectures import VIM_VARIANTS, ZEROMAMBA_VIM_ARCHITECTURES
 from ..constants import ZSL_PREPROCESS
-from ._helpers import checked_filter, factory_device, set_factory_dtype, unwrap_state_dict
+from ._helpers import (
+    checked_filter,
+    factory_device,
+    set_factory_dtype,
+    split_zeromamba_keys,
+    unwrap_state_dict,
+    with_zeromamba_keys,
+)
 from .vim import Vim, resample_pos_embed
 from .zeromamba import ZeroMamba, ZeroMambaOutput
 
@@ -178,9 +185,10 @@ default_cfgs = generate_default_cfgs({name: _cfg() for name in ZEROMAMBA_VIM_ARC
 
 
 def _create(variant: str, pretrained: bool, kwargs: dict[str, Any]) -> ZeroMambaVim:
+    extras = split_zeromamba_keys(kwargs)
     args = {**ZEROMAMBA_VIM_ARCHITECTURES[variant], **kwargs}
     step = max(int(args["depth"]) // 4, 1)  # features_only: four evenly spaced layers, the last included
-    return build_model_with_cfg(
+    model = build_model_with_cfg(
         ZeroMambaVim,
         variant,
         pretrained,
@@ -188,6 +196,7 @@ def _create(variant: str, pretrained: bool, kwargs: dict[str, Any]) -> ZeroMamba
         feature_cfg=dict(feature_cls="getter", out_indices=tuple(range(int(args["depth"]) - 1, -1, -step))[::-1]),
         **args,
     )
+    return with_zeromamba_keys(model, args.get("cache_dir"), extras)
 
 
 @register_model

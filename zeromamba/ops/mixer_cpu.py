@@ -4,7 +4,11 @@ The PyTorch scan materialises ``(batch, L, E, N)`` decay and input tensors and p
 several times; the kernel keeps one tile of the state in L1 and makes one pass. It is:
 
 * built on first use with the system compiler (:mod:`zeromamba.ops.cpu_build`);
-* checked once against the PyTorch path on small awkward problems before it is trusted;
+* checked once against the PyTorch path on small awkward problems before it is trusted, and the
+  scan timed against it on a small Vim-sized problem: a build slower than the PyTorch path is not
+  used (a warning gives both timings);
+* built for the CPU's best instruction set, or the one ``$ZEROMAMBA_CPU_ISA`` names;
+  :func:`select_mixer_kernels` swaps in another build (the benchmarks compare them);
 * used for CPU inference only (no autograd); inputs are computed in float32. Any failure to build
   or to agree falls back to the PyTorch path (``ZEROMAMBA_DISABLE_CPU_KERNEL=1`` turns it off).
 
@@ -26,12 +30,15 @@ import torch
 
 from .cpu_build import build_library
 from .mixer_torch import causal_conv1d_torch, selective_scan_torch
+from .self_check import speed_check
 
 __all__ = [
     "causal_conv1d_cpu",
     "mixer_cpu_available",
     "mixer_cpu_available_when_compiling",
+    "mixer_cpu_info",
     "mixer_cpu_status",
+    "select_mixer_kernels",
     "selective_scan_cpu",
 ]
 
@@ -42,15 +49,17 @@ TOLERANCE = 1e-5
 MAX_STATE = 256  # the kernel's limit on d_state (MAX_STATE in the C source)
 
 _lock = threading.Lock()
-_state: dict[str, Any] = {}  # "ready", "lib" (None when unusable), "error"
+_state: dict[str, Any] = {}  # "ready", "lib" (None when unusable), "error", "build", "lanes", "fma"
 _pool: ThreadPoolExecutor | None = None
 _checking = threading.local()
+_SPEED_SHAPE = (1, 197, 192, 16)  # (batch, L, E, N) of the speed check: Vim-S at 224, a quarter of its channels
 
 _i64, _ptr = ctypes.c_int64, ctypes.c_void_p
 
 
-def _build() -> Any:
-    lib, _ = build_library("mamba_mixer.c", openmp=False)  # the caller splits work over threads
+def _build(isa: str | None = None, compiler: str | None = None) -> dict[str, Any]:
+    # no OpenMP build: the caller splits work over threads
+    lib, build = build_library("mamba_mixer.c", openmp=False, isa=isa, compiler=compiler)
     lib.mamba_scan_f32.restype = ctypes.c_int
     lib.mamba_scan_f32.argtypes = (
         [_ptr, _i64, _ptr, _i64, _ptr, ctypes.c_int, _ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64, _ptr]
@@ -59,7 +68,33 @@ def _build() -> Any:
     )
     lib.causal_conv1d_f32.restype = None
     lib.causal_conv1d_f32.argtypes = [_ptr, _i64, _ptr, _ptr, _ptr] + [_i64] * 6 + [ctypes.c_int, ctypes.c_int]
-    return lib
+    lanes, fma = int(lib.mamba_mixer_vector_lanes()), bool(lib.mamba_mixer_has_fma())
+    return {"lib": lib, "build": build, "lanes": lanes, "fma": fma}
+
+
+def _checked(isa: str | None = None, compiler: str | None = None) -> dict[str, Any]:
+    """A fresh build's state: built, checked against the PyTorch path and timed against it."""
+    if os.environ.get("ZEROMAMBA_DISABLE_CPU_KERNEL", "") not in ("", "0"):
+        return {"ready": True, "lib": None, "error": "disabled by ZEROMAMBA_DISABLE_CPU_KERNEL"}
+    try:
+        state = _build(isa, compiler)
+    except Exception as e:  # no compiler, odd platform, read-only cache, an ISA this CPU lacks...
+        level = log.warning if isinstance(e, ValueError) else log.info
+        level("zeromamba: Mamba mixer CPU kernels unavailable, using the PyTorch path (%s)", e)
+        return {"ready": True, "lib": None, "error": str(e)}
+    _checking.lib = state["lib"]  # the wrappers below use it for the checks before it is trusted
+    try:
+        error = _self_check()
+        if error is None:
+            build = state["build"]
+            name = f"the Mamba mixer CPU scan kernel ({build.isa}, {state['lanes']} lanes, {build.compiler})"
+            error = speed_check(name, selective_scan_cpu, selective_scan_torch, _speed_problem())
+    finally:
+        _checking.lib = None
+    if error is not None:
+        log.warning("zeromamba: Mamba mixer CPU kernels disabled, using the PyTorch path: %s", error)
+        return {**state, "ready": True, "lib": None, "error": error}
+    return {**state, "ready": True, "error": None}
 
 
 def _load() -> Any:
@@ -67,27 +102,49 @@ def _load() -> Any:
     with _lock:
         if "ready" in _state:
             return _state.get("lib")
-    if os.environ.get("ZEROMAMBA_DISABLE_CPU_KERNEL", "") not in ("", "0"):
-        lib, error = None, "disabled by ZEROMAMBA_DISABLE_CPU_KERNEL"
-    else:
-        try:
-            lib, error = _build(), None
-        except Exception as e:  # no compiler, odd platform, read-only cache...
-            lib, error = None, str(e)
-            log.info("zeromamba: Mamba mixer CPU kernels unavailable, using the PyTorch path (%s)", e)
-    if lib is not None:
-        _checking.lib = lib  # the wrappers below use it for the check before it is trusted
-        try:
-            error = _self_check()
-        finally:
-            _checking.lib = None
-        if error is not None:
-            log.warning("zeromamba: Mamba mixer CPU kernels disabled, using the PyTorch path: %s", error)
-            lib = None
+    state = _checked()
     with _lock:
         if "ready" not in _state:  # another thread may have finished first: keep its verdict
-            _state.update(ready=True, lib=lib, error=error)
+            _state.update(state)
         return _state.get("lib")
+
+
+def select_mixer_kernels(isa: str | None = None, compiler: str | None = None) -> str:
+    """Build the kernels for ``isa`` with ``compiler`` (defaults as in
+    :func:`~zeromamba.ops.cpu_build.build_library`), check them, and make them the ones in use from
+    now on; returns :func:`mixer_cpu_status`. A build that fails to compile, agree or keep up with
+    the PyTorch path leaves the PyTorch path in use."""
+    state = _checked(isa, compiler)
+    with _lock:
+        _state.clear()
+        _state.update(state)
+    return mixer_cpu_status()
+
+
+def mixer_cpu_info() -> dict[str, Any]:
+    """What the kernels in use are: ``status``, and when built ``isa``, ``compiler``,
+    ``compiler_version``, ``vector_lanes`` and ``fma``."""
+    info: dict[str, Any] = {"status": mixer_cpu_status()}
+    build = _state.get("build")
+    if build is not None:
+        info.update(
+            isa=build.isa,
+            compiler=build.compiler,
+            compiler_version=build.compiler_version,
+            vector_lanes=_state["lanes"],
+            fma=_state["fma"],
+        )
+    return info
+
+
+def _speed_problem() -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(0)
+    batch, L, E, N = _SPEED_SHAPE
+    x, z = torch.randn(batch, L, E, generator=g), torch.randn(batch, L, E, generator=g)
+    dt = torch.randn(batch, L, E, generator=g) * 0.5
+    A = -torch.rand(E, N, generator=g) * 2
+    B, C = torch.randn(batch, L, N, generator=g), torch.randn(batch, L, N, generator=g)
+    return (x, dt, A, B, C, torch.randn(E, generator=g), z, torch.randn(E, generator=g))
 
 
 def _self_check() -> str | None:

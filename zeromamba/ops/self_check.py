@@ -1,21 +1,26 @@
-"""The first-use check of the compiled scan kernels (C and Triton) against the PyTorch path.
+"""The first-use checks of the compiled scan kernels (C and Triton) against the PyTorch path.
 
 A kernel is trusted on a device only once it has agreed with :func:`~zeromamba.ops.torch_scan.cross_scan_torch`
 on a small, awkward random problem (odd sizes, several chunks or tiles, a partial channel block).
 The verdict is cached per kernel and device, and a failure is logged once.
+
+A CPU kernel must also be faster than the PyTorch path it replaces (:func:`speed_check`): a build
+that is slower on the same problem (a compiler that failed to vectorise it, say) is not used, and
+a warning says so once, with both timings.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 
 import torch
 
 from .torch_scan import cross_scan_torch
 
-__all__ = ["self_check"]
+__all__ = ["self_check", "speed_check"]
 
 log = logging.getLogger(__name__)
 
@@ -103,3 +108,36 @@ def self_check(
     if first and verdict is not None:
         log.warning("zeromamba: %s scan kernel disabled on %s, using the PyTorch path: %s", key[0], device, verdict)
     return verdict
+
+
+def speed_check(
+    name: str, kernel: Callable[..., object], reference: Callable[..., object], args: Sequence[object], rounds: int = 5
+) -> str | None:
+    """``None`` when ``kernel(*args)`` costs no more than ``reference(*args)``, else why not (both
+    best times, in milliseconds).
+
+    Both run on one thread (PyTorch's thread count is 1 for the few milliseconds this takes, then
+    restored), timed by that thread's CPU time: the work each path does, which neither a busy
+    machine nor idle worker threads spinning can distort. Interleaved rounds after a warm-up call
+    each; the best round of each counts.
+    """
+    best = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            for fn in (kernel, reference):
+                fn(*args)
+            for _ in range(rounds):
+                for which, fn in (("kernel", kernel), ("torch", reference)):
+                    start = time.thread_time()
+                    fn(*args)
+                    best[which] = min(best.get(which, float("inf")), time.thread_time() - start)
+    finally:
+        torch.set_num_threads(threads)
+    if best["kernel"] <= best["torch"]:
+        return None
+    return (
+        f"{name} is slower than the torch backend on the same problem: {best['kernel'] * 1e3:.2f} ms against "
+        f"{best['torch'] * 1e3:.2f} ms on one thread (best of {rounds})"
+    )

@@ -78,9 +78,10 @@ class TrainConfig:
     :class:`~zeromamba.models.ZeroMambaVim` for the Vim architectures, which default to the
     matching Vim size), ``drop_path_rate``, ``scan_backend``, ``grad_checkpointing``.
 
-    Input: ``image_size`` (square side) and ``crop_mode``: ``squash`` (the paper's plain resize) or
-    ``letterbox`` (aspect ratio kept, padded with the border colour); saved with the model, so its
-    predictor preprocesses the same way.
+    Input: ``image_size`` (square side) and ``crop_mode``: ``squash`` (the paper's plain resize),
+    ``border`` (aspect ratio kept, padded with the mean colour: timm's mode, so timm's transforms
+    reproduce it) or ``letterbox`` (aspect ratio kept, padded with the border colour); saved with
+    the model, so its predictor preprocesses the same way.
 
     Optimisation (the paper's recipe): SGD (``optimizer``: ``sgd``, or ``adamw`` for small models
     trained from scratch), ``momentum`` 0.9, ``weight_decay`` 1e-3; ``lr`` for the
@@ -332,8 +333,8 @@ def _check_config(cfg: TrainConfig) -> None:
         problems.append(f"gamma must be finite (got {cfg.gamma})")
     if cfg.optimizer not in ("sgd", "adamw"):
         problems.append(f"optimizer must be 'sgd' or 'adamw' (got {cfg.optimizer!r})")
-    if cfg.crop_mode not in ("squash", "letterbox"):
-        problems.append(f"crop_mode must be 'squash' or 'letterbox' (got {cfg.crop_mode!r})")
+    if cfg.crop_mode not in ("squash", "border", "letterbox"):
+        problems.append(f"crop_mode must be 'squash', 'border' or 'letterbox' (got {cfg.crop_mode!r})")
     if cfg.amp not in ("auto", "bf16", "fp16", "off"):
         problems.append(f"amp must be auto, bf16, fp16 or off (got {cfg.amp!r})")
     if cfg.progress not in ("auto", "on", "off"):

@@ -32,6 +32,7 @@ from ..fileio import write_json, write_text
 from ..format import save_pretrained
 from ..metrics import ZSLMetrics, format_table, plot_metrics
 from ..runtime import DistEnv, amp_dtype
+from ..terminal import terminal_safe
 from .checkpoints import Checkpoints, checkpoint_name, seed_everything
 from .config import SELECTION_LABELS, TrainConfig
 from .loop import PhaseState, SeenTargets, SwatchFeed, Trainer, wrap_ddp
@@ -194,7 +195,7 @@ class Run:
 
     def say(self, text: str) -> None:
         if self.env.main:
-            print(text, flush=True)
+            print(terminal_safe(text, keep_newlines=True), flush=True)  # a dataset's name is a folder's
 
     # -- selection protocols
 

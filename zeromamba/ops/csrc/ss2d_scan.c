@@ -7,72 +7,49 @@
  *
  * Layout: the per-position projections come straight from x_proj's matrix product, (B, L, 4, R+2)
  * = (dt_low[R], B, C) per direction, so nothing is permuted or copied before the call. Channels
- * are processed in tiles of TILE: a tile's state, dt and the R x TILE slice of W_dt stay in
- * registers / L1 while one direction walks all L positions; the output row of a position is
- * written by direction 0 (skip term included) and accumulated by the other three.
+ * are processed in tiles of TILE (ZM_NV vectors of zm_simd.h): a tile's state and constants stay
+ * in registers and its R x TILE slice of W_dt in L1 while one direction walks all L positions;
+ * the output row of a position is written by direction 0 (skip term included) and accumulated by
+ * the other three.
  *
  * Work on channels [d0, d1) only, so callers may split channels across threads; every write stays
  * inside that range. Built with OpenMP (linked to the runtime PyTorch loaded, so its worker threads
- * are the ones that run this), an entry point splits its own work over n_threads. The loops over a tile's channels are written for the vectoriser: exp and
- * softplus are inline polynomials (within 3 ulp of float32 libm) rather than libm calls, so the
- * loops need no -ffast-math and compile to straight SIMD code with any C99 compiler. u is read as
+ * are the ones that run this), an entry point splits its own work over n_threads. u is read as
  * float32 or as bfloat16 (two entry points).
+ *
+ * Arithmetic per channel, position and direction (the figure benchmarks/scan_kernel.py sets
+ * against the machine's peak): R multiply-adds of the dt projection, 1 bias add, 24 operations for
+ * softplus, 14 for the decay 2^(dt * A log2 e), 3 for the recurrence, 1 for the output (+1 for the
+ * skip term in one direction of four): R + 43.25, of which R + 22 are multiply-adds (two operations
+ * each without FMA); a bfloat16 model adds 5 integer operations rounding dt to bfloat16.
  */
-#include <math.h>
-#include <stdint.h>
-#include <string.h>
+#include <stdlib.h>
 
-#define TILE 32  /* channels per tile */
-#define PBLOCK 8 /* positions per block of the dt projection */
+#include "zm_simd.h"
 
-/* exp(x) for float x <= 0 (both callers' arguments are), vectorisable: x = n ln2 + r,
-   |r| <= ln2/2, e^r by its Taylor series to r^7 (relative error < 2e-8 on that interval), 2^n put
-   into the exponent bits. Inputs below -87 give ~1e-38 instead of a denormal or zero: as a decay
-   factor that is the same thing. */
-static inline float exp_approx(float x) {
-    x = (-87.0f > x) ? -87.0f : x;
-    const float n = nearbyintf(x * 1.44269504088896341f);
-    const float r = fmaf(n, 2.12194440e-4f, fmaf(n, -0.693359375f, x)); /* x - n ln2, two parts */
-    float p = 1.98412698e-4f;                                               /* 1/7! */
-    p = fmaf(p, r, 1.38888889e-3f);
-    p = fmaf(p, r, 8.33333333e-3f);
-    p = fmaf(p, r, 4.16666667e-2f);
-    p = fmaf(p, r, 1.66666667e-1f);
-    p = fmaf(p, r, 0.5f);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
-    union { int32_t i; float f; } scale = {.i = ((int32_t)n + 127) << 23};
-    return p * scale.f;
-}
+/* A channel tile is ZM_NV vectors; the dt projection of PBLOCK positions at a time keeps
+   PBLOCK x ZM_NV accumulators in registers (x86-64 has 16 vector registers below AVX-512, 32
+   with it and on aarch64). Wider tiles share each position's scalar work (its walk step, loads
+   and broadcasts) among more channels; 32 channels keep even the 192-channel stage at 6 tiles. */
+#ifndef ZM_NV
+#if ZM_LANES >= 16
+#define ZM_NV 2
+#else
+#define ZM_NV 4
+#endif
+#endif
+#define TILE (ZM_NV * ZM_LANES)
+#ifndef PBLOCK
+#if ZM_LANES >= 16
+#define PBLOCK 8
+#elif defined(__aarch64__)
+#define PBLOCK 4
+#else
+#define PBLOCK 2
+#endif
+#endif
 
-/* softplus(z) = max(z, 0) + log1p(w), w = exp(-|z|) in (0, 1]; log1p(w) = 2 atanh(s) with
-   s = w / (2 + w) in (0, 1/3], an odd series that needs no cancellation-prone 1 + w (to s^13:
-   the next term is below 1.5e-8 of the sum). */
-static inline float softplus_approx(float z) {
-    const float w = exp_approx(-fabsf(z));
-    const float s = w / (2.0f + w), s2 = s * s;
-    float q = 1.0f / 13.0f;
-    q = fmaf(q, s2, 1.0f / 11.0f);
-    q = fmaf(q, s2, 1.0f / 9.0f);
-    q = fmaf(q, s2, 1.0f / 7.0f);
-    q = fmaf(q, s2, 1.0f / 5.0f);
-    q = fmaf(q, s2, 1.0f / 3.0f);
-    q = fmaf(q, s2, 1.0f);
-    return (z > 0.0f ? z : 0.0f) + 2.0f * s * q;
-}
-
-static inline float bf16_to_float(uint16_t v) {
-    union { uint32_t i; float f; } bits = {.i = (uint32_t)v << 16};
-    return bits.f;
-}
-
-/* x rounded to the nearest bfloat16 (ties to even), as a float: a bfloat16 model's dt projection
-   produces bfloat16 values, and the scan must see the same numbers. */
-static inline float round_bf16(float x) {
-    union { float f; uint32_t i; } bits = {.f = x};
-    bits.i = (bits.i + 0x7FFFu + ((bits.i >> 16) & 1u)) & 0xFFFF0000u;
-    return bits.f;
-}
+#define UNROLL _Pragma("GCC unroll 16")
 
 /* The positions direction k visits, one after the other: 0 row-major, 1 column-major, 2 and 3 the
    same reversed. Kept as (row, col) and stepped, so no division per step. */
@@ -99,94 +76,193 @@ static inline int64_t walk_next(walker *w) {
     return p;
 }
 
-/* One direction k of one image over channels [c, c + n), n <= TILE. `first` marks direction 0,
-   which writes the output rows (skip term included) instead of accumulating into them. Called
-   with n == TILE (a constant after inlining, so the channel loops become fixed SIMD code) and once
-   with the remainder. U_T is the element type of u, U_LOAD reads one as float, DT_ROUND rounds the
-   dt projection to the model's precision.
-   Positions go in blocks of PBLOCK: the block's dt projection is a small matrix product whose
-   PBLOCK x TILE accumulators are independent (a single row's R-long chain of multiply-adds would
-   wait on its own latency), then the recurrence walks the block's positions one by one. */
-#define DEFINE_DIRECTION(NAME, U_T, U_LOAD, DT_ROUND)                                                     \
-    static inline void NAME(const U_T *u, const float *xdbl, const float *wk, const float *biask,         \
-                            const float *Ak, const float *Dsum, float *y, int64_t H, int64_t W,          \
-                            int64_t D, int64_t R, int64_t k, int64_t c, int64_t n, int first) {          \
-        const int64_t L = H * W, stride = 4 * (R + 2);                                                    \
-        float h[TILE], bias[TILE], A[TILE], skip[TILE];                                                 \
-        for (int64_t i = 0; i < n; ++i) {                                                                 \
-            h[i] = 0.f;                                                                                   \
-            bias[i] = biask[c + i];                                                                       \
-            A[i] = Ak[c + i];                                                                             \
-            skip[i] = Dsum[c + i];                                                                        \
-        }                                                                                                 \
-        walker walk = walk_start(k, H, W);                                                                \
-        for (int64_t t0 = 0; t0 < L; t0 += PBLOCK) {                                                      \
-            const int64_t np = L - t0 < PBLOCK ? L - t0 : PBLOCK;                                         \
-            int64_t pos[PBLOCK];                                                                          \
-            const float *xd[PBLOCK];                                                                      \
-            for (int64_t j = 0; j < PBLOCK; ++j) { /* past the end: repeat the last position, unused */  \
-                pos[j] = j < np ? walk_next(&walk) : pos[j - 1];                                          \
-                xd[j] = xdbl + pos[j] * stride + k * (R + 2);                                             \
-            }                                                                                             \
-            float z[PBLOCK][TILE];                                                                        \
-            for (int64_t j = 0; j < PBLOCK; ++j)                                                          \
-                for (int64_t i = 0; i < n; ++i) z[j][i] = 0.f;                                            \
-            for (int64_t r = 0; r < R; ++r) {                                                             \
-                const float *wr = wk + r * D + c;                                                         \
-                for (int64_t j = 0; j < PBLOCK; ++j) {                                                    \
-                    const float dl = xd[j][r];                                                            \
-                    for (int64_t i = 0; i < n; ++i) z[j][i] = fmaf(dl, wr[i], z[j][i]);                   \
-                }                                                                                         \
-            }                                                                                             \
-            for (int64_t j = 0; j < np; ++j) {                                                            \
-                const U_T *up = u + pos[j] * D + c;                                                       \
-                float *yp = y + pos[j] * D + c;                                                           \
-                const float bb = xd[j][R], cc = xd[j][R + 1];                                             \
-                float ui[TILE];                                                                           \
-                for (int64_t i = 0; i < n; ++i) {                                                         \
-                    ui[i] = U_LOAD(up[i]);                                                                \
-                    const float dt = softplus_approx(DT_ROUND(z[j][i]) + bias[i]);                        \
-                    h[i] = exp_approx(dt * A[i]) * h[i] + dt * bb * ui[i];                                \
-                }                                                                                         \
-                if (first)                                                                                \
-                    for (int64_t i = 0; i < n; ++i) yp[i] = fmaf(cc, h[i], skip[i] * ui[i]);              \
-                else                                                                                      \
-                    for (int64_t i = 0; i < n; ++i) yp[i] = fmaf(cc, h[i], yp[i]);                        \
-            }                                                                                             \
-        }                                                                                                 \
+/* A tile's n <= TILE channels of one position to and from vectors; lanes past n read as 0 and
+   are not written */
+static inline void load_tile_f32(const float *p, int64_t n, vf *out) {
+    if (n == TILE) {
+        UNROLL for (int q = 0; q < ZM_NV; ++q) out[q] = load(p + q * ZM_LANES);
+    } else {
+        float buf[TILE] = {0};
+        memcpy(buf, p, (size_t)n * sizeof(float));
+        UNROLL for (int q = 0; q < ZM_NV; ++q) out[q] = load(buf + q * ZM_LANES);
+    }
+}
+
+static inline void load_tile_bf16(const uint16_t *p, int64_t n, vf *out) {
+    if (n == TILE) {
+        UNROLL for (int q = 0; q < ZM_NV; ++q) out[q] = load_bf16(p + q * ZM_LANES);
+    } else {
+        uint16_t buf[TILE] = {0};
+        memcpy(buf, p, (size_t)n * sizeof(uint16_t));
+        UNROLL for (int q = 0; q < ZM_NV; ++q) out[q] = load_bf16(buf + q * ZM_LANES);
+    }
+}
+
+static inline void store_tile(float *p, int64_t n, const vf *v) {
+    if (n == TILE) {
+        UNROLL for (int q = 0; q < ZM_NV; ++q) store(p + q * ZM_LANES, v[q]);
+    } else {
+        float buf[TILE];
+        UNROLL for (int q = 0; q < ZM_NV; ++q) store(buf + q * ZM_LANES, v[q]);
+        memcpy(p, buf, (size_t)n * sizeof(float));
+    }
+}
+
+/* One channel tile of one image: where its data is and its constants for the direction at hand.
+   ub and yb are the tile's own buffers, (L, TILE) contiguous; wt its R x TILE slice of W_dt
+   (zero-padded past its n channels); bias, a2 (A log2 e) and skip its constants. */
+typedef struct {
+    const float *xdbl, *wt;
+    float *ub, *yb, *y;
+    int64_t H, W, D, R, n;
+    vf bias[ZM_NV], a2[ZM_NV], skip[ZM_NV];
+} tile_job;
+
+/* The four directions of a tile, in the order 0, 1, 3, 2: the first (row-major) reads u from the
+   caller's rows and keeps it in ub, writes its output with the skip term into yb; the middle two
+   (column-major) walk the buffers; the last (row-major, reversed) adds its output to yb's and
+   writes the result into the caller's y. So the caller's (strided) rows are read and written once
+   each, in row order, and the column-major walks stay inside the tile's few hundred kilobytes to
+   few megabytes instead of jumping a whole image row per step. */
+enum { FIRST, MIDDLE, LAST };
+
+/* One direction k of one tile; n is the tile's channel count (TILE or the remainder: inlined for
+   each, so the full-tile path has no buffers) and stage FIRST, MIDDLE or LAST (see above). U_T is
+   u's element type, LOAD_U reads a tile of it, DT_ROUND rounds the dt projection to the model's
+   precision. Positions go in blocks of PBLOCK: the block's dt projection is a small matrix product
+   whose PBLOCK x ZM_NV accumulators are independent (a single row's R-long chain of multiply-adds
+   would wait on its own latency), then the recurrence walks the block's positions one by one. */
+#define DEFINE_DIRECTION(NAME, U_T, LOAD_U, DT_ROUND)                                                    \
+    static inline __attribute__((always_inline)) void NAME(const U_T *u, const tile_job *job, int64_t k, \
+                                                           int64_t n, int stage) {                       \
+        const int64_t H = job->H, W = job->W, L = H * W, R = job->R, D = job->D, stride = 4 * (R + 2);   \
+        const float *xdbl = job->xdbl, *wt = job->wt;                                                    \
+        float *ub = job->ub, *yb = job->yb;                                                              \
+        vf h[ZM_NV];                                                                                     \
+        UNROLL for (int q = 0; q < ZM_NV; ++q) h[q] = splat(0.0f);                                       \
+        walker walk = walk_start(k, H, W);                                                               \
+        for (int64_t t0 = 0; t0 < L; t0 += PBLOCK) {                                                     \
+            const int64_t np = L - t0 < PBLOCK ? L - t0 : PBLOCK;                                        \
+            int64_t pos[PBLOCK];                                                                         \
+            const float *xd[PBLOCK];                                                                     \
+            for (int64_t j = 0; j < PBLOCK; ++j) { /* past the end: repeat the last position, unused */ \
+                pos[j] = j < np ? walk_next(&walk) : pos[j - 1];                                         \
+                xd[j] = xdbl + pos[j] * stride + k * (R + 2);                                            \
+            }                                                                                            \
+            vf z[PBLOCK][ZM_NV];                                                                         \
+            UNROLL for (int j = 0; j < PBLOCK; ++j) UNROLL for (int q = 0; q < ZM_NV; ++q)               \
+                z[j][q] = splat(0.0f);                                                                   \
+            for (int64_t r = 0; r < R; ++r) {                                                            \
+                vf wr[ZM_NV];                                                                            \
+                UNROLL for (int q = 0; q < ZM_NV; ++q) wr[q] = load(wt + r * TILE + q * ZM_LANES);       \
+                UNROLL for (int j = 0; j < PBLOCK; ++j) {                                                \
+                    const vf dl = splat(xd[j][r]);                                                       \
+                    UNROLL for (int q = 0; q < ZM_NV; ++q) z[j][q] = fma_v(dl, wr[q], z[j][q]);          \
+                }                                                                                        \
+            }                                                                                            \
+            /* the block's elementwise work, batched over its PBLOCK x ZM_NV vectors (zm_simd.h's  \
+               functions interleave them), then the recurrence position by position */           \
+            vf ui[PBLOCK][ZM_NV], dt[PBLOCK * ZM_NV], a[PBLOCK * ZM_NV];                                 \
+            UNROLL for (int j = 0; j < PBLOCK; ++j) {                                                    \
+                float *up = ub + pos[j] * TILE;                                                          \
+                if (stage == FIRST) {                                                                    \
+                    LOAD_U(u + pos[j] * D, n, ui[j]);                                                    \
+                    if (j < np) UNROLL for (int q = 0; q < ZM_NV; ++q) store(up + q * ZM_LANES, ui[j][q]); \
+                } else {                                                                                 \
+                    UNROLL for (int q = 0; q < ZM_NV; ++q) ui[j][q] = load(up + q * ZM_LANES);           \
+                }                                                                                        \
+                UNROLL for (int q = 0; q < ZM_NV; ++q) dt[j * ZM_NV + q] = DT_ROUND(z[j][q]) + job->bias[q]; \
+            }                                                                                            \
+            softplus_n(dt, PBLOCK * ZM_NV);                                                              \
+            UNROLL for (int j = 0; j < PBLOCK; ++j) UNROLL for (int q = 0; q < ZM_NV; ++q)               \
+                a[j * ZM_NV + q] = dt[j * ZM_NV + q] * job->a2[q];                                       \
+            exp2_n(a, PBLOCK * ZM_NV);                                                                   \
+            UNROLL for (int j = 0; j < PBLOCK; ++j) {                                                    \
+                if (j >= np) break;                                                                      \
+                const vf bb = splat(xd[j][R]), cc = splat(xd[j][R + 1]);                                 \
+                float *yp = yb + pos[j] * TILE;                                                          \
+                vf yo[ZM_NV];                                                                            \
+                UNROLL for (int q = 0; q < ZM_NV; ++q) {                                                 \
+                    const vf d = dt[j * ZM_NV + q];                                                      \
+                    h[q] = fma_v(a[j * ZM_NV + q], h[q], d * bb * ui[j][q]);                             \
+                    const vf rest = stage == FIRST ? job->skip[q] * ui[j][q] : load(yp + q * ZM_LANES);  \
+                    yo[q] = fma_v(cc, h[q], rest);                                                       \
+                }                                                                                        \
+                if (stage == LAST)                                                                       \
+                    store_tile(job->y + pos[j] * D, n, yo);                                              \
+                else                                                                                     \
+                    UNROLL for (int q = 0; q < ZM_NV; ++q) store(yp + q * ZM_LANES, yo[q]);              \
+            }                                                                                            \
+        }                                                                                                \
+    }                                                                                                    \
+    static void NAME##_first(const U_T *u, const tile_job *job) {                                        \
+        if (job->n == TILE) NAME(u, job, 0, TILE, FIRST); else NAME(u, job, 0, job->n, FIRST);          \
+    }                                                                                                    \
+    static void NAME##_middle(const tile_job *job, int64_t k) {                                          \
+        if (job->n == TILE) NAME(NULL, job, k, TILE, MIDDLE); else NAME(NULL, job, k, job->n, MIDDLE);  \
+    }                                                                                                    \
+    static void NAME##_last(const tile_job *job) {                                                       \
+        if (job->n == TILE) NAME(NULL, job, 2, TILE, LAST); else NAME(NULL, job, 2, job->n, LAST);      \
     }
 
 #define AS_IS(v) (v)
-DEFINE_DIRECTION(direction_f32, float, AS_IS, AS_IS)
-DEFINE_DIRECTION(direction_bf16, uint16_t, bf16_to_float, round_bf16)
+DEFINE_DIRECTION(direction_f32, float, load_tile_f32, AS_IS)
+DEFINE_DIRECTION(direction_bf16, uint16_t, load_tile_bf16, round_bf16_v)
+
+/* job's constants and W_dt slice for direction k of the tile at channel c */
+static void tile_direction(tile_job *job, float *wt, const float *w_dt, const float *bias, const float *A,
+                           int64_t c, int64_t k) {
+    const int64_t D = job->D, R = job->R, n = job->n;
+    load_tile_f32(bias + k * D + c, n, job->bias);
+    load_tile_f32(A + k * D + c, n, job->a2);
+    UNROLL for (int q = 0; q < ZM_NV; ++q) job->a2[q] = job->a2[q] * ZM_LOG2E;
+    for (int64_t r = 0; r < R; ++r) {
+        vf row[ZM_NV];
+        load_tile_f32(w_dt + (k * R + r) * D + c, n, row);
+        UNROLL for (int q = 0; q < ZM_NV; ++q) store(wt + r * TILE + q * ZM_LANES, row[q]);
+    }
+}
 
 /* The whole scan over channels [d0, d1). Shapes (all contiguous):
-     u     (B, L, D)           the scan input (after the depthwise conv and SiLU)
+     u     (B, L, D)           the scan input (after the depthwise conv and SiLU), float32 or bfloat16
      xdbl  (B, L, 4, R + 2)    x_proj's output: dt_low[R], B, C per position and direction
      w_dt  (4, R, D)           the dt projection, channels contiguous
      bias  (4, D)              dt bias;  A (4, D) = -exp(A_logs);  Dsum (D) the four skip weights summed
-     y     (B, L, D)           output, float32 */
-#define DEFINE_SCAN(NAME, U_T, DIRECTION)                                                                  \
-    void NAME(const U_T *u, const float *xdbl, const float *w_dt, const float *bias, const float *A,      \
-              const float *Dsum, float *y, int64_t B, int64_t H, int64_t W, int64_t D, int64_t R,         \
-              int64_t d0, int64_t d1, int64_t n_threads) {                                                 \
-        const int64_t L = H * W, tiles = (d1 - d0 + TILE - 1) / TILE;                                      \
-        (void)n_threads;                                                                                   \
-        _Pragma("omp parallel for schedule(static) num_threads((int)n_threads) if (n_threads > 1)")        \
-        for (int64_t item = 0; item < B * tiles; ++item) {                                                 \
-            const int64_t b = item / tiles, c = d0 + (item % tiles) * TILE;                                \
-            const int64_t n = d1 - c < TILE ? d1 - c : TILE;                                               \
-            const U_T *ub = u + b * L * D;                                                                 \
-            const float *xb = xdbl + b * L * 4 * (R + 2);                                                  \
-            float *yb = y + b * L * D;                                                                     \
-            for (int64_t k = 0; k < 4; ++k) {                                                              \
-                const float *wk = w_dt + k * R * D, *bk = bias + k * D, *ak = A + k * D;                   \
-                if (n == TILE)                                                                             \
-                    DIRECTION(ub, xb, wk, bk, ak, Dsum, yb, H, W, D, R, k, c, TILE, k == 0);               \
-                else                                                                                       \
-                    DIRECTION(ub, xb, wk, bk, ak, Dsum, yb, H, W, D, R, k, c, n, k == 0);                  \
-            }                                                                                              \
-        }                                                                                                  \
+     y     (B, L, D)           output, float32
+   Work items are (image, channel tile) pairs, each on its thread's buffers (see tile_job).
+   Returns 0, or -1 when the buffers could not be allocated (nothing then is written). */
+#define DEFINE_SCAN(NAME, U_T, DIRECTION)                                                                 \
+    int NAME(const U_T *u, const float *xdbl, const float *w_dt, const float *bias, const float *A,      \
+             const float *Dsum, float *y, int64_t B, int64_t H, int64_t W, int64_t D, int64_t R,         \
+             int64_t d0, int64_t d1, int64_t n_threads) {                                                \
+        const int64_t L = H * W, tiles = (d1 - d0 + TILE - 1) / TILE;                                     \
+        int failed = 0;                                                                                   \
+        (void)n_threads;                                                                                  \
+        _Pragma("omp parallel num_threads((int)n_threads) if (n_threads > 1) reduction(| : failed)")     \
+        {                                                                                                 \
+            float *wt = malloc((size_t)(R + 2 * L) * TILE * sizeof(float));                               \
+            failed |= wt == NULL;                                                                         \
+            _Pragma("omp for schedule(static)")                                                           \
+            for (int64_t item = 0; item < B * tiles; ++item) {                                            \
+                if (wt == NULL) continue;                                                                 \
+                const int64_t b = item / tiles, c = d0 + (item % tiles) * TILE;                           \
+                tile_job job = {.xdbl = xdbl + b * L * 4 * (R + 2), .wt = wt, .ub = wt + R * TILE,        \
+                                .yb = wt + (R + L) * TILE, .y = y + b * L * D + c,                        \
+                                .H = H, .W = W, .D = D, .R = R, .n = d1 - c < TILE ? d1 - c : TILE};      \
+                const U_T *ub = u + b * L * D + c;                                                        \
+                load_tile_f32(Dsum + c, job.n, job.skip);                                                 \
+                tile_direction(&job, wt, w_dt, bias, A, c, 0);                                            \
+                DIRECTION##_first(ub, &job);                                                              \
+                tile_direction(&job, wt, w_dt, bias, A, c, 1);                                            \
+                DIRECTION##_middle(&job, 1);                                                              \
+                tile_direction(&job, wt, w_dt, bias, A, c, 3);                                            \
+                DIRECTION##_middle(&job, 3);                                                              \
+                tile_direction(&job, wt, w_dt, bias, A, c, 2);                                            \
+                DIRECTION##_last(&job);                                                                   \
+            }                                                                                             \
+            free(wt);                                                                                     \
+        }                                                                                                 \
+        return failed ? -1 : 0;                                                                           \
     }
 
 /* 1 when built with OpenMP: the entry points then split their (image, channel tile) items over
@@ -199,6 +275,10 @@ int ss2d_scan_uses_openmp(void) {
     return 0;
 #endif
 }
+
+/* The build's vector width in floats, and whether it fuses multiply-adds (for the benchmarks) */
+int ss2d_scan_vector_lanes(void) { return ZM_LANES; }
+int ss2d_scan_has_fma(void) { return ZM_HAS_FMA; }
 
 DEFINE_SCAN(ss2d_scan_dstate1, float, direction_f32)
 DEFINE_SCAN(ss2d_scan_dstate1_bf16, uint16_t, direction_bf16)

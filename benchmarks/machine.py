@@ -1,0 +1,131 @@
+"""What every benchmark's JSON records about the machine it ran on: one helper for all of them.
+
+    from machine import machine_info      # benchmarks/ is the script's folder, so on sys.path
+    report = {"benchmark": "...", "machine": machine_info(), ...}
+
+The CPU model and the instruction-set flags that decide which code runs (SSE4.2, AVX2, FMA,
+AVX-512, AVX-512 BF16, AMX; NEON / ASIMD on ARM), the C compiler the kernels are built with and
+its version, the environment variables that cap or force an instruction set
+(``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``, ``MKL_ENABLE_INSTRUCTIONS``, ``ZEROMAMBA_CPU_ISA``)
+and the load average. :data:`BUILDS` names the instruction-set builds a benchmark can run in one
+command (each in a subprocess with its environment).
+With ``kernels=True`` also which build of each CPU kernel is in use (this builds them if needed,
+so benchmarks that time start-up leave it off); PyTorch's version and CPU capability when the
+script has imported torch.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+#: flags reported as such (``/proc/cpuinfo`` names); ``amx`` stands for ``amx_tile``
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "asimd", "sve")
+#: environment variables that change which instruction set the measured code uses
+ISA_ENV = (
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "ZEROMAMBA_CPU_ISA",
+    "CC",
+    "OMP_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+)
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of ``/proc/cpuinfo`` (empty where there is none)."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    if fields:
+                        break
+                    continue
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields
+
+
+def _cpu_model(info: dict[str, str]) -> str:
+    if info.get("model name"):
+        return info["model name"]
+    if sys.platform == "darwin":
+        try:
+            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True)
+            if out.stdout.strip():
+                return out.stdout.strip()
+        except OSError:
+            pass
+    return platform.processor() or platform.machine()
+
+
+def _compiler() -> dict[str, str]:
+    """The C compiler the kernels are built with (as zeromamba.ops.cpu_build picks it: $CC, cc, gcc,
+    clang), found here without importing torch, so that start-up benchmarks stay unaffected."""
+    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if cc and shutil.which(cc):
+            try:
+                out = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+            except (OSError, subprocess.SubprocessError):
+                out = ""
+            return {"command": cc, "version": out.strip().splitlines()[0] if out.strip() else ""}
+    return {"command": "", "version": "none found"}
+
+
+def machine_info(kernels: bool = False) -> dict[str, Any]:
+    """The machine, its CPU and what decides the code it runs (see the module docstring)."""
+    info = _cpuinfo()
+    flags = set((info.get("flags") or info.get("Features") or "").split())
+    out: dict[str, Any] = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "cpu_model": _cpu_model(info),
+        "cpu_id": {k: info[k] for k in ("vendor_id", "cpu family", "model", "stepping", "CPU part") if k in info},
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "virtualised": "hypervisor" in flags,
+        "isa_flags": {("amx" if f == "amx_tile" else f): f in flags for f in ISA_FLAGS} if flags else "unknown",
+        "compiler": _compiler(),
+        "env": {k: os.environ[k] for k in ISA_ENV if k in os.environ},
+        "python": platform.python_version(),
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+    }
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        out["torch"] = torch.__version__
+        out["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    if kernels:
+        from zeromamba.ops.fused_cpu import kernel_info
+        from zeromamba.ops.mixer_cpu import mixer_cpu_info
+
+        out["kernels"] = {"ss2d_scan": kernel_info(), "mamba_mixer": mixer_cpu_info()}
+    return out
+
+
+#: instruction-set builds a benchmark can run in one command, as the environment of a subprocess:
+#: ``avx2`` emulates an AVX2-only CPU (no AVX-512) on a newer one by capping PyTorch's kernels,
+#: oneDNN and MKL at AVX2 and building zeromamba's C kernels for x86-64-v3 (AVX2 + FMA)
+BUILDS: dict[str, dict[str, str]] = {
+    "native": {},
+    "avx2": {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "ZEROMAMBA_CPU_ISA": "x86-64-v3",
+    },
+}
+
+
+def default_builds() -> list[str]:
+    """``native``, plus ``avx2`` where the CPU has AVX-512 (so that capping it at AVX2 means something)."""
+    flags = machine_info()["isa_flags"]
+    emulate = isinstance(flags, dict) and flags.get("avx512f") and flags.get("avx2") and flags.get("fma")
+    return ["native", "avx2"] if emulate else ["native"]
