@@ -103,7 +103,14 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
         timeout=600,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    api = (tmp_path / "site" / "api" / "predictor" / "index.html").read_text("utf-8")
+    site = tmp_path / "site"
+    for page in DOCS.rglob("*.md"):
+        if "hooks" in page.relative_to(DOCS).parts:
+            continue
+        rel = page.relative_to(DOCS).with_suffix("")
+        html = site / (rel.parent if rel.name == "index" else rel) / "index.html"
+        assert html.is_file(), f"{page.relative_to(REPO)} was not built ({html.relative_to(site)} missing)"
+    api = (site / "api" / "predictor" / "index.html").read_text("utf-8")
     assert "classify" in api and "from_pretrained" in api  # the docstrings reached the page
-    cli = (tmp_path / "site" / "cli" / "index.html").read_text("utf-8")
+    cli = (site / "cli" / "index.html").read_text("utf-8")
     assert "zeromamba classify" in cli and "--output" in cli
