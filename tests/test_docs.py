@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,3 +115,36 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
     assert "classify" in api and "from_pretrained" in api  # the docstrings reached the page
     cli = (site / "cli" / "index.html").read_text("utf-8")
     assert "zeromamba classify" in cli and "--output" in cli
+
+
+def _roles_extension() -> Any:
+    spec = importlib.util.spec_from_file_location("griffe_roles", DOCS / "hooks" / "griffe_roles.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sphinx_roles_become_checked_links(caplog: pytest.LogCaptureFixture) -> None:
+    griffe = pytest.importorskip("griffe")
+    roles = _roles_extension()
+    package = griffe.load(
+        "zeromamba", search_paths=[str(REPO)], extensions=griffe.load_extensions(roles.SphinxRolesAsCode)
+    )
+    classify = package["predictor.Predictor.classify"].docstring.value
+    # a role naming a documented object links to it (lazy package attributes resolved to their home)
+    assert ":class:`" not in classify and '<autoref identifier="zeromamba.' in classify
+    obj = package["predictor.Predictor"]
+    cases = {
+        # a lazy attribute of the package: linked to where the function lives
+        ":func:`~zeromamba.load_model`": ('<autoref identifier="zeromamba.hub.', "<code>load_model</code>"),
+        ":meth:`classify`": ('<autoref identifier="zeromamba.predictor.Predictor.classify" optional>',),
+        ":class:`torch.Tensor`": ("<code>torch.Tensor</code>",),
+    }
+    for role, wants in cases.items():
+        out = roles.ROLE.sub(lambda m: roles.SphinxRolesAsCode()._replace(obj, m), role)
+        assert all(w in out for w in wants), (role, out)
+    with caplog.at_level("WARNING"):
+        out = roles.ROLE.sub(lambda m: roles.SphinxRolesAsCode()._replace(obj, m), ":func:`zeromamba.no_such_thing`")
+    assert out == "<code>zeromamba.no_such_thing</code>"
+    assert "zeromamba.no_such_thing, which does not exist" in caplog.text

@@ -178,3 +178,11 @@ def test_the_int8_table_reads_each_run(tables: Any) -> None:
         "| native | 448 b1 | 300.0 | 500.0 | 400.0 | **0.75 (1.00-2.00)** | 0.60 | 99.5%-100.0% | 1.0 / 2.0 |" in body
     )
     assert "| AVX2-capped | 448 b1 | 450.0 |" in body
+
+
+def test_the_speed_table_takes_the_scan_share_from_a_profile(tables: Any) -> None:
+    profile = {"benchmark": "profile_cpu", "builds": {"native": {"scan_share": 0.174}, "avx2": {"scan_share": 0.25}}}
+    grid = tables.KINDS["speed"](["a.json", "b.json"], [speed_report(), profile]).split("\n\n")[1]
+    assert grid.splitlines()[0].endswith("| scan share (448, b1) |")
+    rows = grid.splitlines()[2:]
+    assert rows[0].endswith("| 17% |") and rows[1].endswith("| - |") and rows[2].endswith("| 25% |")

@@ -188,7 +188,7 @@ class Predictor:
         return self.classify(images, *args, **kwargs)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Any:
-        """Write ``model.safetensors`` + ``config.json`` (see :func:`zeromamba.hub.save_pretrained`)."""
+        """Write ``model.safetensors`` + ``config.json`` (see :func:`zeromamba.save_pretrained`)."""
         from .format import save_pretrained
 
         return save_pretrained(self, directory)
