@@ -56,13 +56,15 @@ class BatchClassifier:
         class_names: names for the rows of ``attributes`` (a list, or a text file read now).
         top_k: how many classes each row's ``predictions`` lists (``None``: all).
         gamma: GZSL calibration strength (default: the model's).
-        device, dtype: where and in what precision the model runs (as for ``from_pretrained``).
+        device: where the model runs (as for ``from_pretrained``).
+        dtype: in what precision it runs (as for ``from_pretrained``).
         batch_size: images per forward pass (a batch of rows may hold more).
         with_attribute_values: add ``attribute_values``, each image's predicted attribute vector.
         column: the column holding the images (default: the first of :data:`IMAGE_COLUMNS` the batch
             has). It may hold encoded bytes, ``{"bytes": ..., "path": ...}`` dicts (``datasets``'
             ``Image(decode=False)``), PIL images, ``H x W x C`` arrays, file paths or URLs.
-        revision, timeout: the Hub revision of ``model`` and the seconds to wait for the Hub.
+        revision: the Hub revision of ``model``.
+        timeout: the seconds to wait for the Hub.
         num_threads: PyTorch threads in each worker (default: PyTorch's own choice, which Ray sets to
             the actor's CPUs; one in a forked worker).
 

@@ -162,7 +162,7 @@ def _load_model(model: Any) -> tuple[nn.Module, dict[str, Any]]:
     """The module to evaluate and what its wrapper knows (gamma, preprocess).
 
     ``model`` is a module; an object holding one in ``.model`` (a ``Predictor``, a
-    :class:`~zeromamba.hub.LoadedModel`), whose ``.gamma``/``.preprocess`` are used; or a zoo name,
+    :class:`~zeromamba.format.LoadedModel`), whose ``.gamma``/``.preprocess`` are used; or a zoo name,
     Hub repository or folder, loaded with :func:`zeromamba.hub.load_pretrained`.
     """
     if isinstance(model, (str, os.PathLike)):

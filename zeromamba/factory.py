@@ -88,7 +88,8 @@ def from_pretrained(
             written by :func:`save_pretrained`.
         revision: branch, tag or commit of a Hub repository (default ``main``).
         cache_dir: the Hugging Face cache to use (default: huggingface_hub's).
-        device, dtype: where the predictor runs (``dtype`` may be a name such as ``"bfloat16"``).
+        device: where the predictor runs.
+        dtype: its compute precision (may be a name such as ``"bfloat16"``).
         force_download: download again even if cached (e.g. after a corrupt download).
         local_files_only: never touch the network (like ``HF_HUB_OFFLINE=1``).
         token: Hub token (default: huggingface_hub's, e.g. from ``hf auth login``).

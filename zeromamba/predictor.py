@@ -173,9 +173,10 @@ class Predictor:
         float32 layers back exactly (see the class docs).
 
         Raises:
-            DeviceError: ``device`` is not available here. ConfigError: an unknown dtype.
+            DeviceError: ``device`` is not available here.
+            ConfigError: an unknown dtype.
             Int8UnavailableError: int8 on a device other than the CPU (also: moving an int8
-            predictor there), or no int8 kernel on this machine.
+                predictor there), or no int8 kernel on this machine.
         """
         self._place(device, dtype)
         return self
@@ -187,7 +188,7 @@ class Predictor:
         return self.classify(images, *args, **kwargs)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Any:
-        """Write ``model.safetensors`` + ``config.json`` (see :func:`zeromamba.hub.save_pretrained`)."""
+        """Write ``model.safetensors`` + ``config.json`` (see :func:`zeromamba.save_pretrained`)."""
         from .format import save_pretrained
 
         return save_pretrained(self, directory)
@@ -348,7 +349,10 @@ class Predictor:
                 * a class name: that class, the same way;
                 * attribute names or indices (ints are attribute indices): those attributes.
             top_k: how many attributes to show when choosing them automatically.
-            attributes, class_names, gamma, seen: candidate classes, as in :meth:`classify`.
+            attributes: candidate classes, as in :meth:`classify`.
+            class_names: their names, as in :meth:`classify`.
+            gamma: calibrated stacking, as in :meth:`classify`.
+            seen: which classes were seen in training, as in :meth:`classify`.
             method: ``occlusion`` (452 extra forward passes), ``gradient`` or ``attention`` (the
                 SLP's own attention, the paper's view); see :mod:`zeromamba.attribution`. ``None``:
                 occlusion for model inputs up to 224 pixels a side (the shipped demo model), attention

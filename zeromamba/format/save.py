@@ -259,9 +259,13 @@ def save_pretrained(
             mask, gamma, attribute names and preprocessing are saved) or a ``ZeroMamba`` /
             ``VMamba`` module.
         directory: the folder to write (created if needed; files in it are replaced atomically).
-        class_attributes, class_names, attribute_names, seen, gamma, preprocess: override (or, for
-            a bare model, supply) what the predictor holds. ``seen`` is a boolean mask over the
-            classes or a list of class indices.
+        class_attributes: override (or, for a bare model, supply) the predictor's class attributes,
+            as the next five do for what else it holds.
+        class_names: the classes' names.
+        attribute_names: the attributes' names.
+        seen: a boolean mask over the classes or a list of class indices.
+        gamma: the calibrated-stacking gamma.
+        preprocess: the preprocessing (``preprocess.json`` keys).
         dataset: dataset name recorded in the config and the model card (default: the variant's,
             or the one the model was loaded with).
         variant: a zoo variant (or its name) whose provenance (who trained the weights, the source

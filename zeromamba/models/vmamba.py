@@ -296,7 +296,8 @@ class VMamba(nn.Module):
         drop_path_rate: stochastic depth, linearly increasing over blocks.
         scan_backend: ``"auto"``, ``"torch"``, ``"reference"`` or ``"mamba"`` (see :mod:`zeromamba.ops`).
         global_pool: ``"avg"``, or ``""`` for no pooling and no head (``forward`` returns the feature map).
-        device, dtype: where and in which dtype to build the parameters (timm's factory arguments).
+        device: where to build the parameters (timm's factory argument).
+        dtype: the parameters' dtype (timm's factory argument).
     """
 
     def __init__(

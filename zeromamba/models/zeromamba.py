@@ -158,13 +158,21 @@ class ZeroMamba(nn.Module):
         attribute_embeddings: optional ``(A, semantic_dim)`` tensor to initialise ``V``.
         variant: backbone size, ``"tiny"``, ``"small"`` (the published ZeroMamba) or ``"base"``
             (``"vmamba_small"`` etc. also accepted); sets ``embed_dim``, ``depths``, ``ssm_ratio``.
-        embed_dim, depths, d_state, ssm_ratio, dt_rank, mlp_ratio, ssm_conv_bias, drop_path_rate,
-            scan_backend: passed to :class:`~zeromamba.models.vmamba.VMamba`; ``None`` takes the
-            variant's value.
+        embed_dim: passed to :class:`~zeromamba.models.vmamba.VMamba`, as are the next eight;
+            ``None`` takes the variant's value.
+        depths: VSS blocks per stage (``None``: the variant's).
+        d_state: SSM state size ``N``.
+        ssm_ratio: SS2D inner width over block width (``None``: the variant's).
+        dt_rank: rank of the dt projection.
+        mlp_ratio: MLP hidden width over block width.
+        ssm_conv_bias: bias on SS2D's depthwise conv.
+        drop_path_rate: stochastic depth, linearly increasing over blocks.
+        scan_backend: the selective-scan backend (see :mod:`zeromamba.ops`).
         fusion_hidden: hidden width of the fusion MLP (512).
         num_imagenet_classes: width of the backbone's classifier that GRL reads (1000).
         in_chans: input channels.
-        device, dtype: where and in which dtype to build the parameters (timm's factory arguments).
+        device: where to build the parameters (timm's factory argument).
+        dtype: the parameters' dtype (timm's factory argument).
 
     timm's classifier interface does not apply: the output is a :class:`ZeroMambaOutput`, not logits,
     and its width is ``num_attributes`` (``num_classes`` is accepted only as that number or 0).
