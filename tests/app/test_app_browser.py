@@ -128,7 +128,7 @@ def test_upload_shows_class_attributes_and_heat_maps(page, shipped, tmp_path: Pa
     # the heat-map figure is a real image: the input and one panel per attribute of the class
     size = page.eval_on_selector("#heatmaps img", "img => [img.naturalWidth, img.naturalHeight]")
     assert size[0] > 3 * 180 and size[1] > 180
-    # ZEROMAMBA_SCREENSHOT=docs/app.png keeps the picture of the page (the README shows it)
+    # ZEROMAMBA_SCREENSHOT=docs/app.png keeps the picture of the page (the README and docs/web-page.md show it)
     page.screenshot(path=os.environ.get("ZEROMAMBA_SCREENSHOT") or str(tmp_path / "page.png"), full_page=True)
 
 

@@ -4,7 +4,7 @@ does) and raw HTTP.
 
 * Load: ``benchmarks/app_load.py`` sends 8 classify requests at once and three bad uploads; every
   request gets zeromamba's page, every bad upload zeromamba's own ImageError text, the server log
-  no traceback. The figures of the full run (50 requests) are in the README, not asserted here.
+  no traceback. The figures of the full run (50 requests) are in docs/web-page.md, not asserted here.
 * Not a proxy: payloads naming a URL (with or without a path) or a file elsewhere on the server are
   refused with the page's message, and a listener on loopback sees no connection.
 * Every route through the queue: the REST routes that would skip it answer 404, and a burst beyond

@@ -1,7 +1,7 @@
 """Classifying a collection with real engines, as a user does: a Ray cluster started here on
 127.0.0.1 (two CPUs, one module-scoped cluster), ``zeromamba classify --engine ray`` in a subprocess
 joining it while one of its actor processes is killed with SIGKILL, a run interrupted with Ctrl-C and
-resumed, and the README's Ray Data and ``datasets`` examples as written. Every answer is checked
+resumed, and the Ray Data and ``datasets`` examples of docs/batch-inference.md as written. Every answer is checked
 against the local command's ``--format jsonl`` records.
 
 200 images drawn as the shipped model's training images were, plus one unreadable file.
@@ -37,7 +37,7 @@ COUNT = 200
 
 
 def readme_example(name: str) -> str:
-    examples = dict(EXAMPLE.findall((REPO / "README.md").read_text(encoding="utf-8")))
+    examples = dict(EXAMPLE.findall((REPO / "docs" / "batch-inference.md").read_text(encoding="utf-8")))
     return examples[name]
 
 
@@ -199,7 +199,7 @@ def test_the_readme_ray_example(collection: dict, reference: list[dict], ray_clu
     import pyarrow.parquet as pq
 
     assert Path.cwd() == collection["root"]
-    exec(compile(readme_example("ray"), "README.md", "exec"), {})  # noqa: S102 - the README's own code
+    exec(compile(readme_example("ray"), "docs/batch-inference.md", "exec"), {})  # noqa: S102 - the page's own code
     rows = pq.read_table(collection["root"] / "results").to_pylist()
     want = {Path(r["image"]).name: r for r in reference[:COUNT]}
     assert sorted(Path(r["path"]).name for r in rows) == sorted(want)
@@ -223,7 +223,7 @@ classifier({"path": paths[:4]})
 images = datasets.Dataset.from_dict({"image": paths}).cast_column("image", datasets.Image())
 alone = images.map(classifier, batched=True, batch_size=16)  # in this process
 namespace = {}
-exec(compile(open(sys.argv[2]).read(), "README.md", "exec"), namespace)  # the README's example: num_proc=2
+exec(compile(open(sys.argv[2]).read(), "docs/batch-inference.md", "exec"), namespace)  # the page's example: num_proc=2
 keep = ["class", "score", "error", "low_confidence", "predictions"]
 forked = namespace["ds"]
 print(json.dumps({"alone": alone.select_columns(keep).to_list(), "forked": forked.select_columns(keep).to_list()}))

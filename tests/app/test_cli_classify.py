@@ -94,7 +94,7 @@ def test_a_folder_in_every_format_with_an_unreadable_image(saved, cli, tmp_path:
     assert [d["image"] for d in data] == good_images(images)[:2] and len(data[0]["predictions"]) == 2
 
 
-def test_every_image_unreadable_exits_3_as_the_readme_says(saved, cli, tmp_path: Path) -> None:
+def test_every_image_unreadable_exits_3_as_the_docs_say(saved, cli, tmp_path: Path) -> None:
     _, model, images = saved
     missing, broken = tmp_path / "nope.png", images / "trip" / "broken.png"
     for fmt in ("table", "jsonl"):
@@ -103,8 +103,8 @@ def test_every_image_unreadable_exits_3_as_the_readme_says(saved, cli, tmp_path:
         assert f"skipped {missing}: image file not found" in out.stderr and f"skipped {broken}: " in out.stderr
         assert "none of the 2 images could be read" in out.stderr and "Traceback" not in out.stderr
     assert [json.loads(line)["image"] for line in out.stdout.splitlines()] == [str(missing), str(broken)]
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    assert "exit code is **3**" in readme and "whether or not" in readme
+    page = (Path(__file__).resolve().parents[2] / "docs" / "command-line.md").read_text()
+    assert "exit code is **3**" in page and "whether or not" in page
 
 
 def _circle(path: Path, colour: str) -> Path:
