@@ -10,7 +10,7 @@ the second class in the ranking value (against 0.05), and whether ``classify`` f
 * small objects: the test drawings pasted at their size onto a canvas 2.5-4 x larger (radius
   0.06-0.16 of the shorter side; training: 0.2-0.36 of the longer side), which the model mostly
   gets wrong;
-* the issue's photo: a blue (and a grey) circle 2000 px wide on 6000 x 4000;
+* a user's photo: a blue (and a grey) circle 2000 px wide on 6000 x 4000;
 * objects in colours the model does not know (grey, black, purple, orange, brown, pink, cyan,
   white on grey): every answer is wrong, the flag should fire.
 
@@ -132,7 +132,7 @@ def main() -> None:
     chance_bar = near_chance_threshold(len(names))
     rule = {"near_chance_below": chance_bar, "min_margin": MIN_MARGIN}
 
-    # the same model without the object framing (zeromamba.framing), as shipped before issue 20
+    # the same model without the object framing (zeromamba.framing), as it was first shipped
     unframed = zeromamba.Predictor(
         predictor.model,
         class_attributes=predictor.class_attributes,

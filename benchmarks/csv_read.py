@@ -1,4 +1,4 @@
-"""How long reading a class-attribute CSV takes, by class count (issue 21: the reader was quadratic).
+"""How long reading a class-attribute CSV takes, by class count (the first reader was quadratic).
 
 Writes CSVs of 5k, 20k and 100k classes (a header, then ``class_<i>`` and ``--attributes`` values in
 [0, 1] per row) and times :func:`zeromamba.classes.read_attribute_table` and
@@ -27,7 +27,7 @@ import numpy as np
 from machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
-BASELINE_REF = "3757396"  # the branch point of issue 21: read_attribute_table with list.count
+BASELINE_REF = "3757396"  # the last commit with the quadratic read_attribute_table (list.count)
 
 
 def write_csv(path: Path, classes: int, attributes: int, seed: int = 0) -> None:

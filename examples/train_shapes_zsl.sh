@@ -24,6 +24,6 @@ rm -rf "$target"
 mkdir -p "$target"
 cp "$run/model/config.json" "$run/model/model.safetensors" "$run/model/class_attributes.safetensors" "$target/"
 # objects smaller than the training range (radius 0.2-0.36 of the longer side) are framed at a
-# typical training size before classification (zeromamba/framing.py; MODEL_CARD.md, issue 20)
+# typical training size before classification (zeromamba/framing.py; MODEL_CARD.md, "Image size, object size")
 python3 -c "import json, sys; p = sys.argv[1]; c = json.load(open(p)); c['object_extent'] = [0.17, 0.28]; json.dump(c, open(p, 'w'), indent=2)" "$target/config.json"
 echo "shipped: $target ($(du -sh "$target" | cut -f1)); gamma $(python3 -c "import json; print(json.load(open('$target/config.json'))['gamma'])")"

@@ -44,7 +44,7 @@ ZEROMAMBA_ARCHITECTURES: dict[str, dict[str, Any]] = {
     "zeromamba_small": dict(
         VMAMBA_VARIANTS["small"], **_BLOCK, semantic_dim=300, fusion_hidden=512, num_imagenet_classes=1000
     ),
-    # this project's first CPU-sized model (the embedded shapes-zsl demo until issue 13)
+    # this project's first CPU-sized model (the first embedded shapes-zsl demo model)
     "zeromamba_nano": dict(
         embed_dim=24,
         depths=(1, 1, 2, 1),
@@ -54,7 +54,7 @@ ZEROMAMBA_ARCHITECTURES: dict[str, dict[str, Any]] = {
         fusion_hidden=64,
         num_imagenet_classes=64,
     ),
-    # the shipped shapes-zsl demo since issue 13: two stages (output stride 8), so its attribute
+    # the shipped shapes-zsl demo model: two stages (output stride 8), so its attribute
     # maps are 10 x 10 at its 80 px input instead of 2 x 2
     "zeromamba_nano_s8": dict(
         embed_dim=32,

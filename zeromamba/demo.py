@@ -52,7 +52,7 @@ DEFAULT_SEED = 2025
 def training_renderer(preprocess: dict[str, Any]) -> str:
     """The Shapes renderer a demo model was trained on, from its preprocessing: ``"plain"`` (the
     first renderer's square 64 px images, :mod:`~zeromamba.data.shapes_plain`) for a model that
-    squashes its input, as every shapes model from before issue 13 does; else ``"varied"``
+    squashes its input, as the first demo model (``zeromamba_nano``) does; else ``"varied"``
     (today's :mod:`~zeromamba.data.shapes_draw`, canvases of any aspect ratio, for letterboxing models)."""
     return "plain" if preprocess.get("crop_mode", "squash") == "squash" else "varied"
 

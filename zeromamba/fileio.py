@@ -138,7 +138,7 @@ def read_regular_text(
 STALE_TEMPORARY_SECONDS = 60.0
 
 _TEMPORARY_TAG = "zeromamba"
-# ours: ".<name>.zeromamba-<pid>-<hex>.tmp"; before 0.x.y (issue 21): ".<name>.<pid>.<8 hex>.tmp"
+# ours: ".<name>.zeromamba-<pid>-<hex>.tmp"; older versions wrote ".<name>.<pid>.<8 hex>.tmp"
 _TEMPORARY_NAME = re.compile(rf"^\..+\.(?:{_TEMPORARY_TAG}-(\d+)-[0-9a-f]{{8}}|(\d+)\.[0-9a-f]{{8}})\.tmp$")
 
 

@@ -1,5 +1,5 @@
 """Hostile model folders and checkpoints through the installed ``zeromamba`` command: exit code 1,
-one line on stderr that names the cause, no traceback, no code from a pickle run (issue 18)."""
+one line on stderr that names the cause, no traceback, no code from a pickle run."""
 
 from __future__ import annotations
 

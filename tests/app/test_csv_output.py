@@ -1,4 +1,4 @@
-"""``zeromamba classify --format csv`` against spreadsheet formula injection (issue 21): class names
+"""``zeromamba classify --format csv`` against spreadsheet formula injection: class names
 and image paths that start like a formula are written with a leading apostrophe (OWASP's advice),
 numbers stay numbers, and the file still reads back with the csv module."""
 

@@ -61,7 +61,7 @@ def test_attribute_words() -> None:
 
 
 def test_the_demo_draws_like_the_training_images_of_its_model() -> None:
-    # a squashing model is from before issue 13: square 64 px images of the first renderer
+    # a squashing model is the first demo model (zeromamba_nano): square 64 px images of the first renderer
     assert training_renderer({"crop_mode": "squash", "input_size": (3, 64, 64)}) == "plain"
     assert training_renderer({"crop_mode": "letterbox", "input_size": (3, 80, 80)}) == "varied"
     plain, varied = demo_images(DEFAULT_SEED, 9, "plain"), demo_images(DEFAULT_SEED, 9, "varied")

@@ -1,4 +1,4 @@
-"""Atomic writes (issue 21): a writer killed with SIGKILL leaves a temporary file whose name says
+"""Atomic writes: a writer killed with SIGKILL leaves a temporary file whose name says
 whose it is, and the next write in that folder removes it once its process is gone; a read-only
 target is refused, not silently replaced; a replaced file keeps its permission bits."""
 
@@ -74,7 +74,7 @@ def test_only_stale_temporaries_of_dead_processes_are_removed(tmp_path: Path) ->
     dead, live = _dead_pid(), os.getppid()
     files = {
         "dead_old": tmp_path / f".model.safetensors.zeromamba-{dead}-0123abcd.tmp",
-        "dead_old_legacy": tmp_path / f".config.json.{dead}.89abcdef.tmp",  # the name before issue 21
+        "dead_old_legacy": tmp_path / f".config.json.{dead}.89abcdef.tmp",  # the name older versions wrote
         "dead_young": tmp_path / f".a.json.zeromamba-{dead}-0123abcd.tmp",
         "live_old": tmp_path / f".b.json.zeromamba-{live}-0123abcd.tmp",
         "not_ours": tmp_path / f".c.json.other-{dead}.tmp",

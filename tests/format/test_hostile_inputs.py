@@ -1,4 +1,4 @@
-"""Hostile and broken model folders, checkpoints and files (issue 18).
+"""Hostile and broken model folders, checkpoints and files.
 
 Each case is built on the fly from the shipped shapes-zsl folder (or from scratch) and must end
 in one ZeroMambaError subclass whose message names the cause, within a generous time bound and

@@ -1,4 +1,4 @@
-"""Our model against the authors' own outputs (../shared/fixtures/official): the numeric truth."""
+"""Our model against the authors' own outputs (tests/fixtures/official): the numeric truth."""
 
 from __future__ import annotations
 

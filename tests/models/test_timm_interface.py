@@ -1,5 +1,5 @@
-"""The timm model interface of our architectures where timm 1.0.31's own suite found defects
-(issue 22): factory device / dtype, reset_classifier after a dtype change, Vim's fixed input size,
+"""The timm model interface of our architectures where timm 1.0.31's own suite found defects:
+factory device / dtype, reset_classifier after a dtype change, Vim's fixed input size,
 VMamba's pruning, torch.fx tracing, the Vim release resolver after ``import zeromamba``, and
 ``features_only`` on ZeroMamba. The whole suite runs in ``test_timm_suite.py``."""
 

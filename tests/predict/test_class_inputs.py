@@ -1,4 +1,4 @@
-"""Class files and matrices from outside (issue 21): files read only when they are regular and of
+"""Class files and matrices from outside: files read only when they are regular and of
 bounded size (a FIFO or a device fails at once, never blocks), CSVs of many classes read in linear
 time, and matrices refused rather than cast when they are complex or beyond float32's range."""
 

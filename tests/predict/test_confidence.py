@@ -1,5 +1,5 @@
 """The low-confidence flag: the rule (zeromamba.confidence) on numbers, and on the shipped model the
-images of issue 20 that it named wrongly without a word (a grey circle; a circle drawn smaller than
+images that it once named wrongly without a word (a grey circle; a circle drawn smaller than
 any it was trained on, without the object framing that now fixes it) are flagged while a clear
 drawing is not, in the result, its table, its record and the command line's output."""
 

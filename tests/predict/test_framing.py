@@ -1,6 +1,6 @@
-"""Large images and small objects (issue 20): the same drawing at any resolution from 40 to 8000 px
+"""Large images and small objects: the same drawing at any resolution from 40 to 8000 px
 gets the answer it gets at the shipped model's training size, and an object drawn smaller than the
-model knows (the issue's 6000 x 4000 photo of a blue circle) is framed at its training size first
+model knows (a user's 6000 x 4000 photo of a blue circle) is framed at its training size first
 (zeromamba.framing), without disturbing images that need no framing."""
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def test_framing_brings_a_small_object_to_the_target_extent_and_leaves_the_rest(
         resolve_preprocess({"object_extent": [0.3, 0.2]})
 
 
-def test_the_issue_photo_a_blue_circle_on_6000_x_4000(shipped) -> None:
+def test_a_users_photo_a_blue_circle_on_6000_x_4000(shipped) -> None:
     # the circle 2000 px wide: 0.17 of the longer side, smaller than any the model was trained on
     photo = Image.new("RGB", (6000, 4000), "white")
     ImageDraw.Draw(photo).ellipse((2000, 1000, 4000, 3000), fill="blue")

@@ -30,7 +30,7 @@ TRAIN_CONFIG = REPO / "examples" / "shapes_zsl.json"
 FRESH_SEED = 4242
 
 
-# The issue's floors (issue 13) for the shipped zeromamba_nano_s8 model. Measured on seed 4242
+# The release floors of the shipped zeromamba_nano_s8 model. Measured on seed 4242
 # (MODEL_CARD.md, benchmarks/results/shapes_demo_2026-12-02.json): CZSL 100.0, H 97.5, fill on unseen
 # classes 96.2, drawings top-1 91.7; the pointing game of the default method 94-100 on every group.
 FLOORS: dict[str, dict[str, Any]] = {
@@ -78,7 +78,7 @@ def test_embedded_weights_ship_with_the_package() -> None:
         variant.input_size,
     )
     assert cfg.get("object_extent") == (list(variant.object_extent) if variant.object_extent else None)
-    if variant.architecture == "zeromamba_nano_s8":  # issue 13: attention maps of at least 8 x 8 cells
+    if variant.architecture == "zeromamba_nano_s8":  # attention maps of at least 8 x 8 cells
         predictor = zeromamba.from_pretrained("shapes-zsl")
         with torch.no_grad():
             out = predictor.model(torch.zeros(1, *floors["input_size"]))
@@ -109,7 +109,7 @@ def test_shipped_model_offline_on_a_fresh_test_set(fresh_metrics) -> None:
     floors = _floors()
     assert predictor.preprocess["input_size"] == floors["input_size"]
     assert predictor.preprocess["crop_mode"] == floors["crop_mode"]
-    # the attribute maps' grid (the issue asks for at least 8 x 8), as the zoo tells timm
+    # the attribute maps' grid (at least 8 x 8), as the zoo tells timm
     assert zoo.get_variant("shapes-zsl").pretrained_cfg()["pool_size"] == floors["pool_size"]
     assert predictor.model(torch.zeros(1, *floors["input_size"])).attention.shape[-1] == 100
     assert predictor.class_names == data.class_names

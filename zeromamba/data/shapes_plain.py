@@ -1,9 +1,9 @@
-"""The first Shapes renderer (before issue 13), kept for the model trained on it.
+"""The first Shapes renderer, kept for the model trained on it.
 
 One object on a ``size x size`` canvas (64 px by default): a dim, weakly tinted grey background
 with a soft gradient, the object's colour near a fixed RGB value per colour name, rotation within
 30 degrees of upright, stripes or dots in a dark shade of the colour, drawn at twice the size and
-reduced, pixel noise. The ``zeromamba_nano`` ``shapes-zsl`` model shipped before issue 13 was
+reduced, pixel noise. The first ``shapes-zsl`` demo model (``zeromamba_nano``) was
 trained on exactly these images (``zeromamba demo`` draws with this renderer for a model like it);
 :mod:`~zeromamba.data.shapes_draw` draws the varied ones of today's dataset. The same generator
 gives the same image as the renderer of that time, and the mask of the object.
