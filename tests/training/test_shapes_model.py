@@ -42,6 +42,10 @@ FLOORS: dict[str, dict[str, Any]] = {
         harmonic=0.95,
         fill=0.95,
         pointing=0.9,
+        # trained with letterbox padding (the border colour), served with timm's border mode (the mean
+        # colour) so that timm's own transform gives the same tensors: the shape maps point less well
+        # (seed 4242, 90 images: 84.4% served, 95.6% with crop_mode="letterbox"; colour and fill 94-100%)
+        pointing_shape=0.8,
         drawings_top1=0.9,
         drawings_pointing=0.9,
     ),
@@ -143,7 +147,8 @@ def test_default_explanations_point_at_the_object(fresh_metrics) -> None:
     print("\n" + format_explanation_table([s]))
     for group in ("shape", "colour", "fill"):
         g = s.group(group)
-        assert g.pointing >= _floors()["pointing"], group
+        floor = _floors().get(f"pointing_{group}", _floors()["pointing"])
+        assert g.pointing >= floor, group
         assert g.mass > 2 * g.mass_chance, group  # the map's mass concentrates on the object
 
 
