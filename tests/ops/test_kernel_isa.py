@@ -171,7 +171,9 @@ def test_a_build_slower_than_the_torch_path_is_reported_with_both_timings():
     assert verdict is not None and verdict.startswith("a slow build is slower than the torch backend")
     slow, fast = (float(v.split()[0]) for v in verdict.split(": ")[1].split(" against "))
     assert slow > fast > 0
+    # the real kernels on the problems their own speed checks use (the tiny one above leaves them
+    # too small a margin to hold on a loaded machine)
     select_kernel()
-    assert speed_check("the fused kernel", cross_scan_fused_cpu, cross_scan_torch, problem) is None
+    assert speed_check("the fused kernel", cross_scan_fused_cpu, cross_scan_torch, fused_cpu._speed_problem()) is None
     select_mixer_kernels()
     assert speed_check("the mixer kernel", selective_scan_cpu, selective_scan_torch, mixer_cpu._speed_problem()) is None
