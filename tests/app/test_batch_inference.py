@@ -316,6 +316,8 @@ def _interrupt_and_resume(reference: list[dict], held: int, url: str, gate: thre
     try:
         _wait_for(lambda: any(parts.glob("part-*.parquet")), "a first part", proc, log)
         proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        gate.set()  # a fetch already under way finishes (a decoding thread is joined at exit), then it stops
         assert proc.wait(timeout=300) == 130, log.read_text()[-3000:]
     finally:
         if proc.poll() is None:
@@ -323,7 +325,6 @@ def _interrupt_and_resume(reference: list[dict], held: int, url: str, gate: thre
     assert not out.exists() and "rerun with --resume" in log.read_text()
     saved = sum(len(_read_records(p)) for p in parts.glob("part-*.parquet"))
     assert 30 <= saved <= held
-    gate.set()
 
     home = tmp_path / "hf"
     again = run_cli(*args, home=home)
