@@ -312,6 +312,8 @@ def _interrupt_and_resume(reference: list[dict], held: int, url: str, gate: thre
             stdout=f,
             stderr=subprocess.STDOUT,
             env=cli_env(tmp_path / "hf", HF_HUB_OFFLINE="1", ZEROMAMBA_URL_TIMEOUT="300"),
+            # Ctrl-C as in a terminal: a pytest-xdist worker ignores SIGINT, and its children would inherit that
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     try:
         _wait_for(lambda: any(parts.glob("part-*.parquet")), "a first part", proc, log)
