@@ -9,14 +9,19 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pytest
-import torch
-from huggingface_hub import constants
+# Two test workers share the cores, each with PyTorch's OpenMP threads (and the command-line tests'
+# subprocesses with theirs): threads that sleep while they wait, instead of spinning, leave the cores to
+# the work. Only the waiting changes, not the numbers. Set before torch is imported; children inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .fakehub import FakeHub
-from .helpers import TINY, block_network, fixtures_root
-from .mini_xlsa17 import build_mini_xlsa17
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from huggingface_hub import constants  # noqa: E402
+
+from .fakehub import FakeHub  # noqa: E402
+from .helpers import TINY, block_network, fixtures_root  # noqa: E402
+from .mini_xlsa17 import build_mini_xlsa17  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
