@@ -16,30 +16,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import ZeroMambaError
+from .arg_types import positive_number, whole_number
 
 __all__ = ["add_arguments", "classify_to_table", "wants_table"]
+COUNT = whole_number(0)
 
 ENGINES = ("local", "ray")
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -62,12 +44,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "local Ray instance)",
     )
     group.add_argument(
-        "--actors", type=_count, help="model copies working at once (default: one per CPU of the cluster, or GPU)"
+        "--actors", type=COUNT, help="model copies working at once (default: one per CPU of the cluster, or GPU)"
     )
-    group.add_argument("--cpus-per-actor", type=_positive, default=1.0, help="CPUs each actor reserves (default 1)")
+    group.add_argument(
+        "--cpus-per-actor", type=positive_number, default=1.0, help="CPUs each actor reserves (default 1)"
+    )
     group.add_argument(
         "--retries",
-        type=_count,
+        type=COUNT,
         default=None,
         help="Ray engine: restarts of an actor that died, and re-runs of the batches it held (default 3)",
     )
@@ -77,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="continue a run that did not finish: classify only the images its partial output lacks",
     )
     group.add_argument(
-        "--save-every", type=_count, default=1000, metavar="N", help="save a part every N images (default 1000)"
+        "--save-every", type=COUNT, default=1000, metavar="N", help="save a part every N images (default 1000)"
     )
 
 

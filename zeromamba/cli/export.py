@@ -9,21 +9,13 @@ from typing import Any
 
 from ..hubcheck import check_model_name
 from ..terminal import terminal_safe
+from .arg_types import whole_number
 
 __all__ = ["register"]
+SIZE = whole_number(1, "a whole number of pixels")
 
 #: the formats of zeromamba.exporter.FORMATS, repeated here so that --help does not import torch
 FORMATS = ("onnx", "torchscript", "exported-program")
-
-
-def _size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -41,12 +33,15 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--input-size",
         nargs=2,
-        type=_size,
+        type=SIZE,
         metavar=("HEIGHT", "WIDTH"),
         help="the graph's image size (default: the model's preprocessing); the batch size is dynamic",
     )
     p.add_argument(
-        "--opset", type=_size, default=None, help="ONNX opset, 18 or later (default 18); the file declares exactly it"
+        "--opset",
+        type=whole_number(1, "an ONNX opset number"),
+        default=None,
+        help="ONNX opset, 18 or later (default 18); the file declares exactly it",
     )
     p.add_argument("--no-verify", action="store_true", help="skip loading the file back and comparing it with eager")
     p.add_argument("--revision", help="Hub revision (branch, tag or commit) of MODEL")

@@ -26,32 +26,15 @@ from ..manifests import expand_manifests
 from ..sources import find_images
 from ..terminal import terminal_safe
 from ..zoo import list_pretrained
+from .arg_types import whole_number
 from .classify_table import add_arguments as add_table_arguments
 from .classify_table import classify_to_table, wants_table
 
 __all__ = ["register"]
+POSITIVE_INT = whole_number(1)
+WORKERS = whole_number(0)
 
 FORMATS = ("table", "json", "jsonl", "csv", "parquet")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def default_workers() -> int:
@@ -107,11 +90,11 @@ def register(subparsers: Any) -> None:
         "http(s):// URLs, or manifests: a .parquet, .csv or .jsonl file with a column 'path' or 'url'",
     )
     _add_common(p)
-    p.add_argument("--top-k", type=_positive_int, default=5, help="how many classes to list (default 5)")
-    p.add_argument("--batch-size", type=_positive_int, default=8, help="images per forward pass (default 8)")
+    p.add_argument("--top-k", type=POSITIVE_INT, default=5, help="how many classes to list (default 5)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=8, help="images per forward pass (default 8)")
     p.add_argument(
         "--workers",
-        type=_workers,
+        type=WORKERS,
         default=None,
         help=f"processes decoding images ahead of the model (default {default_workers()} here: half the cores, "
         "at most 4, none below 4 cores; 0 decodes in the main process)",
@@ -137,7 +120,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("image", metavar="IMAGE", help="an image file or http(s):// URL")
     p.add_argument("--out", required=True, metavar="PNG", help="where to write the figure")
     _add_common(p)
-    p.add_argument("--top-k", type=_positive_int, default=6, help="how many attributes to draw (default 6)")
+    p.add_argument("--top-k", type=POSITIVE_INT, default=6, help="how many attributes to draw (default 6)")
     p.add_argument(
         "--target",
         nargs="+",
@@ -153,7 +136,7 @@ def register(subparsers: Any) -> None:
         "or showing only it in colour raises it), gradient (gradient x activation) or attention (the SLP's "
         f"own attention, the paper's view); default: {EXPLAIN_DEFAULT_RULE}",
     )
-    p.add_argument("--panel-size", type=_positive_int, default=256, help="pixels per panel (default 256)")
+    p.add_argument("--panel-size", type=POSITIVE_INT, default=256, help="pixels per panel (default 256)")
     p.add_argument("--json", action="store_true", help="also print the explanation as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no notes on stderr")
     p.set_defaults(func=cmd_explain)
