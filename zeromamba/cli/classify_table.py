@@ -19,6 +19,7 @@ from ..errors import ZeroMambaError
 from .arg_types import positive_number, whole_number
 
 __all__ = ["add_arguments", "classify_to_table", "wants_table"]
+
 COUNT = whole_number(0)
 
 ENGINES = ("local", "ray")

@@ -12,6 +12,7 @@ from ..terminal import terminal_safe
 from .arg_types import whole_number
 
 __all__ = ["register"]
+
 SIZE = whole_number(1, "a whole number of pixels")
 
 #: the formats of zeromamba.exporter.FORMATS, repeated here so that --help does not import torch

@@ -31,6 +31,7 @@ from .classify_table import add_arguments as add_table_arguments
 from .classify_table import classify_to_table, wants_table
 
 __all__ = ["register"]
+
 POSITIVE_INT = whole_number(1)
 WORKERS = whole_number(0)
 
