@@ -319,7 +319,7 @@ def _interrupt_and_resume(reference: list[dict], held: int, url: str, gate: thre
         _wait_for(lambda: any(parts.glob("part-*.parquet")), "a first part", proc, log)
         proc.send_signal(signal.SIGINT)
         time.sleep(1.0)
-        gate.set()  # a fetch already under way finishes (a decoding thread is joined at exit), then it stops
+        gate.set()  # let a fetch already under way finish, so the command is not held until the URL deadline
         assert proc.wait(timeout=300) == 130, log.read_text()[-3000:]
     finally:
         if proc.poll() is None:
