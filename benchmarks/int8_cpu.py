@@ -34,8 +34,6 @@ import copy
 import datetime
 import json
 import os
-import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -43,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from machine import machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 ISA_RUNS = {
@@ -54,7 +54,6 @@ ISA_RUNS = {
         "ZEROMAMBA_CPU_ISA": "x86-64-v3",
     },
 }
-ISA_FLAGS = ("sse4_2", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8")
 ISA_ENV = (
     "ATEN_CPU_CAPABILITY",
     "ONEDNN_MAX_CPU_ISA",
@@ -67,49 +66,6 @@ FRESH_SEEDS = (9001, 2718)  # not used for training, model selection or any earl
 
 
 # --- the machine ---------------------------------------------------------------------------------
-
-
-def _cpuinfo() -> dict[str, str]:
-    fields: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if not line.strip() and fields:
-                    break
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    return fields
-
-
-def _first_line(cmd: list[str]) -> str:
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-        return (out.stdout or out.stderr).strip().splitlines()[0]
-    except (OSError, IndexError, subprocess.SubprocessError):
-        return "not found"
-
-
-def machine() -> dict[str, Any]:
-    import torch
-
-    info = _cpuinfo()
-    flags = set((info.get("flags") or info.get("Features") or "").split())
-    built_with = re.search(r"GCC [\d.]+|clang [\d.]+|MSVC [\d.]+", torch.__config__.show())
-    return {
-        "cpu_model": info.get("model name") or platform.processor() or platform.machine(),
-        "cpu_id": {k: info[k] for k in ("vendor_id", "cpu family", "model", "stepping") if k in info},
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "virtualised": "hypervisor" in flags,
-        "isa_flags": {f: f in flags for f in ISA_FLAGS},
-        "torch": torch.__version__,
-        "torch_compiler": built_with.group(0) if built_with else "unknown",
-        "c_compiler": _first_line([os.environ.get("CC", "cc"), "--version"]),
-        "python": platform.python_version(),
-        "env": {k: os.environ[k] for k in ISA_ENV if k in os.environ},
-    }
 
 
 def _onednn_int8_implementation() -> str:
@@ -331,7 +287,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     from zeromamba.ops.int8_linear import int8_status
 
     report: dict[str, Any] = {"load_average_before": [round(x, 2) for x in os.getloadavg()]}
-    report["machine"] = machine()
+    report["machine"] = machine_info()
     report["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     report["threads"] = args.threads
     report["int8"] = int8_status()

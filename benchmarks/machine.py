@@ -25,13 +25,18 @@ import sys
 from typing import Any
 
 #: flags reported as such (``/proc/cpuinfo`` names); ``amx`` stands for ``amx_tile``
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "asimd", "sve")
+ISA_FLAGS = (
+    "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8",
+    "asimd", "sve",
+)  # fmt: skip
 #: environment variables that change which instruction set the measured code uses
 ISA_ENV = (
     "ATEN_CPU_CAPABILITY",
     "ONEDNN_MAX_CPU_ISA",
     "MKL_ENABLE_INSTRUCTIONS",
     "ZEROMAMBA_CPU_ISA",
+    "FBGEMM_ENABLE_INSTRUCTIONS",
+    "ZEROMAMBA_INT8_KERNEL",
     "CC",
     "OMP_NUM_THREADS",
     "OMP_WAIT_POLICY",
