@@ -19,6 +19,7 @@ from zeromamba.ops import cpu_build, fused_cpu, mixer_cpu
 from zeromamba.ops.fused_cpu import cross_scan_fused_cpu, kernel_info, select_kernel
 from zeromamba.ops.mixer_cpu import mixer_cpu_info, select_mixer_kernels, selective_scan_cpu
 from zeromamba.ops.mixer_torch import selective_scan_torch
+from zeromamba.ops.self_check import _problem as scan_problem
 from zeromamba.ops.self_check import speed_check
 from zeromamba.ops.torch_scan import cross_scan_torch
 
@@ -87,16 +88,8 @@ def test_every_build_matches_the_official_outputs(official, compiler, isa):
 
 
 def _outputs() -> list[torch.Tensor]:
+    scan = scan_problem(torch.device("cpu"), (2, 9, 7, 72, 3))  # (B, H, W, D, R) of the kernels' self-check
     g = torch.Generator().manual_seed(0)
-    B, H, W, D, R = 2, 9, 7, 72, 3
-    scan = [
-        torch.randn(B, H, W, D, generator=g),
-        torch.randn(4, R + 2, D, generator=g) * 0.3,
-        torch.randn(4, D, R, generator=g) * 0.3,
-        torch.randn(4, D, generator=g) * 0.3,
-        torch.randn(4 * D, 1, generator=g) * 0.5,
-        torch.randn(4 * D, generator=g),
-    ]
     x, dt, z = (torch.randn(2, 31, 50, generator=g) for _ in range(3))
     A = -torch.rand(50, 7, generator=g) * 2
     B, C, D = torch.randn(2, 31, 7, generator=g), torch.randn(2, 31, 7, generator=g), torch.randn(50, generator=g)
