@@ -166,6 +166,7 @@ def main() -> None:
     ap.add_argument("--shapes-seed", type=int, default=8080, help="seed of the training renderer's reference set")
     ap.add_argument("--styles", default=",".join(STYLES))
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--note", default=None, help="a sentence kept in the JSON (what was measured and why)")
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args()
     if args.threads:
@@ -200,6 +201,8 @@ def main() -> None:
             "per_style": {s: summarise(r) for s, r in records.items()},
         }
     report["seconds"] = round(time.perf_counter() - t0, 1)
+    if args.note:
+        report["note"] = args.note
     text = json.dumps(report, indent=1, default=str)
     print(text)
     if args.out:
