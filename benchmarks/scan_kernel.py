@@ -21,8 +21,13 @@ interleaved rounds:
 One thread, timed by the thread's own CPU clock by default (what the kernel used, whatever else
 the machine runs); ``--threads 2`` times the OpenMP builds on two threads by the wall clock.
 
+``--against REV`` also builds the kernels' C sources as they are at git revision ``REV`` with the
+same compiler and flags, times them in the same rounds (alternating which goes first) and reports
+each build's speed-up over them: a before/after that a busy machine disturbs far less than two
+separate runs.
+
     python benchmarks/scan_kernel.py --isa all --out benchmarks/results/scan_kernel_isa_<date>.json
-    python benchmarks/scan_kernel.py --isa native x86-64-v3 --compilers gcc
+    python benchmarks/scan_kernel.py --isa native x86-64-v3 --compilers gcc --against HEAD~1
 """
 
 from __future__ import annotations
@@ -184,6 +189,31 @@ def mixer_problem(g: torch.Generator) -> tuple[torch.Tensor, ...]:
     return x, dt, A, B, C, torch.ones(E), z, _dt_bias(E, g)
 
 
+KERNEL_SOURCES = ("ss2d_scan.c", "mamba_mixer.c")
+
+
+def sources_at(revision: str, folder: Path) -> str:
+    """Write the kernels' C sources as they are at git ``revision`` into ``folder``; its full hash."""
+    repo = Path(__file__).resolve().parents[1]
+    csrc = "zeromamba/ops/csrc"
+
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), *argv], check=True, capture_output=True, text=True).stdout
+
+    commit = git("rev-parse", "--verify", f"{revision}^{{commit}}").strip()
+    for name in git("ls-tree", "--name-only", commit, f"{csrc}/").split():
+        (folder / Path(name).name).write_text(git("show", f"{commit}:{name}"))
+    return commit
+
+
+def build_at(folder: Path, source: str, cc: str, isa: str) -> ctypes.CDLL:
+    """A serial build of ``folder/source`` with the flags the package uses for ``isa``."""
+    lib = folder / f"{Path(source).stem}_{cc}_{isa}.so"
+    cmd = [cc, *compile_flags(isa), "-shared", "-I", str(folder), str(folder / source), "-o", str(lib), "-lm"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return ctypes.CDLL(str(lib))
+
+
 def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
     return ((got - want).abs().max() / want.abs().max()).item()
 
@@ -194,8 +224,11 @@ def main() -> None:
     ap.add_argument("--compilers", nargs="+", default=["gcc", "clang"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--against", metavar="REV", default=None, help="also time the kernels of git revision REV")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
+    if args.against and args.threads != 1:
+        ap.error("--against compares serial builds: use it with --threads 1")
     torch.set_num_threads(args.threads)
     clock = time.thread_time if args.threads == 1 else time.perf_counter
     isas = [*isa_levels(), "native"] if args.isa == ["all"] else args.isa
@@ -211,6 +244,10 @@ def main() -> None:
         want = [cross_scan_torch(*p) for p in problems]
         want_mixer = selective_scan_torch(*mixer_args)
 
+    baseline = None
+    if args.against:
+        folder = Path(tempfile.mkdtemp(prefix="zm-against-"))
+        baseline = {"revision": args.against, "commit": sources_at(args.against, folder), "folder": folder}
     builds = []
     for cc in compilers:
         for isa in isas:
@@ -232,6 +269,14 @@ def main() -> None:
                     "mixer_times": [],
                 }
             )
+            if baseline is not None:
+                old_scan, old_mixer = (build_at(baseline["folder"], f, cc, isa) for f in KERNEL_SOURCES)
+                builds[-1].update(
+                    old_calls=[ScanCall(old_scan, p, 1) for p in problems],
+                    old_mixer=MixerCall(old_mixer, mixer_args),
+                    old_times=[[] for _ in STAGES],
+                    old_mixer_times=[],
+                )
     torch_times: list[list[float]] = [[] for _ in STAGES]
     torch_mixer: list[float] = []
     load_before = machine_info()["load_average"]
@@ -245,12 +290,21 @@ def main() -> None:
         for b in builds:  # warm-up, and each build's error against the torch backend
             b["error"] = max(relative_error(call(), w) for call, w in zip(b["calls"], want))
             b["mixer_error"] = relative_error(b["mixer"](), want_mixer)
-        for _ in range(args.rounds):
+            if baseline is not None:
+                b["old_error"] = max(relative_error(call(), w) for call, w in zip(b["old_calls"], want))
+                b["old_mixer"]()
+        for round_index in range(args.rounds):
             for b in builds:
                 b["peaks"].append(vector_ops_per_ns(b["peak"], clock))
-                for i, call in enumerate(b["calls"]):
-                    b["times"][i].append(timed(call))
-                b["mixer_times"].append(timed(b["mixer"]))
+                sides = (
+                    [("", "calls", "mixer"), ("old_", "old_calls", "old_mixer")]
+                    if baseline
+                    else [("", "calls", "mixer")]
+                )
+                for prefix, calls, mixer in sides if round_index % 2 == 0 else sides[::-1]:
+                    for i, call in enumerate(b[calls]):
+                        b[prefix + "times"][i].append(timed(call))
+                    b[prefix + "mixer_times"].append(timed(b[mixer]))
             for i, p in enumerate(problems):
                 torch_times[i].append(timed(lambda p=p: cross_scan_torch(*p)))
             torch_mixer.append(timed(lambda: selective_scan_torch(*mixer_args)))
@@ -302,6 +356,18 @@ def main() -> None:
                 "max_relative_error_vs_torch": float(f"{b['mixer_error']:.2e}"),
             },
         }
+        if baseline is not None:
+            old_rows, old_total_ms, _ = stage_rows(b["old_times"])
+            entry["against"] = {
+                "revision": baseline["revision"],
+                "commit": baseline["commit"],
+                "max_relative_error_vs_torch": float(f"{b['old_error']:.2e}"),
+                "stages_ns_per_step": [r["ns_per_step"] for r in old_rows],
+                "network_scan_ms": round(old_total_ms, 1),
+                "network_speedup": round(old_total_ms / total_ms, 3),
+                "stages_speedup": [round(o["ns_per_step"] / r["ns_per_step"], 3) for o, r in zip(old_rows, rows)],
+                "mixer_speedup": round(min(b["old_mixer_times"]) / min(b["mixer_times"]), 3),
+            }
         results.append(entry)
     torch_rows, torch_total, _ = stage_rows(torch_times)
     report = {
@@ -337,10 +403,14 @@ def summary(report: dict) -> str:
     lines = ["compiler isa lanes | scan ns/step (stage 3) x_bound(network) | mixer ns/step x_bound"]
     for b in report["builds"]:
         s3 = b["stages"][2]
-        lines.append(
+        line = (
             f"{b['compiler']} {b['isa']} {b['vector_lanes']} | {s3['ns_per_step']} {b['network_x_bound']} | "
             f"{b['mixer']['ns_per_step']} {b['mixer']['x_bound']}"
         )
+        if "against" in b:
+            a = b["against"]
+            line += f" | speed-up over {a['revision']}: scan {a['network_speedup']}, mixer {a['mixer_speedup']}"
+        lines.append(line)
     return "\n".join(lines)
 
 
