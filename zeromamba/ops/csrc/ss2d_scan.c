@@ -49,32 +49,14 @@
 #endif
 #endif
 
-/* The block's softplus and decay run ZM_CHUNK vectors at a time: with 16 vector registers (x86
-   below AVX-512) a whole block's temporaries do not fit and spill to the stack, 4 at a time do and
-   still give the pipelines independent chains. */
-#ifndef ZM_CHUNK
-#if ZM_LANES < 16 && !defined(__aarch64__)
-#define ZM_CHUNK 4
-#else
-#define ZM_CHUNK (PBLOCK * ZM_NV)
-#endif
-#endif
-
-/* The tile buffers' rows are ZM_ROWPAD floats longer than the image's: a column-major walk steps
-   one buffer row at a time, and without the padding that step is a multiple of 4 KiB every few
-   rows (W x TILE floats), so its loads and stores alias in the L1 cache's few sets. */
-#ifndef ZM_ROWPAD
-#define ZM_ROWPAD 16
-#endif
-
 #define UNROLL _Pragma("GCC unroll 16")
 
 /* The positions direction k visits, one after the other: 0 row-major, 1 column-major, 2 and 3 the
    same reversed. Kept as (row, col) and stepped, so no division per step. */
-typedef struct { int64_t row, col, H, W, k, prow; } walker;
+typedef struct { int64_t row, col, H, W, k; } walker;
 
 static inline walker walk_start(int64_t k, int64_t H, int64_t W) {
-    walker w = {0, 0, H, W, k, 0};
+    walker w = {0, 0, H, W, k};
     if (k >= 2) {
         w.row = H - 1;
         w.col = W - 1;
@@ -84,7 +66,6 @@ static inline walker walk_start(int64_t k, int64_t H, int64_t W) {
 
 static inline int64_t walk_next(walker *w) {
     const int64_t p = w->row * w->W + w->col;
-    w->prow = w->row;
     const int64_t inner_max = (w->k & 1) ? w->H - 1 : w->W - 1;
     int64_t *inner = (w->k & 1) ? &w->row : &w->col, *outer = (w->k & 1) ? &w->col : &w->row;
     if (w->k < 2) {
@@ -128,8 +109,8 @@ static inline void store_tile(float *p, int64_t n, const vf *v) {
 }
 
 /* One channel tile of one image: where its data is and its constants for the direction at hand.
-   ub and yb are the tile's own buffers, H rows of W x TILE + ZM_ROWPAD floats; wt its R x TILE
-   slice of W_dt (zero-padded past its n channels); bias, a2 (A log2 e) and skip its constants. */
+   ub and yb are the tile's own buffers, (L, TILE) contiguous; wt its R x TILE slice of W_dt
+   (zero-padded past its n channels); bias, a2 (A log2 e) and skip its constants. */
 typedef struct {
     const float *xdbl, *wt;
     float *ub, *yb, *y;
@@ -162,11 +143,10 @@ enum { FIRST, MIDDLE, LAST };
         walker walk = walk_start(k, H, W);                                                               \
         for (int64_t t0 = 0; t0 < L; t0 += PBLOCK) {                                                     \
             const int64_t np = L - t0 < PBLOCK ? L - t0 : PBLOCK;                                        \
-            int64_t pos[PBLOCK], bo[PBLOCK];                                                             \
+            int64_t pos[PBLOCK];                                                                         \
             const float *xd[PBLOCK];                                                                     \
             for (int64_t j = 0; j < PBLOCK; ++j) { /* past the end: repeat the last position, unused */ \
                 pos[j] = j < np ? walk_next(&walk) : pos[j - 1];                                         \
-                bo[j] = j < np ? pos[j] * TILE + walk.prow * ZM_ROWPAD : bo[j - 1];                      \
                 xd[j] = xdbl + pos[j] * stride + k * (R + 2);                                            \
             }                                                                                            \
             vf z[PBLOCK][ZM_NV];                                                                         \
@@ -184,7 +164,7 @@ enum { FIRST, MIDDLE, LAST };
                functions interleave them), then the recurrence position by position */           \
             vf ui[PBLOCK][ZM_NV], dt[PBLOCK * ZM_NV], a[PBLOCK * ZM_NV];                                 \
             UNROLL for (int j = 0; j < PBLOCK; ++j) {                                                    \
-                float *up = ub + bo[j];                                                                  \
+                float *up = ub + pos[j] * TILE;                                                          \
                 if (stage == FIRST) {                                                                    \
                     LOAD_U(u + pos[j] * D, n, ui[j]);                                                    \
                     if (j < np) UNROLL for (int q = 0; q < ZM_NV; ++q) store(up + q * ZM_LANES, ui[j][q]); \
@@ -193,15 +173,14 @@ enum { FIRST, MIDDLE, LAST };
                 }                                                                                        \
                 UNROLL for (int q = 0; q < ZM_NV; ++q) dt[j * ZM_NV + q] = DT_ROUND(z[j][q]) + job->bias[q]; \
             }                                                                                            \
-            UNROLL for (int c0 = 0; c0 < PBLOCK * ZM_NV; c0 += ZM_CHUNK) {                               \
-                softplus_n(dt + c0, ZM_CHUNK);                                                           \
-                UNROLL for (int i = c0; i < c0 + ZM_CHUNK; ++i) a[i] = dt[i] * job->a2[i % ZM_NV];       \
-                exp2_n(a + c0, ZM_CHUNK);                                                                \
-            }                                                                                            \
+            softplus_n(dt, PBLOCK * ZM_NV);                                                              \
+            UNROLL for (int j = 0; j < PBLOCK; ++j) UNROLL for (int q = 0; q < ZM_NV; ++q)               \
+                a[j * ZM_NV + q] = dt[j * ZM_NV + q] * job->a2[q];                                       \
+            exp2_n(a, PBLOCK * ZM_NV);                                                                   \
             UNROLL for (int j = 0; j < PBLOCK; ++j) {                                                    \
                 if (j >= np) break;                                                                      \
                 const vf bb = splat(xd[j][R]), cc = splat(xd[j][R + 1]);                                 \
-                float *yp = yb + bo[j];                                                                  \
+                float *yp = yb + pos[j] * TILE;                                                          \
                 vf yo[ZM_NV];                                                                            \
                 UNROLL for (int q = 0; q < ZM_NV; ++q) {                                                 \
                     const vf d = dt[j * ZM_NV + q];                                                      \
@@ -256,19 +235,19 @@ static void tile_direction(tile_job *job, float *wt, const float *w_dt, const fl
     int NAME(const U_T *u, const float *xdbl, const float *w_dt, const float *bias, const float *A,      \
              const float *Dsum, float *y, int64_t B, int64_t H, int64_t W, int64_t D, int64_t R,         \
              int64_t d0, int64_t d1, int64_t n_threads) {                                                \
-        const int64_t L = H * W, tiles = (d1 - d0 + TILE - 1) / TILE, BUF = L * TILE + H * ZM_ROWPAD;    \
+        const int64_t L = H * W, tiles = (d1 - d0 + TILE - 1) / TILE;                                     \
         int failed = 0;                                                                                   \
         (void)n_threads;                                                                                  \
         _Pragma("omp parallel num_threads((int)n_threads) if (n_threads > 1) reduction(| : failed)")     \
         {                                                                                                 \
-            float *wt = malloc((size_t)(R * TILE + 2 * BUF) * sizeof(float));                             \
+            float *wt = malloc((size_t)(R + 2 * L) * TILE * sizeof(float));                               \
             failed |= wt == NULL;                                                                         \
             _Pragma("omp for schedule(static)")                                                           \
             for (int64_t item = 0; item < B * tiles; ++item) {                                            \
                 if (wt == NULL) continue;                                                                 \
                 const int64_t b = item / tiles, c = d0 + (item % tiles) * TILE;                           \
                 tile_job job = {.xdbl = xdbl + b * L * 4 * (R + 2), .wt = wt, .ub = wt + R * TILE,        \
-                                .yb = wt + R * TILE + BUF, .y = y + b * L * D + c,                        \
+                                .yb = wt + (R + L) * TILE, .y = y + b * L * D + c,                        \
                                 .H = H, .W = W, .D = D, .R = R, .n = d1 - c < TILE ? d1 - c : TILE};      \
                 const U_T *ub = u + b * L * D + c;                                                        \
                 load_tile_f32(Dsum + c, job.n, job.skip);                                                 \
