@@ -247,7 +247,11 @@ def main() -> None:
     baseline = None
     if args.against:
         folder = Path(tempfile.mkdtemp(prefix="zm-against-"))
-        baseline = {"revision": args.against, "commit": sources_at(args.against, folder), "folder": folder}
+        try:
+            commit = sources_at(args.against, folder)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            ap.error(f"--against {args.against}: not a revision of this git checkout ({exc})")
+        baseline = {"revision": args.against, "commit": commit, "folder": folder}
     builds = []
     for cc in compilers:
         for isa in isas:
