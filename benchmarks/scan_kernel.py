@@ -237,13 +237,6 @@ def main() -> None:
     if missing:
         print(f"not found, not measured: {', '.join(missing)}", file=sys.stderr)
 
-    g = torch.Generator().manual_seed(0)
-    problems = [scan_problem(side, d, rank, g) for side, d, rank, _ in STAGES]
-    mixer_args = mixer_problem(g)
-    with torch.inference_mode():
-        want = [cross_scan_torch(*p) for p in problems]
-        want_mixer = selective_scan_torch(*mixer_args)
-
     baseline = None
     if args.against:
         folder = Path(tempfile.mkdtemp(prefix="zm-against-"))
@@ -252,6 +245,14 @@ def main() -> None:
         except (OSError, subprocess.CalledProcessError) as exc:
             ap.error(f"--against {args.against}: not a revision of this git checkout ({exc})")
         baseline = {"revision": args.against, "commit": commit, "folder": folder}
+
+    g = torch.Generator().manual_seed(0)
+    problems = [scan_problem(side, d, rank, g) for side, d, rank, _ in STAGES]
+    mixer_args = mixer_problem(g)
+    with torch.inference_mode():
+        want = [cross_scan_torch(*p) for p in problems]
+        want_mixer = selective_scan_torch(*mixer_args)
+
     builds = []
     for cc in compilers:
         for isa in isas:
