@@ -87,15 +87,20 @@ float zm_peak_mul(int64_t n) {
 """
 
 
+def build_serial(source: Path, headers: Path, cc: str, isa: str) -> ctypes.CDLL:
+    """A serial build of ``source`` (headers from ``headers``) with the flags the package uses for
+    ``isa``, next to the source."""
+    lib = source.with_name(f"{source.stem}_{cc}_{isa}.so")
+    cmd = [cc, *compile_flags(isa), "-shared", "-I", str(headers), str(source), "-o", str(lib), "-lm"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return ctypes.CDLL(str(lib))
+
+
 def peak_probe(cc: str, isa: str) -> ctypes.CDLL:
     """A one-function library built like the kernels for ``isa``: multiplies at the build's width."""
     folder = Path(tempfile.mkdtemp(prefix="zm-peak-"))
     (folder / "peak.c").write_text(PEAK_SOURCE)
-    lib = folder / "peak.so"
-    csrc = Path(cpu_build.__file__).with_name("csrc")
-    cmd = [cc, *compile_flags(isa), "-shared", "-I", str(csrc), str(folder / "peak.c"), "-o", str(lib)]
-    subprocess.run(cmd, check=True, capture_output=True)
-    probe = ctypes.CDLL(str(lib))
+    probe = build_serial(folder / "peak.c", Path(cpu_build.__file__).with_name("csrc"), cc, isa)
     probe.zm_peak_mul.restype = ctypes.c_float
     probe.zm_peak_mul.argtypes = [ctypes.c_int64]
     return probe
@@ -206,14 +211,6 @@ def sources_at(revision: str, folder: Path) -> str:
     return commit
 
 
-def build_at(folder: Path, source: str, cc: str, isa: str) -> ctypes.CDLL:
-    """A serial build of ``folder/source`` with the flags the package uses for ``isa``."""
-    lib = folder / f"{Path(source).stem}_{cc}_{isa}.so"
-    cmd = [cc, *compile_flags(isa), "-shared", "-I", str(folder), str(folder / source), "-o", str(lib), "-lm"]
-    subprocess.run(cmd, check=True, capture_output=True)
-    return ctypes.CDLL(str(lib))
-
-
 def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
     return ((got - want).abs().max() / want.abs().max()).item()
 
@@ -275,7 +272,8 @@ def main() -> None:
                 }
             )
             if baseline is not None:
-                old_scan, old_mixer = (build_at(baseline["folder"], f, cc, isa) for f in KERNEL_SOURCES)
+                folder = baseline["folder"]
+                old_scan, old_mixer = (build_serial(folder / f, folder, cc, isa) for f in KERNEL_SOURCES)
                 builds[-1].update(
                     old_calls=[ScanCall(old_scan, p, 1) for p in problems],
                     old_mixer=MixerCall(old_mixer, mixer_args),

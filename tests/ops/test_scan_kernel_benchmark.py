@@ -16,6 +16,8 @@ from zeromamba.ops.cpu_build import isa_levels
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "scan_kernel.py"
+#: the cheapest run: one build (SSE2, gcc), one round
+ONE_SSE_BUILD = [sys.executable, str(SCRIPT), "--isa", "x86-64", "--compilers", "gcc", "--rounds", "1"]
 
 pytestmark = pytest.mark.skipif(
     shutil.which("git") is None or not (REPO / ".git").exists() or shutil.which("gcc") is None or not isa_levels(),
@@ -29,8 +31,8 @@ def _head() -> str:
 
 def test_against_times_the_kernels_of_a_revision_beside_the_current_ones(tmp_path: Path) -> None:
     out = tmp_path / "against.json"
-    cmd = [sys.executable, str(SCRIPT), "--isa", "x86-64", "--compilers", "gcc", "--rounds", "1"]
-    run = subprocess.run([*cmd, "--against", "HEAD", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    cmd = [*ONE_SSE_BUILD, "--against", "HEAD", "--out", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(out.read_text())
     (build,) = report["builds"]
@@ -46,8 +48,8 @@ def test_against_times_the_kernels_of_a_revision_beside_the_current_ones(tmp_pat
 
 def test_against_a_revision_that_does_not_exist_fails_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "against.json"
-    cmd = [sys.executable, str(SCRIPT), "--isa", "x86-64", "--compilers", "gcc", "--rounds", "1"]
-    run = subprocess.run([*cmd, "--against", "no-such-revision", "--out", str(out)], capture_output=True, text=True)
+    cmd = [*ONE_SSE_BUILD, "--against", "no-such-revision", "--out", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True)
     assert run.returncode == 2 and "not a revision of this git checkout" in run.stderr and not out.exists()
 
 
