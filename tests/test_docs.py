@@ -4,9 +4,9 @@ builds the site."""
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import os
+import pkgutil
 import re
 import subprocess
 import sys
@@ -25,20 +25,6 @@ def _documented_paths() -> list[str]:
     return [p for page in sorted((DOCS / "api").glob("*.md")) for p in DIRECTIVE.findall(page.read_text("utf-8"))]
 
 
-def _resolve(path: str) -> object:
-    """The object a ``::: a.b.c`` directive documents: the longest importable module, then attributes."""
-    parts = path.split(".")
-    for cut in range(len(parts), 0, -1):
-        try:
-            obj: object = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for name in parts[cut:]:
-            obj = getattr(obj, name)
-        return obj
-    raise ImportError(path)
-
-
 def test_the_api_reference_documents_every_public_name() -> None:
     import zeromamba
 
@@ -50,7 +36,7 @@ def test_the_api_reference_documents_every_public_name() -> None:
     assert not missing, f"no '::: zeromamba...' directive in docs/api/ for {missing}"
     for name in zeromamba.__all__:
         public = getattr(zeromamba, name)
-        documented = [_resolve(p) for p in by_name[name]]
+        documented = [pkgutil.resolve_name(p) for p in by_name[name]]
         # the page shows the object users get, not a namesake
         assert any(d is public or d == public for d in documented), (name, by_name[name])
 

@@ -8,7 +8,7 @@ that does not exist is a warning, so ``mkdocs build --strict`` fails on a stale 
 from __future__ import annotations
 
 import html
-import importlib
+import pkgutil
 import re
 from typing import Any
 
@@ -46,20 +46,12 @@ def _full_path(obj: griffe.Object, target: str) -> str | None:
 def _runtime_path(path: str) -> str | None:
     """Where an object lives, found by importing it (``zeromamba.load_model`` is a lazy attribute of
     the package, invisible to static analysis); ``None`` if nothing has that name."""
-    parts = path.split(".")
-    for cut in range(len(parts), 0, -1):
-        try:
-            found: Any = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        try:
-            for name in parts[cut:]:
-                found = getattr(found, name)
-        except AttributeError:
-            return None
-        module, qualname = getattr(found, "__module__", None), getattr(found, "__qualname__", None)
-        return f"{module}.{qualname}" if module and qualname and cut < len(parts) else path
-    return None
+    try:
+        found: Any = pkgutil.resolve_name(path)  # the longest importable module, then attributes
+    except (ImportError, AttributeError, ValueError):
+        return None
+    module, qualname = getattr(found, "__module__", None), getattr(found, "__qualname__", None)
+    return f"{module}.{qualname}" if module and qualname else path  # a module is its own path
 
 
 class SphinxRolesAsCode(griffe.Extension):
