@@ -1,9 +1,10 @@
 """int8 inference on the CPU: its speed against float32 and resnet101, and how far it moves the answers.
 
-One command, two runs: the CPU as it is (``native``) and the same CPU made to look like an AVX2 laptop
-(``avx2``: ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 FBGEMM_ENABLE_INSTRUCTIONS=AVX2``, and
-``ZEROMAMBA_CPU_ISA=x86-64-v3`` for zeromamba's own C kernels where that build exists). Each run is a
-fresh process and measures:
+One command, three runs: the CPU as it is (``native``), the same CPU made to look like an AVX2 laptop
+without VNNI (``avx2``: ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 FBGEMM_ENABLE_INSTRUCTIONS=AVX2``,
+and ``ZEROMAMBA_CPU_ISA=x86-64-v3`` for zeromamba's own C kernels where that build exists), and like one
+with AVX-VNNI (``avx2_vnni``: the same with ``ONEDNN_MAX_CPU_ISA=AVX2_VNNI``: Intel's cores since Alder
+Lake, which have VNNI's int8 dot products but no AVX-512). Each run is a fresh process and measures:
 
 * speed: ZeroMamba-S in float32 and in int8 (the kernel int8 chooses, and each kernel forced) and
   timm's resnet101 in float32, at 448 x 448, batch 1 and 8, in interleaved rounds (each round times
@@ -50,6 +51,13 @@ ISA_RUNS = {
     "avx2": {
         "ATEN_CPU_CAPABILITY": "avx2",
         "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2",
+        "ZEROMAMBA_CPU_ISA": "x86-64-v3",
+    },
+    # AVX2 with AVX-VNNI and no AVX-512: Intel's laptop and desktop cores since 2021 (Alder Lake on)
+    "avx2_vnni": {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2_VNNI",
         "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2",
         "ZEROMAMBA_CPU_ISA": "x86-64-v3",
     },

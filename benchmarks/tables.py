@@ -251,7 +251,7 @@ def profile(paths: list[str], reports: list[dict[str, Any]]) -> str:
     return source_line(paths, *facts) + "\n\n" + table(["category", "ms", "share"], rows)
 
 
-INT8_RUNS = {"native": "native", "avx2": "AVX2-capped"}
+INT8_RUNS = {"native": "native", "avx2": "AVX2-capped", "avx2_vnni": "AVX2 + VNNI-capped"}
 
 
 def int8(paths: list[str], reports: list[dict[str, Any]]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -93,3 +94,40 @@ def test_can_be_turned_off():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.split() == ["False", "True"]
+
+
+_GELU_PLACEMENT = r"""
+import json, torch, torch.nn.functional as F
+from zeromamba.ops.fused_linear import fused_linear_available, gelu_in_epilogue, linear
+out = {"available": fused_linear_available()}
+for k in (96, 192):
+    x, w, b = torch.randn(50, k), torch.randn(64, k) * 0.1, torch.randn(64)
+    with torch.inference_mode(), torch.profiler.profile() as prof:
+        got = linear(x, w, b, activation="none")
+    ops = {e.name for e in prof.events()}
+    out[k] = {
+        "epilogue": gelu_in_epilogue(k),
+        "fused_product": "mkldnn::_linear_pointwise" in ops,
+        "separate_gelu": "aten::gelu" in ops,
+        "error": float((got - F.gelu(F.linear(x, w, b))).abs().max()),
+    }
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize(
+    ("onednn_isa", "separate_from_192"), [("AVX2", True), ("AVX512_CORE", False)], ids=["avx2", "avx512"]
+)
+def test_gelu_leaves_the_avx2_epilogue_for_wide_inputs(onednn_isa, separate_from_192):
+    # oneDNN's AVX2 GELU epilogue costs about a third of the product; apart it costs 1/in_features of it
+    env = dict(os.environ, ONEDNN_MAX_CPU_ISA=onednn_isa)
+    res = subprocess.run([sys.executable, "-c", _GELU_PLACEMENT], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    if not out["available"]:
+        pytest.skip("oneDNN fused linear unavailable here")
+    narrow, wide = out["96"], out["192"]
+    assert narrow["epilogue"] and narrow["fused_product"] and not narrow["separate_gelu"]
+    assert wide["epilogue"] is not separate_from_192
+    assert wide["fused_product"] and wide["separate_gelu"] is separate_from_192
+    assert narrow["error"] < 1e-5 and wide["error"] < 1e-5

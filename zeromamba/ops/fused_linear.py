@@ -9,6 +9,12 @@ activation and the block's residual adds are large enough for this to show.
 falls back to ``F.linear`` plus the plain operation otherwise (training, other devices, dtypes, or
 a PyTorch build without these operators). The fused operators are checked once per dtype against the
 plain path before they are used; ``ZEROMAMBA_DISABLE_ONEDNN=1`` turns them off.
+
+Where oneDNN runs its AVX2 kernels (a CPU without AVX-512, or ``ONEDNN_MAX_CPU_ISA=AVX2``) its
+exact-GELU epilogue slows the product by about a third of the product's own time, whatever its
+shape, while a separate GELU costs in proportion to the output alone, i.e. ``1 / in_features`` of
+the product's work: there, from :data:`AVX2_SEPARATE_GELU_FROM` input features on, the GELU runs
+after the fused product instead (the same values; ``benchmarks/gelu_epilogue.py`` measures both).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import torch.nn.functional as F
 
 from .tracing import is_tracing
 
-__all__ = ["fused_linear_available", "linear"]
+__all__ = ["AVX2_SEPARATE_GELU_FROM", "fused_linear_available", "gelu_in_epilogue", "linear"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +37,29 @@ _GELU_ALGORITHM = {"none": "none", "tanh": "tanh"}
 _TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 2e-2}
 _lock = threading.Lock()
 _verdicts: dict[torch.dtype, bool] = {}
+#: with oneDNN's AVX2 kernels, products of at least this many input features take their GELU
+#: separately (measured: 96 input features faster fused, 192 and more faster apart)
+AVX2_SEPARATE_GELU_FROM = 160
+_avx2_only: bool | None = None
+
+
+def _onednn_runs_avx2() -> bool:
+    """oneDNN's float32 products run its AVX2 kernels here: ``ONEDNN_MAX_CPU_ISA`` caps it at an AVX2
+    level, or (not set) PyTorch's own CPU capability is AVX2, i.e. the CPU has no AVX-512."""
+    global _avx2_only
+    if _avx2_only is None:
+        cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+        if cap and cap != "ALL":
+            _avx2_only = cap.startswith("AVX2")
+        else:
+            _avx2_only = torch.backends.cpu.get_cpu_capability() == "AVX2"
+    return _avx2_only
+
+
+def gelu_in_epilogue(in_features: int) -> bool:
+    """Whether a GELU after a fused float32 product of ``in_features`` inputs rides in oneDNN's
+    epilogue (else it runs as a separate operator, which is faster there; same values)."""
+    return not (_onednn_runs_avx2() and in_features >= AVX2_SEPARATE_GELU_FROM)
 
 
 def _ops():
@@ -121,4 +150,6 @@ def linear(
     lead = x.shape[:-1]
     x2d = x.reshape(-1, x.shape[-1])
     res2d = None if residual is None else residual.reshape(-1, weight.shape[0])
+    if activation is not None and not gelu_in_epilogue(x.shape[-1]):
+        return F.gelu(_fused(x2d, weight, bias, None, None), approximate=activation).view(*lead, weight.shape[0])
     return _fused(x2d, weight, bias, activation, res2d).view(*lead, weight.shape[0])
