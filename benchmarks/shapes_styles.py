@@ -167,6 +167,14 @@ def main() -> None:
     ap.add_argument("--styles", default=",".join(STYLES))
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--note", default=None, help="a sentence kept in the JSON (what was measured and why)")
+    ap.add_argument(
+        "--within-training",
+        action="append",
+        default=[],
+        metavar="STYLE=WHY",
+        help="a style some model's training covers (why, in words): kept apart, the others pooled "
+        "as outside_training_ranges_pooled (repeatable)",
+    )
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args()
     if args.threads:
@@ -175,6 +183,13 @@ def main() -> None:
     if len(labels) != len(args.models):
         ap.error("--labels needs one name per model")
     styles = args.styles.split(",")
+    within: dict[str, str] = {}
+    for item in args.within_training:
+        style, sep, why = item.partition("=")
+        if not sep or style not in styles or not why.strip():
+            ap.error(f"--within-training takes STYLE=WHY with STYLE one of --styles, got {item!r}")
+        within[style] = why.strip()
+    outside = [s for s in styles if s not in within]
     t0 = time.perf_counter()
     sets = image_sets(args.per_class, args.seed, args.shapes_seed, styles)
     report: dict[str, Any] = {
@@ -187,6 +202,8 @@ def main() -> None:
         "drawing_seconds": round(time.perf_counter() - t0, 1),
         "models": {},
     }
+    if within:
+        report["styles_within_training_ranges"] = within
     for name, label in zip(args.models, labels):
         predictor = zeromamba.from_pretrained(name)
         records = {style: score_set(predictor, items) for style, items in sets.items()}
@@ -200,20 +217,28 @@ def main() -> None:
             "fresh_styles_pooled": summarise(fresh),
             "per_style": {s: summarise(r) for s, r in records.items()},
         }
+        if within and outside:
+            report["models"][label]["styles_outside_training_ranges"] = outside
+            report["models"][label]["outside_training_ranges_pooled"] = summarise(pooled([records[s] for s in outside]))
     report["seconds"] = round(time.perf_counter() - t0, 1)
     if args.note:
         report["note"] = args.note
     text = json.dumps(report, indent=1, default=str)
     print(text)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        from zeromamba.fileio import write_text
+
+        write_text(Path(args.out), text + "\n")
     for label, m in report["models"].items():
-        p = m["fresh_styles_pooled"]
-        print(
-            f"{label}: fresh styles top-1 all {p['top1_all']:.3f} unseen {p['top1_unseen_classes']:.3f}; "
-            f"answer colour/fill/shape {p['answer_group_accuracy']}; wrong flagged {p['wrong_flagged']}",
-            file=sys.stderr,
-        )
+        for key, what in (("fresh_styles_pooled", "fresh styles"), ("outside_training_ranges_pooled", "outside")):
+            if key not in m:
+                continue
+            p = m[key]
+            print(
+                f"{label}: {what} top-1 all {p['top1_all']:.3f} unseen {p['top1_unseen_classes']:.3f}; "
+                f"answer colour/fill/shape {p['answer_group_accuracy']}; wrong flagged {p['wrong_flagged']}",
+                file=sys.stderr,
+            )
         for s, r in m["per_style"].items():
             g = r["answer_group_accuracy"]
             print(
