@@ -314,7 +314,10 @@ class Int8Linear(nn.Module):
     It keeps the float32 ``weight`` and ``bias`` of the layer it replaces as its parameters, under
     the same names, so a model's ``state_dict`` is unchanged (saving writes the float32 weights)
     and :meth:`to_float` gives the original layer back exactly. The int8 weight is made from them
-    on first use and again whenever they change (e.g. ``load_state_dict``).
+    on first use and again whenever they change through PyTorch's own in-place operations
+    (``load_state_dict``, ``copy_`` under ``torch.no_grad()``); a change through ``weight.data``
+    is not seen (PyTorch counts no version for it): go back to float32 first
+    (:func:`~zeromamba.models.int8.dequantize_int8`) to edit weights.
 
     Raises:
         Int8UnavailableError: (when built) no int8 kernel works here; (when called) a gradient is
