@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-from machine import BUILDS, default_builds, machine_info
+from machine import BUILDS, default_builds, machine_info, run_per_build
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -129,15 +127,8 @@ def main() -> None:
     builds = args.builds or default_builds()
     argv = ["--single", "--size", str(args.size), "--batch", str(args.batch), "--threads", str(args.threads)]
     argv += ["--clock", args.clock, "--rounds", str(args.rounds), "--repeat", str(args.repeat)]
-    report: dict = {"benchmark": "gelu_epilogue", "machine": machine_info(), "builds_run": builds, "builds": {}}
-    for build in builds:
-        env = dict(os.environ, **BUILDS[build])
-        res = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), *argv], env=env, capture_output=True, text=True
-        )
-        if res.returncode != 0:
-            raise SystemExit(f"the {build} build failed:\n{res.stderr[-3000:]}")
-        report["builds"][build] = {"environment": BUILDS[build], **json.loads(res.stdout)}
+    report: dict = {"benchmark": "gelu_epilogue", "machine": machine_info(), "builds_run": builds}
+    report["builds"] = run_per_build(str(Path(__file__).resolve()), argv, builds)
     report["load_average_after"] = machine_info()["load_average"]
     text = json.dumps(report, indent=2)
     print(text)

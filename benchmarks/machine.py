@@ -8,7 +8,7 @@ AVX-512, AVX-512 BF16, AMX; NEON / ASIMD on ARM), the C compiler the kernels are
 its version, the environment variables that cap or force an instruction set
 (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``, ``MKL_ENABLE_INSTRUCTIONS``, ``ZEROMAMBA_CPU_ISA``)
 and the load average. :data:`BUILDS` names the instruction-set builds a benchmark can run in one
-command (each in a subprocess with its environment).
+command (each in a subprocess with its environment: :func:`run_per_build`).
 With ``kernels=True`` also which build of each CPU kernel is in use (this builds them if needed,
 so benchmarks that time start-up leave it off); PyTorch's version and CPU capability when the
 script has imported torch.
@@ -17,6 +17,7 @@ script has imported torch.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import shutil
@@ -134,3 +135,17 @@ def default_builds() -> list[str]:
     flags = machine_info()["isa_flags"]
     emulate = isinstance(flags, dict) and flags.get("avx512f") and flags.get("avx2") and flags.get("fma")
     return ["native", "avx2"] if emulate else ["native"]
+
+
+def run_per_build(script: str, argv: list[str], builds: list[str]) -> dict[str, dict[str, Any]]:
+    """``script argv`` once per build, each in a subprocess with the build's environment (:data:`BUILDS`);
+    ``build -> {"environment": ..., **the JSON the script printed}``. A failed build ends the run
+    with its stderr."""
+    per_build: dict[str, dict[str, Any]] = {}
+    for build in builds:
+        env = dict(os.environ, **BUILDS[build])
+        res = subprocess.run([sys.executable, script, *argv], env=env, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise SystemExit(f"the {build} build failed:\n{res.stderr[-3000:]}")
+        per_build[build] = {"environment": BUILDS[build], **json.loads(res.stdout)}
+    return per_build

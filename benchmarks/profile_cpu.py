@@ -34,8 +34,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -44,7 +42,7 @@ from pathlib import Path
 import timm
 import torch
 import torch.nn as nn
-from machine import BUILDS, default_builds, machine_info
+from machine import BUILDS, default_builds, machine_info, run_per_build
 from torch.utils.flop_counter import FlopCounterMode
 
 import zeromamba
@@ -333,16 +331,7 @@ def run_builds(args: argparse.Namespace) -> None:
     argv += ["--dtype", args.dtype, "--rounds", str(args.rounds), "--profiled", str(args.profiled)]
     argv += ["--top", str(args.top)]
     report: dict[str, object] = {"benchmark": "profile_cpu", "machine": machine_info(), "builds_run": builds}
-    per_build = {}
-    for build in builds:
-        env = dict(os.environ, **BUILDS[build])
-        res = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), *argv], env=env, capture_output=True, text=True
-        )
-        if res.returncode != 0:
-            raise SystemExit(f"the {build} build failed:\n{res.stderr[-3000:]}")
-        per_build[build] = {"environment": BUILDS[build], **json.loads(res.stdout)}
-    report["builds"] = per_build
+    report["builds"] = run_per_build(str(Path(__file__).resolve()), argv, builds)
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
