@@ -30,7 +30,9 @@
 /* A channel tile is ZM_NV vectors; the dt projection of PBLOCK positions at a time keeps
    PBLOCK x ZM_NV accumulators in registers (x86-64 has 16 vector registers below AVX-512, 32
    with it and on aarch64). Wider tiles share each position's scalar work (its walk step, loads
-   and broadcasts) among more channels; 32 channels keep even the 192-channel stage at 6 tiles. */
+   and broadcasts) among more channels; 32 channels keep even the 192-channel stage at 6 tiles.
+   Four positions at AVX-512: with eight, the elementwise functions' temporaries for 8 x 2 vectors
+   outgrew the 32 registers and spilled (the scan ~5% slower). */
 #ifndef ZM_NV
 #if ZM_LANES >= 16
 #define ZM_NV 2
@@ -40,9 +42,7 @@
 #endif
 #define TILE (ZM_NV * ZM_LANES)
 #ifndef PBLOCK
-#if ZM_LANES >= 16
-#define PBLOCK 8
-#elif defined(__aarch64__)
+#if ZM_LANES >= 16 || defined(__aarch64__)
 #define PBLOCK 4
 #else
 #define PBLOCK 2
@@ -50,6 +50,11 @@
 #endif
 
 #define UNROLL _Pragma("GCC unroll 16")
+
+/* how many positions ahead of the walk prefetch_position asks for data (8-64 measured alike) */
+#ifndef AHEAD
+#define AHEAD 16
+#endif
 
 /* The positions direction k visits, one after the other: 0 row-major, 1 column-major, 2 and 3 the
    same reversed. Kept as (row, col) and stepped, so no division per step. */
@@ -126,6 +131,30 @@ typedef struct {
    few megabytes instead of jumping a whole image row per step. */
 enum { FIRST, MIDDLE, LAST };
 
+/* Ask for the data of position p, AHEAD positions before the walk gets there. The column-major
+   walks and the caller's rows step a whole row at a time (W x TILE or D floats: kilobytes), which
+   the hardware prefetchers, bound to a 4 KiB page, do not follow: without this the kernel waited
+   on memory for a fifth to a quarter of its time. u_row is the position's row of u (FIRST only). */
+static inline void prefetch_position(const tile_job *job, const void *u_row, size_t u_row_bytes, int64_t p,
+                                     int64_t k, int stage) {
+    const float *xd = job->xdbl + p * 4 * (job->R + 2) + k * (job->R + 2);
+    __builtin_prefetch(xd);
+    __builtin_prefetch(xd + job->R + 1);
+    if (stage == FIRST) {
+        __builtin_prefetch(u_row);
+        __builtin_prefetch((const char *)u_row + u_row_bytes - 1);
+    } else {
+        __builtin_prefetch(job->ub + p * TILE);
+        __builtin_prefetch(job->ub + p * TILE + TILE - 1);
+        __builtin_prefetch(job->yb + p * TILE, 1);
+        __builtin_prefetch(job->yb + p * TILE + TILE - 1, 1);
+    }
+    if (stage == LAST) {
+        __builtin_prefetch(job->y + p * job->D, 1);
+        __builtin_prefetch(job->y + p * job->D + job->n - 1, 1);
+    }
+}
+
 /* One direction k of one tile; n is the tile's channel count (TILE or the remainder: inlined for
    each, so the full-tile path has no buffers) and stage FIRST, MIDDLE or LAST (see above). U_T is
    u's element type, LOAD_U reads a tile of it, DT_ROUND rounds the dt projection to the model's
@@ -140,7 +169,8 @@ enum { FIRST, MIDDLE, LAST };
         float *ub = job->ub, *yb = job->yb;                                                              \
         vf h[ZM_NV];                                                                                     \
         UNROLL for (int q = 0; q < ZM_NV; ++q) h[q] = splat(0.0f);                                       \
-        walker walk = walk_start(k, H, W);                                                               \
+        walker walk = walk_start(k, H, W), ahead = walk_start(k, H, W);                                  \
+        for (int64_t t = 0; t < AHEAD && t < L; ++t) walk_next(&ahead);                                  \
         for (int64_t t0 = 0; t0 < L; t0 += PBLOCK) {                                                     \
             const int64_t np = L - t0 < PBLOCK ? L - t0 : PBLOCK;                                        \
             int64_t pos[PBLOCK];                                                                         \
@@ -148,6 +178,10 @@ enum { FIRST, MIDDLE, LAST };
             for (int64_t j = 0; j < PBLOCK; ++j) { /* past the end: repeat the last position, unused */ \
                 pos[j] = j < np ? walk_next(&walk) : pos[j - 1];                                         \
                 xd[j] = xdbl + pos[j] * stride + k * (R + 2);                                            \
+                if (t0 + j + AHEAD < L) {                                                                \
+                    const int64_t pa = walk_next(&ahead);                                                \
+                    prefetch_position(job, stage == FIRST ? u + pa * D : NULL, n * sizeof(U_T), pa, k, stage); \
+                }                                                                                        \
             }                                                                                            \
             vf z[PBLOCK][ZM_NV];                                                                         \
             UNROLL for (int j = 0; j < PBLOCK; ++j) UNROLL for (int q = 0; q < ZM_NV; ++q)               \
