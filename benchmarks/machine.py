@@ -30,7 +30,7 @@ ISA_FLAGS = (
     "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8",
     "asimd", "sve",
 )  # fmt: skip
-#: environment variables that change which instruction set the measured code uses
+#: environment variables that change which instruction set (or allocator) the measured code uses
 ISA_ENV = (
     "ATEN_CPU_CAPABILITY",
     "ONEDNN_MAX_CPU_ISA",
@@ -41,6 +41,9 @@ ISA_ENV = (
     "CC",
     "OMP_NUM_THREADS",
     "OMP_WAIT_POLICY",
+    "LD_PRELOAD",  # another memory allocator (benchmarks/allocator.py)
+    "MALLOC_MMAP_MAX_",
+    "MALLOC_TRIM_THRESHOLD_",
 )
 
 

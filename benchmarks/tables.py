@@ -25,6 +25,7 @@ Paths in markers are relative to the repository root. The kinds (``KINDS``) and 
 * ``app-load``: one or more ``app_load`` JSONs, one row each;
 * ``export-speed``: an ``export_speed`` JSON: eager, compiled and ONNX Runtime against resnet101;
 * ``startup``: a ``startup`` JSON: whole-process times, this version and a baseline.
+* ``allocator``: an ``allocator`` JSON: pass times under each memory allocator, against glibc's.
 
 Where a JSON does not record something (older files lack the CPU model or the compiler) the line
 says "not recorded" rather than guess.
@@ -399,6 +400,37 @@ def app_load(paths: list[str], reports: list[dict[str, Any]]) -> str:
     return source_line(paths, f"model {reports[0].get('model', '?')}", *facts) + "\n\n" + table(head, rows)
 
 
+ALLOCATORS = {
+    "glibc": "glibc (default)",
+    "glibc-retain": "glibc keeping freed memory",
+    "tcmalloc": "tcmalloc",
+    "jemalloc": "jemalloc, its defaults",
+}
+
+
+def allocator(paths: list[str], reports: list[dict[str, Any]]) -> str:
+    r = reports[0]
+    models = list(r["allocators"]["glibc"]["models"])
+    batches = list(r["allocators"]["glibc"]["models"][models[0]]["batches"])
+    head = ["allocator", "environment"] + [f"{m} {b}" for m in models for b in batches]
+    head += [f"peak memory, {m}" for m in models]
+    rows = []
+    for name, entry in r["allocators"].items():
+        env = " ".join(f"{k}={Path(v).name if k == 'LD_PRELOAD' else v}" for k, v in entry["environment"].items())
+        cells = [ALLOCATORS.get(name, name), f"`{env}`" if env else "-"]
+        for m in models:
+            for b in batches:
+                row = entry["models"][m]["batches"][b]
+                speedup = ratio(row, "speedup_over_glibc").replace(" ", "x ", 1)
+                cells.append(f"{row['median_ms']} ms" if name == "glibc" else speedup)
+        cells += [f"{entry['models'][m]['peak_rss_mib']} MiB" for m in models]
+        rows.append(cells)
+    rec = machine_record(r)
+    facts = [f"{r['threads']} threads, {r['size']} px, median pass of {r['rounds']} rounds of fresh processes"]
+    facts += ["others: speed-up over glibc in the same round", cpu_text(rec), date_text(r, rec), load_text(r)]
+    return source_line(paths, *facts) + "\n\n" + table(head, rows)
+
+
 RUNTIMES = {
     "eager": "eager (fused C scan, oneDNN)",
     "compile": "`torch.compile` (fused C scan as a custom op)",
@@ -464,6 +496,7 @@ KINDS: dict[str, Callable[[list[str], list[dict[str, Any]]], str]] = {
     "app-load": app_load,
     "export-speed": export_speed,
     "startup": startup,
+    "allocator": allocator,
 }
 
 
