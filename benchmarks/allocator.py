@@ -36,9 +36,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from machine import machine_info
-
-from zeromamba.fileio import write_text
+from machine import machine_info, write_report
 
 MODELS = ("zeromamba_small", "resnet101")
 
@@ -163,11 +161,7 @@ def main() -> None:
         "not_installed": missing,
         "allocators": report_allocators,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_text(args.out, text + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

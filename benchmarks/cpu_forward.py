@@ -43,10 +43,9 @@ from pathlib import Path
 import timm
 import torch
 import torch.nn as nn
-from machine import BUILDS, default_builds, machine_info
+from machine import BUILDS, default_builds, machine_info, write_report
 
 import zeromamba
-from zeromamba.fileio import write_text
 from zeromamba.ops import fused_linear_available, kernel_build, kernel_status
 from zeromamba.ops.mixer_cpu import mixer_cpu_status
 
@@ -322,11 +321,7 @@ def main() -> None:
             "times_ms": {k: {n: [round(t, 1) for t in ts] for n, ts in v.items()} for k, v in times[w.build].items()},
         }
     report["builds"] = per_build
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_text(args.out, text + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

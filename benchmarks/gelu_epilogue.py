@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from machine import BUILDS, default_builds, machine_info, run_per_build
+from machine import BUILDS, default_builds, machine_info, run_per_build, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -130,13 +130,7 @@ def main() -> None:
     report: dict = {"benchmark": "gelu_epilogue", "machine": machine_info(), "builds_run": builds}
     report["builds"] = run_per_build(str(Path(__file__).resolve()), argv, builds)
     report["load_average_after"] = machine_info()["load_average"]
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        from zeromamba.fileio import write_text
-
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_text(args.out, text + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ AVX-512, AVX-512 BF16, AMX; NEON / ASIMD on ARM), the C compiler the kernels are
 its version, the environment variables that cap or force an instruction set
 (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``, ``MKL_ENABLE_INSTRUCTIONS``, ``ZEROMAMBA_CPU_ISA``)
 and the load average. :data:`BUILDS` names the instruction-set builds a benchmark can run in one
-command (each in a subprocess with its environment: :func:`run_per_build`).
+command (each in a subprocess with its environment: :func:`run_per_build`); :func:`write_report` prints the
+JSON and writes it to ``--out``.
 With ``kernels=True`` also which build of each CPU kernel is in use (this builds them if needed,
 so benchmarks that time start-up leave it off); PyTorch's version and CPU capability when the
 script has imported torch.
@@ -138,6 +139,18 @@ def default_builds() -> list[str]:
     flags = machine_info()["isa_flags"]
     emulate = isinstance(flags, dict) and flags.get("avx512f") and flags.get("avx2") and flags.get("fma")
     return ["native", "avx2"] if emulate else ["native"]
+
+
+def write_report(report: dict[str, Any], out: Any = None) -> None:
+    """Print ``report`` as indented JSON and, given a path ``out``, also write it there atomically
+    (its folder created), so an interrupted run never leaves half a result file."""
+    from zeromamba.fileio import write_text
+
+    text = json.dumps(report, indent=2)
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_text(out, text + "\n")
 
 
 def run_per_build(script: str, argv: list[str], builds: list[str]) -> dict[str, dict[str, Any]]:

@@ -42,11 +42,10 @@ from pathlib import Path
 import timm
 import torch
 import torch.nn as nn
-from machine import BUILDS, default_builds, machine_info, run_per_build
+from machine import BUILDS, default_builds, machine_info, run_per_build, write_report
 from torch.utils.flop_counter import FlopCounterMode
 
 import zeromamba
-from zeromamba.fileio import write_text
 from zeromamba.models.vmamba import SS2D, ClassifierHead, Downsample, Mlp, PatchEmbed, VSSBlock
 from zeromamba.models.zeromamba import SemanticFusion, SemanticLocalProjection
 from zeromamba.ops import kernel_status
@@ -332,11 +331,7 @@ def run_builds(args: argparse.Namespace) -> None:
     argv += ["--top", str(args.top)]
     report: dict[str, object] = {"benchmark": "profile_cpu", "machine": machine_info(), "builds_run": builds}
     report["builds"] = run_per_build(str(Path(__file__).resolve()), argv, builds)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_text(args.out, text + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import math
 import shutil
 import subprocess
@@ -44,9 +43,8 @@ import time
 from pathlib import Path
 
 import torch
-from machine import machine_info
+from machine import machine_info, write_report
 
-from zeromamba.fileio import write_text
 from zeromamba.ops import cpu_build
 from zeromamba.ops.cpu_build import build_library, compile_flags, isa_levels
 from zeromamba.ops.mixer_torch import selective_scan_torch
@@ -393,12 +391,8 @@ def main() -> None:
             "mixer_ns_per_step": round(min(torch_mixer) * 1e9 / mixer_steps, 3),
         },
     }
-    text = json.dumps(report, indent=2)
-    print(text)
+    write_report(report, args.out)
     print(summary(report), file=sys.stderr)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_text(args.out, text + "\n")
 
 
 def summary(report: dict) -> str:
