@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import write_report
+
 CONFIGS = ("local", "local_1thread", "ray_1actor", "ray_2actors")
 
 
@@ -265,11 +267,7 @@ def main() -> None:
     if not args.skip_448:
         report["costs_448"] = costs_at_448(args.rounds)
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 
 Every case -- input size x batch x precision, by default 448 x (1, 8) x float32 -- is run for every
 model of ``--models`` in interleaved rounds: each round times one forward pass of every model in
-every case, so that the load drifts of a shared machine reach all of them alike. Per case the JSON
+every case, so that the load drifts of a shared machine reach all of them alike; the models take
+turns at going first, after one untimed pass per case (:func:`run_round`). Per case the JSON
 gives each model's median and best time, and for every model the median (and range) of its
 per-round ratios to each baseline (resnet101, vit_small) in the same precision.
 
@@ -59,13 +60,18 @@ class BenchModel:
     default: bool = True  # run unless --models names others
 
 
-def _zeromamba(name: str, backend: str = "auto", sized: bool = False, **kwargs: object) -> Callable[[int], nn.Module]:
+def _zeromamba(
+    name: str, backend: str = "auto", sized: bool = False, whole_batch: bool = False, **kwargs: object
+) -> Callable[[int], nn.Module]:
     """A builder of ``name`` with scan ``backend``; ``sized``: built at the input size (Vim's position
-    embedding covers the patch grid)."""
+    embedding covers the patch grid); ``whole_batch``: a VMamba backbone never splits a CPU batch into
+    micro-batches (``cpu_micro_batch_bytes = None``)."""
 
     def build(size: int) -> nn.Module:
         model = zeromamba.create_model(name, **({"img_size": size} if sized else {}), **kwargs)
         model.set_scan_backend(backend)
+        if whole_batch:
+            model.backbone.cpu_micro_batch_bytes = None
         return model
 
     return build
@@ -78,6 +84,9 @@ _ZSL_HEAD = {"num_attributes": 312, "semantic_dim": 300}
 MODELS: dict[str, BenchModel] = {
     "zeromamba_small": BenchModel(_zeromamba("zeromamba_small", **_ZSL_HEAD)),
     "zeromamba_small_torch": BenchModel(_zeromamba("zeromamba_small", "torch", **_ZSL_HEAD), default=False),
+    "zeromamba_small_whole_batch": BenchModel(
+        _zeromamba("zeromamba_small", whole_batch=True, **_ZSL_HEAD), default=False
+    ),
     "vim_small": BenchModel(_zeromamba("vim_small", sized=True), per_size=True),
     "vim_small_torch": BenchModel(_zeromamba("vim_small", "torch", sized=True), per_size=True, default=False),
     "zeromamba_vim_small": BenchModel(_zeromamba("zeromamba_vim_small", sized=True, num_attributes=312), per_size=True),
@@ -118,12 +127,20 @@ def run_round(
     cases: list[tuple[int, int, str]],
     inputs: dict[tuple[int, int, str], torch.Tensor],
     clock: Callable[[], float],
+    index: int = 0,
 ) -> dict[str, dict[str, float]]:
-    """One forward pass of every model in every case: ``case -> model -> milliseconds``."""
+    """One forward pass of every model in every case: ``case -> model -> milliseconds``.
+
+    The models take turns at going first (round ``index`` starts with model ``index % n``), and each
+    case begins with one untimed pass of its last model: the first pass after a change of batch size
+    pays for the allocator growing (or re-faulting) its heap, which would otherwise always fall on
+    the same model."""
     out: dict[str, dict[str, float]] = {}
+    order = names[index % len(names) :] + names[: index % len(names)]
     with torch.inference_mode():
         for c in cases:
-            for n in names:
+            models[(order[-1], c[0], c[2])](inputs[c])
+            for n in order:
                 model = models[(n, c[0], c[2])]
                 start = clock()
                 model(inputs[c])
@@ -223,10 +240,10 @@ def worker(args: argparse.Namespace) -> None:
     clock = time.thread_time if args.clock == "thread" else time.perf_counter
     run_round(models, args.models, cases, inputs, clock)  # warm-up: kernel builds, checks, oneDNN primitives
     print(WORKER_MARK + json.dumps(environment(args.threads)), flush=True)
-    for line in sys.stdin:
+    for index, line in enumerate(sys.stdin):
         if line.strip() != "round":
             break
-        print(WORKER_MARK + json.dumps(run_round(models, args.models, cases, inputs, clock)), flush=True)
+        print(WORKER_MARK + json.dumps(run_round(models, args.models, cases, inputs, clock, index)), flush=True)
 
 
 class Worker:

@@ -16,7 +16,7 @@ from pathlib import Path
 import timm
 import torch
 import torch.nn.functional as F
-from machine import machine_info
+from machine import machine_info, write_report
 from safetensors.torch import load_file
 
 import zeromamba
@@ -224,10 +224,7 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     report["throughput_448"] = throughput(dev)
     report["train_step_448_batch16_bf16"] = train_step(dev)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 import timm
 import torch
 import torch.nn.functional as F
-from machine import machine_info
+from machine import machine_info, write_report
 from safetensors.torch import load_file
 
 import zeromamba
@@ -91,10 +91,7 @@ def main() -> None:
         f"images_per_s_{args.size}_batch{args.batch}_fp32": throughput(args.batch, args.size, torch.float32),
         f"images_per_s_{args.size}_batch{args.batch}_bf16": throughput(args.batch, args.size, torch.bfloat16),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

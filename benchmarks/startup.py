@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import machine_info
+from machine import machine_info, write_report
 
 N_IMAGES = 200
 
@@ -168,10 +168,7 @@ def main() -> None:
                 "CLI / Python API script": ratio(version, cli_name, f"Python API: {args.images} images (whole script)"),
             },
         }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    write_report(report, Path(args.out) if args.out else None)
 
 
 if __name__ == "__main__":

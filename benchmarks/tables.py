@@ -53,6 +53,7 @@ MODEL_NAMES = {
     "vit_small": "vit_small",
     "vim_small": "Vim-S",
     "zeromamba_vim_small": "ZeroMamba-Vim-S",
+    "zeromamba_small_whole_batch": "ZeroMamba-S unsplit",
 }
 
 
@@ -175,6 +176,12 @@ def _build_isa(report: dict[str, Any], name: str, data: dict[str, Any]) -> str:
     return f"{name}: {isa_name(rec['isa_flags']) if 'isa_flags' in rec else data.get('cpu_capability', '?')}"
 
 
+def _has(report: dict[str, Any], batch: int, model: str) -> bool:
+    return any(
+        f"{model}_ms" in r for b in report["builds"].values() for k, r in b["results"].items() if _case(k)[1] == batch
+    )
+
+
 def speed(paths: list[str], reports: list[dict[str, Any]]) -> str:
     report = reports[0]
     if "builds" not in report:
@@ -192,6 +199,9 @@ def speed(paths: list[str], reports: list[dict[str, Any]]) -> str:
     head = ["build", "input", "ZeroMamba-S ms, b1", "resnet101 ms, b1"]
     head += [f"ZeroMamba-S / resnet101, b{b}" for b in batches]
     head += [f"{MODEL_NAMES[m]} / resnet101, b1" for m in extra]
+    # the same model with its CPU batches kept whole, where the run has it
+    unsplit = [b for b in batches if b > 1 and _has(report, b, "zeromamba_small_whole_batch")]
+    head += [f"{MODEL_NAMES['zeromamba_small_whole_batch']} / resnet101, b{b}" for b in unsplit]
     if profile is not None:
         head.append("scan share (448, b1)")
     rows = []
@@ -205,6 +215,10 @@ def speed(paths: list[str], reports: list[dict[str, Any]]) -> str:
                 ratio(data["results"].get(key.format(b), {}), "zeromamba_small_vs_resnet101", b == 1) for b in batches
             ]
             row += [ratio(b1, f"{m}_vs_resnet101") for m in extra]
+            row += [
+                ratio(data["results"].get(key.format(b), {}), "zeromamba_small_whole_batch_vs_resnet101")
+                for b in unsplit
+            ]
             if profile is not None:
                 share = profile.get("builds", {}).get(name, {}).get("scan_share")
                 row.append(f"{share:.0%}" if share is not None and (size, dtype) == (448, "float32") else "-")

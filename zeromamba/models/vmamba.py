@@ -27,6 +27,7 @@ from ..ops import SCAN_BACKENDS, cross_selective_scan
 from ..ops.fused_linear import linear
 from ..zoo import timm_pretrained_cfgs
 from ._helpers import checked_filter, factory_device, hub_cfg_overlay, linear_like, set_factory_dtype, unwrap_state_dict
+from ._micro_batch import MMAP_THRESHOLD_BYTES, run_in_micro_batches
 
 __all__ = ["VMamba", "SS2D", "VSSBlock", "VMambaStage", "VMAMBA_VARIANTS", "checkpoint_filter_fn"]
 
@@ -298,7 +299,14 @@ class VMamba(nn.Module):
         global_pool: ``"avg"``, or ``""`` for no pooling and no head (``forward`` returns the feature map).
         device: where to build the parameters (timm's factory argument).
         dtype: the parameters' dtype (timm's factory argument).
+
+    Eager CPU inference on a batch whose first-stage activations would exceed
+    :attr:`cpu_micro_batch_bytes` runs the backbone a few images at a time (faster at 448 x 448 from
+    batch 2 on: :mod:`zeromamba.models._micro_batch`); set it to ``None`` to keep batches whole.
     """
+
+    #: widest first-stage tensor of one micro-batch in bytes (``None``: never split a batch)
+    cpu_micro_batch_bytes: int | None = MMAP_THRESHOLD_BYTES
 
     def __init__(
         self,
@@ -331,6 +339,7 @@ class VMamba(nn.Module):
             self.depths = tuple(depths)
             dims = [int(embed_dim * 2**i) for i in range(len(depths))]
             self.dims = dims
+            self._stage1_width = int(dims[0] * max(mlp_ratio, ssm_ratio))  # MLP hidden or SS2D inner
             self.num_features = self.head_hidden_size = dims[-1]
             self.grad_checkpointing = False
 
@@ -460,6 +469,13 @@ class VMamba(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W) -> (B, C, H/32, W/32)``: the last stage's map, before the classifier norm."""
+        return run_in_micro_batches(self._forward_features, x, self._stage1_bytes, self.cpu_micro_batch_bytes)
+
+    def _stage1_bytes(self, x: torch.Tensor) -> int:
+        """One image's widest first-stage tensor (float32: the scan's output is, in any dtype)."""
+        return math.ceil(x.shape[-2] / 4) * math.ceil(x.shape[-1] / 4) * self._stage1_width * 4
+
+    def _forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
         for stage in self.layers:
             x = stage(x)
