@@ -34,6 +34,9 @@ def test_zeromamba_small_at_448_runs_one_image_at_a_time() -> None:
     x = torch.empty(8, 3, 448, 448, device="meta")
     assert model.backbone._stage1_bytes(x) == 112 * 112 * 384 * 4
     assert micro_batch_count(8, model.backbone._stage1_bytes(x), model.backbone.cpu_micro_batch_bytes) == 8
+    # in bfloat16 the MLP's hidden layer halves; the scan's float32 output (192 channels) is as wide
+    half = torch.empty(8, 3, 448, 448, device="meta", dtype=torch.bfloat16)
+    assert model.backbone._stage1_bytes(half) == 112 * 112 * 192 * 4
 
 
 def _counting_stem(model: ZeroMamba) -> list[int]:

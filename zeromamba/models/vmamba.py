@@ -339,7 +339,7 @@ class VMamba(nn.Module):
             self.depths = tuple(depths)
             dims = [int(embed_dim * 2**i) for i in range(len(depths))]
             self.dims = dims
-            self._stage1_width = int(dims[0] * max(mlp_ratio, ssm_ratio))  # MLP hidden or SS2D inner
+            self._stage1_widths = (int(dims[0] * mlp_ratio), int(dims[0] * ssm_ratio))  # MLP hidden, SS2D inner
             self.num_features = self.head_hidden_size = dims[-1]
             self.grad_checkpointing = False
 
@@ -472,8 +472,11 @@ class VMamba(nn.Module):
         return run_in_micro_batches(self._forward_features, x, self._stage1_bytes, self.cpu_micro_batch_bytes)
 
     def _stage1_bytes(self, x: torch.Tensor) -> int:
-        """One image's widest first-stage tensor (float32: the scan's output is, in any dtype)."""
-        return math.ceil(x.shape[-2] / 4) * math.ceil(x.shape[-1] / 4) * self._stage1_width * 4
+        """One image's widest first-stage tensor: the MLP's hidden layer in the input's dtype, or the
+        scan's output (float32 in any dtype)."""
+        hidden, inner = self._stage1_widths
+        positions = math.ceil(x.shape[-2] / 4) * math.ceil(x.shape[-1] / 4)
+        return positions * max(hidden * x.element_size(), inner * 4)
 
     def _forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
