@@ -31,21 +31,20 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn as nn
 
-from .batch import DecodedItem, iter_batches
+from .batch import DecodedItem, check_batch_size, iter_batches, run_model
 from .classes import ClassAttributes, load_class_attributes, load_class_names, require_unique_names, seen_mask
 from .errors import AttributeMatrixError, ConfigError, ImageError, Int8UnavailableError
 from .images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform, PreparedImage, model_preprocess, resolve_preprocess
 from .models.int8 import dequantize_int8, is_int8, quantize_int8
 from .models.zeromamba import ZeroMamba
-from .ranking import Candidates, as_targets, check_gamma, rank_classes, resolve_targets
+from .ranking import Candidates, check_gamma, explanation_target, rank_classes
 from .results import AttributePrediction, ClassificationResult, ImageFailure, ResultList
 from .runtime import (
     check_device,
-    inference_autocast,
     inference_input_dtype,
     inference_weight_dtype,
-    parse_dtype,
     parse_inference_dtype,
+    requested_dtype,
 )
 from .scoring import class_scores, require_finite
 
@@ -149,7 +148,7 @@ class Predictor:
         self.seen: torch.Tensor | None = seen_mask(seen, num_classes or 0, names) if seen is not None else None
         self.gamma = check_gamma(gamma)
         self.preprocess: dict[str, Any] = resolve_preprocess(preprocess, base=model_preprocess(model))
-        self.batch_size = _check_batch_size(batch_size)
+        self.batch_size = check_batch_size(batch_size)
 
     # --- public API --------------------------------------------------------------------------------
 
@@ -268,7 +267,7 @@ class Predictor:
         if with_attribute_values:
             self._require_zeromamba("with_attribute_values")
         classes = self._classes(attributes, class_names, seen, gamma)
-        size = self.batch_size if batch_size is None else _check_batch_size(batch_size)
+        size = self.batch_size if batch_size is None else check_batch_size(batch_size)
         batches = iter_batches(
             _as_list(images)[0],
             self.preprocess,
@@ -317,7 +316,7 @@ class Predictor:
         names = self._attribute_names()
         results: ResultList[AttributePrediction] = ResultList()
         if prepared:
-            size = self.batch_size if batch_size is None else _check_batch_size(batch_size)
+            size = self.batch_size if batch_size is None else check_batch_size(batch_size)
             attrs = self._run(prepared, attention=False, batch_size=size)["attributes"]
             for p, row in zip(prepared, attrs.tolist()):
                 results.append(AttributePrediction(values=row, attribute_names=list(names), source=p.source))
@@ -384,34 +383,8 @@ class Predictor:
         values = out["attributes"][0]
         attention = out["attention"][0]  # (A, h, w)
         names = self._attribute_names()
-
-        ranked = None
-        if classes is not None:
-            ranked = rank_classes(class_scores(values[None], classes.matrix), classes, None, [item.source])[0]
-        class_index = ranked.index if ranked is not None else None
-        chosen, class_index = resolve_targets(as_targets(target), names, classes, class_index)
-        contributions = None
-        if class_index is not None and classes is not None:
-            contrib = values * classes.matrix[class_index]
-            contributions = contrib
-            if not chosen:
-                # attributes the class does not have (a 0 in its row) contribute nothing: never shown
-                order = torch.argsort(contrib, descending=True, stable=True).tolist()
-                chosen = [i for i in order if contrib[i] != 0][: int(top_k)]
-        if not chosen:
-            chosen = torch.argsort(values, descending=True, stable=True)[: int(top_k)].tolist()
-
-        class_info = None
-        if class_index is not None and ranked is not None and classes is not None:
-            pos = ranked.indices.index(class_index)
-            class_info = {
-                "index": class_index,
-                "name": classes.names[class_index],
-                "score": ranked.scores[pos],
-                "probability": ranked.probabilities[pos],
-                "rank": pos + 1,
-                "predicted": ranked.names[0],
-            }
+        shown = explanation_target(values, classes, target, names, int(top_k), item.source)
+        chosen, contributions = shown.attributes, shown.contributions
         grid = attention[chosen]
         if method != "attention":
             x = item.tensor[None].to(self.device, inference_input_dtype(self.dtype))
@@ -425,7 +398,7 @@ class Predictor:
             attribute_names=[names[i] for i in chosen],
             attribute_values=values[chosen].tolist(),
             contributions=contributions[chosen].tolist() if contributions is not None else None,
-            class_info=class_info,
+            class_info=shown.class_info,
             source=item.source,
             method=method,
         )
@@ -504,7 +477,7 @@ class Predictor:
             self.model, self.dtype, self.device = quantize_int8(self.model.to(target)), torch.int8, target
             return
         dequantize_int8(self.model)
-        self.dtype = _resolve_dtype(dtype, self.model)
+        self.dtype = requested_dtype(dtype, self.model)
         # bfloat16 on CPU: bfloat16 weights (oneDNN's kernels); reduced precision elsewhere: float32
         # weights under autocast (see runtime.inference_weight_dtype)
         weights = None if dtype is None else inference_weight_dtype(self.dtype, target)
@@ -523,60 +496,14 @@ class Predictor:
         return prepared
 
     def _run(self, prepared: list[PreparedImage], attention: bool, batch_size: int | None = None) -> dict[str, Any]:
-        """Forward passes in batches of consecutive same-size inputs; float32 CPU outputs."""
-        attrs, scores, maps = [], [], []
-        i = 0
-        # float16/bfloat16 with float32 weights runs under autocast (see inference_weight_dtype)
-        low = inference_autocast(self.dtype, self.device)
-        autocast = torch.autocast(self.device.type, dtype=self.dtype, enabled=low)
-        with torch.inference_mode(), autocast:
-            while i < len(prepared):
-                shape = prepared[i].tensor.shape
-                j = i
-                while (
-                    j < len(prepared) and j - i < (batch_size or self.batch_size) and prepared[j].tensor.shape == shape
-                ):
-                    j += 1
-                x = torch.stack([p.tensor for p in prepared[i:j]])
-                x = x.to(self.device, inference_input_dtype(self.dtype), non_blocking=True)
-                out = self.model(x)
-                sources = [p.source for p in prepared[i:j]]
-                if self.is_zeromamba:
-                    attrs.append(out.attributes.float().cpu())
-                    require_finite(attrs[-1], "attribute values", sources, self.dtype)
-                    if attention:
-                        h, w = out.features.shape[-2:]
-                        maps.extend(out.attention.float().cpu().unflatten(-1, (h, w)))
-                else:
-                    logits = out if isinstance(out, torch.Tensor) else out[0]
-                    scores.append(logits.float().cpu())
-                    require_finite(scores[-1], "class scores", sources, self.dtype)
-                i = j
-        result: dict[str, Any] = {}
-        if attrs:
-            result["attributes"] = torch.cat(attrs)
-        if scores:
-            result["scores"] = torch.cat(scores)
-        if attention:
-            result["attention"] = maps
-        return result
-
-
-def _resolve_dtype(dtype: str | torch.dtype | None, model: nn.Module) -> torch.dtype:
-    if dtype is None:
-        param = next(model.parameters(), None)
-        return param.dtype if param is not None else torch.float32
-    return parse_dtype(dtype)
-
-
-def _check_batch_size(batch_size: Any) -> int:
-    try:
-        value = int(batch_size)
-    except (TypeError, ValueError):
-        raise ConfigError(f"batch_size must be a whole number, got {batch_size!r}") from None
-    if value < 1:
-        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-    return value
+        return run_model(
+            self.model,
+            prepared,
+            device=self.device,
+            dtype=self.dtype,
+            attention=attention,
+            batch_size=batch_size or self.batch_size,
+        )
 
 
 def _as_list(images: Any) -> tuple[list[Any], bool]:

@@ -1,7 +1,7 @@
 """The candidate classes of a prediction and how they are ranked: a frozen snapshot per call
 (:class:`Candidates`), the ranking into :class:`~zeromamba.results.ClassificationResult`
 (:func:`rank_classes`, GZSL calibrated stacking when some class is seen), and what ``explain``'s
-``target`` names (:func:`resolve_targets`)."""
+``target`` names (:func:`resolve_targets`) and shows (:func:`explanation_target`)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,17 @@ import torch
 from .confidence import confidence_note
 from .errors import AttributeMatrixError, ConfigError
 from .results import ClassificationResult
-from .scoring import calibrated_stacking
+from .scoring import calibrated_stacking, class_scores
 
-__all__ = ["Candidates", "as_targets", "check_gamma", "rank_classes", "resolve_targets"]
+__all__ = [
+    "Candidates",
+    "ExplanationTarget",
+    "as_targets",
+    "check_gamma",
+    "explanation_target",
+    "rank_classes",
+    "resolve_targets",
+]
 
 
 @dataclass(frozen=True)
@@ -122,3 +130,49 @@ def as_targets(targets: Any) -> list[Any]:
     if isinstance(targets, (str, int, np.integer)):
         return [targets]
     return list(targets)
+
+
+@dataclass(frozen=True)
+class ExplanationTarget:
+    """What an explanation shows: the attributes (indices), each attribute's contribution
+    ``value * class attribute`` to the explained class's score, and that class (index, name,
+    score, probability, rank, the predicted class); the last two ``None`` without a class."""
+
+    attributes: list[int]
+    contributions: torch.Tensor | None
+    class_info: dict[str, Any] | None
+
+
+def explanation_target(
+    values: torch.Tensor, classes: Candidates | None, target: Any, names: list[str], top_k: int, source: str
+) -> ExplanationTarget:
+    """The attributes and class that ``explain(image, target, top_k)`` shows for one image's predicted
+    attribute ``values`` (A,): the named attributes, else the ``top_k`` largest contributors to the
+    named (or predicted) class's score, leaving out attributes that contribute nothing, else (no
+    classes) the ``top_k`` highest predicted attributes."""
+    ranked = None
+    if classes is not None:
+        ranked = rank_classes(class_scores(values[None], classes.matrix), classes, None, [source])[0]
+    class_index = ranked.index if ranked is not None else None
+    chosen, class_index = resolve_targets(as_targets(target), names, classes, class_index)
+    contributions = None
+    if class_index is not None and classes is not None:
+        contributions = values * classes.matrix[class_index]
+        if not chosen:
+            # attributes the class does not have (a 0 in its row) contribute nothing: never shown
+            order = torch.argsort(contributions, descending=True, stable=True).tolist()
+            chosen = [i for i in order if contributions[i] != 0][:top_k]
+    if not chosen:
+        chosen = torch.argsort(values, descending=True, stable=True)[:top_k].tolist()
+    class_info = None
+    if class_index is not None and ranked is not None and classes is not None:
+        pos = ranked.indices.index(class_index)
+        class_info = {
+            "index": class_index,
+            "name": classes.names[class_index],
+            "score": ranked.scores[pos],
+            "probability": ranked.probabilities[pos],
+            "rank": pos + 1,
+            "predicted": ranked.names[0],
+        }
+    return ExplanationTarget(chosen, contributions, class_info)

@@ -30,6 +30,7 @@ __all__ = [
     "inference_input_dtype",
     "parse_dtype",
     "parse_inference_dtype",
+    "requested_dtype",
     "resolve_device",
     "setup_distributed",
     "unwrap_model",
@@ -107,6 +108,15 @@ def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if key not in _DTYPES:
         raise ConfigError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
     return _DTYPES[key]
+
+
+def requested_dtype(dtype: str | torch.dtype | None, model: nn.Module) -> torch.dtype:
+    """``dtype`` parsed (:func:`parse_dtype`), or the dtype of ``model``'s parameters when ``None``
+    (float32 for a model without any)."""
+    if dtype is None:
+        param = next(model.parameters(), None)
+        return param.dtype if param is not None else torch.float32
+    return parse_dtype(dtype)
 
 
 def parse_inference_dtype(dtype: str | torch.dtype) -> torch.dtype:
