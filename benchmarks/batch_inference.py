@@ -191,7 +191,8 @@ def costs_at_448(rounds: int) -> dict[str, object]:
     from PIL import Image
 
     import zeromamba
-    from zeromamba.images import prepare_image, resolve_preprocess
+    from zeromamba.images import prepare_image
+    from zeromamba.preprocess_config import resolve_preprocess
 
     torch.set_num_threads(1)
     model = zeromamba.create_model("zeromamba_small", num_attributes=312, semantic_dim=300).eval()

@@ -20,15 +20,11 @@ import codecs
 import mmap
 import re
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["UNNAMED_CALL", "UNNAMED_GLOBAL", "Global", "PickleReport", "describe_import", "scan_pickles"]
+from .pickle_report import OPAQUE, UNNAMED_CALL, UNNAMED_GLOBAL, Global, PickleReport
 
-#: stands for a STACK_GLOBAL whose module or name is not a literal string (so it cannot be named)
-UNNAMED_GLOBAL = "<a global built at load time>"
-#: stands for a call of an object that is not a named global (a result of another call, ...)
-UNNAMED_CALL = "<an object built at load time>"
+__all__ = ["MAX_OPCODES", "MAX_PROBLEMS", "MAX_SECONDS", "scan_pickles"]
 
 #: a real checkpoint's pickle has tens of thousands of opcodes; each can make at most one object
 MAX_OPCODES = 2_000_000
@@ -39,60 +35,6 @@ MAX_PROBLEMS = 10
 #: integers longer than this many bytes are not tracked (their value is never needed)
 _MAX_INT_BYTES = 16
 _HIGHEST_PROTOCOL = 5
-
-# os.system pickles under the platform module's name: say both
-_PLATFORM_MODULES = {"posix": "os", "nt": "os"}
-
-
-@dataclass(frozen=True)
-class Global:
-    """An imported object, by its ``module.name`` (after Python 2 names are mapped)."""
-
-    name: str
-
-
-class _Opaque:
-    """Any value the scan does not need to know (a float, a list, an object built by a call)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<value>"
-
-
-_OPAQUE = _Opaque()
-
-
-@dataclass
-class PickleReport:
-    """What :func:`scan_pickles` found.
-
-    Attributes:
-        imports: every ``module.name`` imported, in order of first appearance (Python 2 names mapped
-            as the unpickler maps them); ``<extension code N>`` for copyreg extensions.
-        calls: the import each call is applied to (``REDUCE``, ``NEWOBJ``, ``OBJ``, ``INST``), in order of
-            first appearance, or :data:`UNNAMED_CALL`.
-        persistent_ids: the persistent ids (``BINPERSID`` / ``PERSID``), as tracked values: tuples,
-            strings, ints, :class:`Global`; anything else is an opaque placeholder.
-        results: the value each complete pickle returns (tracked as above).
-        ends: the offset just after each complete pickle's STOP.
-        call_arguments: ``(callee, arguments)`` of each call of a callee in ``inspect_calls`` (arguments as
-            tracked values: a tuple, or an opaque placeholder).
-        truncated: whether the data ended inside a pickle (a longer read may complete it).
-        problems: why the data cannot be read exactly as the unpickler would (empty when it can; the
-            first :data:`MAX_PROBLEMS`, then a count).
-        opcodes: how many opcodes were decoded.
-    """
-
-    imports: dict[str, None] = field(default_factory=dict)
-    calls: dict[str, None] = field(default_factory=dict)
-    persistent_ids: list[Any] = field(default_factory=list)
-    results: list[Any] = field(default_factory=list)
-    ends: list[int] = field(default_factory=list)
-    call_arguments: list[tuple[str, Any]] = field(default_factory=list)
-    truncated: bool = False
-    problems: list[str] = field(default_factory=list)
-    opcodes: int = 0
 
 
 class _Stop(Exception):
@@ -111,14 +53,6 @@ def _qualified(module: str, attr: str, proto: int) -> str:
         module, attr = _compat_pickle.NAME_MAPPING.get((module, attr), (module, attr))
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
     return f"{module}.{attr}"
-
-
-def describe_import(name: str) -> str:
-    """``name`` for a message: a platform module's name as the public one, then as pickled
-    (``os.system (pickled as posix.system)``)."""
-    module, _, attr = name.partition(".")
-    public = _PLATFORM_MODULES.get(module)
-    return f"{public}.{attr} (pickled as {name})" if public and attr else name
 
 
 class _Scanner:
@@ -166,14 +100,14 @@ class _Scanner:
         fence = self.marks[-1] if self.marks else 0
         if len(self.stack) <= fence:
             self._problem(pos, f"{op} finds no value on the stack")
-            return _OPAQUE
+            return OPAQUE
         return self.stack.pop()
 
     def _top(self, pos: int, op: str) -> Any:
         fence = self.marks[-1] if self.marks else 0
         if len(self.stack) <= fence:
             self._problem(pos, f"{op} finds no value on the stack")
-            return _OPAQUE
+            return OPAQUE
         return self.stack[-1]
 
     def _target(self, pos: int, op: str) -> None:
@@ -209,7 +143,7 @@ class _Scanner:
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
-            return _OPAQUE
+            return OPAQUE
 
     # --- one pickle ----------------------------------------------------------------------------
     def pickle(self, pos: int) -> int:
@@ -262,7 +196,7 @@ class _Scanner:
             elif code == 0x52:  # R REDUCE
                 args = self._pop(at, "REDUCE")
                 self._call(self._pop(at, "REDUCE"), args)
-                push(_OPAQUE)
+                push(OPAQUE)
             elif code == 0x94:  # MEMOIZE: the unpickler stores at len(memo)
                 memo[len(memo)] = self._top(at, "MEMOIZE")
             elif code in (0x85, 0x86, 0x87):  # TUPLE1, TUPLE2, TUPLE3
@@ -294,7 +228,7 @@ class _Scanner:
                 memo[self._memo_index(self._uint(pos, 4, "LONG_BINPUT"), at)] = self._top(at, "LONG_BINPUT")
                 pos += 4
             elif code in (0x7D, 0x5D, 0x8F):  # } EMPTY_DICT, ] EMPTY_LIST, EMPTY_SET
-                push(_OPAQUE)
+                push(OPAQUE)
             elif code == 0x29:  # ) EMPTY_TUPLE
                 push(())
             elif code == 0x4E:  # N NONE
@@ -320,28 +254,28 @@ class _Scanner:
                 self._target(at, "BUILD")
             elif code == 0x51:  # Q BINPERSID
                 report.persistent_ids.append(self._pop(at, "BINPERSID"))
-                push(_OPAQUE)
+                push(OPAQUE)
             elif code == 0x81:  # NEWOBJ: cls.__new__(cls, *args)
                 self._pop(at, "NEWOBJ")
                 self._call(self._pop(at, "NEWOBJ"))
-                push(_OPAQUE)
+                push(OPAQUE)
             elif code == 0x92:  # NEWOBJ_EX
                 self._pop(at, "NEWOBJ_EX")
                 self._pop(at, "NEWOBJ_EX")
                 self._call(self._pop(at, "NEWOBJ_EX"))
-                push(_OPAQUE)
+                push(OPAQUE)
             elif code == 0x6F:  # o OBJ: MARK cls args...
                 items = self._pop_mark(at, "OBJ")
                 if not items:
                     self._problem(at, "OBJ without a class")
-                self._call(items[0] if items else _OPAQUE, tuple(items[1:]))
-                push(_OPAQUE)
+                self._call(items[0] if items else OPAQUE, tuple(items[1:]))
+                push(OPAQUE)
             elif code == 0x69:  # i INST: module and class on lines, arguments since the MARK
                 module, pos = self._line(pos, "INST")
                 attr, pos = self._line(pos, "INST")
                 cls = self._global(module, attr, at, "ascii")
                 self._call(cls, tuple(self._pop_mark(at, "INST")))
-                push(_OPAQUE)
+                push(OPAQUE)
             elif code == 0x80:  # PROTO
                 proto = self._uint(pos, 1, "PROTO")
                 pos += 1
@@ -378,11 +312,11 @@ class _Scanner:
                 items = self._pop_mark(at, "DICT/LIST/FROZENSET")
                 if code == 0x64 and len(items) % 2:
                     self._problem(at, "DICT of an odd number of items")
-                push(_OPAQUE)
+                push(OPAQUE)
             elif code == 0x47:  # G BINFLOAT
                 self._take(pos, 8, "BINFLOAT")
                 pos += 8
-                push(_OPAQUE)
+                push(OPAQUE)
             elif code in (0x42, 0x43, 0x8E, 0x96):  # BINBYTES, SHORT_BINBYTES, BINBYTES8, BYTEARRAY8
                 width = {0x42: 4, 0x43: 1, 0x8E: 8, 0x96: 8}[code]
                 size = self._uint(pos, width, "a bytes opcode")
@@ -391,7 +325,7 @@ class _Scanner:
                     report.truncated = True
                     raise self._fatal(at, f"a bytes opcode declares {size:,} bytes but only {self.n - pos:,} remain")
                 pos += size
-                push(_OPAQUE)
+                push(OPAQUE)
             elif code == 0x8D:  # BINUNICODE8
                 size = self._uint(pos, 8, "BINUNICODE8")
                 push(self._unicode(pos + 8, size, "BINUNICODE8"))
@@ -405,7 +339,7 @@ class _Scanner:
                 width = 1 if code == 0x8A else 4
                 size = int.from_bytes(self._take(pos, width, "LONG"), "little", signed=code == 0x8B)
                 raw = self._take(pos + width, size, "LONG")
-                push(int.from_bytes(raw, "little", signed=True) if size <= _MAX_INT_BYTES else _OPAQUE)
+                push(int.from_bytes(raw, "little", signed=True) if size <= _MAX_INT_BYTES else OPAQUE)
                 pos += width + size
             elif code in (0x49, 0x4C):  # I INT, L LONG: decimal lines
                 line, pos = self._line(pos, "INT")
@@ -414,7 +348,7 @@ class _Scanner:
                 line, pos = self._line(pos, "FLOAT")
                 if not _FLOAT.fullmatch(line):
                     self._problem(at, f"FLOAT argument {line[:40]!r} is not read exactly as the unpickler reads it")
-                push(_OPAQUE)
+                push(OPAQUE)
             elif code == 0x53:  # S STRING: a quoted, escaped line
                 line, pos = self._line(pos, "STRING")
                 push(self._string(line, at))
@@ -424,13 +358,13 @@ class _Scanner:
                     push(codecs.raw_unicode_escape_decode(line)[0])
                 except UnicodeDecodeError:
                     self._problem(at, "UNICODE argument is not raw-unicode-escape text")
-                    push(_OPAQUE)
+                    push(OPAQUE)
             elif code in (0x67, 0x70):  # g GET, p PUT: decimal lines
                 line, pos = self._line(pos, "GET/PUT")
                 if not _UNSIGNED.fullmatch(line):
                     self._problem(at, f"memo index {line[:40]!r} is not read exactly as the unpickler reads it")
                     if code == 0x67:
-                        push(_OPAQUE)
+                        push(OPAQUE)
                 elif code == 0x67:
                     push(self._get(memo, int(line), at))
                 else:
@@ -441,7 +375,7 @@ class _Scanner:
                     report.persistent_ids.append(line.decode("ascii"))
                 except UnicodeDecodeError:
                     self._problem(at, "PERSID argument is not ASCII")
-                push(_OPAQUE)
+                push(OPAQUE)
             elif code in (0x82, 0x83, 0x84):  # EXT1, EXT2, EXT4: an import from the copyreg registry
                 width = {0x82: 1, 0x83: 2, 0x84: 4}[code]
                 ext = int.from_bytes(self._take(pos, width, "EXT"), "little", signed=code == 0x84)
@@ -450,7 +384,7 @@ class _Scanner:
                 push(Global(f"<extension code {ext}>"))
             elif code == 0x97:  # NEXT_BUFFER: out-of-band data, which a file cannot carry
                 self._problem(at, "NEXT_BUFFER (out-of-band buffers)")
-                push(_OPAQUE)
+                push(OPAQUE)
             elif code == 0x98:  # READONLY_BUFFER
                 self._top(at, "READONLY_BUFFER")
             else:
@@ -466,7 +400,7 @@ class _Scanner:
     def _get(self, memo: dict[int, Any], idx: int, at: int) -> Any:
         if idx not in memo:
             self._problem(at, f"memo index {idx} was never stored")
-            return _OPAQUE
+            return OPAQUE
         return memo[idx]
 
     def _global(self, module: bytes, attr: bytes, at: int, encoding: str) -> Global:
@@ -483,26 +417,26 @@ class _Scanner:
             return raw.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:
             self._problem(pos, f"{what} is not UTF-8")
-            return _OPAQUE
+            return OPAQUE
 
     def _decimal(self, line: bytes, at: int, long: bool) -> Any:
         body = line[:-1] if long and line.endswith(b"L") else line
         if not _DECIMAL.fullmatch(body):
             self._problem(at, f"integer argument {line[:40]!r} is not read exactly as the unpickler reads it")
-            return _OPAQUE
+            return OPAQUE
         if not long and body in (b"00", b"01"):
             return body == b"01"
-        return int(body) if len(body) <= 40 else _OPAQUE
+        return int(body) if len(body) <= 40 else OPAQUE
 
     def _string(self, line: bytes, at: int) -> Any:
         if len(line) < 2 or line[0] != line[-1] or line[:1] not in (b"'", b'"'):
             self._problem(at, "STRING argument is not quoted")
-            return _OPAQUE
+            return OPAQUE
         try:
             return self._text(codecs.escape_decode(line[1:-1])[0])
         except ValueError:
             self._problem(at, "STRING argument has a bad escape")
-            return _OPAQUE
+            return OPAQUE
 
 
 def scan_pickles(

@@ -34,9 +34,10 @@ import torch.nn as nn
 from .batch import DecodedItem, check_batch_size, iter_batches, run_model
 from .classes import ClassAttributes, load_class_attributes, load_class_names, require_unique_names, seen_mask
 from .errors import AttributeMatrixError, ConfigError, ImageError, Int8UnavailableError
-from .images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform, PreparedImage, model_preprocess, resolve_preprocess
+from .images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform, PreparedImage
 from .models.int8 import dequantize_int8, is_int8, quantize_int8
 from .models.zeromamba import ZeroMamba
+from .preprocess_config import model_preprocess, resolve_preprocess
 from .ranking import Candidates, check_gamma, explanation_target, rank_classes
 from .results import AttributePrediction, ClassificationResult, ImageFailure, ResultList
 from .runtime import (
@@ -71,9 +72,9 @@ class Predictor:
         gamma: calibration strength in probability units: ``softmax(scores) - gamma * seen``.
         attribute_names: one name per attribute (``A``).
         preprocess: ``input_size``, ``mean``, ``std``, ``interpolation``, ``crop_pct``, ``crop_mode``,
-            ``object_extent`` (see :func:`zeromamba.images.resolve_preprocess`): the keys given
+            ``object_extent`` (see :func:`zeromamba.preprocess_config.resolve_preprocess`): the keys given
             replace the model's own. Default: the model's own preprocessing, from its
-            ``pretrained_cfg`` (:func:`~zeromamba.images.model_preprocess`: a model from
+            ``pretrained_cfg`` (:func:`~zeromamba.preprocess_config.model_preprocess`: a model from
             :func:`~zeromamba.from_pretrained`, :func:`~zeromamba.load_model` or ``timm.create_model``
             carries it, framing included); a model without one gets the authors' plain 448 x 448
             resize with ImageNet mean/std.

@@ -87,7 +87,8 @@ def test_load_dataset_hook_and_image_dataset(data) -> None:
     assert x.shape == (3, 64, 64) and y == int(data.labels[idx[2]]) and pos == 2
     assert torch.equal(x, build_transform(64)(data.render(int(idx[2]))))
     # the border and letterbox transforms are the predictor's preprocessing of those names
-    from zeromamba.images import preprocess_image, resolve_preprocess
+    from zeromamba.images import preprocess_image
+    from zeromamba.preprocess_config import resolve_preprocess
 
     for mode in ("border", "letterbox"):
         boxed = data.dataset(idx, build_transform(80, crop_mode=mode))[2][0]

@@ -14,7 +14,8 @@ from PIL import Image, ImageChops, ImageDraw
 import zeromamba
 from zeromamba.errors import ConfigError, ImageError
 from zeromamba.framing import frame_object, object_extent
-from zeromamba.images import prepare_image, resolve_preprocess
+from zeromamba.images import prepare_image
+from zeromamba.preprocess_config import resolve_preprocess
 
 INKS = {"red": (220, 30, 30), "blue": (30, 60, 230), "green": (20, 150, 40), "yellow": (245, 215, 0)}
 

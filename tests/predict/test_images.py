@@ -12,14 +12,8 @@ import torch
 from PIL import Image
 
 from zeromamba.errors import ConfigError, ImageError, ZeroMambaError
-from zeromamba.images import (
-    DEFAULT_PREPROCESS,
-    load_image,
-    prepare_image,
-    preprocess_image,
-    resolve_preprocess,
-    to_rgb,
-)
+from zeromamba.images import load_image, prepare_image, preprocess_image, to_rgb
+from zeromamba.preprocess_config import DEFAULT_PREPROCESS, resolve_preprocess
 
 PRE = resolve_preprocess({"input_size": (3, 32, 32)})
 

@@ -26,9 +26,9 @@ import torch.nn as nn
 from ..errors import CheckpointError, ExportError
 from ..fileio import atomic_write, write_json
 from ..format import model_config
-from ..images import model_preprocess
 from ..models.int8 import is_int8
 from ..predictor import Predictor
+from ..preprocess_config import model_preprocess
 from .graph import PredictorGraph, graph_copy
 from .preprocess import preprocess_spec
 

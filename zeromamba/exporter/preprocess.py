@@ -93,7 +93,8 @@ _NORMALISE = (
 
 
 def preprocess_steps(preprocess: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The steps of a complete predictor ``preprocess`` dict (see :func:`zeromamba.images.resolve_preprocess`)."""
+    """The steps of a complete predictor ``preprocess`` dict (see
+    :func:`zeromamba.preprocess_config.resolve_preprocess`)."""
     _, height, width = (int(v) for v in preprocess["input_size"])
     mode, crop_pct, interpolation = preprocess["crop_mode"], float(preprocess["crop_pct"]), preprocess["interpolation"]
     box_h, box_w = math.floor(height / crop_pct), math.floor(width / crop_pct)

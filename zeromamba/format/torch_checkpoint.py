@@ -32,7 +32,8 @@ import torch
 
 from ..errors import CheckpointError
 from ..fileio import open_regular
-from ..pickle_scan import UNNAMED_CALL, Global, PickleReport, describe_import, scan_pickles
+from ..pickle_report import UNNAMED_CALL, Global, PickleReport, describe_import
+from ..pickle_scan import scan_pickles
 from ..torch_container import (
     LEGACY_MAGIC_NUMBER,
     LEGACY_PROTOCOL_VERSION,

@@ -27,10 +27,11 @@ from torch.utils.checkpoint import checkpoint
 
 from ..architectures import VIM_ARCHITECTURES, default_dt_rank
 from ..constants import IMAGENET_PREPROCESS
-from ..errors import CheckpointError
 from ..ops import MIXER_BACKENDS, mixer_causal_conv1d, mixer_selective_scan
 from ..zoo import timm_pretrained_cfgs
+from ._features import take_indices
 from ._helpers import checked_filter, factory_device, hub_cfg_overlay, linear_like, set_factory_dtype, unwrap_state_dict
+from ._pos_embed import resample_pos_embed
 
 __all__ = [
     "BiMambaMixer",
@@ -213,57 +214,6 @@ class VimBlock(nn.Module):
         return self.mixer(self.norm(residual)), residual
 
 
-def resample_pos_embed(
-    pos_embed: torch.Tensor, new_grid: tuple[int, int], old_grid: tuple[int, int] | None = None
-) -> torch.Tensor:
-    """A ``(1, M + 1, D)`` position embedding with its class token at ``M // 2``, resized to
-    ``new_grid``: the ``M`` patch positions are interpolated as a 2-D grid (bicubic), the class
-    token's entry is kept and put back in the middle of the new sequence.
-
-    ``old_grid`` defaults to a square grid of ``M`` positions.
-
-    Raises:
-        CheckpointError: ``M`` is not ``old_grid``'s size, or not a square when ``old_grid`` is not given.
-    """
-    M = pos_embed.shape[1] - 1
-    if old_grid is None:
-        side = math.isqrt(M)
-        if side * side != M:
-            raise CheckpointError(
-                f"the position embedding has {M} patch positions, not a square grid: build the model at the "
-                "checkpoint's input size (img_size=(H, W)) to load it"
-            )
-        old_grid = (side, side)
-    if old_grid[0] * old_grid[1] != M:
-        raise CheckpointError(f"a position embedding of {M} patch positions does not cover a {old_grid} grid")
-    if tuple(old_grid) == tuple(new_grid):
-        return pos_embed
-    middle = M // 2
-    cls = pos_embed[:, middle : middle + 1]
-    patches = torch.cat([pos_embed[:, :middle], pos_embed[:, middle + 1 :]], dim=1)
-    grid = patches.reshape(1, old_grid[0], old_grid[1], -1).permute(0, 3, 1, 2).float()
-    grid = F.interpolate(grid, size=tuple(new_grid), mode="bicubic", align_corners=False)
-    patches = grid.permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], -1).to(pos_embed.dtype)
-    new_middle = patches.shape[1] // 2
-    return torch.cat([patches[:, :new_middle], cls, patches[:, new_middle:]], dim=1)
-
-
-def _layer_indices(depth: int, indices: int | Sequence[int] | None) -> tuple[list[int], int]:
-    """timm's convention: ``None`` every layer, an int ``n`` the last ``n``, a sequence those
-    (negative ones counted from the end)."""
-    if indices is None:
-        take = list(range(depth))
-    elif isinstance(indices, int):
-        if not 0 < indices <= depth:
-            raise ValueError(f"indices must be in 1..{depth} (got {indices})")
-        take = list(range(depth - indices, depth))
-    else:
-        take = [i + depth if i < 0 else int(i) for i in indices]
-        if any(not 0 <= i < depth for i in take):
-            raise ValueError(f"layer indices out of range 0..{depth - 1}: {list(indices)}")
-    return take, max(take)
-
-
 class Vim(nn.Module):
     """Vision Mamba.
 
@@ -436,7 +386,7 @@ class Vim(nn.Module):
         each entry is ``(patches, class token (B, 1, D))``."""
         if output_fmt not in ("NCHW", "NLC"):
             raise ValueError("output_fmt must be 'NCHW' or 'NLC'")
-        take, last = _layer_indices(len(self.layers), indices)
+        take, last = take_indices(len(self.layers), indices)
         hidden, grid = self._embed(x)
         residual = None
         intermediates: list[Any] = []
@@ -462,7 +412,7 @@ class Vim(nn.Module):
     def prune_intermediate_layers(
         self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True
     ) -> list[int]:
-        take, last = _layer_indices(len(self.layers), indices)
+        take, last = take_indices(len(self.layers), indices)
         self.layers = self.layers[: last + 1]
         self.feature_info = self.feature_info[: last + 1]
         if prune_norm:

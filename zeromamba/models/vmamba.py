@@ -26,7 +26,9 @@ from ..constants import IMAGENET_PREPROCESS
 from ..ops import SCAN_BACKENDS, cross_selective_scan
 from ..ops.fused_linear import linear
 from ..zoo import timm_pretrained_cfgs
+from ._features import take_indices
 from ._helpers import checked_filter, factory_device, hub_cfg_overlay, linear_like, set_factory_dtype, unwrap_state_dict
+from ._layout import ToChannelsFirst, ToChannelsLast, conv_channels_last
 from ._micro_batch import MMAP_THRESHOLD_BYTES, run_in_micro_batches
 
 __all__ = ["VMamba", "SS2D", "VSSBlock", "VMambaStage", "VMAMBA_VARIANTS", "checkpoint_filter_fn"]
@@ -38,20 +40,6 @@ torch.fx.wrap("linear")
 torch.fx.wrap("cross_selective_scan")
 
 
-class ToChannelsLast(nn.Module):
-    """``(B, C, H, W) -> (B, H, W, C)`` as a view (a slot in the official ``Sequential`` numbering)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.permute(0, 2, 3, 1)
-
-
-class ToChannelsFirst(nn.Module):
-    """``(B, H, W, C) -> (B, C, H, W)`` as a view."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.permute(0, 3, 1, 2)
-
-
 def _project(
     layer: nn.Module, x: torch.Tensor, activation: str | None = None, residual: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -60,12 +48,6 @@ def _project(
     if isinstance(layer, nn.Linear):
         return linear(x, layer.weight, layer.bias, activation=activation, residual=residual)
     return layer(x, activation=activation, residual=residual)
-
-
-def _conv_channels_last(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """Run an NCHW conv on a channels-last input and hand back a contiguous NHWC tensor."""
-    y = conv(x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last))
-    return y.permute(0, 2, 3, 1).contiguous()
 
 
 class PatchEmbed(nn.Sequential):
@@ -87,7 +69,7 @@ class PatchEmbed(nn.Sequential):
         """``(B, 3, H, W)`` NCHW in, ``(B, H/4, W/4, C)`` channels-last out."""
         x = self[0](x.contiguous(memory_format=torch.channels_last)).permute(0, 2, 3, 1)
         x = F.gelu(self[2](x))
-        return self[7](_conv_channels_last(self[5], x))
+        return self[7](conv_channels_last(self[5], x))
 
 
 class Downsample(nn.Sequential):
@@ -102,23 +84,7 @@ class Downsample(nn.Sequential):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self[3](_conv_channels_last(self[1], x))
-
-
-def _take_indices(num_stages: int, indices: int | Sequence[int] | None) -> tuple[list[int], int]:
-    """timm's ``indices`` convention: an int ``n`` is the last ``n`` stages, a sequence names stages
-    (negative from the end); returns ``(stage indices, the largest)``."""
-    if indices is None:
-        take = list(range(num_stages))
-    elif isinstance(indices, int):
-        if not 0 < indices <= num_stages:
-            raise ValueError(f"indices must take between 1 and {num_stages} stages, got {indices}")
-        take = list(range(num_stages - indices, num_stages))
-    else:
-        take = [num_stages + i if i < 0 else i for i in indices]
-        if not all(0 <= i < num_stages for i in take):
-            raise ValueError(f"stage indices {list(indices)} out of range for {num_stages} stages")
-    return take, max(take)
+        return self[3](conv_channels_last(self[1], x))
 
 
 class SS2D(nn.Module):
@@ -182,7 +148,7 @@ class SS2D(nn.Module):
         """``(B, H, W, C) -> (B, H, W, C)``; ``residual`` (same shape) is added to the output
         (fused into ``out_proj`` during CPU inference)."""
         x = _project(self.in_proj, x)
-        x = F.silu(_conv_channels_last(self.conv2d, x), inplace=not torch.is_grad_enabled())
+        x = F.silu(conv_channels_last(self.conv2d, x), inplace=not torch.is_grad_enabled())
         y = cross_selective_scan(
             x,
             self.x_proj_weight,
@@ -433,7 +399,7 @@ class VMamba(nn.Module):
         """Stage outputs (after each stage's blocks, before its downsample), NCHW or NHWC."""
         if output_fmt not in ("NCHW", "NHWC"):
             raise ValueError("output_fmt must be 'NCHW' or 'NHWC'")
-        take, max_index = _take_indices(len(self.layers), indices)
+        take, max_index = take_indices(len(self.layers), indices, unit="stage")
         x = self.patch_embed(x)
         intermediates = []
         stages = self.layers[: max_index + 1] if stop_early else self.layers
@@ -452,7 +418,7 @@ class VMamba(nn.Module):
         """Keep the stages up to the last of ``indices`` (timm's convention) and drop what follows
         them: the last kept stage's downsample (forward_features then ends at that stage's output,
         as ``feature_info`` says), with ``prune_head`` the classifier, with ``prune_norm`` its norm."""
-        take, max_index = _take_indices(len(self.layers), indices)
+        take, max_index = take_indices(len(self.layers), indices, unit="stage")
         self.layers = self.layers[: max_index + 1]
         self.layers[max_index].downsample = nn.Identity()
         self.feature_info = self.feature_info[: max_index + 1]
