@@ -19,11 +19,16 @@ SCRIPT = REPO / "benchmarks" / "tables.py"
 
 @pytest.fixture(scope="module")
 def tables() -> Any:
-    spec = importlib.util.spec_from_file_location("zeromamba_bench_tables", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    # the script imports its sibling modules (table_kinds, table_text), as it does when run
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("zeromamba_bench_tables", SCRIPT)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
 
 
 def test_every_table_in_the_readme_and_docs_is_what_the_script_prints(tables: Any) -> None:
