@@ -117,3 +117,47 @@ def test_plain_renderer_of_the_first_demo_model() -> None:
         sample = draw_plain_sample("red", fill, "circle", np.random.default_rng(3))
         spread[fill] = np.asarray(sample.image, dtype=np.float32)[sample.mask][:, 0].std()
     assert min(spread["striped"], spread["dotted"]) > 3 * spread["solid"]
+
+
+def _paper_share(data, indices) -> float:
+    """The share of images whose background (the median border pixel) is a clearly coloured paper."""
+    import colorsys
+
+    count = 0
+    for img in _pixels(data, indices):
+        border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]]).astype(np.float32) / 255.0
+        _, s, v = colorsys.rgb_to_hsv(*np.median(border, axis=0))
+        count += s > 0.25 and v > 0.7
+    return count / len(indices)
+
+
+def test_the_wide_variety_widens_backgrounds_and_keeps_classes_and_splits() -> None:
+    standard, wide = load_shapes(seed=3), load_shapes(seed=3, variety="wide")
+    assert standard.extra["variety"] == "standard" and wide.extra["variety"] == "wide"
+    assert np.array_equal(standard.labels, wide.labels) and standard.class_names == wide.class_names
+    assert all(np.array_equal(standard.splits[k], wide.splits[k]) for k in standard.splits)
+    idx = list(range(0, len(wide.labels), len(wide.labels) // 80))
+    # standard backgrounds are light or grey (saturation under 0.2 when light); a quarter of the wide
+    # variety's are coloured paper
+    assert _paper_share(standard, idx) == 0.0
+    assert _paper_share(wide, idx) > 0.08
+    again = load_shapes(seed=3, variety="wide")
+    assert all(np.array_equal(x, y) for x, y in zip(_pixels(wide, idx[:5]), _pixels(again, idx[:5])))
+    with pytest.raises(DataError, match="unknown variety 'plain'"):
+        load_shapes(variety="plain")
+    with pytest.raises(DataError, match="shapes_variety is for the shapes dataset"):
+        load_dataset("CUB", shapes_variety="wide")
+
+
+def test_standard_is_the_default_drawing() -> None:
+    from zeromamba.data.shapes_draw import draw_sample, draw_swatch
+
+    a = draw_sample("red", "dotted", "bar", np.random.default_rng(5))
+    b = draw_sample("red", "dotted", "bar", np.random.default_rng(5), "standard")
+    c = draw_sample("red", "dotted", "bar", np.random.default_rng(5), "wide")
+    assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    assert not np.array_equal(np.asarray(a.image), np.asarray(c.image))
+    swatch = draw_swatch("striped", np.random.default_rng(5), "wide")
+    assert swatch.fill == "striped" and swatch.mask.any()
+    with pytest.raises(ValueError, match="unknown variety"):
+        draw_sample("red", "dotted", "bar", np.random.default_rng(5), "plain")

@@ -158,6 +158,32 @@ def test_init_from_a_local_vmamba_release(mini_xlsa17: dict[str, Path], tmp_path
         )
 
 
+def test_init_scope_model_starts_from_a_whole_trained_model(tmp_path: Path) -> None:
+    # a second, fine-tuning stage: the heads and the semantic matrix come along, not only the backbone
+    shipped = zeromamba.load_model("shapes-zsl")
+    recipe = json.loads((Path(__file__).resolve().parents[2] / "examples" / "shapes_zsl.json").read_text())
+    base = {k: recipe[k] for k in ("dataset", "architecture", "model") if k in recipe}
+    whole = resolve_config({**base, "init": "shapes-zsl", "init_scope": "model", "shapes_variety": "wide"})
+    model = build_model(whole, 10)
+    assert all(torch.equal(v, shipped.state_dict()[k]) for k, v in model.state_dict().items())
+    backbone_only = build_model(resolve_config({**base, "init": "shapes-zsl"}), 10)
+    assert all(torch.equal(v, shipped.backbone.state_dict()[k]) for k, v in backbone_only.backbone.state_dict().items())
+    heads = [k for k in shipped.state_dict() if not k.startswith("backbone.")]
+    assert heads and not all(torch.equal(backbone_only.state_dict()[k], shipped.state_dict()[k]) for k in heads)
+    # the example second stage fine-tunes the first stage's model: same model, wide variety, whole-model init
+    stage2 = resolve_config(Path(__file__).resolve().parents[2] / "examples" / "shapes_zsl_finetune.json")
+    assert (stage2.init_scope, stage2.shapes_variety, stage2.model) == ("model", "wide", recipe["model"])
+    assert stage2.init == "runs/shapes-zsl/model" and stage2.lr < recipe["lr"]
+    with pytest.raises(ConfigError, match="init_scope 'model' needs an init"):
+        resolve_config({**base, "init": "none", "init_scope": "model"})
+    with pytest.raises(ConfigError, match="init_scope must be"):
+        resolve_config({**base, "init_scope": "heads"})
+    with pytest.raises(ConfigError, match="shapes_variety is for the shapes dataset"):
+        resolve_config({"dataset": "CUB", "shapes_variety": "wide"})
+    with pytest.raises(ConfigError, match="shapes_variety must be one of standard, wide"):
+        resolve_config({**base, "shapes_variety": "plain"})
+
+
 def test_optimizer_groups_and_loss() -> None:
     cfg = resolve_config({"dataset": "CUB", "model": TINY})
     model = build_model(cfg, 5, load_init=False)

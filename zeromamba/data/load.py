@@ -27,18 +27,22 @@ def load_dataset(
     test_seen_fraction: float = 0.2,
     val_class_fraction: float = 0.2,
     split_seed: int = 0,
+    shapes_variety: str = "standard",
 ) -> ZSLData:
     """Load xlsa17 (``dataset`` = CUB, SUN, AWA2, FLO or another xlsa17 folder name), the own-data
     format (``dataset="folder"``, with ``attributes_csv`` and ``unseen_classes``) or the generated
     Shapes dataset (``dataset="shapes"`` or ``"shapes:<seed>"``, no folders; see
-    :mod:`~zeromamba.data.shapes`).
+    :mod:`~zeromamba.data.shapes`; ``shapes_variety`` says how widely its renderer varies fills and
+    backgrounds).
 
     Raises:
         DataError: missing arguments or files, inconsistent data (see the loaders).
     """
     shapes_seed = parse_shapes_spec(dataset)
     if shapes_seed is not None:  # generated on the fly: no folders
-        return load_shapes(seed=shapes_seed)
+        return load_shapes(seed=shapes_seed, variety=shapes_variety)
+    if shapes_variety != "standard":
+        raise DataError(f"shapes_variety is for the shapes dataset, not {dataset!r}")
     if not image_root:
         raise DataError("no image folder given (image_root / --image-root)")
     if dataset.lower() == FOLDER:

@@ -43,7 +43,7 @@ from PIL import Image
 
 from ..errors import DataError
 from .dataset import ZSLData
-from .shapes_draw import ShapeSample, draw_sample, draw_swatch
+from .shapes_draw import VARIETIES, ShapeSample, draw_sample, draw_swatch
 
 __all__ = [
     "COLOURS",
@@ -147,23 +147,30 @@ def render_sample(colour: str, fill: str, shape: str, rng: np.random.Generator) 
     return draw_sample(colour, fill, shape, rng)
 
 
+def _checked_variety(variety: str) -> str:
+    if variety not in VARIETIES:
+        raise DataError(f"shapes: unknown variety {variety!r}; use one of {', '.join(VARIETIES)}")
+    return variety
+
+
 class ShapesRenderer:
     """Image index -> PIL image for one generated set: a pure function of ``(seed, index)``.
 
     A class (not a closure) so that DataLoader worker processes can pickle it.
     """
 
-    def __init__(self, seed: int, labels: np.ndarray):
+    def __init__(self, seed: int, labels: np.ndarray, variety: str = "standard"):
         self.seed = int(seed)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.classes = shapes_classes()
+        self.variety = _checked_variety(variety)
 
     def sample(self, index: int) -> ShapeSample:
         """The image of ``index`` with its object's mask and class."""
         # a generator per image from (seed, index): the same image in any order and any worker
         rng = np.random.default_rng([self.seed, int(index)])
         colour, fill, shape = self.classes[int(self.labels[index])]
-        return draw_sample(colour, fill, shape, rng)
+        return draw_sample(colour, fill, shape, rng, self.variety)
 
     def __call__(self, index: int) -> Image.Image:
         return self.sample(index).image
@@ -181,8 +188,9 @@ class SwatchRenderer:
     group = SWATCH_GROUP
     values = FILLS
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, variety: str = "standard"):
         self.seed = int(seed)
+        self.variety = _checked_variety(variety)
 
     @staticmethod
     def value_index(index: int) -> int:
@@ -191,7 +199,7 @@ class SwatchRenderer:
 
     def sample(self, index: int) -> ShapeSample:
         rng = np.random.default_rng([self.seed, 0x5A7C, int(index)])
-        return draw_swatch(FILLS[self.value_index(index)], rng)
+        return draw_swatch(FILLS[self.value_index(index)], rng, self.variety)
 
     def batch(self, indices: list[int], transform) -> tuple[torch.Tensor, torch.Tensor]:
         """``(images (N, 3, H, W) through transform, fill value indices (N,))``."""
@@ -204,6 +212,7 @@ def load_shapes(
     train_per_class: int = 400,
     test_seen_per_class: int = 50,
     test_unseen_per_class: int = 100,
+    variety: str = "standard",
 ) -> ZSLData:
     """Generate the Shapes dataset (nothing is drawn until an image is read).
 
@@ -212,6 +221,8 @@ def load_shapes(
         train_per_class: training images of each seen class (``trainval``).
         test_seen_per_class: held-out images of each seen class (``test_seen``).
         test_unseen_per_class: images of each unseen class (``test_unseen``).
+        variety: how widely the renderer varies fills and backgrounds (``"standard"`` or ``"wide"``,
+            :data:`~zeromamba.data.shapes_draw.VARIETIES`).
 
     Images have different sizes and aspect ratios (longer side 64-160 px); models see them through
     their own preprocessing (the shipped one letterboxes them).
@@ -226,6 +237,7 @@ def load_shapes(
             raise DataError(f"shapes: {name} must be at least 1 (got {n})")
     if test_unseen_per_class < 1:
         raise DataError("shapes: test_unseen_per_class must be at least 1")
+    variety = _checked_variety(variety)
     classes = shapes_classes()
     labels: list[int] = []
     splits: dict[str, list[int]] = {k: [] for k in ("trainval", "test_seen", "test_unseen", "train", "val")}
@@ -254,9 +266,13 @@ def load_shapes(
         class_attributes=shapes_class_attributes(classes),
         splits={k: np.asarray(v, dtype=np.int64) for k, v in splits.items()},
         attribute_names=list(SHAPES_ATTRIBUTES),
-        source=f"generated shapes (seed {seed})",
-        extra={"seed": int(seed), "attribute_groups": {g: list(v) for g, v in SHAPES_GROUPS.items()}},
-        render=ShapesRenderer(seed, label_arr),
+        source=f"generated shapes (seed {seed})" + ("" if variety == "standard" else f", {variety} variety"),
+        extra={
+            "seed": int(seed),
+            "variety": variety,
+            "attribute_groups": {g: list(v) for g, v in SHAPES_GROUPS.items()},
+        },
+        render=ShapesRenderer(seed, label_arr, variety),
     )
 
 

@@ -16,6 +16,14 @@ What varies (all drawn from the image's own random generator):
   black) of any width;
 * the finish: pixel noise and JPEG compression (quality 45-90).
 
+``variety="wide"`` (:data:`VARIETIES`) widens what the fill and the paper may be: stripes 1.8-7 and
+dots 2.2-7 across (log-uniform, fewer where the object is small: a period spans at least
+:data:`MIN_PERIOD_AT_80PX` pixels at 80 px), stripe widths 30-65% of a period, dots on square or
+hexagonal grids, the marks covering 15-85% of the object (else drawn again, so that a pattern never
+reads as a solid or as one band), and coloured paper backgrounds (a pastel of any hue, saturation
+0.2-0.55, away from the object's colour). The default, ``"standard"``, is the renderer the demo
+model's first training stage saw; ``"wide"`` is its second (fine-tuning) stage's.
+
 The mask is the object's silhouette (outline included) at the canvas's resolution: what the
 explanation metrics (:mod:`zeromamba.explanation_metrics`) count as "on the object".
 """
@@ -30,7 +38,23 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["ANY_COLOUR", "BLOB", "COLOUR_RANGES", "ShapeSample", "draw_sample", "draw_swatch"]
+__all__ = [
+    "ANY_COLOUR",
+    "BLOB",
+    "COLOUR_RANGES",
+    "MIN_PERIOD_AT_80PX",
+    "VARIETIES",
+    "ShapeSample",
+    "draw_sample",
+    "draw_swatch",
+]
+
+#: how widely the renderer varies fills and backgrounds (see the module docs)
+VARIETIES = ("standard", "wide")
+
+#: with ``variety="wide"``: the fewest pixels a stripe or dot period may span when the canvas's
+#: longer side is 80 px (the demo model's input); finer marks are lost in the resize and teach noise
+MIN_PERIOD_AT_80PX = 4.5
 
 #: the colour and shape of a texture swatch (:func:`draw_swatch`): no class has them
 ANY_COLOUR, BLOB = "any", "blob"
@@ -70,14 +94,33 @@ def _light_rgb(rng: np.random.Generator) -> np.ndarray:
     return np.array([r, g, b], dtype=np.float32) * 255.0
 
 
-def _background(rng: np.random.Generator, w: int, h: int) -> tuple[Image.Image, np.ndarray]:
-    """``(background image of w x h, its mean colour)``; smooth, so computed coarsely and enlarged."""
-    kind = rng.choice(4, p=[0.45, 0.2, 0.15, 0.2])
+def _paper_rgb(rng: np.random.Generator, avoid: np.ndarray) -> np.ndarray:
+    """A coloured paper: a pastel of any hue, at least 100 (RGB distance) from the object's colour."""
+    for _ in range(16):
+        r, g, b = colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.2, 0.55), rng.uniform(0.75, 1.0))
+        paper = np.array([r, g, b], dtype=np.float32) * 255.0
+        if float(np.linalg.norm(paper - avoid)) >= 100.0:
+            break
+    return paper
+
+
+def _background(
+    rng: np.random.Generator, w: int, h: int, avoid: np.ndarray | None = None
+) -> tuple[Image.Image, np.ndarray]:
+    """``(background image of w x h, its mean colour)``; smooth, so computed coarsely and enlarged.
+    ``avoid`` (the object's colour; the wide variety only) allows coloured paper kept away from it."""
+    if avoid is None:
+        kind = rng.choice(4, p=[0.45, 0.2, 0.15, 0.2])
+    else:
+        kind = rng.choice(5, p=[0.35, 0.15, 0.12, 0.15, 0.23])
     cw, ch = max(2, w // 8), max(2, h // 8)
     yy = np.linspace(-1.0, 1.0, ch, dtype=np.float32)[:, None, None]
     xx = np.linspace(-1.0, 1.0, cw, dtype=np.float32)[None, :, None]
     if kind == 1:  # dim, weakly tinted grey (the first renderer's backgrounds)
         base = np.clip(rng.uniform(60, 190) + rng.uniform(-18, 18, size=3), 0, 255).astype(np.float32)
+    elif kind == 4:  # coloured paper
+        assert avoid is not None
+        base = _paper_rgb(rng, avoid)
     else:
         base = _light_rgb(rng)
     bg = np.broadcast_to(base, (ch, cw, 3)).astype(np.float32)
@@ -142,9 +185,17 @@ def _silhouette(shape: str, size: tuple[int, int], cx: float, cy: float, r: floa
     return solid, draw
 
 
-def _pattern(fill: str, w: int, h: int, cx: float, cy: float, r: float, rng: np.random.Generator) -> Image.Image:
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+
+
+def _pattern(
+    fill: str, w: int, h: int, cx: float, cy: float, r: float, rng: np.random.Generator, max_count: float | None = None
+) -> Image.Image:
     """An ``L`` image of ``w x h``: 255 where the fill's marks are (stripes or dots), computed only
-    around the object."""
+    around the object. ``max_count`` (the wide variety only): its ranges, with at most so many
+    periods across the object's diameter."""
+    wide = max_count is not None
     out = np.zeros((h, w), dtype=np.uint8)
     if fill == "solid":
         return Image.fromarray(out)
@@ -155,13 +206,20 @@ def _pattern(fill: str, w: int, h: int, cx: float, cy: float, r: float, rng: np.
     u = ((xx - cx) * math.cos(theta) + (yy - cy) * math.sin(theta)) / (2 * r)
     v = (-(xx - cx) * math.sin(theta) + (yy - cy) * math.cos(theta)) / (2 * r)
     if fill == "striped":
-        count = rng.uniform(2.5, 4.5)  # stripes across the object
-        duty = rng.uniform(0.35, 0.6)
+        if wide:
+            count, duty = min(_log_uniform(rng, 1.8, 7.0), max_count), rng.uniform(0.3, 0.65)
+        else:
+            count, duty = rng.uniform(2.5, 4.5), rng.uniform(0.35, 0.6)  # stripes across the object
         marks = np.mod(u * count + rng.uniform(0, 1), 1.0) < duty
     elif fill == "dotted":
-        count = rng.uniform(3.0, 4.5)
-        radius = rng.uniform(0.24, 0.36)  # in units of the dot spacing
+        if wide:
+            count, radius = min(_log_uniform(rng, 2.2, 7.0), max_count), rng.uniform(0.2, 0.4)
+        else:
+            count, radius = rng.uniform(3.0, 4.5), rng.uniform(0.24, 0.36)  # radius: of the dot spacing
         gu, gv = u * count + rng.uniform(0, 1), v * count + rng.uniform(0, 1)
+        if wide and rng.uniform() < 0.35:  # a hexagonal grid: every second row shifted by half a spacing
+            gv = gv / 0.866
+            gu = gu + 0.5 * np.mod(np.floor(gv), 2)
         cu, cv = np.floor(gu), np.floor(gv)
         # a little jitter per dot (from the cell's integer coordinates), so grids need not be perfect
         jitter = rng.uniform(0.0, 0.18)
@@ -197,8 +255,14 @@ def _solid(colour: np.ndarray, size: tuple[int, int]) -> Image.Image:
     return Image.new("RGB", size, tuple(int(v) for v in np.clip(colour, 0, 255).round()))
 
 
-def draw_sample(colour: str, fill: str, shape: str, rng: np.random.Generator) -> ShapeSample:
-    """Draw one object of class ``(colour, fill, shape)`` with ``rng`` (see the module docs)."""
+def draw_sample(colour: str, fill: str, shape: str, rng: np.random.Generator, variety: str = "standard") -> ShapeSample:
+    """Draw one object of class ``(colour, fill, shape)`` with ``rng``, of ``variety`` (see the module docs).
+
+    Raises:
+        ValueError: ``variety`` is not one of :data:`VARIETIES`.
+    """
+    if variety not in VARIETIES:
+        raise ValueError(f"unknown variety {variety!r}; use one of {', '.join(VARIETIES)}")
     long_side = int(rng.integers(64, 161))
     aspect = math.exp(rng.uniform(math.log(0.6), math.log(1 / 0.6)))
     if aspect >= 1:
@@ -213,10 +277,22 @@ def draw_sample(colour: str, fill: str, shape: str, rng: np.random.Generator) ->
     cx, cy = rng.uniform(margin, w - margin), rng.uniform(margin, h - margin)
     silhouette, draw = _silhouette(shape, (w, h), cx, cy, r, rng)
 
-    img, bg_mean = _background(rng, w, h)
-    rgb = _object_rgb(colour, rng)
-    inside, marks, pen = _fill_colours(fill, rgb, bg_mean, rng)
-    face = Image.composite(_solid(marks, (w, h)), _solid(inside, (w, h)), _pattern(fill, w, h, cx, cy, r, rng))
+    if variety == "standard":
+        img, bg_mean = _background(rng, w, h)
+        rgb = _object_rgb(colour, rng)
+        inside, marks, pen = _fill_colours(fill, rgb, bg_mean, rng)
+        pattern = _pattern(fill, w, h, cx, cy, r, rng)
+    else:
+        rgb = _object_rgb(colour, rng)
+        img, bg_mean = _background(rng, w, h, avoid=rgb)
+        inside, marks, pen = _fill_colours(fill, rgb, bg_mean, rng)
+        max_count = max(2.0, 2 * r / ss * 80.0 / long_side / MIN_PERIOD_AT_80PX)
+        on_object = np.asarray(silhouette) >= 128
+        for _ in range(12):  # the marks must show as a pattern on this object (not one band over a bar)
+            pattern = _pattern(fill, w, h, cx, cy, r, rng, max_count)
+            if fill == "solid" or 0.15 <= (np.asarray(pattern)[on_object] > 0).mean() <= 0.85:
+                break
+    face = Image.composite(_solid(marks, (w, h)), _solid(inside, (w, h)), pattern)
     img = Image.composite(face, img, silhouette)
 
     if pen or rng.uniform() < 0.45:
@@ -240,9 +316,9 @@ def draw_sample(colour: str, fill: str, shape: str, rng: np.random.Generator) ->
     return ShapeSample(image=img, mask=mask, colour=colour, fill=fill, shape=shape)
 
 
-def draw_swatch(fill: str, rng: np.random.Generator) -> ShapeSample:
+def draw_swatch(fill: str, rng: np.random.Generator, variety: str = "standard") -> ShapeSample:
     """A texture swatch: an irregular blob of any hue with the fill ``fill``, drawn as the class
     objects are (same canvases, backgrounds, fill styles and finish). It is an image of no class
     (neither its colour nor its shape is one of the classes'), only of a fill; training shows it
     so that the fill is learnt from the texture, not from the colour and shape it came with."""
-    return draw_sample(ANY_COLOUR, fill, BLOB, rng)
+    return draw_sample(ANY_COLOUR, fill, BLOB, rng, variety)

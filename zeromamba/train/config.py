@@ -25,6 +25,8 @@ from ..architectures import (
     ZEROMAMBA_VIM_ARCHITECTURES,
 )
 from ..constants import ZSL_IMAGE_SIZE
+from ..data.shapes import parse_shapes_spec
+from ..data.shapes_draw import VARIETIES
 from ..errors import ConfigError
 
 __all__ = [
@@ -74,6 +76,9 @@ class TrainConfig:
     built at ``image_size``), ``init`` (ImageNet backbone: a zoo name such as ``vmamba-small`` or
     ``vim-small``, a Hub repository or model folder, a local VMamba / Vim release
     ``.pth``/``.safetensors``, or ``"none"``; a Vim architecture defaults to its own Vim release),
+    ``init_scope`` (``backbone``: only the backbone comes from ``init``; ``model``: ``init`` is a
+    whole trained ZeroMamba of the same architecture and size, heads and semantic matrix included,
+    for a second, fine-tuning stage),
     ``model`` (architecture arguments of :class:`~zeromamba.models.ZeroMamba`, or of
     :class:`~zeromamba.models.ZeroMambaVim` for the Vim architectures, which default to the
     matching Vim size), ``drop_path_rate``, ``scan_backend``, ``grad_checkpointing``.
@@ -93,6 +98,8 @@ class TrainConfig:
     ``shapes``: a shape, a colour, a fill; both default off, so the published recipes are the
     paper's): ``group_ce_weight`` adds that weight times a cross-entropy per group on the predicted
     attribute vector (each group's values as logits, the class's value as the label);
+    ``shapes_variety`` (``shapes`` only: ``standard`` or ``wide``, how widely the renderer varies
+    fills and backgrounds, :mod:`~zeromamba.data.shapes_draw`);
     ``hue_rotate_fraction`` of each batch is shown at a random hue (a rotation of the chroma plane
     in YIQ) and learns only through the group cross-entropy of the groups other than
     ``colour_group``, so that no other attribute can be read from the colour;
@@ -116,6 +123,7 @@ class TrainConfig:
     output_dir: str = "runs/zeromamba"
     architecture: str = "zeromamba_small"
     init: str = "vmamba-small"
+    init_scope: str = "backbone"
     model: dict[str, Any] = field(default_factory=_vmamba_small)
     drop_path_rate: float = 0.3
     scan_backend: str = "auto"
@@ -137,6 +145,7 @@ class TrainConfig:
     hue_rotate_fraction: float = 0.0
     colour_group: str = "colour"
     swatches_per_batch: int = 0
+    shapes_variety: str = "standard"
     swatch_weight: float = 1.0
     gamma: float = 0.3
     seed: int = 0
@@ -321,6 +330,14 @@ def _check_config(cfg: TrainConfig) -> None:
         v = getattr(cfg, key)
         if not math.isfinite(v) or v < 0:
             problems.append(f"{key} must be a finite non-negative number (got {v})")
+    if cfg.init_scope not in ("backbone", "model"):
+        problems.append(f"init_scope must be 'backbone' or 'model' (got {cfg.init_scope!r})")
+    if cfg.init_scope == "model" and (not cfg.init or str(cfg.init).lower() == "none"):
+        problems.append("init_scope 'model' needs an init: the trained model to start from")
+    if cfg.shapes_variety not in VARIETIES:
+        problems.append(f"shapes_variety must be one of {', '.join(VARIETIES)} (got {cfg.shapes_variety!r})")
+    elif cfg.shapes_variety != "standard" and parse_shapes_spec(cfg.dataset) is None:
+        problems.append(f"shapes_variety is for the shapes dataset (got dataset {cfg.dataset!r})")
     if cfg.swatches_per_batch < 0:
         problems.append(f"swatches_per_batch must be non-negative (got {cfg.swatches_per_batch})")
     if cfg.num_workers < 0:

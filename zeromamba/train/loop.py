@@ -175,7 +175,8 @@ class SwatchFeed:
         seed = parse_shapes_spec(cfg.dataset)
         if seed is None or SwatchRenderer.group not in targets.groups:
             raise ConfigError(f"swatches_per_batch: only the shapes dataset has texture swatches (got {cfg.dataset!r})")
-        return cls(SwatchRenderer(seed), transform, cfg.swatches_per_batch, targets.groups[SwatchRenderer.group])
+        renderer = SwatchRenderer(seed, cfg.shapes_variety)
+        return cls(renderer, transform, cfg.swatches_per_batch, targets.groups[SwatchRenderer.group])
 
     def batch(self, step: int, rank: int, world: int) -> SwatchBatch:
         """The swatches of global step ``step`` on ``rank``; every step and rank draws its own."""

@@ -30,7 +30,8 @@ def build_model(
 ) -> ZeroMamba:
     """A :class:`ZeroMamba` (or, for a Vim ``cfg.architecture``, a :class:`ZeroMambaVim` built at
     ``cfg.image_size``) for ``cfg``, its SLP initialised from ``embeddings`` (row-normalised as the
-    authors do) and, with ``load_init``, its backbone from ``cfg.init``.
+    authors do) and, with ``load_init``, its backbone (or, with ``cfg.init_scope == "model"``, all of
+    it) from ``cfg.init``.
 
     Raises:
         ConfigError: ``cfg.model`` holds arguments ZeroMamba does not take.
@@ -53,7 +54,7 @@ def build_model(
     except (TypeError, ValueError) as e:
         raise ConfigError(f"bad model arguments {cfg.model}: {e}") from None
     if load_init:
-        init_backbone(model, cfg.init)
+        init_backbone(model, cfg.init, cfg.init_scope)
     if cfg.grad_checkpointing:
         model.set_grad_checkpointing(True)
     return model
@@ -74,8 +75,10 @@ def _init_state_dict(init: str) -> dict[str, torch.Tensor]:
     return load_model(init).state_dict()  # a zoo name, Hub repository or model folder
 
 
-def init_backbone(model: ZeroMamba, init: str | None) -> None:
-    """Load ImageNet weights into ``model.backbone``.
+def init_backbone(model: ZeroMamba, init: str | None, scope: str = "backbone") -> None:
+    """Load ImageNet weights into ``model.backbone`` (``scope="backbone"``), or a whole trained
+    ZeroMamba of the same architecture and size into ``model`` (``scope="model"``: its heads and
+    semantic matrix too; a second, fine-tuning stage starts where the first ended).
 
     ``init``: ``"none"`` (random, with a warning), a local file (an authors' VMamba or Vim release
     ``.pth`` read with ``weights_only``, or a ``.safetensors`` state dict), or a name
@@ -89,6 +92,9 @@ def init_backbone(model: ZeroMamba, init: str | None) -> None:
     init = str(init)
     filter_fn = vim_checkpoint_filter_fn if isinstance(model, ZeroMambaVim) else checkpoint_filter_fn
     mapped = filter_fn(dict(_init_state_dict(init)), model)
+    if scope == "model":
+        load_state_dict_strict(model, mapped, f"init {init!r} (init_scope 'model': the whole model)")
+        return
     backbone = {k[len("backbone.") :]: v for k, v in mapped.items() if k.startswith("backbone.")}
     load_state_dict_strict(model.backbone, backbone, f"init {init!r}")
 

@@ -143,11 +143,12 @@ class Run:
             unseen_classes=cfg.unseen_classes,
             test_seen_fraction=cfg.test_seen_fraction,
             val_class_fraction=cfg.val_class_fraction,
+            shapes_variety=cfg.shapes_variety,
         )
         self.embeddings = None
         if cfg.embeddings:
             self.embeddings = load_attribute_embeddings(cfg.embeddings, self.data.num_attributes, cfg.allow_pickle)
-        elif env.main:
+        elif env.main and cfg.init_scope != "model":  # a whole model brings its semantic matrix
             warnings.warn("no attribute embeddings given: the SLP's semantic matrix starts random", stacklevel=3)
         self.latest = self._claim_folder()
 
@@ -327,7 +328,7 @@ class Run:
             self.say(f"resumed {phase} from {self.latest['dir']} (epoch {state.start} of {epochs})")
             self._trim_log(phase, state.start)
         elif self.latest is not None:
-            init_backbone(model, cfg.init)  # the checkpoint is of another phase: start this one afresh
+            init_backbone(model, cfg.init, cfg.init_scope)  # a checkpoint of another phase: start afresh
         self.latest = None
         return state
 
