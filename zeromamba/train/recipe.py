@@ -22,7 +22,7 @@ from ..official import read_official_state_dict
 from ..scoring import class_scores
 from .config import TrainConfig
 
-__all__ = ["build_model", "compute_loss", "group_cross_entropy", "init_backbone", "make_optimizer", "rotate_hue"]
+__all__ = ["build_model", "compute_loss", "group_cross_entropy", "init_weights", "make_optimizer", "rotate_hue"]
 
 
 def build_model(
@@ -54,7 +54,7 @@ def build_model(
     except (TypeError, ValueError) as e:
         raise ConfigError(f"bad model arguments {cfg.model}: {e}") from None
     if load_init:
-        init_backbone(model, cfg.init, cfg.init_scope)
+        init_weights(model, cfg.init, cfg.init_scope)
     if cfg.grad_checkpointing:
         model.set_grad_checkpointing(True)
     return model
@@ -75,10 +75,10 @@ def _init_state_dict(init: str) -> dict[str, torch.Tensor]:
     return load_model(init).state_dict()  # a zoo name, Hub repository or model folder
 
 
-def init_backbone(model: ZeroMamba, init: str | None, scope: str = "backbone") -> None:
-    """Load ImageNet weights into ``model.backbone`` (``scope="backbone"``), or a whole trained
-    ZeroMamba of the same architecture and size into ``model`` (``scope="model"``: its heads and
-    semantic matrix too; a second, fine-tuning stage starts where the first ended).
+def init_weights(model: ZeroMamba, init: str | None, scope: str = "backbone") -> None:
+    """Load ``init``'s weights: ImageNet weights into ``model.backbone`` (``scope="backbone"``), or a
+    whole trained ZeroMamba of the same architecture and size into ``model`` (``scope="model"``: its
+    heads and semantic matrix too; a second, fine-tuning stage starts where the first ended).
 
     ``init``: ``"none"`` (random, with a warning), a local file (an authors' VMamba or Vim release
     ``.pth`` read with ``weights_only``, or a ``.safetensors`` state dict), or a name

@@ -36,7 +36,7 @@ from ..terminal import terminal_safe
 from .checkpoints import Checkpoints, checkpoint_name, seed_everything
 from .config import SELECTION_LABELS, TrainConfig
 from .loop import PhaseState, SeenTargets, SwatchFeed, Trainer, wrap_ddp
-from .recipe import build_model, init_backbone
+from .recipe import build_model, init_weights
 
 __all__ = ["Run", "TrainResult"]
 
@@ -328,7 +328,7 @@ class Run:
             self.say(f"resumed {phase} from {self.latest['dir']} (epoch {state.start} of {epochs})")
             self._trim_log(phase, state.start)
         elif self.latest is not None:
-            init_backbone(model, cfg.init, cfg.init_scope)  # a checkpoint of another phase: start afresh
+            init_weights(model, cfg.init, cfg.init_scope)  # a checkpoint of another phase: start afresh
         self.latest = None
         return state
 
