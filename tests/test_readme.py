@@ -178,7 +178,7 @@ def test_the_pages_python_examples_run(clone: Path) -> None:
     assert Path("why.png").stat().st_size > 0 and Path("my-model/config.json").is_file()
     # calling the predictor is classify(); classify_iter streams, an unreadable image does not stop it
     assert [r.label for r in classifying["top"]] == ["red solid circle", "blue striped bar"]
-    assert tuple(classifying["transform"](classifying["images"][0]).shape) == (3, 80, 80)
+    assert tuple(classifying["transform"](classifying["images"][0]).shape) == (3, 112, 112)
     assert type(classifying["r"]).__name__ == "ImageFailure"  # the last of the stream: missing.png
 
     timm_page = _run_blocks(docs_examples("timm-and-vim.md"), "docs/timm-and-vim.md")

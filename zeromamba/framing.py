@@ -2,11 +2,12 @@
 
 A model trained on objects of some size relative to the frame (the shipped ``shapes-zsl``: radius
 0.2-0.36 of the canvas's longer side) misreads the same object drawn smaller: on a 6000 x 4000 photo
-of a blue circle 2000 px wide (0.17 of the longer side) it scored a triangle a hair above the circle,
-at every resolution from 300 px up. The resolution is not the cause (PIL's resampling filters
-widen with the reduction, so every source pixel counts at any size); the object's share of the
-frame is. :func:`frame_object` finds a lone object on a plain background and, when it is smaller
-than the model knows, crops a frame around it in which it has the training size.
+of a blue circle 2000 px wide (0.17 of the longer side) an earlier version of it scored a triangle a
+hair above the circle, at every resolution from 300 px up (today's version does so for a circle 0.13
+of the longer side wide). The resolution is not the cause (PIL's resampling filters widen with the
+reduction, so every source pixel counts at any size); the object's share of the frame is.
+:func:`frame_object` finds a lone object on a plain background and, when it is smaller than the model
+knows, crops a frame around it in which it has the training size.
 
 The object is what differs from the background colour (the median of the border pixels, as the
 letterbox pads with): the bounding box of the pixels whose largest channel difference exceeds

@@ -175,7 +175,7 @@ def test_the_shipped_model_through_timm(no_network: None) -> None:
     # the architecture's default tag is the shipped one; the data config is the model's
     default = timm.create_model("zeromamba_nano_s8", pretrained=True)
     assert all(torch.equal(v, theirs[k]) for k, v in default.state_dict().items())
-    assert timm.data.resolve_data_config({}, model=model)["input_size"] == (3, 80, 80)
+    assert timm.data.resolve_data_config({}, model=model)["input_size"] == (3, 112, 112)
     # without pretrained=True the architecture still takes any attribute count
     assert timm.create_model("zeromamba_nano_s8", num_attributes=7).num_attributes == 7
     # the previous demo architecture stays available, without shipped weights

@@ -48,9 +48,9 @@ def shipped() -> zeromamba.Predictor:
 def test_the_shipped_model_flags_what_it_cannot_know(shipped) -> None:
     clear = shipped.classify(_canvas(600, 400, (180, 80, 420, 320), "blue"))  # radius 0.2 of the longer side
     grey = shipped.classify(_canvas(600, 400, (180, 80, 420, 320), "grey"))  # no class is grey
-    # radius 0.17: below the training range. Framed at a training size (the shipped preprocessing) it is a
+    # radius 0.13: below the training range. Framed at a training size (the shipped preprocessing) it is a
     # confident circle; without the framing a hair's breadth triangle, flagged as ambiguous
-    small_image = _canvas(600, 400, (200, 100, 400, 300), "blue")
+    small_image = _canvas(600, 400, (222, 122, 378, 278), "blue")
     framed = shipped.classify(small_image)
     assert framed.label == "blue solid circle" and not framed.low_confidence
     unframed = zeromamba.Predictor(
