@@ -29,7 +29,8 @@ FRESH_SEED = 4242
 
 # The release floors of the shipped zeromamba_nano_s8 model. Measured on seed 4242
 # (MODEL_CARD.md, benchmarks/results/shapes_demo_2026-12-07_run7.json): CZSL 99.9, H 96.9, fill on
-# unseen classes 96.4, drawings top-1 93.5; the pointing game of the default method 91.3-100 on every group.
+# unseen classes 96.4; the pointing game of the default method 91.3-100 on every group. Drawings in another
+# hand (10 a class, tests/drawings.py seed 13): top-1 98.1, unseen classes 100.0.
 FLOORS: dict[str, dict[str, Any]] = {
     "zeromamba_nano_s8": dict(
         input_size=(3, 112, 112),
@@ -153,7 +154,9 @@ def test_default_explanations_point_at_the_object(fresh_metrics) -> None:
 
 @pytest.mark.slow
 def test_drawings_in_another_hand(shipped) -> None:
-    drawings = draw_test_set(shapes_classes(), per_class=3)
+    # accuracy on 10 drawings a class (90 of unseen classes: with 3 a class, one drawing moved the
+    # unseen-class figure by 3.7 points); the pointing game, 452 forward passes a drawing, on 3 of them
+    drawings = draw_test_set(shapes_classes(), per_class=10)
     results = shipped.classify([d.image for d in drawings], top_k=1)  # among all 36 classes, calibrated
     top1 = float(np.mean([r.label == d.name for r, d in zip(results, drawings)]))
     unseen = {n for n, s in zip(shipped.class_names, shipped.seen.tolist()) if not s}
@@ -163,7 +166,8 @@ def test_drawings_in_another_hand(shipped) -> None:
     assert top1 >= floors["drawings_top1"] and top1_unseen >= floors["drawings_top1"]
     hits = {g: [] for g in SHAPES_GROUPS}
     names = shipped.attribute_names
-    for d in drawings:
+    first_three = [d for i, d in enumerate(drawings) if i % 10 < 3]  # drawn class by class
+    for d in first_three:
         prepared = shipped._prepare([d.image])[0]
         targets = [names.index(getattr(d, g)) for g in SHAPES_GROUPS]
         grid = attribute_maps(shipped.model, prepared.tensor[None], targets)[0]
