@@ -52,18 +52,28 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
         yield app
 
 
+def _open_tab(browser, url: str, on_request=None):
+    """A new tab on the app (a new visitor), loaded and ready; ``on_request`` sees its requests."""
+    tab = browser.new_page(viewport={"width": 1280, "height": 1000})
+    tab.set_default_timeout(120_000)
+    if on_request is not None:
+        tab.on("request", on_request)
+    tab.goto(url, wait_until="domcontentloaded")
+    tab.wait_for_selector("#classify")
+    return tab
+
+
 @pytest.fixture(scope="module")
 def page(server: AppServer):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        tab = browser.new_page(viewport={"width": 1280, "height": 1000})
-        tab.set_default_timeout(120_000)
-        tab.sessions = set()  # the page's session, as its requests name it
-        tab.on("request", lambda r: "/queue/join" in r.url and tab.sessions.add(r.post_data_json.get("session_hash")))
-        tab.goto(server.url, wait_until="domcontentloaded")
-        tab.wait_for_selector("#classify")
+        sessions: set[str] = set()  # the page's session, as its requests name it
+        tab = _open_tab(
+            browser, server.url, lambda r: "/queue/join" in r.url and sessions.add(r.post_data_json.get("session_hash"))
+        )
+        tab.sessions = sessions
         yield tab
         browser.close()
 
@@ -176,11 +186,8 @@ def test_a_low_confidence_answer_says_so_as_large_as_the_class(page, server: App
     path, result = _flagged_drawing(shipped, tmp_path)
     # a tab of its own: a new visitor, whose classes are the shipped ones only (the other tests' tab
     # has classes of its own, which win a tie with a shipped class of the same attributes)
-    tab = page.context.browser.new_page(viewport={"width": 1280, "height": 1000})
+    tab = _open_tab(page.context.browser, server.url)
     try:
-        tab.set_default_timeout(120_000)
-        tab.goto(server.url, wait_until="domcontentloaded")
-        tab.wait_for_selector("#classify")
         assert _classify(tab, path).strip() == result.label
         headings = tab.locator("#headline h2")
         assert headings.count() == 2
