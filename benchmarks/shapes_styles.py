@@ -2,7 +2,8 @@
 
 The styles are evaluation-only drawing routines (``tests/drawing_styles.py``: finer and coarser
 marks, hand-drawn outlines and strokes, wavy stripes and scattered dots, tinted marks, pixel art,
-heavy noise and JPEG, coloured and textured paper, shading and shadows, extreme placement), plus
+heavy noise and JPEG, coloured and textured paper, shading and shadows, extreme placement, a
+photographed page, watercolour washes), plus
 the test drawings' hand (``tests/drawings.py``) and the training renderer itself on a fresh seed
 for reference. Every image is drawn with seeds no training run uses, once, and every model sees the
 same images. For each model and style, as ``classify`` answers (top-1 among all 36 classes, GZSL

@@ -20,7 +20,11 @@ draws the rest plainly. A style is a function ``(colour, fill, shape, rng) -> PI
   object (training: plain, gradients, smooth blotches);
 * ``shaded``: a linear or radial shading across the object and a drop shadow;
 * ``placement``: very large objects (0.42-0.48 of the shorter side), off-centre small ones
-  (0.16-0.2 of the longer side), canvases of aspect ratio up to 3.
+  (0.16-0.2 of the longer side), canvases of aspect ratio up to 3;
+* ``photographed``: a plain drawing on a page seen at an angle (a perspective of up to 8% of the
+  side at each corner), lit unevenly and off-white, slightly blurred and noisy;
+* ``watercolour``: the body a wash of uneven density with a soft edge, the marks a darker shade of
+  the colour, all slightly bled, on grainy paper.
 
 Images are a pure function of ``(seed, style, class, index)`` (:func:`style_set`).
 """
@@ -497,6 +501,71 @@ def placement(colour: str, fill: str, shape: str, rng: np.random.Generator) -> I
     return _finish(image, lay.ss)
 
 
+def photographed(colour: str, fill: str, shape: str, rng: np.random.Generator) -> Image.Image:
+    """A plain drawing photographed: tilted (a perspective), lit unevenly, slightly soft and noisy."""
+    image, lay = _object(colour, fill, shape, rng, mark_ink=_dark_or_white)
+    image = _finish(image, lay.ss)
+    # the page with a margin, seen at an angle: each corner of the output samples a point up to 8% of
+    # the side inside, so the object stays whole
+    margin = int(0.1 * max(image.size))
+    page = Image.new("RGB", (image.width + 2 * margin, image.height + 2 * margin), image.getpixel((0, 0)))
+    page.paste(image, (margin, margin))
+    image = page
+    w, h = image.size
+    quad: list[float] = []
+    for x, y in [(0, 0), (0, h), (w, h), (w, 0)]:
+        quad += [
+            x + (1 if x == 0 else -1) * rng.uniform(0, 0.08) * w,
+            y + (1 if y == 0 else -1) * rng.uniform(0, 0.08) * h,
+        ]
+    image = image.transform((w, h), Image.Transform.QUAD, quad, Image.Resampling.BILINEAR)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    a = rng.uniform(0, 2 * math.pi)
+    t = ((xx - w / 2) * math.cos(a) + (yy - h / 2) * math.sin(a)) / max(w, h) + 0.5
+    light = rng.uniform(0.95, 1.05) - rng.uniform(0.15, 0.3) * t
+    white_balance = np.array([rng.uniform(0.92, 1.04), 1.0, rng.uniform(0.88, 1.04)], np.float32)
+    pixels = np.asarray(image, np.float32) * light[..., None] * white_balance
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).filter(
+        ImageFilter.GaussianBlur(rng.uniform(0.4, 0.9))
+    )
+    noisy = np.asarray(image, np.float32) + rng.normal(0, rng.uniform(3, 8), size=(h, w, 3))
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+
+
+def watercolour(colour: str, fill: str, shape: str, rng: np.random.Generator) -> Image.Image:
+    """A wash of uneven density for the body, marks in a darker shade, soft edges, grainy paper."""
+    lay = _layout(rng)
+    w, h = lay.big
+
+    def blotches(strength: float) -> np.ndarray:
+        coarse = rng.uniform(0, 1, size=(max(2, h // (lay.ss * 24)), max(2, w // (lay.ss * 24))))
+        smooth = np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize((w, h), Image.Resampling.BICUBIC))
+        return 1.0 - strength * smooth.astype(np.float32) / 255.0
+
+    def wash(image: Image.Image, mask: Image.Image, lay_: Layout, ink: tuple[int, int, int]) -> None:
+        density = blotches(rng.uniform(0.25, 0.45))[..., None]
+        paper = np.asarray(image, np.float32)
+        body = paper * (1 - density) + np.array(ink, np.float32) * density
+        soft = mask.filter(ImageFilter.GaussianBlur(0.02 * lay_.r))
+        image.paste(Image.fromarray(np.clip(body, 0, 255).astype(np.uint8)), mask=soft)
+
+    grain = rng.normal(0, 6, size=(h // lay.ss, w // lay.ss, 1)).repeat(3, axis=2)
+    paper = Image.fromarray(np.clip(247 + grain, 0, 255).astype(np.uint8)).resize((w, h), Image.Resampling.BILINEAR)
+    image, lay = _object(
+        colour,
+        fill,
+        shape,
+        rng,
+        lay=lay,
+        background=paper,
+        base=wash,
+        mark_ink=lambda ink, r: _mix(ink, (0, 0, 0), r.uniform(0.45, 0.65)),
+    )
+    # the marks bleed a little into the wash around them
+    image = image.filter(ImageFilter.GaussianBlur(0.006 * lay.r))
+    return _finish(image, lay.ss)
+
+
 STYLES: dict[str, Callable[[str, str, str, np.random.Generator], Image.Image]] = {
     "fine_marks": fine_marks,
     "coarse_marks": coarse_marks,
@@ -509,6 +578,8 @@ STYLES: dict[str, Callable[[str, str, str, np.random.Generator], Image.Image]] =
     "textured_paper": textured_paper,
     "shaded": shaded,
     "placement": placement,
+    "photographed": photographed,
+    "watercolour": watercolour,
 }
 
 

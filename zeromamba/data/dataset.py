@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 from ..constants import IMAGENET_MEAN, IMAGENET_STD, ZSL_IMAGE_SIZE
 from ..errors import DataError
 from ..letterbox import fill_colour, letterbox
+from .augment import build_augmentations
 
 __all__ = [
     "EvalSplit",
@@ -182,11 +183,14 @@ class _Letterbox:
 DATASET_CROP_MODES = ("squash", "border", "letterbox")
 
 
-def build_transform(image_size: int = ZSL_IMAGE_SIZE, train: bool = False, crop_mode: str = "squash") -> Callable:
+def build_transform(
+    image_size: int = ZSL_IMAGE_SIZE, train: bool = False, crop_mode: str = "squash", augment: Sequence[str] = ()
+) -> Callable:
     """The paper's preprocessing: plain resize to a square (no crop; ``crop_mode="squash"``) or the
     whole image fitted into the square with its aspect ratio kept (:func:`zeromamba.letterbox.letterbox`),
     padded with the ImageNet mean colour (``"border"``, timm's mode of that name) or with the image's
-    border colour (``"letterbox"``); a random horizontal flip in training, ImageNet mean/std
+    border colour (``"letterbox"``); a random horizontal flip in training, then the training
+    augmentations ``augment`` names (:mod:`~zeromamba.data.augment`; training only), ImageNet mean/std
     normalisation."""
     from torchvision import transforms as T
 
@@ -199,7 +203,12 @@ def build_transform(image_size: int = ZSL_IMAGE_SIZE, train: bool = False, crop_
     ]
     if train:
         steps.append(T.RandomHorizontalFlip())
-    steps += [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    steps.append(T.ToTensor())
+    if augment:
+        if not train:
+            raise ValueError("augmentations are for training transforms (train=True)")
+        steps += build_augmentations(augment)
+    steps.append(T.Normalize(IMAGENET_MEAN, IMAGENET_STD))
     return T.Compose(steps)
 
 

@@ -25,6 +25,7 @@ from ..architectures import (
     ZEROMAMBA_VIM_ARCHITECTURES,
 )
 from ..constants import ZSL_IMAGE_SIZE
+from ..data.augment import AUGMENTATIONS
 from ..data.shapes import parse_shapes_spec
 from ..data.shapes_draw import VARIETIES
 from ..errors import ConfigError
@@ -100,6 +101,8 @@ class TrainConfig:
     attribute vector (each group's values as logits, the class's value as the label);
     ``shapes_variety`` (``shapes`` only: ``standard`` or ``wide``, how widely the renderer varies
     fills and backgrounds, :mod:`~zeromamba.data.shapes_draw`);
+    ``augment``: training augmentations by name, applied after the flip (:mod:`~zeromamba.data.augment`:
+    ``warp`` bends the image smoothly by a few pixels, ``pixelate`` redraws it on a coarser grid);
     ``hue_rotate_fraction`` of each batch is shown at a random hue (a rotation of the chroma plane
     in YIQ) and learns only through the group cross-entropy of the groups other than
     ``colour_group``, so that no other attribute can be read from the colour;
@@ -147,6 +150,7 @@ class TrainConfig:
     swatches_per_batch: int = 0
     shapes_variety: str = "standard"
     swatch_weight: float = 1.0
+    augment: list[str] = field(default_factory=list)
     gamma: float = 0.3
     seed: int = 0
     amp: str = "auto"
@@ -241,6 +245,9 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "float": float,
     "str": str,
     "list[int]": lambda value: [int(v) for v in value],
+    "list[str]": lambda value: (
+        [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else [str(v) for v in value]
+    ),
     "dict[str, Any]": _to_dict,
 }
 
@@ -338,6 +345,9 @@ def _check_config(cfg: TrainConfig) -> None:
         problems.append(f"shapes_variety must be one of {', '.join(VARIETIES)} (got {cfg.shapes_variety!r})")
     elif cfg.shapes_variety != "standard" and parse_shapes_spec(cfg.dataset) is None:
         problems.append(f"shapes_variety is for the shapes dataset (got dataset {cfg.dataset!r})")
+    unknown = [a for a in cfg.augment if a not in AUGMENTATIONS]
+    if unknown or len(set(cfg.augment)) != len(cfg.augment):
+        problems.append(f"augment must name each of {', '.join(AUGMENTATIONS)} at most once (got {cfg.augment!r})")
     if cfg.swatches_per_batch < 0:
         problems.append(f"swatches_per_batch must be non-negative (got {cfg.swatches_per_batch})")
     if cfg.num_workers < 0:

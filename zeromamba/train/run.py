@@ -308,7 +308,9 @@ class Run:
         net = wrap_ddp(state.model, self.env)
         targets = SeenTargets.of(self.data, seen, self.env.device)
         targets.check(self.cfg)
-        transform = build_transform(self.cfg.image_size, train=True, crop_mode=self.cfg.crop_mode)
+        transform = build_transform(
+            self.cfg.image_size, train=True, crop_mode=self.cfg.crop_mode, augment=self.cfg.augment
+        )
         swatches = SwatchFeed.of(self.cfg, targets, transform)
         loader, sampler = self.trainer.loader(self.data.dataset(train_idx, transform))
         for epoch in range(state.start, epochs):
