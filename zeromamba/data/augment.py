@@ -13,7 +13,7 @@ draw their randomness from torch's generator, so a seeded run (and its loader wo
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -86,7 +86,7 @@ class RandomPixelate:
 AUGMENTATIONS = {"warp": RandomWarp, "pixelate": RandomPixelate}
 
 
-def build_augmentations(names: Sequence[str]) -> list:
+def build_augmentations(names: Sequence[str]) -> list[Callable[[torch.Tensor], torch.Tensor]]:
     """The augmentations ``names`` (each a key of :data:`AUGMENTATIONS`), in that order.
 
     Raises:
