@@ -3,10 +3,15 @@ both directions, with gradients for the differentiable ones; dispatch rules and 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from zeromamba.ops import MIXER_BACKENDS, mixer_causal_conv1d, mixer_selective_scan, resolve_mixer_backend
+from zeromamba.ops.cpu_build import openmp_runtime
 from zeromamba.ops.mixer_cpu import mixer_cpu_available, mixer_cpu_status
 
 from ..helpers import scaled_error
@@ -154,3 +159,44 @@ def test_cuda_backends_match_reference(backend: str) -> None:
             with torch.no_grad():
                 out = mixer_causal_conv1d(p["x"].cuda(), w.cuda(), p["D"].cuda(), reverse=reverse, backend=backend)
             assert scaled_error(out.cpu(), ref) < 1e-5
+
+
+MIXER_THREADS_PROBE = """
+import torch
+from zeromamba.ops import mixer_causal_conv1d, mixer_selective_scan
+from zeromamba.ops.mixer_cpu import mixer_cpu_info
+g = torch.Generator().manual_seed(3)
+batch, L, E, N = 2, 29, 200, 4  # 200 channels: split over 1, 2 and 3 threads, the last tile partial
+xz = torch.randn(batch, L, 2 * E, generator=g)
+bc = torch.randn(batch, L, 2 * N, generator=g)
+p = dict(x=xz[..., :E], dt=torch.randn(batch, L, E, generator=g) * 0.7, A=-torch.rand(E, N, generator=g) - 0.1,
+         B=bc[..., :N], C=bc[..., N:], D=torch.randn(E, generator=g), z=xz[..., E:],
+         dt_bias=torch.randn(E, generator=g))
+w, b = torch.randn(E, 1, 4, generator=g), torch.randn(E, generator=g)
+with torch.inference_mode():
+    ref_scan = mixer_selective_scan(**p, reverse=True, backend="reference")
+    ref_conv = mixer_causal_conv1d(p["x"], w, b, activation="silu", backend="reference")
+    outs = []
+    for threads in (1, 2, 3):
+        torch.set_num_threads(threads)
+        outs.append((mixer_selective_scan(**p, reverse=True, backend="fused_cpu"),
+                     mixer_causal_conv1d(p["x"], w, b, activation="silu", backend="fused_cpu")))
+same = all(torch.equal(s, outs[0][0]) and torch.equal(c, outs[0][1]) for s, c in outs)
+err_scan = float((outs[0][0] - ref_scan).abs().max() / ref_scan.abs().max())
+err_conv = float((outs[0][1] - ref_conv).abs().max() / ref_conv.abs().max())
+print(mixer_cpu_info()["variant"], same, err_scan < 1e-5 and err_conv < 1e-6)
+"""
+
+
+@pytest.mark.skipif(not mixer_cpu_available(), reason=f"CPU kernels unavailable: {mixer_cpu_status()}")
+@pytest.mark.parametrize("openmp", ["1", "0"])
+def test_mixer_kernels_split_channels_over_threads_without_changing_the_result(tmp_path, openmp: str) -> None:
+    # the OpenMP build runs on PyTorch's own worker threads, the other on a pool of Python threads;
+    # each thread owns whole channel tiles either way, so any thread count gives the same bits
+    env = dict(os.environ, ZEROMAMBA_CACHE_DIR=str(tmp_path), ZEROMAMBA_CPU_KERNEL_OPENMP=openmp)
+    cmd = [sys.executable, "-c", MIXER_THREADS_PROBE]
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    variant, same, close = run.stdout.split()
+    want = "openmp" if openmp == "1" and openmp_runtime() is not None else "native"
+    assert (variant, same, close) == (want, "True", "True")

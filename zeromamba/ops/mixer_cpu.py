@@ -12,7 +12,9 @@ several times; the kernel keeps one tile of the state in L1 and makes one pass. 
 * used for CPU inference only (no autograd); inputs are computed in float32. Any failure to build
   or to agree falls back to the PyTorch path (``ZEROMAMBA_DISABLE_CPU_KERNEL=1`` turns it off).
 
-Channels are split over threads (ctypes releases the GIL during a call). Both kernels are also
+Channels are split over threads: in the OpenMP build (where PyTorch runs on an OpenMP runtime, as its
+Linux wheels do) over PyTorch's own worker threads inside the kernel, else over a pool of Python threads
+(ctypes releases the GIL during a call). Both kernels are also
 registered as custom ops (``torch.ops.zeromamba.mamba_scan_cpu``, ``torch.ops.zeromamba.causal_conv1d_cpu``,
 with shape-only fakes), which is how a ``torch.compile``-d Vim keeps them: inductor calls each as one node.
 """
@@ -49,7 +51,7 @@ TOLERANCE = 1e-5
 MAX_STATE = 256  # the kernel's limit on d_state (MAX_STATE in the C source)
 
 _lock = threading.Lock()
-_state: dict[str, Any] = {}  # "ready", "lib" (None when unusable), "error", "build", "lanes", "fma"
+_state: dict[str, Any] = {}  # "ready", "lib" (None when unusable), "error", "build", "lanes", "fma", "openmp"
 _pool: ThreadPoolExecutor | None = None
 _checking = threading.local()
 _SPEED_SHAPE = (1, 197, 192, 16)  # (batch, L, E, N) of the speed check: Vim-S at 224, a quarter of its channels
@@ -58,18 +60,20 @@ _i64, _ptr = ctypes.c_int64, ctypes.c_void_p
 
 
 def _build(isa: str | None = None, compiler: str | None = None) -> dict[str, Any]:
-    # no OpenMP build: the caller splits work over threads
-    lib, build = build_library("mamba_mixer.c", openmp=False, isa=isa, compiler=compiler)
-    lib.mamba_scan_f32.restype = ctypes.c_int
-    lib.mamba_scan_f32.argtypes = (
+    # the OpenMP build runs on PyTorch's own worker threads; without it the caller splits the channels
+    lib, build = build_library("mamba_mixer.c", isa=isa, compiler=compiler)
+    scan_args = (
         [_ptr, _i64, _ptr, _i64, _ptr, ctypes.c_int, _ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64, _ptr]
         + [_i64] * 6
         + [ctypes.c_int]
     )
-    lib.causal_conv1d_f32.restype = None
-    lib.causal_conv1d_f32.argtypes = [_ptr, _i64, _ptr, _ptr, _ptr] + [_i64] * 6 + [ctypes.c_int, ctypes.c_int]
+    conv_args = [_ptr, _i64, _ptr, _ptr, _ptr] + [_i64] * 6 + [ctypes.c_int, ctypes.c_int]
+    lib.mamba_scan_f32.restype = lib.mamba_scan_f32_threads.restype = ctypes.c_int
+    lib.mamba_scan_f32.argtypes, lib.mamba_scan_f32_threads.argtypes = scan_args, [*scan_args, _i64]
+    lib.causal_conv1d_f32.restype = lib.causal_conv1d_f32_threads.restype = None
+    lib.causal_conv1d_f32.argtypes, lib.causal_conv1d_f32_threads.argtypes = conv_args, [*conv_args, _i64]
     lanes, fma = int(lib.mamba_mixer_vector_lanes()), bool(lib.mamba_mixer_has_fma())
-    return {"lib": lib, "build": build, "lanes": lanes, "fma": fma}
+    return {"lib": lib, "build": build, "lanes": lanes, "fma": fma, "openmp": bool(lib.mamba_mixer_uses_openmp())}
 
 
 def _checked(isa: str | None = None, compiler: str | None = None) -> dict[str, Any]:
@@ -122,12 +126,14 @@ def select_mixer_kernels(isa: str | None = None, compiler: str | None = None) ->
 
 
 def mixer_cpu_info() -> dict[str, Any]:
-    """What the kernels in use are: ``status``, and when built ``isa``, ``compiler``,
+    """What the kernels in use are: ``status``, and when built ``variant`` (``"openmp"``: parallel on
+    PyTorch's OpenMP threads; ``"native"`` / ``"portable"``: on a pool of threads), ``isa``, ``compiler``,
     ``compiler_version``, ``vector_lanes`` and ``fma``."""
     info: dict[str, Any] = {"status": mixer_cpu_status()}
     build = _state.get("build")
     if build is not None:
         info.update(
+            variant=build.variant,
             isa=build.isa,
             compiler=build.compiler,
             compiler_version=build.compiler_version,
@@ -197,9 +203,13 @@ if hasattr(os, "register_at_fork"):
 
 
 def _run_over_channels(E: int, call: Any) -> None:
-    """``call(e0, e1)`` on channel ranges, in parallel threads when there are enough channels."""
+    """``call(e0, e1)`` on channel ranges, in parallel threads when there are enough channels: the
+    kernel's own OpenMP threads (``call(0, E, n)``) where it was built with OpenMP, else a pool."""
     global _pool
     n = max(1, min(torch.get_num_threads(), E // 32))
+    if n > 1 and _built_with_openmp():
+        call(0, E, n)
+        return
     bounds = [E * i // n for i in range(n)] + [E]
     if n == 1:
         call(0, E)
@@ -210,6 +220,12 @@ def _run_over_channels(E: int, call: Any) -> None:
         pool = _pool
     for f in [pool.submit(call, bounds[i], bounds[i + 1]) for i in range(n)]:
         f.result()
+
+
+def _built_with_openmp() -> bool:
+    """The library in use (or being checked) runs its ``*_threads`` entry points on OpenMP threads."""
+    lib = getattr(_checking, "lib", None)
+    return bool(lib.mamba_mixer_uses_openmp()) if lib is not None else bool(_state.get("openmp"))
 
 
 def _lib() -> Any:
@@ -261,8 +277,8 @@ def _mamba_scan_op(
     y = torch.empty(batch, L, E, dtype=torch.float32)
     keep = (x, dt, B, C, z, bias, At, D)  # alive until the threads are done
 
-    def call(e0: int, e1: int) -> None:
-        status = lib.mamba_scan_f32(
+    def call(e0: int, e1: int, *threads: int) -> None:
+        status = (lib.mamba_scan_f32_threads if threads else lib.mamba_scan_f32)(
             x.data_ptr(),
             x.stride(1),
             dt.data_ptr(),
@@ -284,6 +300,7 @@ def _mamba_scan_op(
             e0,
             e1,
             int(reverse),
+            *threads,
         )
         if status != 0:
             raise RuntimeError(f"the CPU scan kernel refused d_state={N}")
@@ -306,8 +323,8 @@ def _causal_conv1d_op(
     b = bias.float().contiguous() if bias is not None else None
     y = torch.empty(batch, L, E, dtype=torch.float32)
 
-    def call(e0: int, e1: int) -> None:
-        lib.causal_conv1d_f32(
+    def call(e0: int, e1: int, *threads: int) -> None:
+        (lib.causal_conv1d_f32_threads if threads else lib.causal_conv1d_f32)(
             x.data_ptr(),
             x.stride(1),
             wt.data_ptr(),
@@ -321,6 +338,7 @@ def _causal_conv1d_op(
             e1,
             int(reverse),
             int(activation == "silu"),
+            *threads,
         )
 
     _run_over_channels(E, call)

@@ -1,8 +1,12 @@
 /* CPU kernels for the Mamba mixer of Vim: the selective scan for any state size and the
  * depthwise causal conv1d, both token-major (batch, L, E) so no transposes are needed.
  *
- * Each call works on channels [e0, e1) only, so the caller splits channels over threads and every
- * write of one call stays inside its range. The channels go in tiles of ZM_NV vectors of
+ * Each call works on channels [e0, e1) only, and every write of one call stays inside its range.
+ * The *_threads entry points split the range over n_threads threads themselves: built with OpenMP
+ * (linked to the runtime PyTorch loaded), those are PyTorch's own worker threads, the ones its matrix
+ * products just ran on, so nothing competes with them for the cores (a separate pool of threads did:
+ * the OpenMP workers still spinning after a product took the cores from it, which made the kernels
+ * 1.3-1.6x slower inside the model than alone). Without OpenMP they run the ranges one by one. The channels go in tiles of ZM_NV vectors of
  * zm_simd.h (explicit SIMD: the same code at every instruction set, no -ffast-math, no libm).
  * Forward only; autograd uses the PyTorch path.
  *
@@ -172,6 +176,56 @@ void causal_conv1d_f32(const float *x, int64_t x_stride, const float *Wt, const 
             }
         }
     }
+}
+
+/* [a, b): the i-th of n tile-aligned parts of [e0, e1) (possibly empty) */
+static inline void part_of_range(int64_t e0, int64_t e1, int64_t i, int64_t n, int64_t *a, int64_t *b) {
+    const int64_t tiles = (e1 - e0 + TILE - 1) / TILE;
+    *a = e0 + TILE * (tiles * i / n);
+    *b = e0 + TILE * (tiles * (i + 1) / n);
+    if (*a > e1) *a = e1;
+    if (*b > e1) *b = e1;
+}
+
+/* mamba_scan_f32 over [e0, e1) split into n_threads parts, one a thread (see the header) */
+int mamba_scan_f32_threads(const float *x, int64_t x_stride, const float *dt_raw, int64_t dt_stride,
+                           const float *dt_bias, int do_softplus, const float *Bm, const float *Cm,
+                           int64_t bc_stride, const float *At, const float *Dskip, const float *z,
+                           int64_t z_stride, float *y, int64_t batch, int64_t L, int64_t E, int64_t N,
+                           int64_t e0, int64_t e1, int reverse, int64_t n_threads) {
+    int failed = 0;
+    if (n_threads < 1) n_threads = 1;
+    _Pragma("omp parallel for num_threads((int)n_threads) if (n_threads > 1) schedule(static, 1) reduction(| : failed)")
+    for (int64_t i = 0; i < n_threads; ++i) {
+        int64_t a, b;
+        part_of_range(e0, e1, i, n_threads, &a, &b);
+        if (a < b)
+            failed |= mamba_scan_f32(x, x_stride, dt_raw, dt_stride, dt_bias, do_softplus, Bm, Cm, bc_stride, At,
+                                     Dskip, z, z_stride, y, batch, L, E, N, a, b, reverse) != 0;
+    }
+    return failed ? -1 : 0;
+}
+
+/* causal_conv1d_f32 over [e0, e1) split into n_threads parts, one a thread (see the header) */
+void causal_conv1d_f32_threads(const float *x, int64_t x_stride, const float *Wt, const float *bias, float *y,
+                               int64_t batch, int64_t L, int64_t E, int64_t K, int64_t e0, int64_t e1,
+                               int reverse, int apply_silu, int64_t n_threads) {
+    if (n_threads < 1) n_threads = 1;
+    _Pragma("omp parallel for num_threads((int)n_threads) if (n_threads > 1) schedule(static, 1)")
+    for (int64_t i = 0; i < n_threads; ++i) {
+        int64_t a, b;
+        part_of_range(e0, e1, i, n_threads, &a, &b);
+        if (a < b) causal_conv1d_f32(x, x_stride, Wt, bias, y, batch, L, E, K, a, b, reverse, apply_silu);
+    }
+}
+
+/* 1 when built with OpenMP: the *_threads entry points then run on the OpenMP runtime's threads */
+int mamba_mixer_uses_openmp(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
 }
 
 /* The build's vector width in floats, and whether it fuses multiply-adds (for the benchmarks) */
