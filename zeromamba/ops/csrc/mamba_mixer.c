@@ -6,8 +6,9 @@
  * (linked to the runtime PyTorch loaded), those are PyTorch's own worker threads, the ones its matrix
  * products just ran on, so nothing competes with them for the cores (a separate pool of threads did:
  * the OpenMP workers still spinning after a product took the cores from it, which made the kernels
- * 1.3-1.6x slower inside the model than alone). Without OpenMP they run the ranges one by one. The channels go in tiles of ZM_NV vectors of
- * zm_simd.h (explicit SIMD: the same code at every instruction set, no -ffast-math, no libm).
+ * 1.3-1.6x slower inside the model than alone). Without OpenMP they run the ranges one by one.
+ * The channels go in tiles of ZM_NV vectors of zm_simd.h (explicit SIMD: the same code at every
+ * instruction set, no -ffast-math, no libm).
  * Forward only; autograd uses the PyTorch path.
  *
  * Arithmetic of the scan per channel and position (the figure benchmarks/scan_kernel.py sets
