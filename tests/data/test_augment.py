@@ -79,5 +79,7 @@ def test_names_are_checked_where_they_are_given() -> None:
         RandomPixelate(factors=(3.0, 2.0))
     assert resolve_config({"dataset": "CUB", "augment": "warp, pixelate"}).augment == ["warp", "pixelate"]
     assert resolve_config({"dataset": "CUB"}).augment == []
-    with pytest.raises(ConfigError, match="augment must name each of warp, pixelate at most once"):
+    with pytest.raises(ConfigError, match="augment: unknown augmentation.*'sharpen'.*use warp, pixelate"):
         resolve_config({"dataset": "CUB", "augment": ["warp", "sharpen"]})
+    with pytest.raises(ConfigError, match=r"augment: augmentations are named twice: \['warp', 'warp'\]"):
+        resolve_config({"dataset": "CUB", "augment": "warp,warp"})

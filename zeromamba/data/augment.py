@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["AUGMENTATIONS", "RandomPixelate", "RandomWarp", "build_augmentations"]
+__all__ = ["AUGMENTATIONS", "RandomPixelate", "RandomWarp", "augmentation_problem", "build_augmentations"]
 
 
 class RandomWarp:
@@ -86,15 +86,23 @@ class RandomPixelate:
 AUGMENTATIONS = {"warp": RandomWarp, "pixelate": RandomPixelate}
 
 
+def augmentation_problem(names: Sequence[str]) -> str | None:
+    """What is wrong with the augmentation names ``names`` (an unknown or repeated one), or ``None``."""
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown:
+        return f"unknown augmentation(s) {', '.join(map(repr, unknown))}; use {', '.join(AUGMENTATIONS)}"
+    if len(set(names)) != len(names):
+        return f"augmentations are named twice: {list(names)}"
+    return None
+
+
 def build_augmentations(names: Sequence[str]) -> list[Callable[[torch.Tensor], torch.Tensor]]:
     """The augmentations ``names`` (each a key of :data:`AUGMENTATIONS`), in that order.
 
     Raises:
-        ValueError: an unknown or repeated name.
+        ValueError: an unknown or repeated name (:func:`augmentation_problem`).
     """
-    unknown = [n for n in names if n not in AUGMENTATIONS]
-    if unknown:
-        raise ValueError(f"unknown augmentation(s) {', '.join(map(repr, unknown))}; use {', '.join(AUGMENTATIONS)}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"augmentations are named twice: {list(names)}")
+    problem = augmentation_problem(names)
+    if problem is not None:
+        raise ValueError(problem)
     return [AUGMENTATIONS[n]() for n in names]

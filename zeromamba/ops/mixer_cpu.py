@@ -51,7 +51,7 @@ TOLERANCE = 1e-5
 MAX_STATE = 256  # the kernel's limit on d_state (MAX_STATE in the C source)
 
 _lock = threading.Lock()
-_state: dict[str, Any] = {}  # "ready", "lib" (None when unusable), "error", "build", "lanes", "fma", "openmp"
+_state: dict[str, Any] = {}  # "ready", "lib" (None when unusable), "error", "build", "lanes", "fma"
 _pool: ThreadPoolExecutor | None = None
 _checking = threading.local()
 _SPEED_SHAPE = (1, 197, 192, 16)  # (batch, L, E, N) of the speed check: Vim-S at 224, a quarter of its channels
@@ -73,7 +73,7 @@ def _build(isa: str | None = None, compiler: str | None = None) -> dict[str, Any
     lib.causal_conv1d_f32.restype = lib.causal_conv1d_f32_threads.restype = None
     lib.causal_conv1d_f32.argtypes, lib.causal_conv1d_f32_threads.argtypes = conv_args, [*conv_args, _i64]
     lanes, fma = int(lib.mamba_mixer_vector_lanes()), bool(lib.mamba_mixer_has_fma())
-    return {"lib": lib, "build": build, "lanes": lanes, "fma": fma, "openmp": bool(lib.mamba_mixer_uses_openmp())}
+    return {"lib": lib, "build": build, "lanes": lanes, "fma": fma}
 
 
 def _checked(isa: str | None = None, compiler: str | None = None) -> dict[str, Any]:
@@ -202,12 +202,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
-def _run_over_channels(E: int, call: Any) -> None:
+def _run_over_channels(E: int, call: Any, lib: Any) -> None:
     """``call(e0, e1)`` on channel ranges, in parallel threads when there are enough channels: the
-    kernel's own OpenMP threads (``call(0, E, n)``) where it was built with OpenMP, else a pool."""
+    kernel's own OpenMP threads (``call(0, E, n)``) where ``lib`` was built with OpenMP, else a pool."""
     global _pool
     n = max(1, min(torch.get_num_threads(), E // 32))
-    if n > 1 and _built_with_openmp():
+    if n > 1 and lib.mamba_mixer_uses_openmp():
         call(0, E, n)
         return
     bounds = [E * i // n for i in range(n)] + [E]
@@ -220,12 +220,6 @@ def _run_over_channels(E: int, call: Any) -> None:
         pool = _pool
     for f in [pool.submit(call, bounds[i], bounds[i + 1]) for i in range(n)]:
         f.result()
-
-
-def _built_with_openmp() -> bool:
-    """The library in use (or being checked) runs its ``*_threads`` entry points on OpenMP threads."""
-    lib = getattr(_checking, "lib", None)
-    return bool(lib.mamba_mixer_uses_openmp()) if lib is not None else bool(_state.get("openmp"))
 
 
 def _lib() -> Any:
@@ -305,7 +299,7 @@ def _mamba_scan_op(
         if status != 0:
             raise RuntimeError(f"the CPU scan kernel refused d_state={N}")
 
-    _run_over_channels(E, call)
+    _run_over_channels(E, call, lib)
     del keep
     return y
 
@@ -341,7 +335,7 @@ def _causal_conv1d_op(
             *threads,
         )
 
-    _run_over_channels(E, call)
+    _run_over_channels(E, call, lib)
     return y
 
 

@@ -25,7 +25,7 @@ from ..architectures import (
     ZEROMAMBA_VIM_ARCHITECTURES,
 )
 from ..constants import ZSL_IMAGE_SIZE
-from ..data.augment import AUGMENTATIONS
+from ..data.augment import augmentation_problem
 from ..data.shapes import parse_shapes_spec
 from ..data.shapes_draw import VARIETIES
 from ..errors import ConfigError
@@ -345,9 +345,9 @@ def _check_config(cfg: TrainConfig) -> None:
         problems.append(f"shapes_variety must be one of {', '.join(VARIETIES)} (got {cfg.shapes_variety!r})")
     elif cfg.shapes_variety != "standard" and parse_shapes_spec(cfg.dataset) is None:
         problems.append(f"shapes_variety is for the shapes dataset (got dataset {cfg.dataset!r})")
-    unknown = [a for a in cfg.augment if a not in AUGMENTATIONS]
-    if unknown or len(set(cfg.augment)) != len(cfg.augment):
-        problems.append(f"augment must name each of {', '.join(AUGMENTATIONS)} at most once (got {cfg.augment!r})")
+    augment_problem = augmentation_problem(cfg.augment)
+    if augment_problem is not None:
+        problems.append(f"augment: {augment_problem}")
     if cfg.swatches_per_batch < 0:
         problems.append(f"swatches_per_batch must be non-negative (got {cfg.swatches_per_batch})")
     if cfg.num_workers < 0:
