@@ -25,10 +25,11 @@ from ..architectures import VMAMBA_ARCHITECTURES, VMAMBA_VARIANTS, default_dt_ra
 from ..constants import IMAGENET_PREPROCESS
 from ..ops import SCAN_BACKENDS, cross_selective_scan
 from ..ops.fused_linear import linear
+from ..ops.packed_weights import release_packed_weights
 from ..zoo import timm_pretrained_cfgs
 from ._features import take_indices
 from ._helpers import checked_filter, factory_device, hub_cfg_overlay, linear_like, set_factory_dtype, unwrap_state_dict
-from ._layout import ToChannelsFirst, ToChannelsLast, conv_channels_last
+from ._layout import ToChannelsFirst, ToChannelsLast, conv_channels_last, run_conv
 from ._micro_batch import MMAP_THRESHOLD_BYTES, run_in_micro_batches
 
 __all__ = ["VMamba", "SS2D", "VSSBlock", "VMambaStage", "VMAMBA_VARIANTS", "checkpoint_filter_fn"]
@@ -67,7 +68,7 @@ class PatchEmbed(nn.Sequential):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` NCHW in, ``(B, H/4, W/4, C)`` channels-last out."""
-        x = self[0](x.contiguous(memory_format=torch.channels_last)).permute(0, 2, 3, 1)
+        x = run_conv(self[0], x.contiguous(memory_format=torch.channels_last)).permute(0, 2, 3, 1)
         x = F.gelu(self[2](x))
         return self[7](conv_channels_last(self[5], x))
 
@@ -148,7 +149,7 @@ class SS2D(nn.Module):
         """``(B, H, W, C) -> (B, H, W, C)``; ``residual`` (same shape) is added to the output
         (fused into ``out_proj`` during CPU inference)."""
         x = _project(self.in_proj, x)
-        x = F.silu(conv_channels_last(self.conv2d, x), inplace=not torch.is_grad_enabled())
+        x = conv_channels_last(self.conv2d, x, activation="silu")
         y = cross_selective_scan(
             x,
             self.x_proj_weight,
@@ -336,6 +337,13 @@ class VMamba(nn.Module):
             self.classifier = ClassifierHead(dims[-1], num_classes, drop_rate)
             self.apply(self._init_weights)
         set_factory_dtype(self, dtype)
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> VMamba:
+        # .to() / .cpu() / .half() ...: oneDNN's packed copies of the CPU weights are stale now
+        # (made again on the next CPU inference pass)
+        out = super()._apply(fn, *args, **kwargs)
+        release_packed_weights(self.parameters())
+        return out
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:

@@ -9,6 +9,7 @@ from .fused_cpu import fused_cpu_available, kernel_build, kernel_info, kernel_st
 from .fused_linear import fused_linear_available
 from .fused_triton import fused_triton_available
 from .mixer_dispatch import MIXER_BACKENDS, mixer_causal_conv1d, mixer_selective_scan, resolve_mixer_backend
+from .packed_weights import release_packed_weights
 from .selective_scan import (
     linear_recurrence,
     mamba_ssm_available,
@@ -33,6 +34,7 @@ __all__ = [
     "mamba_ssm_available",
     "mixer_causal_conv1d",
     "mixer_selective_scan",
+    "release_packed_weights",
     "resolve_backend",
     "resolve_mixer_backend",
     "scan_order",

@@ -8,7 +8,8 @@ activation and the block's residual adds are large enough for this to show.
 :func:`linear` takes that path for float32 and bfloat16 CPU tensors when no gradient is needed, and
 falls back to ``F.linear`` plus the plain operation otherwise (training, other devices, dtypes, or
 a PyTorch build without these operators). The fused operators are checked once per dtype against the
-plain path before they are used; ``ZEROMAMBA_DISABLE_ONEDNN=1`` turns them off.
+plain path before they are used; ``ZEROMAMBA_DISABLE_ONEDNN=1`` turns them off. A layer's weight goes
+to oneDNN in its own blocked layout (:mod:`.packed_weights`), made once and kept.
 
 Where oneDNN runs its AVX2 kernels (a CPU without AVX-512, or ``ONEDNN_MAX_CPU_ISA=AVX2``) its
 exact-GELU epilogue slows the product by about a third of the product's own time, whatever its
@@ -26,6 +27,7 @@ import threading
 import torch
 import torch.nn.functional as F
 
+from .packed_weights import packed_weight
 from .tracing import is_tracing
 
 __all__ = ["AVX2_SEPARATE_GELU_FROM", "fused_linear_available", "gelu_in_epilogue", "linear"]
@@ -67,6 +69,7 @@ def _ops():
 
 
 def _fused(x2d, weight, bias, activation: str | None, residual2d):
+    weight = packed_weight(weight)
     if residual2d is not None:
         return _ops().binary(x2d, residual2d, weight, bias, "add")
     if activation is None:
