@@ -44,7 +44,7 @@ from pathlib import Path
 import timm
 import torch
 import torch.nn as nn
-from machine import BUILDS, default_builds, machine_info, write_report
+from machine import BUILDS, add_builds_argument, default_builds, machine_info, write_report
 
 import zeromamba
 from zeromamba.ops import fused_linear_available, kernel_build, kernel_status
@@ -283,9 +283,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--dtypes", nargs="+", default=["float32"], choices=list(DTYPES))
     ap.add_argument("--models", nargs="+", default=[n for n, m in MODELS.items() if m.default], choices=list(MODELS))
-    ap.add_argument(
-        "--builds", nargs="+", default=None, choices=list(BUILDS), help="default: native, and avx2 on an AVX-512 CPU"
-    )
+    add_builds_argument(ap)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument(
         "--clock",

@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from machine import BUILDS, default_builds, machine_info, run_per_build, write_report
+from machine import add_builds_argument, default_builds, machine_info, run_per_build, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -115,9 +115,7 @@ def main() -> None:
     ap.add_argument("--clock", choices=["cpu", "wall"], default="cpu", help="cpu: this process's CPU time")
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--repeat", type=int, default=3, help="products per timing")
-    ap.add_argument(
-        "--builds", nargs="+", default=None, choices=list(BUILDS), help="default: native, and avx2 on an AVX-512 CPU"
-    )
+    add_builds_argument(ap)
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     ap.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -17,6 +17,7 @@ script has imported torch.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -132,6 +133,13 @@ BUILDS: dict[str, dict[str, str]] = {
         "ZEROMAMBA_CPU_ISA": "x86-64-v3",
     },
 }
+
+
+def add_builds_argument(parser: argparse.ArgumentParser) -> None:
+    """A benchmark's ``--builds``: which of :data:`BUILDS` to run (``None``: :func:`default_builds`)."""
+    parser.add_argument(
+        "--builds", nargs="+", default=None, choices=list(BUILDS), help="default: native, and avx2 on an AVX-512 CPU"
+    )
 
 
 def default_builds() -> list[str]:

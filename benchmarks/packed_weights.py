@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import torch
-from machine import BUILDS, default_builds, machine_info, run_per_build, write_report
+from machine import add_builds_argument, default_builds, machine_info, run_per_build, write_report
 
 import zeromamba.models  # noqa: F401  (registers the architectures with timm)
 from zeromamba.ops.packed_weights import packed_weight_count
@@ -86,9 +86,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--pairs", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument(
-        "--builds", nargs="+", default=None, choices=list(BUILDS), help="default: native, and avx2 on an AVX-512 CPU"
-    )
+    add_builds_argument(ap)
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     ap.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()

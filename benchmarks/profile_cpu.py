@@ -42,7 +42,7 @@ from pathlib import Path
 import timm
 import torch
 import torch.nn as nn
-from machine import BUILDS, default_builds, machine_info, run_per_build, write_report
+from machine import add_builds_argument, default_builds, machine_info, run_per_build, write_report
 from torch.utils.flop_counter import FlopCounterMode
 
 import zeromamba
@@ -244,9 +244,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="plain timed rounds (interleaved with resnet101)")
     ap.add_argument("--profiled", type=int, default=3, help="profiled forward passes (median per category)")
     ap.add_argument("--top", type=int, default=15, help="how many of the most expensive operators to list")
-    ap.add_argument(
-        "--builds", nargs="+", default=None, choices=list(BUILDS), help="default: native, and avx2 on an AVX-512 CPU"
-    )
+    add_builds_argument(ap)
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     ap.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()

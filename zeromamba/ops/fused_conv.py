@@ -13,12 +13,12 @@ checked once per dtype against that plain path.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
+from .first_use import FirstUseCheck
 from .fused_linear import fused_linear_available
 from .packed_weights import packed_conv_weight
 from .tracing import is_tracing
@@ -32,13 +32,12 @@ _TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 2e-2}
 #: dense convolutions with fewer input channels than this (an RGB stem) keep PyTorch's path: oneDNN's
 #: kernel for them read its packed weight more slowly (at 448 x 448: 4.2 against 1.3 ms)
 PACK_FROM_INPUT_CHANNELS = 8
-_lock = threading.Lock()
-_verdicts: dict[torch.dtype, bool] = {}
 
 
 def _plain(x, weight, bias, stride, padding, dilation, groups, activation):
     y = F.conv2d(x, weight, bias, stride, padding, dilation, groups)
-    return F.silu(y) if activation == "silu" else y
+    # in place where no gradient is recorded: the conv's output is this call's own
+    return F.silu(y, inplace=not torch.is_grad_enabled()) if activation == "silu" else y
 
 
 def _check(dtype: torch.dtype) -> bool:
@@ -60,24 +59,18 @@ def _check(dtype: torch.dtype) -> bool:
     return True
 
 
+def _usable(dtype: torch.dtype) -> bool:
+    with torch.no_grad():
+        return _check(dtype)
+
+
+_available = FirstUseCheck(_usable, "oneDNN convolution", "F.conv2d", log)
+
+
 def fused_conv_available(dtype: torch.dtype = torch.float32) -> bool:
     """True when oneDNN's convolution on packed weights is usable for ``dtype`` here and passed its
     first-use check."""
-    if dtype not in _TOLERANCE or not fused_linear_available(dtype):
-        return False
-    with _lock:
-        if dtype in _verdicts:
-            return _verdicts[dtype]
-    ok = False
-    try:
-        with torch.no_grad():
-            ok = _check(dtype)
-        if not ok:
-            log.warning("zeromamba: oneDNN convolution disagrees with F.conv2d for %s; not using it", dtype)
-    except Exception as e:  # an older PyTorch without these operators
-        log.info("zeromamba: oneDNN convolution unavailable for %s (%s)", dtype, e)
-    with _lock:
-        return _verdicts.setdefault(dtype, ok)
+    return dtype in _TOLERANCE and fused_linear_available(dtype) and _available(dtype)
 
 
 def conv2d(

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 
 import torch
 import torch.nn.functional as F
 
+from .first_use import FirstUseCheck
 from .packed_weights import packed_weight
 from .tracing import is_tracing
 
@@ -37,8 +37,6 @@ log = logging.getLogger(__name__)
 #: GELU flavours oneDNN fuses, by ``nn.GELU``'s ``approximate`` argument
 _GELU_ALGORITHM = {"none": "none", "tanh": "tanh"}
 _TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 2e-2}
-_lock = threading.Lock()
-_verdicts: dict[torch.dtype, bool] = {}
 #: with oneDNN's AVX2 kernels, products of at least this many input features take their GELU
 #: separately (measured: 96 input features faster fused, 192 and more faster apart)
 AVX2_SEPARATE_GELU_FROM = 160
@@ -99,26 +97,21 @@ def _check(dtype: torch.dtype) -> bool:
     return True
 
 
+def _usable(dtype: torch.dtype) -> bool | None:
+    if os.environ.get("ZEROMAMBA_DISABLE_ONEDNN", "") not in ("", "0") or not torch.backends.mkldnn.is_available():
+        return None  # turned off, or no oneDNN in this PyTorch: nothing to report
+    if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        raise RuntimeError("no bfloat16 support in oneDNN on this CPU")
+    return _check(dtype)
+
+
+_available = FirstUseCheck(_usable, "oneDNN fused linear", "F.linear", log)
+
+
 def fused_linear_available(dtype: torch.dtype = torch.float32) -> bool:
     """True when this PyTorch has the oneDNN fused linear operators for ``dtype`` on this CPU and they
     passed their first-use check (bfloat16 needs a CPU with AVX-512 BF16, AMX or similar)."""
-    if dtype not in _TOLERANCE:
-        return False
-    with _lock:
-        if dtype in _verdicts:
-            return _verdicts[dtype]
-    ok = False
-    if os.environ.get("ZEROMAMBA_DISABLE_ONEDNN", "") in ("", "0") and torch.backends.mkldnn.is_available():
-        try:
-            if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-                raise RuntimeError("no bfloat16 support in oneDNN on this CPU")
-            ok = _check(dtype)
-            if not ok:
-                log.warning("zeromamba: oneDNN fused linear disagrees with F.linear for %s; not using it", dtype)
-        except Exception as e:  # an older PyTorch without these operators, an unsupported CPU
-            log.info("zeromamba: oneDNN fused linear unavailable for %s (%s)", dtype, e)
-    with _lock:
-        return _verdicts.setdefault(dtype, ok)
+    return dtype in _TOLERANCE and _available(dtype)
 
 
 def linear(
