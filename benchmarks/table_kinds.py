@@ -142,8 +142,10 @@ def int8(paths: list[str], reports: list[dict[str, Any]]) -> str:
         cpus.append(f"{label} {cpu_text(rec)}, {compiler_text(rec)}")
         info = run.get("int8", {})
         impl = info.get("onednn_implementation") or NOT_RECORDED
-        bits = info.get("activation_bits", "?")
-        kernels.append(f"{label}: {info.get('kernel', '?')} int8 linears, oneDNN {impl}, {bits}-bit activations")
+        bits = f"{info.get('activation_bits', '?')}-bit activations"
+        if "weight_bits" in info:  # recorded since 7-bit weights replaced 7-bit activations without VNNI
+            bits = f"{info['weight_bits']}-bit weights, {bits}"
+        kernels.append(f"{label}: {info.get('kernel', '?')} int8 linears, oneDNN {impl}, {bits}")
         agreement = [v["top1_agreement"] for v in run.get("shapes_zsl", {}).values()]
         agree = (
             "-"

@@ -130,15 +130,17 @@ def test_a_kernel_with_wrong_results_is_not_used(monkeypatch):
 
 AVX2_PROBE = """
 import json, torch
-from zeromamba.ops.int8_linear import _check, int8_status
-print(json.dumps({"status": int8_status(), "full_range": _check("onednn", 255)}))
+from zeromamba.ops.int8_linear import INT8_SCHEMES, _check, int8_status
+print(json.dumps({"status": int8_status(), "full_range": _check("onednn", INT8_SCHEMES[0]),
+                  "seven_bit_weights": _check("onednn", INT8_SCHEMES[1])}))
 """
 
 
 @pytest.mark.skipif(not X86, reason="oneDNN's int8 matmul is used on x86 only")
-def test_avx2_machines_get_7_bit_activations_where_8_bits_saturate():
+def test_avx2_machines_get_7_bit_weights_where_8_bits_saturate():
     # oneDNN limited to AVX2 (no VNNI) multiplies u8 x s8 pairs into saturating 16-bit sums: the
-    # self-check sees the wrong products and the layers use 7-bit activations, which cannot saturate
+    # self-check sees the wrong products and the layers use 7-bit weights (8-bit activations),
+    # which cannot saturate
     env = dict(os.environ, ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2")
     env.pop("ZEROMAMBA_INT8_KERNEL", None)
     out = subprocess.run([sys.executable, "-c", AVX2_PROBE], env=env, capture_output=True, text=True, timeout=120)
@@ -146,4 +148,7 @@ def test_avx2_machines_get_7_bit_activations_where_8_bits_saturate():
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["status"]["kernel"] == "onednn"
     saturates = report["full_range"] is not None
-    assert report["status"]["activation_bits"] == (7 if saturates else 8), report
+    assert report["status"]["weight_bits"] == (7 if saturates else 8), report
+    assert report["status"]["activation_bits"] == 8, report
+    if saturates:  # and the 7-bit weights are computed exactly
+        assert report["seven_bit_weights"] is None, report

@@ -5,6 +5,10 @@ fixtures; what saving and exporting do; and the refusals (never a silent float32
 from __future__ import annotations
 
 import json
+import os
+import platform
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -18,7 +22,7 @@ from zeromamba.models.int8 import dequantize_int8, int8_layers, is_int8, quantiz
 from zeromamba.ops.int8_linear import int8_kernel
 
 from ..drawings import draw_test_set
-from ..helpers import fixtures_root, scaled_error
+from ..helpers import REPO, fixtures_root, scaled_error
 
 try:
     int8_kernel()
@@ -146,3 +150,43 @@ def test_official_vim_fixture_in_int8():
         logits = model(expected["input0"])
     assert scaled_error(logits, expected["input0.logits"]) < ATTRIBUTE_TOLERANCE
     assert torch.equal(logits.argmax(1), expected["input0.logits"].argmax(1))
+
+
+#: in a fresh process with PyTorch and oneDNN capped at AVX2 (no VNNI: saturating 16-bit sums)
+AVX2_FIXTURES = """
+import json, torch, zeromamba
+from safetensors.torch import load_file
+from tests.helpers import fixtures_root, scaled_error
+from zeromamba.models.int8 import quantize_int8
+from zeromamba.ops.int8_linear import int8_status
+out = {"status": int8_status()}
+for kind, name, weights, key in (
+    ("official", "parity_dstate1", "zeromamba_official_format.pth", "fused_attr"),
+    ("vim", "vim_ds16", "vim_official_format.pth", "logits"),
+):
+    root = fixtures_root(kind) / name
+    model, expected = zeromamba.load_official(root / weights), load_file(root / "expected.safetensors")
+    quantize_int8(model)
+    for i in range(3):
+        if f"input{i}.{key}" in expected:
+            with torch.inference_mode():
+                got = model(expected[f"input{i}"])
+            got = got.attributes if kind == "official" else got
+            out[f"{name} input{i}"] = scaled_error(got, expected[f"input{i}.{key}"])
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="an x86 CPU capped at AVX2")
+def test_official_fixtures_in_int8_on_an_avx2_cpu_without_vnni():
+    # what an AVX2 laptop gets: oneDNN's int8 products without VNNI, where 8-bit weights and 8-bit
+    # activations would saturate; the answers must stay as close to float32 as on a VNNI CPU
+    env = dict(os.environ, ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2", PYTHONPATH=str(REPO))
+    env.pop("ZEROMAMBA_INT8_KERNEL", None)
+    run = subprocess.run([sys.executable, "-c", AVX2_FIXTURES], env=env, cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    status = report.pop("status")
+    assert status["kernel"] is not None, status
+    assert len(report) == 4, report  # three ZeroMamba inputs, one Vim input
+    assert all(err < ATTRIBUTE_TOLERANCE for err in report.values()), (status, report)

@@ -16,9 +16,11 @@ Two kernels, the first that passes its check is used:
   x86, qnnpack on ARM); GELU and residual add run after it.
 
 Each kernel is checked once per process against an exact integer reference. On CPUs without VNNI
-(AVX2 only) oneDNN's int8 products saturate 16-bit intermediate sums and return wrong values for
-large inputs; the check sees this and the activations then use 7 bits (0..127), which cannot
-saturate. A kernel that is wrong either way is not used; with none left, int8 is refused with
+(AVX2 only) the int8 products add pairs of uint8 x int8 products in saturating 16-bit sums and
+return wrong values for large inputs; the check sees this and the weights then use 7 bits
+(``|q| <= 63``), which cannot saturate with 8-bit activations. (7-bit weights move ZeroMamba's
+attributes about half as much as 7-bit activations would: the activations' range is the coarser
+one.) A kernel that is wrong either way is not used; with none left, int8 is refused with
 :class:`~zeromamba.errors.Int8UnavailableError`, never run in float32 instead.
 ``ZEROMAMBA_INT8_KERNEL=onednn|dynamic`` chooses a kernel.
 """
@@ -31,7 +33,7 @@ import os
 import platform
 import threading
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -39,7 +41,7 @@ import torch.nn.functional as F
 
 from ..errors import Int8UnavailableError
 
-__all__ = ["INT8_KERNELS", "Int8Linear", "int8_kernel", "int8_status"]
+__all__ = ["INT8_KERNELS", "INT8_SCHEMES", "Int8Linear", "Int8Scheme", "int8_kernel", "int8_status"]
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +51,41 @@ INT8_KERNELS = ("onednn", "dynamic")
 _TOLERANCE = 1e-4
 _GELU = {"none": "none", "tanh": "tanh"}
 
+
+class Int8Scheme(NamedTuple):
+    """The integer ranges of an int8 product: weights in ``-weight_max..weight_max``, activations
+    in ``0..levels``."""
+
+    weight_max: int
+    levels: int
+
+    @property
+    def weight_bits(self) -> int:
+        return (2 * self.weight_max + 1).bit_length()
+
+    @property
+    def activation_bits(self) -> int:
+        return self.levels.bit_length()
+
+
+#: the schemes in order of preference: 8-bit weights, else 7 (no VNNI: 255 x 63 x 2 fits in 16 bits)
+INT8_SCHEMES = (Int8Scheme(127, 255), Int8Scheme(63, 255))
+
 _lock = threading.Lock()
 _pack_lock = threading.Lock()
-_verdicts: dict[str, int | str] = {}  # kernel -> activation levels (255 or 127), or why it is not used
+_verdicts: dict[str, Int8Scheme | str] = {}  # kernel -> the scheme it computes exactly, or why it is not used
 
 
 # --- quantization ------------------------------------------------------------------------------
 
 
-def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(int8 weight, float32 scale per output channel)``: symmetric, ``w ~ q * scale``, ``|q| <= 127``."""
+def quantize_weight(weight: torch.Tensor, weight_max: int = 127) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(int8 weight, float32 scale per output channel)``: symmetric, ``w ~ q * scale``,
+    ``|q| <= weight_max``."""
     w = weight.detach().float()
-    scale = w.abs().amax(dim=1) / 127.0
+    scale = w.abs().amax(dim=1) / float(weight_max)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+    q = torch.round(w / scale[:, None]).clamp_(-weight_max, weight_max).to(torch.int8)
     return q, scale
 
 
@@ -204,14 +227,15 @@ def _exact(x: torch.Tensor, q: torch.Tensor, w_scale: torch.Tensor, a_scale: flo
     return ((x.double() - zp) @ q.double().T) * a_scale * w_scale.double()
 
 
-def _check(kernel: str, levels: int) -> str | None:
-    """``None`` when ``kernel`` computes exactly what it should with activations in ``0..levels``,
-    with the GELU and the residual add; else what went wrong."""
+def _check(kernel: str, scheme: Int8Scheme) -> str | None:
+    """``None`` when ``kernel`` computes exactly what it should with integers in ``scheme``'s
+    ranges, with the GELU and the residual add; else what went wrong."""
     g = torch.Generator().manual_seed(0)
     impl = _KERNELS[kernel]
+    levels, weight_max = scheme.levels, scheme.weight_max
     # full-range integers: on CPUs without VNNI this is where 16-bit intermediate sums saturate
-    q = torch.randint(-127, 128, (40, 72), generator=g, dtype=torch.int8)
-    q[0] = 127  # a row and an input that reach the extremes everywhere
+    q = torch.randint(-weight_max, weight_max + 1, (40, 72), generator=g, dtype=torch.int8)
+    q[0] = weight_max  # a row and an input that reach the extremes everywhere
     w_scale = torch.rand(40, generator=g) * 0.02 + 0.001
     x = torch.randint(0, levels + 1, (37, 72), generator=g).float()
     x[0] = levels
@@ -242,23 +266,26 @@ def _check(kernel: str, levels: int) -> str | None:
                     got = impl.run(packed, x, levels, activation, res)
                 err = ((got.double() - want).abs().max() / want.abs().max()).item()
                 if not err < _TOLERANCE:
-                    return f"wrong results with {levels + 1} activation levels (relative error {err:.1e})"
+                    return (
+                        f"wrong results with {scheme.weight_bits}-bit weights and {scheme.activation_bits}-bit "
+                        f"activations (relative error {err:.1e})"
+                    )
     except Exception as e:  # an operator missing from this build, an unsupported CPU
         return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     return None
 
 
-def _verdict(kernel: str) -> int | str:
+def _verdict(kernel: str) -> Int8Scheme | str:
     with _lock:
         if kernel in _verdicts:
             return _verdicts[kernel]
     why = _KERNELS[kernel].available()
-    verdict: int | str = why or ""
+    verdict: Int8Scheme | str = why or ""
     if why is None:
-        for levels in (255, 127):  # 8-bit activations, else 7 bits (no VNNI: saturating sums)
-            why = _check(kernel, levels)
+        for scheme in INT8_SCHEMES:
+            why = _check(kernel, scheme)
             if why is None:
-                verdict = levels
+                verdict = scheme
                 break
             log.info("zeromamba: int8 kernel %s: %s", kernel, why)
         else:
@@ -267,8 +294,8 @@ def _verdict(kernel: str) -> int | str:
         return _verdicts.setdefault(kernel, verdict)
 
 
-def int8_kernel() -> tuple[str, int]:
-    """``(kernel, activation levels)`` int8 layers use in this process.
+def int8_kernel() -> tuple[str, Int8Scheme]:
+    """``(kernel, scheme)`` int8 layers use in this process.
 
     Raises:
         Int8UnavailableError: no kernel works here (the message says why for each).
@@ -281,7 +308,7 @@ def int8_kernel() -> tuple[str, int]:
     reasons = []
     for kernel in (forced,) if forced else INT8_KERNELS:
         verdict = _verdict(kernel)
-        if isinstance(verdict, int):
+        if isinstance(verdict, Int8Scheme):
             return kernel, verdict
         reasons.append(f"{kernel}: {verdict}")
     raise Int8UnavailableError(
@@ -293,12 +320,17 @@ def int8_kernel() -> tuple[str, int]:
 
 
 def int8_status() -> dict[str, Any]:
-    """What the int8 path does here: the kernel, the activation bits, and why other kernels are not used."""
+    """What the int8 path does here: the kernel, the bits of weights and activations, and why other
+    kernels are not used."""
     try:
-        kernel, levels = int8_kernel()
+        kernel, scheme = int8_kernel()
     except Int8UnavailableError as e:
         return {"kernel": None, "reason": str(e)}
-    out: dict[str, Any] = {"kernel": kernel, "activation_bits": 8 if levels == 255 else 7}
+    out: dict[str, Any] = {
+        "kernel": kernel,
+        "weight_bits": scheme.weight_bits,
+        "activation_bits": scheme.activation_bits,
+    }
     if kernel == "dynamic":
         out["engine"] = _Dynamic.engine()
     out["others"] = {k: v for k in INT8_KERNELS if k != kernel and isinstance(v := _verdict(k), str)}
@@ -328,7 +360,7 @@ class Int8Linear(nn.Module):
         super().__init__()
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"Int8Linear replaces an nn.Linear, got {type(linear).__name__}")
-        self.kernel, self.levels = int8_kernel()
+        self.kernel, self.scheme = int8_kernel()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.weight = linear.weight
         self.register_parameter("bias", linear.bias)
@@ -344,7 +376,7 @@ class Int8Linear(nn.Module):
     def _pack(self) -> Any:
         state = self._weight_state()
         if self._packed is None or state != self._packed_from:
-            q, scale = quantize_weight(self.weight)
+            q, scale = quantize_weight(self.weight, self.scheme.weight_max)
             bias = None if self.bias is None else self.bias.detach().float().contiguous()
             with _pack_lock:  # the dynamic kernel sets PyTorch's global quantized engine while packing
                 self._packed, self._packed_from = _KERNELS[self.kernel].pack(q, scale, bias), state
@@ -377,7 +409,7 @@ class Int8Linear(nn.Module):
         items = x.reshape(x.shape[0] if x.dim() > 1 else 1, -1, self.in_features).contiguous()
         res = None if residual is None else residual.reshape(items.shape[0], -1, self.out_features).contiguous()
         rows = items.view(items.shape[0], -1)
-        params = activation_params(rows, self.levels)
+        params = activation_params(rows, self.scheme.levels)
         qx = quantize_rows(rows, params) if self.kernel == "onednn" else None
         outs = []
         for i, p in enumerate(params):
@@ -385,7 +417,7 @@ class Int8Linear(nn.Module):
             if p is None:  # NaN/inf in: NaN out, which the predictor reports
                 outs.append(torch.full((items.shape[1], self.out_features), math.nan))
             elif self.kernel == "dynamic":
-                outs.append(_Dynamic.run(packed, items[i], self.levels, activation, r))
+                outs.append(_Dynamic.run(packed, items[i], self.scheme.levels, activation, r))
             else:
                 assert qx is not None
                 outs.append(_OneDNN.run(packed, qx[i].view(items.shape[1:]), *p, activation, r))
@@ -405,8 +437,8 @@ class Int8Linear(nn.Module):
         return state
 
     def extra_repr(self) -> str:
-        bits = 8 if self.levels == 255 else 7
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
-            f"kernel={self.kernel}, activations={bits}-bit"
+            f"kernel={self.kernel}, weights={self.scheme.weight_bits}-bit, "
+            f"activations={self.scheme.activation_bits}-bit"
         )
