@@ -87,6 +87,30 @@ def test_fused_cpu_handles_extreme_dt():
         assert scaled_error(cross_selective_scan(**p, backend="torch"), ref) < 1e-5
 
 
+def test_fused_cpu_keeps_its_constants_and_sees_changed_weights():
+    # -exp(A_logs), the dt projection transposed and the summed skip weights are kept beside the
+    # parameters (made once), and made again when a parameter changes in place (an optimiser step)
+    from zeromamba.ops.packed_weights import packed_weight_count, release_packed_weights
+
+    p = {k: torch.nn.Parameter(v) for k, v in _params(2, 5, 7, 6, 1, 2).items()}
+    release_packed_weights()
+    with torch.inference_mode():
+        first = cross_scan_fused_cpu(**p)
+        kept = packed_weight_count()
+        again = cross_scan_fused_cpu(**p)
+    assert kept >= 3 and packed_weight_count() == kept and torch.equal(first, again)
+    with torch.no_grad():
+        p["A_logs"].add_(0.7)
+        p["Ds"].mul_(-1.5)
+        p["dt_projs_weight"].mul_(2.0)
+    with torch.inference_mode():
+        changed = cross_scan_fused_cpu(**p)
+    ref = cross_selective_scan(**{k: v.detach() for k, v in p.items()}, backend="reference")
+    assert scaled_error(changed, ref) < 1e-5 and scaled_error(first, ref) > 1e-2
+    release_packed_weights(p.values())
+    assert packed_weight_count() == 0
+
+
 @pytest.mark.parametrize("backend", ["torch", "fused_cpu"])
 def test_bfloat16_inputs(backend):
     p = _params(2, 7, 6, 16, 1, 2, dtype=torch.bfloat16)

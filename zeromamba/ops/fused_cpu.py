@@ -37,8 +37,10 @@ import torch
 
 from .cpu_build import build_library
 from .fused_linear import linear
+from .packed_weights import kept_form
 from .self_check import self_check, speed_check
 from .torch_scan import cross_scan_torch
+from .tracing import is_tracing
 
 __all__ = [
     "cross_scan_fused_cpu",
@@ -317,13 +319,13 @@ def _kernel_inputs(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds)
     f32 = torch.float32
     u = x.reshape(B, H * W, D)
     xdbl = linear(u, x_proj_weight.to(x.dtype).reshape(K * (R + 2), D)).view(B, H * W, K, R + 2)
-    return (
-        u,
-        xdbl,
-        dt_projs_weight.to(f32).transpose(1, 2),
-        dt_projs_bias.to(f32),
-        -torch.exp(A_logs.to(f32)).view(K, D),
-        Ds.to(f32).view(K, D).sum(0),
-        H,
-        W,
+    forms: tuple[tuple[torch.Tensor, str, Any], ...] = (
+        (dt_projs_weight, "scan_w_dt", lambda w: w.to(f32).transpose(1, 2).contiguous()),
+        (dt_projs_bias, "scan_bias", lambda b: b.to(f32).contiguous()),
+        (A_logs, "scan_A", lambda a: -torch.exp(a.to(f32)).view(K, D)),
+        (Ds, "scan_Dsum", lambda d: d.to(f32).view(K, D).sum(0)),
     )
+    # fixed functions of the weights: kept beside them (a few small operators a block otherwise),
+    # computed in the graph while one is traced
+    constants = [make(t) if is_tracing() else kept_form(t, name, make) for t, name, make in forms]
+    return (u, xdbl, *constants, H, W)

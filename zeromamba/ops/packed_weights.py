@@ -11,6 +11,10 @@ storage or version counter tells, and a VMamba model drops its copies whenever `
 140 MiB for ZeroMamba-S). Other tensors (views, temporaries, inference tensors, whose version counter
 cannot be read) are not packed.
 
+:func:`kept_form` keeps other fixed forms of a parameter the same way: the CPU scan kernel's
+constants (its decay rates ``-exp(A_logs)``, the dt projection transposed, the skip weights summed),
+which would otherwise be computed again by a few small operators in every block of every forward pass.
+
 ``ZEROMAMBA_PACK_WEIGHTS=0`` turns packing off (the plain weights give the same values to float32
 rounding, a few per cent more slowly); :func:`release_packed_weights` drops every kept copy.
 """
@@ -24,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
-__all__ = ["packed_conv_weight", "packed_weight", "packed_weight_count", "release_packed_weights"]
+__all__ = ["kept_form", "packed_conv_weight", "packed_weight", "packed_weight_count", "release_packed_weights"]
 
 _lock = threading.Lock()
 #: id(parameter) -> (what the copy was made from, the copy)
@@ -102,6 +106,17 @@ def packed_conv_weight(
         return torch._C._nn.mkldnn_reorder_conv2d_weight(w.to_mkldnn(), list(pad), list(st), list(dil), g, list(shape))
 
     return _kept(weight, ("conv2d", settings), make)
+
+
+def kept_form(weight: torch.Tensor, name: str, make: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``make(weight)``, kept like :func:`packed_weight`'s copies (made on first use, again when
+    ``weight`` changes, dropped with it) where ``weight`` is an ``nn.Parameter`` on the CPU and
+    packing is on; else computed now. ``name`` says which form it is (one per parameter): ``make``
+    must be a fixed function of the weight's values, and is run without autograd."""
+    if not _packable(weight, weight.dim()):
+        return make(weight)
+    copy = _kept(weight, ("form", name), make)
+    return make(weight) if copy is None else copy
 
 
 def packed_weight_count() -> int:

@@ -188,7 +188,10 @@ static inline void prefetch_position(const tile_job *job, const void *u_row, siz
                 z[j][q] = splat(0.0f);                                                                   \
             for (int64_t r = 0; r < R; ++r) {                                                            \
                 vf wr[ZM_NV];                                                                            \
-                UNROLL for (int q = 0; q < ZM_NV; ++q) wr[q] = load(wt + r * TILE + q * ZM_LANES);       \
+                UNROLL for (int q = 0; q < ZM_NV; ++q) {                                                 \
+                    wr[q] = load(wt + r * TILE + q * ZM_LANES);                                          \
+                    ZM_IN_REGISTER(wr[q]);                                                               \
+                }                                                                                        \
                 UNROLL for (int j = 0; j < PBLOCK; ++j) {                                                \
                     const vf dl = splat(xd[j][r]);                                                       \
                     UNROLL for (int q = 0; q < ZM_NV; ++q) z[j][q] = fma_v(dl, wr[q], z[j][q]);          \

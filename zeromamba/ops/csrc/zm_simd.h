@@ -57,6 +57,17 @@ static inline vf splat(float x) {
 #endif
 }
 
+/* keep v in a register: a value used by several multiply-adds is then loaded once, where the
+   compilers would otherwise fold the load into each of them (one load per use: in the scan's dt
+   projection, 8 vector loads where 2 do, which made that loop bound by the load ports) */
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__SSE2__) || defined(__AVX__))
+#define ZM_IN_REGISTER(v) __asm__("" : "+x"(v))
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+#define ZM_IN_REGISTER(v) __asm__("" : "+w"(v))
+#else
+#define ZM_IN_REGISTER(v) ((void)0)
+#endif
+
 /* unaligned loads and stores (memcpy of a fixed size is one instruction) */
 static inline vf load(const float *p) {
     vf v;
