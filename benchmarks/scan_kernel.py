@@ -11,7 +11,7 @@ interleaved rounds:
   d_state 16, the SiLU gate): nanoseconds per (channel, token) step of one direction;
 * the ``torch`` backend on the same problems, for scale;
 * the arithmetic bound of each build: the kernel's floating-point operations per step (counted in
-  the C sources' headers: ``R + 43.25`` for the scan at dt rank ``R``, ``17 N + 46`` for the mixer
+  the C sources' headers: ``R + 41.25`` for the scan at dt rank ``R``, ``16 N + 44`` for the mixer
   at state size ``N``; a multiply-add is one operation with FMA, two without) divided by the SIMD
   width and by the build's peak rate of vector operations, measured in the same run with a probe
   built like the kernel (independent multiplies at the same width: two per cycle at the clock the
@@ -58,13 +58,13 @@ MIXER_CALLS = 48
 
 
 def scan_ops(rank: int, fma: bool) -> float:
-    """Vector operations per step of ss2d_scan.c (R + 22 of them multiply-adds: two without FMA)."""
-    return rank + 43.25 + (0 if fma else rank + 22)
+    """Vector operations per step of ss2d_scan.c (R + 20 of them multiply-adds: two without FMA)."""
+    return rank + 41.25 + (0 if fma else rank + 20)
 
 
 def mixer_ops(state: int, fma: bool) -> float:
-    """Vector operations per (channel, token) step of mamba_mixer.c (8 N + 24 of them multiply-adds)."""
-    return 17 * state + 46 + (0 if fma else 8 * state + 24)
+    """Vector operations per (channel, token) step of mamba_mixer.c (7 N + 22 of them multiply-adds)."""
+    return 16 * state + 44 + (0 if fma else 7 * state + 22)
 
 
 PEAK_SOURCE = r"""
@@ -380,8 +380,8 @@ def main() -> None:
         "load_average_before": load_before,
         "load_average_after": machine_info()["load_average"],
         "arithmetic": {
-            "ss2d_scan_ops_per_step": "R + 43.25 (R + 22 multiply-adds; 2R + 65.25 without FMA)",
-            "mamba_mixer_ops_per_step": "17 N + 46 (8 N + 24 multiply-adds; 25 N + 70 without FMA)",
+            "ss2d_scan_ops_per_step": "R + 41.25 (R + 20 multiply-adds; 2R + 61.25 without FMA)",
+            "mamba_mixer_ops_per_step": "16 N + 44 (7 N + 22 multiply-adds; 23 N + 66 without FMA)",
             "bound": "ops / (lanes x the build's measured peak vector operations per ns: 2 per cycle)",
         },
         "builds": results,

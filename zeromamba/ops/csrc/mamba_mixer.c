@@ -12,9 +12,9 @@
  * Forward only; autograd uses the PyTorch path.
  *
  * Arithmetic of the scan per channel and position (the figure benchmarks/scan_kernel.py sets
- * against the machine's peak): per state 17 operations (the decay 2^(dt * A log2 e) 14, the
- * recurrence 2, the output 1), plus 1 bias add, 24 for softplus, 1 for dt * x, 1 for the skip
- * term and 19 for the SiLU gate: 17 N + 46, of which 8 N + 24 are multiply-adds (two operations
+ * against the machine's peak): per state 16 operations (the decay 2^(dt * A log2 e) 13, the
+ * recurrence 2, the output 1), plus 1 bias add, 23 for softplus, 1 for dt * x, 1 for the skip
+ * term and 18 for the SiLU gate: 16 N + 44, of which 7 N + 22 are multiply-adds (two operations
  * each without FMA).
  */
 #include "zm_simd.h"

@@ -18,9 +18,9 @@
  * float32 or as bfloat16 (two entry points).
  *
  * Arithmetic per channel, position and direction (the figure benchmarks/scan_kernel.py sets
- * against the machine's peak): R multiply-adds of the dt projection, 1 bias add, 24 operations for
- * softplus, 14 for the decay 2^(dt * A log2 e), 3 for the recurrence, 1 for the output (+1 for the
- * skip term in one direction of four): R + 43.25, of which R + 22 are multiply-adds (two operations
+ * against the machine's peak): R multiply-adds of the dt projection, 1 bias add, 23 operations for
+ * softplus, 13 for the decay 2^(dt * A log2 e), 3 for the recurrence, 1 for the output (+1 for the
+ * skip term in one direction of four): R + 41.25, of which R + 20 are multiply-adds (two operations
  * each without FMA); a bfloat16 model adds 5 integer operations rounding dt to bfloat16.
  */
 #include <stdlib.h>
