@@ -25,6 +25,12 @@ draws the rest plainly. A style is a function ``(colour, fill, shape, rng) -> PI
   side at each corner), lit unevenly and off-white, slightly blurred and noisy;
 * ``watercolour``: the body a wash of uneven density with a soft edge, the marks a darker shade of
   the colour, all slightly bled, on grainy paper.
+* ``marker``: coloured in with a broad felt-tip: solids as overlapping parallel strokes that show
+  as faint streaks, stripes as a few broad strokes each at its own slight angle, dots as dabs;
+* ``collage``: cut from paper and glued on: the object and its marks each with a drop shadow, stripes
+  as separate strips of uneven width at angles a few degrees apart, dots as punched discs;
+* ``worn_stamp``: printed with a worn rubber stamp: flecks of paper show through the ink of the body
+  and of the marks, the edges a little ragged.
 
 Images are a pure function of ``(seed, style, class, index)`` (:func:`style_set`).
 """
@@ -566,6 +572,133 @@ def watercolour(colour: str, fill: str, shape: str, rng: np.random.Generator) ->
     return _finish(image, lay.ss)
 
 
+def _strip(draw: ImageDraw.ImageDraw, lay: Layout, angle: float, offset: float, width: float, fill: int) -> None:
+    """A straight band across the object at ``angle``, ``offset`` from its centre, ``width`` wide."""
+    c, s = math.cos(angle), math.sin(angle)
+    half = 1.4 * lay.r
+    ends = [
+        (-half, offset - width / 2),
+        (half, offset - width / 2),
+        (half, offset + width / 2),
+        (-half, offset + width / 2),
+    ]
+    draw.polygon([(lay.cx + u * c - v * s, lay.cy + u * s + v * c) for u, v in ends], fill=fill)
+
+
+def marker(colour: str, fill: str, shape: str, rng: np.random.Generator) -> Image.Image:
+    lay = _layout(rng)
+    angle = rng.uniform(0, math.pi)
+
+    def strokes(image: Image.Image, mask: Image.Image, lay_: Layout, ink: tuple[int, int, int]) -> None:
+        # overlapping strokes across the body; where two overlap the ink is a little darker
+        body = Image.new("RGB", lay_.big, ink)
+        draw = ImageDraw.Draw(body)
+        width = lay_.r * rng.uniform(0.16, 0.26)
+        offset = -1.2 * lay_.r
+        while offset < 1.2 * lay_.r:
+            shade = _mix(ink, (0, 0, 0), rng.uniform(0.0, 0.12))
+            c, s = math.cos(angle + rng.uniform(-0.04, 0.04)), math.sin(angle + rng.uniform(-0.04, 0.04))
+            pts = [(lay_.cx + t * lay_.r * c - offset * s, lay_.cy + t * lay_.r * s + offset * c) for t in (-1.3, 1.3)]
+            draw.line(pts, fill=shade, width=int(width))
+            offset += width * rng.uniform(0.6, 0.8)
+        image.paste(body, mask=mask)
+
+    def stripes(lay_: Layout, r: np.random.Generator) -> Image.Image:
+        layer = Image.new("L", lay_.big, 0)
+        draw = ImageDraw.Draw(layer)
+        count = r.uniform(2.5, 4.0)
+        gap = 2 * lay_.r / count
+        for k in range(-int(count), int(count) + 1):
+            _strip(
+                draw,
+                lay_,
+                angle + r.uniform(-0.1, 0.1),
+                (k + r.uniform(-0.1, 0.1)) * gap,
+                gap * r.uniform(0.35, 0.5),
+                255,
+            )
+        return layer
+
+    marks = (
+        stripes if fill == "striped" else (lambda lay_, r: _scattered_dots(lay_, r.uniform(3.0, 4.0), r, (0.25, 0.38)))
+    )
+    mark_ink = lambda ink, r: [(20, 20, 20), _mix(ink, (0, 0, 0), 0.55)][int(r.integers(2))]  # noqa: E731
+    image, lay = _object(colour, fill, shape, rng, lay=lay, marks=marks, mark_ink=mark_ink, base=strokes)
+    return _finish(image, lay.ss)
+
+
+def collage(colour: str, fill: str, shape: str, rng: np.random.Generator) -> Image.Image:
+    lay = _layout(rng)
+    w, h = lay.big
+    paper = Image.new("RGB", (w, h), _plain_background(rng))
+    ink = _ink(colour, rng)
+    pts = _outline(shape, lay, rng, wobble=rng.uniform(0.0, 0.02))
+    mask = _mask(pts, (w, h))
+
+    def shadow_of(layer: Image.Image, depth: float) -> Image.Image:
+        moved = layer.transform(layer.size, Image.Transform.AFFINE, (1, 0, -depth * lay.r, 0, 1, -depth * lay.r))
+        return moved.filter(ImageFilter.GaussianBlur(0.03 * lay.r)).point(lambda p: int(p * 0.4))
+
+    paper.paste((70, 70, 70), mask=shadow_of(mask, 0.05))
+    paper.paste(ink, mask=mask)
+    if fill != "solid":
+        layer = Image.new("L", (w, h), 0)
+        draw = ImageDraw.Draw(layer)
+        if fill == "striped":
+            count = rng.uniform(2.5, 4.0)
+            gap, angle = 2 * lay.r / count, rng.uniform(0, math.pi)
+            for k in range(-int(count), int(count) + 1):
+                _strip(draw, lay, angle + rng.uniform(-0.09, 0.09), k * gap, gap * rng.uniform(0.3, 0.5), 255)
+        else:
+            count = rng.uniform(3.0, 4.5)
+            gap = 2 * lay.r / count
+            for i in range(-int(count) - 1, int(count) + 2):
+                for j in range(-int(count) - 1, int(count) + 2):
+                    x = lay.cx + (i + 0.5 * (j % 2)) * gap + rng.uniform(-0.08, 0.08) * gap
+                    y = lay.cy + j * gap * 0.9 + rng.uniform(-0.08, 0.08) * gap
+                    d = gap * 0.3
+                    draw.ellipse([x - d, y - d, x + d, y + d], fill=255)
+        inside = Image.fromarray((np.asarray(layer, np.uint16) * np.asarray(mask, np.uint16) // 255).astype(np.uint8))
+        piece = [(245, 245, 240), (25, 25, 25), _mix(ink, (0, 0, 0), 0.5)][int(rng.integers(3))]
+        paper.paste((40, 40, 40), mask=shadow_of(inside, 0.025))
+        paper.paste(piece, mask=inside)
+    return _finish(paper, lay.ss)
+
+
+def worn_stamp(colour: str, fill: str, shape: str, rng: np.random.Generator) -> Image.Image:
+    lay = _layout(rng)
+    w, h = lay.big
+
+    def flecks(density: float) -> np.ndarray:
+        # paper showing through: small clustered voids (thresholded smooth noise)
+        coarse = rng.uniform(0, 1, size=(h // (lay.ss * 3), w // (lay.ss * 3))).astype(np.float32)
+        field = np.asarray(Image.fromarray(coarse, mode="F").resize((w, h), Image.Resampling.BILINEAR), np.float32)
+        return field < density
+
+    def stamp(image: Image.Image, mask: Image.Image, lay_: Layout, ink: tuple[int, int, int]) -> None:
+        ragged = mask.filter(ImageFilter.GaussianBlur(0.02 * lay_.r)).point(lambda p: 255 if p > 110 else 0)
+        inked = np.asarray(ragged) > 0
+        inked &= ~flecks(rng.uniform(0.06, 0.14))
+        image.paste(ink, mask=Image.fromarray(inked.astype(np.uint8) * 255))
+
+    def worn(
+        marks_fn: Callable[[Layout, np.random.Generator], np.ndarray],
+    ) -> Callable[[Layout, np.random.Generator], np.ndarray]:
+        return lambda lay_, r: marks_fn(lay_, r) & ~flecks(r.uniform(0.04, 0.1))
+
+    count = rng.uniform(3.0, 4.5)
+    marks = (
+        worn(lambda lay_, r: _stripes(lay_, count, 0.45, r))
+        if fill == "striped"
+        else worn(lambda lay_, r: _grid_dots(lay_, count, 0.3, r, hexagonal=bool(r.integers(2))))
+    )
+    mark_ink = lambda ink, r: [(25, 25, 25), _mix(ink, (0, 0, 0), 0.55)][int(r.integers(2))]  # noqa: E731
+    image, lay = _object(
+        colour, fill, shape, rng, lay=lay, background=(248, 246, 240), marks=marks, mark_ink=mark_ink, base=stamp
+    )
+    return _finish(image, lay.ss)
+
+
 STYLES: dict[str, Callable[[str, str, str, np.random.Generator], Image.Image]] = {
     "fine_marks": fine_marks,
     "coarse_marks": coarse_marks,
@@ -580,6 +713,9 @@ STYLES: dict[str, Callable[[str, str, str, np.random.Generator], Image.Image]] =
     "placement": placement,
     "photographed": photographed,
     "watercolour": watercolour,
+    "marker": marker,
+    "collage": collage,
+    "worn_stamp": worn_stamp,
 }
 
 

@@ -149,6 +149,27 @@ def test_the_wide_variety_widens_backgrounds_and_keeps_classes_and_splits() -> N
         load_dataset("CUB", shapes_variety="wide")
 
 
+def test_the_uneven_variety_paints_a_third_of_bodies_unevenly() -> None:
+    from scipy import ndimage
+
+    from zeromamba.data.shapes_draw import VARIETIES, draw_sample
+
+    assert VARIETIES == ("standard", "wide", "uneven")
+    wide, uneven = load_shapes(seed=3, variety="wide"), load_shapes(seed=3, variety="uneven")
+    assert np.array_equal(wide.labels, uneven.labels) and all(
+        np.array_equal(wide.splits[k], uneven.splits[k]) for k in wide.splits
+    )
+
+    def body_spread(variety: str, seed: int) -> float:
+        # the colour spread inside a solid object (edges left out): a third of uneven bodies are blotchy
+        sample = draw_sample("blue", "solid", "circle", np.random.default_rng(seed), variety)
+        inside = ndimage.binary_erosion(sample.mask, iterations=3)
+        return float(np.asarray(sample.image, np.float32)[inside].std(0).mean())
+
+    blotchy = [body_spread("uneven", s) > 2 * body_spread("wide", s) for s in range(1000, 1060)]
+    assert 0.15 <= np.mean(blotchy) <= 0.55
+
+
 def test_standard_is_the_default_drawing() -> None:
     from zeromamba.data.shapes_draw import draw_sample, draw_swatch
 

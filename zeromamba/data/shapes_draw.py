@@ -22,7 +22,10 @@ dots 2.2-7 across (log-uniform, fewer where the object is small: a period spans 
 hexagonal grids, the marks covering 15-85% of the object (else drawn again, so that a pattern never
 reads as a solid or as one band), and coloured paper backgrounds (a pastel of any hue, saturation
 0.2-0.55, away from the object's colour). The default, ``"standard"``, is the renderer the demo
-model's first training stage saw; ``"wide"`` is its second (fine-tuning) stage's.
+model's first training stage saw; ``"wide"`` is its second (fine-tuning) stage's. ``"uneven"`` is
+``"wide"`` plus two things hands and paints do: stripes bent into gentle waves (a third of striped
+objects: up to 0.45 of a period, one or two waves along a stripe) and bodies of uneven density (a
+third of all objects: the inside drawn 10-40% towards the paper in a few smooth blotches).
 
 The mask is the object's silhouette (outline included) at the canvas's resolution: what the
 explanation metrics (:mod:`zeromamba.explanation_metrics`) count as "on the object".
@@ -50,7 +53,7 @@ __all__ = [
 ]
 
 #: how widely the renderer varies fills and backgrounds (see the module docs)
-VARIETIES = ("standard", "wide")
+VARIETIES = ("standard", "wide", "uneven")
 
 #: with ``variety="wide"``: the fewest pixels a stripe or dot period may span when the canvas's
 #: longer side is 80 px (the demo model's input); finer marks are lost in the resize and teach noise
@@ -190,11 +193,19 @@ def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
 
 
 def _pattern(
-    fill: str, w: int, h: int, cx: float, cy: float, r: float, rng: np.random.Generator, max_count: float | None = None
+    fill: str,
+    w: int,
+    h: int,
+    cx: float,
+    cy: float,
+    r: float,
+    rng: np.random.Generator,
+    max_count: float | None = None,
+    bend: bool = False,
 ) -> Image.Image:
     """An ``L`` image of ``w x h``: 255 where the fill's marks are (stripes or dots), computed only
     around the object. ``max_count`` (the wide variety only): its ranges, with at most so many
-    periods across the object's diameter."""
+    periods across the object's diameter. ``bend`` (the uneven variety): stripes may wave."""
     wide = max_count is not None
     out = np.zeros((h, w), dtype=np.uint8)
     if fill == "solid":
@@ -210,6 +221,9 @@ def _pattern(
             count, duty = min(_log_uniform(rng, 1.8, 7.0), max_count), rng.uniform(0.3, 0.65)
         else:
             count, duty = rng.uniform(2.5, 4.5), rng.uniform(0.35, 0.6)  # stripes across the object
+        if bend and rng.uniform() < 1 / 3:  # a stripe waves sideways, a fraction of a period
+            amplitude, waves, phase = rng.uniform(0.1, 0.45), rng.uniform(0.5, 2.0), rng.uniform(0, 2 * math.pi)
+            u = u + amplitude / count * np.sin(2 * math.pi * waves * v + phase)
         marks = np.mod(u * count + rng.uniform(0, 1), 1.0) < duty
     elif fill == "dotted":
         if wide:
@@ -255,6 +269,17 @@ def _solid(colour: np.ndarray, size: tuple[int, int]) -> Image.Image:
     return Image.new("RGB", size, tuple(int(v) for v in np.clip(colour, 0, 255).round()))
 
 
+def _uneven(face: Image.Image, paper: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """``face`` drawn 10-40% of the way towards ``paper`` in a few smooth blotches (uneven paint)."""
+    w, h = face.size
+    cells = int(rng.integers(3, 9))
+    coarse = rng.uniform(0, 1, size=(cells, cells)).astype(np.float32)
+    field = np.asarray(Image.fromarray(coarse, mode="F").resize((w, h), Image.Resampling.BICUBIC), dtype=np.float32)
+    amount = np.clip(field, 0, 1)[..., None] * rng.uniform(0.1, 0.4)
+    out = np.asarray(face, dtype=np.float32) * (1 - amount) + paper.astype(np.float32) * amount
+    return Image.fromarray(np.clip(out, 0, 255).round().astype(np.uint8), mode="RGB")
+
+
 def draw_sample(colour: str, fill: str, shape: str, rng: np.random.Generator, variety: str = "standard") -> ShapeSample:
     """Draw one object of class ``(colour, fill, shape)`` with ``rng``, of ``variety`` (see the module docs).
 
@@ -289,10 +314,12 @@ def draw_sample(colour: str, fill: str, shape: str, rng: np.random.Generator, va
         max_count = max(2.0, 2 * r / ss * 80.0 / long_side / MIN_PERIOD_AT_80PX)
         on_object = np.asarray(silhouette) >= 128
         for _ in range(12):  # the marks must show as a pattern on this object (not one band over a bar)
-            pattern = _pattern(fill, w, h, cx, cy, r, rng, max_count)
+            pattern = _pattern(fill, w, h, cx, cy, r, rng, max_count, bend=variety == "uneven")
             if fill == "solid" or 0.15 <= (np.asarray(pattern)[on_object] > 0).mean() <= 0.85:
                 break
     face = Image.composite(_solid(marks, (w, h)), _solid(inside, (w, h)), pattern)
+    if variety == "uneven" and rng.uniform() < 1 / 3:
+        face = _uneven(face, bg_mean, rng)
     img = Image.composite(face, img, silhouette)
 
     if pen or rng.uniform() < 0.45:

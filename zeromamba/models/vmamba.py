@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from timm.layers import DropPath, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch.utils.checkpoint import checkpoint
@@ -27,9 +26,10 @@ from ..ops import SCAN_BACKENDS, cross_selective_scan
 from ..ops.fused_linear import linear
 from ..ops.packed_weights import release_packed_weights
 from ..zoo import timm_pretrained_cfgs
+from ._conv_stem import Downsample, PatchEmbed
 from ._features import take_indices
 from ._helpers import checked_filter, factory_device, hub_cfg_overlay, linear_like, set_factory_dtype, unwrap_state_dict
-from ._layout import ToChannelsFirst, ToChannelsLast, conv_channels_last, run_conv
+from ._layout import conv_channels_last
 from ._micro_batch import MMAP_THRESHOLD_BYTES, run_in_micro_batches
 
 __all__ = ["VMamba", "SS2D", "VSSBlock", "VMambaStage", "VMAMBA_VARIANTS", "checkpoint_filter_fn"]
@@ -49,43 +49,6 @@ def _project(
     if isinstance(layer, nn.Linear):
         return linear(x, layer.weight, layer.bias, activation=activation, residual=residual)
     return layer(x, activation=activation, residual=residual)
-
-
-class PatchEmbed(nn.Sequential):
-    """Stem: two stride-2 3x3 convs, LayerNorm after each, GELU between (official ``patch_embed``)."""
-
-    def __init__(self, in_chans: int = 3, embed_dim: int = 96):
-        super().__init__(
-            nn.Conv2d(in_chans, embed_dim // 2, kernel_size=3, stride=2, padding=1),  # 0
-            ToChannelsLast(),  # 1
-            nn.LayerNorm(embed_dim // 2),  # 2
-            ToChannelsFirst(),  # 3
-            nn.GELU(),  # 4
-            nn.Conv2d(embed_dim // 2, embed_dim, kernel_size=3, stride=2, padding=1),  # 5
-            ToChannelsLast(),  # 6
-            nn.LayerNorm(embed_dim),  # 7
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, H, W)`` NCHW in, ``(B, H/4, W/4, C)`` channels-last out."""
-        x = run_conv(self[0], x.contiguous(memory_format=torch.channels_last)).permute(0, 2, 3, 1)
-        x = F.gelu(self[2](x))
-        return self[7](conv_channels_last(self[5], x))
-
-
-class Downsample(nn.Sequential):
-    """Stride-2 3x3 conv then LayerNorm (official ``downsample`` "v3")."""
-
-    def __init__(self, dim: int, out_dim: int):
-        super().__init__(
-            ToChannelsFirst(),  # 0
-            nn.Conv2d(dim, out_dim, kernel_size=3, stride=2, padding=1),  # 1
-            ToChannelsLast(),  # 2
-            nn.LayerNorm(out_dim),  # 3
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self[3](conv_channels_last(self[1], x))
 
 
 class SS2D(nn.Module):

@@ -99,7 +99,7 @@ class TrainConfig:
     ``shapes``: a shape, a colour, a fill; both default off, so the published recipes are the
     paper's): ``group_ce_weight`` adds that weight times a cross-entropy per group on the predicted
     attribute vector (each group's values as logits, the class's value as the label);
-    ``shapes_variety`` (``shapes`` only: ``standard`` or ``wide``, how widely the renderer varies
+    ``shapes_variety`` (``shapes`` only: ``standard``, ``wide`` or ``uneven``, how widely the renderer varies
     fills and backgrounds, :mod:`~zeromamba.data.shapes_draw`);
     ``augment``: training augmentations by name, applied after the flip (:mod:`~zeromamba.data.augment`:
     ``warp`` bends the image smoothly by a few pixels, ``pixelate`` redraws it on a coarser grid);
