@@ -18,9 +18,10 @@ Two kernels, the first that passes its check is used:
 Each kernel is checked once per process against an exact integer reference. On CPUs without VNNI
 (AVX2 only) the int8 products add pairs of uint8 x int8 products in saturating 16-bit sums and
 return wrong values for large inputs; the check sees this and the weights then use 7 bits
-(``|q| <= 63``), which cannot saturate with 8-bit activations. (7-bit weights move ZeroMamba's
-attributes about half as much as 7-bit activations would: the activations' range is the coarser
-one.) A kernel that is wrong either way is not used; with none left, int8 is refused with
+(``|q| <= 63``), which cannot saturate with 8-bit activations. (On the trained models measured,
+7-bit weights moved the attributes less than 7-bit activations did: an activation range is one per
+image, a weight range one per output channel; see the speed documentation.) A kernel that is
+wrong either way is not used; with none left, int8 is refused with
 :class:`~zeromamba.errors.Int8UnavailableError`, never run in float32 instead.
 ``ZEROMAMBA_INT8_KERNEL=onednn|dynamic`` chooses a kernel.
 """
