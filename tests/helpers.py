@@ -3,8 +3,11 @@ Anything that sets state up is a pytest fixture in conftest.py instead."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,16 @@ import torch
 from huggingface_hub import constants
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def benchmark_report(script: str, args: list[str], out: Path, cwd: Path | None = None) -> dict[str, Any]:
+    """Run ``benchmarks/<script>`` with ``args`` in a fresh process, as a user does, writing its JSON
+    to ``out``; the report (the run must succeed: its stderr is shown if it does not)."""
+    cmd = [sys.executable, str(REPO / "benchmarks" / script), *args, "--out", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=cwd)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(out.read_text())
+
 
 # the smallest model that still has four stages and a real scan
 TINY = dict(embed_dim=8, depths=(1, 1, 1, 1))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from .helpers import benchmark_report
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "allocator.py"
@@ -16,12 +17,9 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gl
 
 
 def test_reports_each_allocator_against_glibc_per_model_and_batch(tmp_path: Path) -> None:
-    out = tmp_path / "allocator.json"
-    cmd = [sys.executable, str(SCRIPT), "--allocators", "glibc", "glibc-retain", "--models", "resnet101"]
-    cmd += ["--size", "32", "--batches", "1", "2", "--runs", "2", "--rounds", "1", "--threads", "1"]
-    run = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-2000:]
-    report = json.loads(out.read_text())
+    args = ["--allocators", "glibc", "glibc-retain", "--models", "resnet101"]
+    args += ["--size", "32", "--batches", "1", "2", "--runs", "2", "--rounds", "1", "--threads", "1"]
+    report = benchmark_report("allocator.py", args, tmp_path / "allocator.json")
     assert report["benchmark"] == "allocator" and report["rounds"] == 1 and report["not_installed"] == []
     assert report["machine"]["cpu_model"]
     glibc, retain = report["allocators"]["glibc"], report["allocators"]["glibc-retain"]

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from zeromamba.ops.fused_linear import fused_linear_available
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "benchmarks" / "packed_weights.py"
+from .helpers import benchmark_report
 
 
 @pytest.mark.skipif(not fused_linear_available(), reason="oneDNN fused linear unavailable here")
 def test_reports_both_settings_their_ratio_and_the_memory_packing_adds(tmp_path: Path) -> None:
-    out = tmp_path / "packed.json"
-    cmd = [sys.executable, str(SCRIPT), "--size", "32", "--pairs", "2", "--threads", "1", "--builds", "native"]
-    run = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-2000:]
-    report = json.loads(out.read_text())
+    args = ["--size", "32", "--pairs", "2", "--threads", "1", "--builds", "native"]
+    report = benchmark_report("packed_weights.py", args, tmp_path / "packed.json")
     assert report["benchmark"] == "packed_weights" and report["builds_run"] == ["native"]
     native = report["builds"]["native"]
     assert native["environment"] == {} and native["machine"]["cpu_model"]

@@ -3,26 +3,19 @@ products, with what the fused linear layer chooses for each."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from zeromamba.ops.fused_linear import fused_linear_available
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "benchmarks" / "gelu_epilogue.py"
+from ..helpers import benchmark_report
 
 
 @pytest.mark.skipif(not fused_linear_available(), reason="oneDNN fused linear unavailable here")
 def test_reports_both_placements_per_product_and_the_choice(tmp_path: Path) -> None:
-    out = tmp_path / "gelu.json"
-    cmd = [sys.executable, str(SCRIPT), "--size", "64", "--rounds", "1", "--repeat", "1", "--builds", "avx2"]
-    run = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-2000:]
-    build = json.loads(out.read_text())["builds"]["avx2"]
+    args = ["--size", "64", "--rounds", "1", "--repeat", "1", "--builds", "avx2"]
+    build = benchmark_report("gelu_epilogue.py", args, tmp_path / "gelu.json")["builds"]["avx2"]
     products = build["products"]
     # ZeroMamba-S has four stages of widths 96..768; at 64 px the first has 16 x 16 tokens
     assert [p["in_features"] for p in products] == [96, 192, 384, 768]

@@ -3,22 +3,20 @@ with styles a candidate's training covers kept apart from the pooled figures."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from ..helpers import REPO, benchmark_report
+
 SCRIPT = REPO / "benchmarks" / "shapes_styles.py"
-BASE = [sys.executable, str(SCRIPT), "--per-class", "1", "--styles", "fine_marks,shaded", "--threads", "1"]
+ARGS = ["--per-class", "1", "--styles", "fine_marks,shaded", "--threads", "1"]
+BASE = [sys.executable, str(SCRIPT), *ARGS]
 
 
 def test_styles_within_a_training_are_kept_apart_from_the_pooled_rest(tmp_path: Path) -> None:
-    out = tmp_path / "styles.json"
-    cmd = [*BASE, "--within-training", "fine_marks=training draws 1.8-7 stripes across", "--out", str(out)]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert run.returncode == 0, run.stderr[-2000:]
-    report = json.loads(out.read_text())
+    args = [*ARGS, "--within-training", "fine_marks=training draws 1.8-7 stripes across"]
+    report = benchmark_report("shapes_styles.py", args, tmp_path / "styles.json", cwd=REPO)
     assert report["styles"] == ["fine_marks", "shaded"]
     assert report["styles_within_training_ranges"] == {"fine_marks": "training draws 1.8-7 stripes across"}
     model = report["models"]["shapes-zsl"]
