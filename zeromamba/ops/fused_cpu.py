@@ -327,5 +327,6 @@ def _kernel_inputs(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds)
     )
     # fixed functions of the weights: kept beside them (a few small operators a block otherwise),
     # computed in the graph while one is traced
-    constants = [make(t) if is_tracing() else kept_form(t, name, make) for t, name, make in forms]
+    tracing = is_tracing()
+    constants = [make(t) if tracing else kept_form(t, name, make) for t, name, make in forms]
     return (u, xdbl, *constants, H, W)
