@@ -25,7 +25,7 @@ reads as a solid or as one band), and coloured paper backgrounds (a pastel of an
 model's first training stage saw; ``"wide"`` is its second (fine-tuning) stage's. ``"uneven"`` is
 ``"wide"`` plus two things hands and paints do: stripes bent into gentle waves (a third of striped
 objects: up to 0.45 of a period, one or two waves along a stripe) and bodies of uneven density (a
-third of all objects: the inside drawn 10-40% towards the paper in a few smooth blotches).
+third of all objects: the inside drawn towards the paper, by up to 10-40%, in a few smooth blotches).
 
 The mask is the object's silhouette (outline included) at the canvas's resolution: what the
 explanation metrics (:mod:`zeromamba.explanation_metrics`) count as "on the object".
@@ -270,7 +270,7 @@ def _solid(colour: np.ndarray, size: tuple[int, int]) -> Image.Image:
 
 
 def _uneven(face: Image.Image, paper: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """``face`` drawn 10-40% of the way towards ``paper`` in a few smooth blotches (uneven paint)."""
+    """``face`` drawn towards ``paper`` in a few smooth blotches, by up to 10-40% of the way (uneven paint)."""
     w, h = face.size
     cells = int(rng.integers(3, 9))
     coarse = rng.uniform(0, 1, size=(cells, cells)).astype(np.float32)
