@@ -24,6 +24,15 @@
  * each without FMA); a bfloat16 model adds 5 integer operations rounding dt to bfloat16.
  */
 #define _POSIX_C_SOURCE 200112L /* posix_memalign */
+
+/* Below AVX-512, x86 has 16 vector registers: too few for a block's independent chains, which GCC
+   then allocates in source order and spills. Scheduling before register allocation, minding the
+   pressure, made this kernel 3% (x86-64-v3) and 8% (v2) faster on Zen 4; with 32 registers it
+   changes nothing. (Before any function, the headers' inline ones included.) */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__AVX512F__)
+#pragma GCC optimize("schedule-insns", "sched-pressure")
+#endif
+
 #include <stdlib.h>
 
 #include "zm_simd.h"
