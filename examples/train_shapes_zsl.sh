@@ -13,17 +13,21 @@
 # to RUN_FOLDER/model. A second stage, `zeromamba train --config examples/shapes_zsl_finetune.json`
 # (16 minutes), fine-tunes that whole model for 4 epochs at a tenth of the learning rate, at 112 x 112
 # instead of 80 x 80, on the renderer's wide variety (wider stripe and dot spacings, hexagonal dot
-# grids, coloured paper), selecting epoch count and gamma the same way; its model is the one shipped.
+# grids, coloured paper), selecting epoch count and gamma the same way. A third,
+# `zeromamba train --config examples/shapes_zsl_finetune_uneven.json` (22 minutes), fine-tunes that
+# model once more the same way on the renderer's uneven variety (the wide one plus stripes bent into
+# waves and bodies painted in uneven blotches); its model is the one shipped.
 #
-# Usage: examples/train_shapes_zsl.sh [RUN_FOLDER]   (default runs/shapes-zsl; RUN_FOLDER and
-# RUN_FOLDER-finetune must not hold a run)
+# Usage: examples/train_shapes_zsl.sh [RUN_FOLDER]   (default runs/shapes-zsl; RUN_FOLDER,
+# RUN_FOLDER-finetune and RUN_FOLDER-uneven must not hold a run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run="${1:-runs/shapes-zsl}"
 
 zeromamba train --config examples/shapes_zsl.json --output "$run"
 zeromamba train --config examples/shapes_zsl_finetune.json --set init="$run/model" --output "$run-finetune"
-run="$run-finetune"
+zeromamba train --config examples/shapes_zsl_finetune_uneven.json --set init="$run-finetune/model" --output "$run-uneven"
+run="$run-uneven"
 
 target=zeromamba/pretrained/shapes-zsl
 rm -rf "$target"

@@ -357,7 +357,7 @@ register_variant(
         model_args=dict(ZEROMAMBA_ARCHITECTURES["zeromamba_nano_s8"], num_attributes=10),
         task="zsl",
         dataset="shapes",
-        gamma=0.059288333919092356,  # chosen on validation classes by the fine-tuning run, as in config.json
+        gamma=0.05708985361418749,  # chosen on validation classes by the last fine-tuning run, as in config.json
         # its preprocessing, as in its config.json (a test checks that they agree)
         input_size=(3, 112, 112),
         crop_mode="border",
@@ -366,7 +366,7 @@ register_variant(
         num_attributes=10,
         num_seen=27,
         trained_by="the zeromamba project (examples/train_shapes_zsl.sh)",
-        measured_metrics={"czsl_acc": 99.9, "gzsl_u": 97.7, "gzsl_s": 96.1, "gzsl_h": 96.9},
+        measured_metrics={"czsl_acc": 100.0, "gzsl_u": 98.0, "gzsl_s": 97.6, "gzsl_h": 97.8},
         measured_metrics_source=(
             "on the generated Shapes test split of seed 4242 (2250 images) with benchmarks/shapes_demo.py; "
             "more in the project's MODEL_CARD.md"

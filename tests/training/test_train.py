@@ -174,6 +174,10 @@ def test_init_scope_model_starts_from_a_whole_trained_model(tmp_path: Path) -> N
     stage2 = resolve_config(Path(__file__).resolve().parents[2] / "examples" / "shapes_zsl_finetune.json")
     assert (stage2.init_scope, stage2.shapes_variety, stage2.model) == ("model", "wide", recipe["model"])
     assert stage2.init == "runs/shapes-zsl/model" and stage2.lr < recipe["lr"]
+    # and the third fine-tunes the second's on the uneven variety, the same way
+    stage3 = resolve_config(Path(__file__).resolve().parents[2] / "examples" / "shapes_zsl_finetune_uneven.json")
+    assert (stage3.init_scope, stage3.shapes_variety, stage3.model) == ("model", "uneven", recipe["model"])
+    assert stage3.init == "runs/shapes-zsl-finetune/model" and stage3.lr == stage2.lr
     with pytest.raises(ConfigError, match="init_scope 'model' needs an init"):
         resolve_config({**base, "init": "none", "init_scope": "model"})
     with pytest.raises(ConfigError, match="init_scope must be"):

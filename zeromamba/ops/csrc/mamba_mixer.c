@@ -19,7 +19,7 @@
  */
 
 /* With AVX2's 16 vector registers GCC spills this kernel's chains less when it schedules before
-   register allocation, minding the pressure (5% faster at x86-64-v3 on Zen 4; at SSE levels 4%
+   register allocation, minding the pressure (3-7% faster at x86-64-v3 on Zen 4; at SSE levels 4%
    slower, so not there). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__AVX__) && !defined(__AVX512F__)
 #pragma GCC optimize("schedule-insns", "sched-pressure")
