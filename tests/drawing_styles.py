@@ -585,6 +585,25 @@ def _strip(draw: ImageDraw.ImageDraw, lay: Layout, angle: float, offset: float, 
     draw.polygon([(lay.cx + u * c - v * s, lay.cy + u * s + v * c) for u, v in ends], fill=fill)
 
 
+def _strips(
+    draw: ImageDraw.ImageDraw,
+    lay: Layout,
+    count: float,
+    angle: float,
+    rng: np.random.Generator,
+    tilt: float,
+    shift: float,
+    widths: tuple[float, float],
+) -> None:
+    """Separate bands, ``count`` to the object's diameter, each turned by up to ``tilt`` from ``angle``,
+    moved by up to ``shift`` of the spacing and ``widths`` of the spacing wide (drawn as 255)."""
+    gap = 2 * lay.r / count
+    for k in range(-int(count), int(count) + 1):
+        turn = rng.uniform(-tilt, tilt)
+        offset = (k + rng.uniform(-shift, shift)) * gap if shift else k * gap
+        _strip(draw, lay, angle + turn, offset, gap * rng.uniform(*widths), 255)
+
+
 def marker(colour: str, fill: str, shape: str, rng: np.random.Generator) -> Image.Image:
     lay = _layout(rng)
     angle = rng.uniform(0, math.pi)
@@ -605,18 +624,7 @@ def marker(colour: str, fill: str, shape: str, rng: np.random.Generator) -> Imag
 
     def stripes(lay_: Layout, r: np.random.Generator) -> Image.Image:
         layer = Image.new("L", lay_.big, 0)
-        draw = ImageDraw.Draw(layer)
-        count = r.uniform(2.5, 4.0)
-        gap = 2 * lay_.r / count
-        for k in range(-int(count), int(count) + 1):
-            _strip(
-                draw,
-                lay_,
-                angle + r.uniform(-0.1, 0.1),
-                (k + r.uniform(-0.1, 0.1)) * gap,
-                gap * r.uniform(0.35, 0.5),
-                255,
-            )
+        _strips(ImageDraw.Draw(layer), lay_, r.uniform(2.5, 4.0), angle, r, tilt=0.1, shift=0.1, widths=(0.35, 0.5))
         return layer
 
     marks = (
@@ -646,9 +654,7 @@ def collage(colour: str, fill: str, shape: str, rng: np.random.Generator) -> Ima
         draw = ImageDraw.Draw(layer)
         if fill == "striped":
             count = rng.uniform(2.5, 4.0)
-            gap, angle = 2 * lay.r / count, rng.uniform(0, math.pi)
-            for k in range(-int(count), int(count) + 1):
-                _strip(draw, lay, angle + rng.uniform(-0.09, 0.09), k * gap, gap * rng.uniform(0.3, 0.5), 255)
+            _strips(draw, lay, count, rng.uniform(0, math.pi), rng, tilt=0.09, shift=0.0, widths=(0.3, 0.5))
         else:
             count = rng.uniform(3.0, 4.5)
             gap = 2 * lay.r / count
