@@ -80,7 +80,7 @@ def speed(paths: list[str], reports: list[dict[str, Any]]) -> str:
             ]
             if profile is not None:
                 share = profile.get("builds", {}).get(name, {}).get("scan_share")
-                row.append(f"{share:.0%}" if share is not None and (size, dtype) == (448, "float32") else "-")
+                row.append(f"{share:.1%}" if share is not None and (size, dtype) == (448, "float32") else "-")
             rows.append(row)
     facts = [cpu_text(rec), compiler_text(rec), date_text(report, rec), load_text(report)]
     facts.insert(0, f"{report.get('threads', '?')} threads, median of {report.get('rounds', '?')} interleaved rounds")

@@ -190,4 +190,5 @@ def test_the_speed_table_takes_the_scan_share_from_a_profile(tables: Any) -> Non
     grid = tables.KINDS["speed"](["a.json", "b.json"], [speed_report(), profile]).split("\n\n")[1]
     assert grid.splitlines()[0].endswith("| scan share (448, b1) |")
     rows = grid.splitlines()[2:]
-    assert rows[0].endswith("| 17% |") and rows[1].endswith("| - |") and rows[2].endswith("| 25% |")
+    # one decimal: a share of 10.4% must not read as 10%
+    assert rows[0].endswith("| 17.4% |") and rows[1].endswith("| - |") and rows[2].endswith("| 25.0% |")
