@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "write a model as ONNX, TorchScript or an ExportedProgram, with its preprocessing as JSON"),
     "demo": ("demo", "zero-shot classification of unseen classes with the embedded shapes model (offline)"),
     "app": ("app", "a web page to try a model: upload or draw an image, define classes by their attributes"),
+    "env": ("env", "what this machine runs: versions, the CPU's instruction sets, the C kernels, int8 and the GPU"),
 }
 #: command-group modules of this package, in the order their commands appear in --help
 COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(module for module, _ in COMMANDS.values()))
