@@ -15,7 +15,8 @@ Where oneDNN runs its AVX2 kernels (a CPU without AVX-512, or ``ONEDNN_MAX_CPU_I
 exact-GELU epilogue slows the product by about a third of the product's own time, whatever its
 shape, while a separate GELU costs in proportion to the output alone, i.e. ``1 / in_features`` of
 the product's work: there, from :data:`AVX2_SEPARATE_GELU_FROM` input features on, the GELU runs
-after the fused product instead (the same values; ``benchmarks/gelu_epilogue.py`` measures both).
+after the fused product instead, in place on its output (the same values; ``benchmarks/gelu_epilogue.py``
+measures both).
 """
 
 from __future__ import annotations
@@ -147,5 +148,7 @@ def linear(
     x2d = x.reshape(-1, x.shape[-1])
     res2d = None if residual is None else residual.reshape(-1, weight.shape[0])
     if activation is not None and not gelu_in_epilogue(x.shape[-1]):
-        return F.gelu(_fused(x2d, weight, bias, None, None), approximate=activation).view(*lead, weight.shape[0])
+        # in place on the product's own output: no second tensor of its size to allocate (and fault in)
+        y = torch.ops.aten.gelu_(_fused(x2d, weight, bias, None, None), approximate=activation)
+        return y.view(*lead, weight.shape[0])
     return _fused(x2d, weight, bias, activation, res2d).view(*lead, weight.shape[0])
