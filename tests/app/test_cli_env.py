@@ -47,3 +47,14 @@ def test_env_shows_the_instruction_set_asked_for_and_why_a_path_is_not_used(cli)
     assert off.returncode == 0, off.stderr
     assert "VMamba scan kernel   not used: disabled by ZEROMAMBA_DISABLE_CPU_KERNEL" in off.stdout, off.stdout
     assert "Vim mixer kernels    not used: disabled by ZEROMAMBA_DISABLE_CPU_KERNEL" in off.stdout, off.stdout
+
+
+def test_env_says_when_the_system_does_not_list_the_instruction_sets() -> None:
+    from zeromamba.cli.env import report_text
+    from zeromamba.ops.status import runtime_report
+
+    report = runtime_report()
+    report["cpu"]["isa"] = None  # as on a system without /proc/cpuinfo
+    assert "instruction sets     not listed by this system" in report_text(report)
+    report["cpu"]["isa"] = []
+    assert "instruction sets     none of those that matter here" in report_text(report)

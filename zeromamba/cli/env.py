@@ -21,6 +21,12 @@ def _kernel_line(info: dict[str, Any]) -> str:
     return f"in use: {isa} build, {info.get('vector_lanes')} float lanes{fma}, on {threads}; {compiler}"
 
 
+def _isa_text(isa: list[str] | None) -> str:
+    if isa is None:
+        return "not listed by this system (no /proc/cpuinfo)"
+    return " ".join(isa) or "none of those that matter here (no SSE4.2, AVX2, AVX-512 or NEON)"
+
+
 def _int8_line(info: dict[str, Any]) -> str:
     if info.get("kernel") is None:
         return f"unavailable: {info.get('reason')}"
@@ -48,7 +54,7 @@ def report_text(report: dict[str, Any]) -> str:
             f"Python {report['python']} ({report['platform']})",
         ),
         ("CPU", f"{cpu['model']} ({cpu['machine']}, {cpu['cores']} cores{vm})"),
-        ("instruction sets", " ".join(cpu["isa"]) or "none of those that matter here"),
+        ("instruction sets", _isa_text(cpu["isa"])),
         (
             "PyTorch on the CPU",
             f"{tor['cpu_capability']} kernels, {tor['threads']} threads, oneDNN {'yes' if tor['onednn'] else 'no'}",

@@ -81,7 +81,7 @@ def runtime_report() -> dict[str, Any]:
     """Versions, the CPU and the fast paths in use, as a JSON-ready dict:
 
     * ``cpu``: ``model``, ``machine``, ``cores``, ``virtualised``, ``isa`` (those of :data:`ISA_FLAGS` it
-      has; ``amx_tile`` reads ``amx``);
+      has; ``amx_tile`` reads ``amx``; ``None`` where the system does not list them);
     * ``torch``: ``version``, ``cpu_capability`` (the vector width PyTorch's own kernels use), ``threads``,
       ``onednn``;
     * ``kernels``: the C kernels (``ss2d_scan``: VMamba's cross scan; ``mamba_mixer``: Vim's), each
@@ -98,7 +98,8 @@ def runtime_report() -> dict[str, Any]:
     from .int8_linear import int8_status
     from .mixer_cpu import mixer_cpu_info
 
-    flags = cpu_flags() or set()
+    known = cpu_flags()  # None where /proc/cpuinfo cannot be read (not Linux)
+    flags = known or set()
     try:
         import timm
 
@@ -115,7 +116,7 @@ def runtime_report() -> dict[str, Any]:
             "machine": platform.machine(),
             "cores": os.cpu_count(),
             "virtualised": "hypervisor" in flags,
-            "isa": [("amx" if f == "amx_tile" else f) for f in ISA_FLAGS if f in flags],
+            "isa": None if known is None else [("amx" if f == "amx_tile" else f) for f in ISA_FLAGS if f in flags],
         },
         "torch": {
             "version": torch.__version__,
