@@ -27,11 +27,9 @@ import subprocess
 import sys
 from typing import Any
 
-#: flags reported as such (``/proc/cpuinfo`` names); ``amx`` stands for ``amx_tile``
-ISA_FLAGS = (
-    "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8",
-    "asimd", "sve",
-)  # fmt: skip
+# the package's torch-free CPU facts (importing zeromamba loads neither torch nor timm)
+from zeromamba.cpu_info import ISA_FLAGS, cpu_fields, cpu_flags, cpu_model
+
 #: environment variables that change which instruction set (or allocator) the measured code uses
 ISA_ENV = (
     "ATEN_CPU_CAPABILITY",
@@ -49,36 +47,6 @@ ISA_ENV = (
 )
 
 
-def _cpuinfo() -> dict[str, str]:
-    """The first processor's fields of ``/proc/cpuinfo`` (empty where there is none)."""
-    fields: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if not line.strip():
-                    if fields:
-                        break
-                    continue
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    return fields
-
-
-def _cpu_model(info: dict[str, str]) -> str:
-    if info.get("model name"):
-        return info["model name"]
-    if sys.platform == "darwin":
-        try:
-            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True)
-            if out.stdout.strip():
-                return out.stdout.strip()
-        except OSError:
-            pass
-    return platform.processor() or platform.machine()
-
-
 def _compiler() -> dict[str, str]:
     """The C compiler the kernels are built with (as zeromamba.ops.cpu_build picks it: $CC, cc, gcc,
     clang), found here without importing torch, so that start-up benchmarks stay unaffected."""
@@ -94,11 +62,11 @@ def _compiler() -> dict[str, str]:
 
 def machine_info(kernels: bool = False) -> dict[str, Any]:
     """The machine, its CPU and what decides the code it runs (see the module docstring)."""
-    info = _cpuinfo()
-    flags = set((info.get("flags") or info.get("Features") or "").split())
+    info = cpu_fields()
+    flags = cpu_flags(info) or set()
     out: dict[str, Any] = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "cpu_model": _cpu_model(info),
+        "cpu_model": cpu_model(info),
         "cpu_id": {k: info[k] for k in ("vendor_id", "cpu family", "model", "stepping", "CPU part") if k in info},
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),

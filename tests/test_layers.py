@@ -16,6 +16,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "leaf": (
         "errors",
         "version",
+        "cpu_info",
         "constants",
         "fileio",
         "architectures",

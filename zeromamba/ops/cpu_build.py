@@ -50,6 +50,7 @@ from pathlib import Path
 
 import torch  # noqa: F401  (loads the OpenMP runtime that an OpenMP build links to)
 
+from ..cpu_info import cpu_flags
 from ..fileio import cache_root
 from .kernel_cache import kernel_folders, load_library, trusted_file
 
@@ -122,19 +123,6 @@ def compiler_version(cc: str) -> str:
     except (OSError, subprocess.SubprocessError):
         return ""
     return out.strip().splitlines()[0] if out.strip() else ""
-
-
-def cpu_flags() -> set[str] | None:
-    """The CPU's feature flags from ``/proc/cpuinfo`` (``flags`` on x86, ``Features`` on ARM), or
-    ``None`` where that cannot be read (not Linux)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return None
 
 
 def _is_x86() -> bool:

@@ -14,23 +14,10 @@ from typing import Any
 
 import torch
 
-from .cpu_build import cpu_flags
+from ..cpu_info import ISA_FLAGS, cpu_fields, cpu_flags, cpu_model
 
-__all__ = ["ISA_FLAGS", "SETTINGS", "cpu_model", "runtime_report"]
+__all__ = ["SETTINGS", "runtime_report"]
 
-#: the CPU flags (``/proc/cpuinfo`` names) that choose the code PyTorch, oneDNN and the kernels run
-ISA_FLAGS = (
-    "sse4_2",
-    "avx2",
-    "fma",
-    "avx512f",
-    "avx512_bf16",
-    "avx512_vnni",
-    "avx_vnni",
-    "amx_tile",
-    "asimd",
-    "sve",
-)
 #: environment variables that change which CPU code runs (zeromamba's own, and the caps that make a
 #: newer CPU run as an older one)
 SETTINGS = (
@@ -50,19 +37,6 @@ SETTINGS = (
 )
 
 
-def cpu_model() -> str:
-    """The CPU's name as the system gives it (``/proc/cpuinfo``'s ``model name``), else the platform's
-    best guess."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _cuda() -> dict[str, Any]:
     if not torch.cuda.is_available():
         return {"available": False}
@@ -80,8 +54,9 @@ def _cuda() -> dict[str, Any]:
 def runtime_report() -> dict[str, Any]:
     """Versions, the CPU and the fast paths in use, as a JSON-ready dict:
 
-    * ``cpu``: ``model``, ``machine``, ``cores``, ``virtualised``, ``isa`` (those of :data:`ISA_FLAGS` it
-      has; ``amx_tile`` reads ``amx``; ``None`` where the system does not list them);
+    * ``cpu``: ``model``, ``machine``, ``cores``, ``virtualised``, ``isa`` (those of
+      :data:`zeromamba.cpu_info.ISA_FLAGS` it has; ``amx_tile`` reads ``amx``; ``None`` where the
+      system does not list them);
     * ``torch``: ``version``, ``cpu_capability`` (the vector width PyTorch's own kernels use), ``threads``,
       ``onednn``;
     * ``kernels``: the C kernels (``ss2d_scan``: VMamba's cross scan; ``mamba_mixer``: Vim's), each
@@ -98,7 +73,8 @@ def runtime_report() -> dict[str, Any]:
     from .int8_linear import int8_status
     from .mixer_cpu import mixer_cpu_info
 
-    known = cpu_flags()  # None where /proc/cpuinfo cannot be read (not Linux)
+    fields = cpu_fields()
+    known = cpu_flags(fields)  # None where the system does not list them (not Linux)
     flags = known or set()
     try:
         import timm
@@ -112,7 +88,7 @@ def runtime_report() -> dict[str, Any]:
         "platform": sys.platform,
         "timm": timm_version,
         "cpu": {
-            "model": cpu_model(),
+            "model": cpu_model(fields),
             "machine": platform.machine(),
             "cores": os.cpu_count(),
             "virtualised": "hypervisor" in flags,
